@@ -1,0 +1,111 @@
+"""The versioned binary codec for every message on the wire.
+
+A frame is two header bytes and a body::
+
+    byte 0  codec version (1)
+    byte 1  flags: bits 0-1 body format (0 msgpack, 1 JSON, 2 CBOR), bit 2 zstd-compressed
+    body    the message as a map, in that format
+
+Fleetlink sends msgpack, compressed with zstd when the body exceeds
+``COMPRESS_ABOVE_BYTES``; the choice and the figures behind it are in
+docs/decisions.md and docs/benchmarks.md (``fleetlink bench codec``). The
+decoder reads every format, so a device and a cloud of different versions can
+still talk.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import IntEnum
+from typing import Any, TypeVar
+
+import msgpack
+import zstandard
+from pydantic import BaseModel, ValidationError
+
+CODEC_VERSION = 1
+COMPRESS_ABOVE_BYTES = 512
+_ZSTD_FLAG = 0b100
+_FORMAT_MASK = 0b011
+_MAX_DECOMPRESSED_BYTES = 16 * 1024 * 1024
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class CodecError(ValueError):
+    """Raised for a payload that cannot be decoded; the message says why."""
+
+
+class Format(IntEnum):
+    MSGPACK = 0
+    JSON = 1
+    CBOR = 2
+
+
+def _dumps(obj: dict[str, Any], fmt: Format) -> bytes:
+    if fmt is Format.MSGPACK:
+        return msgpack.packb(obj, use_bin_type=True)
+    if fmt is Format.JSON:
+        return json.dumps(obj, separators=(",", ":")).encode()
+    import cbor2  # only benchmarks and older peers need CBOR
+
+    return cbor2.dumps(obj)
+
+
+def _loads(body: bytes, fmt: Format) -> Any:
+    if fmt is Format.MSGPACK:
+        return msgpack.unpackb(body, raw=False, strict_map_key=True)
+    if fmt is Format.JSON:
+        return json.loads(body)
+    import cbor2
+
+    return cbor2.loads(body)
+
+
+def encode(
+    message: BaseModel,
+    fmt: Format = Format.MSGPACK,
+    compress_above: int | None = COMPRESS_ABOVE_BYTES,
+) -> bytes:
+    """Return the framed bytes of ``message``; ``compress_above=None`` never compresses."""
+    body = _dumps(message.model_dump(mode="json"), fmt)
+    flags = int(fmt)
+    if compress_above is not None and len(body) > compress_above:
+        body = zstandard.ZstdCompressor(level=3).compress(body)
+        flags |= _ZSTD_FLAG
+    return bytes((CODEC_VERSION, flags)) + body
+
+
+def decode_raw(payload: bytes) -> Any:
+    """Return the body of a frame as plain Python data; raise CodecError if it is not one."""
+    if len(payload) < 3:
+        raise CodecError(f"payload of {len(payload)} bytes is too short to be a frame")
+    version, flags = payload[0], payload[1]
+    if version != CODEC_VERSION:
+        raise CodecError(f"unsupported codec version {version} (this build reads {CODEC_VERSION})")
+    if flags & ~(_ZSTD_FLAG | _FORMAT_MASK):
+        raise CodecError(f"unknown codec flags 0x{flags:02x}")
+    try:
+        fmt = Format(flags & _FORMAT_MASK)
+    except ValueError:
+        raise CodecError(f"unknown body format {flags & _FORMAT_MASK}") from None
+    body = payload[2:]
+    try:
+        if flags & _ZSTD_FLAG:
+            body = zstandard.ZstdDecompressor().decompress(
+                body, max_output_size=_MAX_DECOMPRESSED_BYTES
+            )
+        return _loads(body, fmt)
+    except Exception as exc:  # every library raises its own type for garbage
+        raise CodecError(f"{fmt.name.lower()} body does not decode: {exc}") from exc
+
+
+def decode(payload: bytes, model: type[M]) -> M:
+    """Return ``payload`` decoded and validated as ``model``; raise CodecError if it is not."""
+    data = decode_raw(payload)
+    if not isinstance(data, dict):
+        raise CodecError(f"body is a {type(data).__name__}, expected a map")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise CodecError(f"not a valid {model.__name__}: {exc}") from exc
