@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The test command: sets up a fresh Debian/Ubuntu machine (services, Python packages),
+# then runs the linters, the type checker and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  echo "starting PostgreSQL"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start
+  for _ in $(seq 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+fi
+if ! psql -h 127.0.0.1 -U postgres -tAc 'select 1' >/dev/null 2>&1; then
+  echo "PostgreSQL on 127.0.0.1:5432 does not accept user postgres without a password;" >&2
+  echo "set FLEETLINK_TEST_PG_ADMIN_URL to an admin URL that can create databases." >&2
+  [ -n "${FLEETLINK_TEST_PG_ADMIN_URL:-}" ] || exit 1
+fi
+
+python3 -m pip install --quiet --disable-pip-version-check -e '.[all]'
+
+python3 -m ruff format --check .
+python3 -m ruff check .
+python3 -m mypy
+python3 -m pytest "$@"
