@@ -1,0 +1,241 @@
+"""``fleetlink demo``: the whole stack on one machine, on embedded defaults.
+
+Starts PostgreSQL (pgserver, embedded) and an MQTT broker (amqtt, in process)
+unless ``FLEETLINK_DATABASE_URL`` / ``FLEETLINK_MQTT_URL`` name real ones, the
+cloud service, and N simulated vehicles, each with its own ELM327 on a
+pseudo-terminal read by its own edge agent process. Prints what runs where,
+then the samples stored per vehicle, until Ctrl-C or ``--duration``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import typer
+from aiohttp import web
+
+from cloud import registry
+from cloud.app import create_app
+from cloud.settings import CloudSettings
+from simulator.fleet import SimulatedVehicle
+
+app = typer.Typer()
+
+TENANT = "demo"
+FAST_COMMANDS = ("RPM", "SPEED", "THROTTLE_POS", "ENGINE_LOAD")
+SLOW_COMMANDS = ("COOLANT_TEMP", "INTAKE_TEMP", "MAF", "FUEL_LEVEL")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class _Vehicle:
+    device_id: str
+    name: str
+    sim: SimulatedVehicle
+    config: Path
+    agent: subprocess.Popen[bytes] | None = None
+
+
+@contextlib.asynccontextmanager
+async def _database(workdir: Path) -> AsyncIterator[str]:
+    url = os.environ.get("FLEETLINK_DATABASE_URL")
+    if url:
+        yield url
+        return
+    import pgserver  # embedded PostgreSQL, demo only
+
+    server = await asyncio.to_thread(pgserver.get_server, workdir / "pg", cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        await asyncio.to_thread(server.cleanup)
+
+
+@contextlib.asynccontextmanager
+async def _broker() -> AsyncIterator[str]:
+    url = os.environ.get("FLEETLINK_MQTT_URL")
+    if url:
+        yield url
+        return
+    from amqtt.broker import Broker  # embedded MQTT 3.1.1 broker, demo only
+
+    port = _free_port()
+    broker = Broker(
+        {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
+            },
+        }
+    )
+    await broker.start()
+    try:
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        await broker.shutdown()
+
+
+def _agent_config(path: Path, device_id: str, mqtt_url: str, port: str) -> None:
+    def names(commands: tuple[str, ...]) -> str:
+        return ", ".join(f'"{c}"' for c in commands)
+
+    path.write_text(
+        f"""[device]
+id = "{device_id}"
+tenant = "{TENANT}"
+
+[mqtt]
+url = "{mqtt_url}"
+
+[obd]
+port = "{port}"
+
+[[obd.poll]]
+commands = [{names(FAST_COMMANDS)}]
+rate_hz = 2.0
+
+[[obd.poll]]
+commands = [{names(SLOW_COMMANDS)}]
+rate_hz = 0.5
+
+[outbox]
+path = "{device_id}.sqlite3"
+batch_interval_s = 1.0
+""",
+        encoding="utf-8",
+    )
+
+
+async def _register(database_url: str, vehicles: list[_Vehicle]) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await registry.ensure_tenant(conn, TENANT, "Demo fleet")
+        known = {r["id"] for r in await conn.fetch("SELECT id FROM devices")}
+        for v in vehicles:
+            if v.device_id in known:
+                continue
+            await registry.create_device(conn, TENANT, v.device_id)
+            vehicle_id = await registry.create_vehicle(conn, TENANT, v.name, vin=v.sim.vin)
+            await registry.assign_device(conn, v.device_id, vehicle_id)
+    finally:
+        await conn.close()
+
+
+async def _progress(database_url: str, vehicles: list[_Vehicle], started: float) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        while True:
+            await asyncio.sleep(2.0)
+            rows = await conn.fetch(
+                "SELECT device_id, sum(sample_count)::bigint AS n, count(*) AS batches "
+                "FROM ingested_batches WHERE tenant_id = $1 GROUP BY device_id",
+                TENANT,
+            )
+            stored = {r["device_id"]: (r["n"] or 0, r["batches"]) for r in rows}
+            parts = [
+                f"{v.name}: {stored.get(v.device_id, (0, 0))[0]:>6} samples"
+                f" / {stored.get(v.device_id, (0, 0))[1]:>4} batches"
+                for v in vehicles
+            ]
+            typer.echo(f"[{time.monotonic() - started:6.0f}s] " + " | ".join(parts))
+    finally:
+        await conn.close()
+
+
+async def run_demo(vehicle_count: int, duration_s: float | None, http_port: int) -> None:
+    """Run the demo until cancelled or ``duration_s`` passes; everything it starts, it stops."""
+    workdir = Path(tempfile.mkdtemp(prefix="fleetlink-demo-"))
+    async with _database(workdir) as database_url, _broker() as mqtt_url:
+        settings = CloudSettings(
+            database_url=database_url, mqtt_url=mqtt_url, http_port=http_port, api_tenant=TENANT
+        )
+        runner = web.AppRunner(create_app(settings))
+        await runner.setup()
+        vehicles: list[_Vehicle] = []
+        try:
+            site = web.TCPSite(runner, settings.http_host, http_port)
+            await site.start()
+            for i in range(1, vehicle_count + 1):
+                sim = SimulatedVehicle(seed=i, style=(i - 1) / max(1, vehicle_count - 1))
+                sim.start()
+                device_id = f"demo-device-{i:03d}"
+                config = workdir / f"{device_id}.toml"
+                _agent_config(config, device_id, mqtt_url, sim.port)
+                vehicles.append(_Vehicle(device_id, f"Vehicle {i}", sim, config))
+            await _register(database_url, vehicles)
+            for v in vehicles:
+                v.agent = subprocess.Popen(
+                    [sys.executable, "-m", "edge", "run", "--config", str(v.config)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=(workdir / f"{v.device_id}.log").open("wb"),
+                )
+            _print_plan(settings, database_url, mqtt_url, vehicles, workdir)
+            started = time.monotonic()
+            progress = asyncio.create_task(_progress(database_url, vehicles, started))
+            try:
+                await asyncio.sleep(duration_s if duration_s is not None else float("inf"))
+            finally:
+                progress.cancel()
+        finally:
+            for v in vehicles:
+                if v.agent is not None and v.agent.poll() is None:
+                    v.agent.send_signal(signal.SIGTERM)
+            for v in vehicles:
+                if v.agent is not None:
+                    try:
+                        await asyncio.to_thread(v.agent.wait, 15)
+                    except subprocess.TimeoutExpired:
+                        v.agent.kill()
+                v.sim.stop()
+            await runner.cleanup()
+    typer.echo("demo stopped")
+
+
+def _print_plan(
+    settings: CloudSettings,
+    database_url: str,
+    mqtt_url: str,
+    vehicles: list[_Vehicle],
+    workdir: Path,
+) -> None:
+    from cloud.settings import redact_url
+
+    api = f"http://{settings.http_host}:{settings.http_port}/api/v1"
+    typer.echo(f"database   {redact_url(database_url)}")
+    typer.echo(f"broker     {redact_url(mqtt_url)}")
+    typer.echo(f"cloud API  {api}   (try: curl {api}/vehicles)")
+    for v in vehicles:
+        pid = v.agent.pid if v.agent else "-"
+        typer.echo(f"{v.name}  ELM327 on {v.sim.port}  agent pid {pid}  device {v.device_id}")
+    typer.echo(f"work dir   {workdir} (agent configs, outboxes and logs)")
+    typer.echo("Ctrl-C stops everything.")
+
+
+@app.callback(invoke_without_command=True)
+def demo(
+    vehicles: int = typer.Option(3, "--vehicles", "-n", min=1, max=50, help="Simulated vehicles."),
+    duration: float | None = typer.Option(
+        None, "--duration", min=1, help="Stop after this many seconds (default: run until Ctrl-C)."
+    ),
+    port: int = typer.Option(8080, "--port", help="Port of the cloud API on 127.0.0.1."),
+) -> None:
+    """Run the cloud, a broker, a database and simulated vehicles with their agents."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_demo(vehicles, duration, port))
