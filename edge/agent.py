@@ -1,0 +1,111 @@
+"""The agent's asyncio core: sources → batcher → outbox → uplink.
+
+The core only drains the sources' queue; it does not know what kind of source fills it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import signal
+
+from edge.batcher import Batcher
+from edge.config import DeviceConfig
+from edge.outbox import Outbox
+from edge.sources import SampleQueue, Source, create_sources
+from edge.sources.base import AdapterState
+from edge.uplink import Uplink
+from shared.codec import encode
+
+log = logging.getLogger(__name__)
+
+_DRAIN_EVERY_S = 0.05
+_QUEUE_SIZE = 10_000
+
+
+class Agent:
+    """One device's agent. Build it from a config, then ``await agent.run(stop)``.
+
+    ``sources`` replaces the sources the config asks for (tests, or a custom build).
+
+    Raises:
+        OutboxError: (from the constructor) the outbox database cannot be opened.
+    """
+
+    def __init__(self, config: DeviceConfig, sources: list[Source] | None = None) -> None:
+        self.config = config
+        self.samples: SampleQueue = queue.Queue(maxsize=_QUEUE_SIZE)
+        self.sources = create_sources(config) if sources is None else sources
+        self.outbox = Outbox(config.outbox.path, config.outbox.max_batches)
+        self.batcher = Batcher(config.outbox.batch_interval_s, config.outbox.max_batch_samples)
+        self.uplink = Uplink(config.device, config.mqtt, self.outbox, self.adapter_state)
+
+    def adapter_state(self) -> AdapterState:
+        """Return the first source's link state ("unknown" with no sources)."""
+        return self.sources[0].state if self.sources else "unknown"
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                sample = self.samples.get_nowait()
+            except queue.Empty:
+                return
+            if self.batcher.add(sample):
+                self.flush()
+
+    def flush(self) -> int | None:
+        """Store the current batch in the outbox; return its seq, or None if it was empty."""
+        draft = self.batcher.take()
+        if draft is None:
+            return None
+        device_id = self.config.device.id
+        seq = self.outbox.add("telemetry", lambda s: encode(draft.to_message(device_id, s)))
+        self.uplink.wake()
+        return seq
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then stop the sources and store the last partial batch.
+
+        Raises:
+            Exception: whatever the uplink task raised, after the batch was stored.
+        """
+        for source in self.sources:
+            source.start(self.samples)
+        uplink = asyncio.create_task(self.uplink.run(stop), name="uplink")
+        state = self.adapter_state()
+        log.info("agent for device %s started", self.config.device.id)
+        try:
+            while not stop.is_set() and not uplink.done():
+                self._drain()
+                if self.batcher.due():
+                    self.flush()
+                if self.adapter_state() != state:
+                    state = self.adapter_state()
+                    self.uplink.publish_status()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), _DRAIN_EVERY_S)
+        finally:
+            await asyncio.gather(*(asyncio.to_thread(s.stop) for s in self.sources))
+            self._drain()
+            self.flush()
+            stop.set()
+            try:
+                await uplink
+            finally:
+                self.outbox.close()
+                log.info("agent for device %s stopped", self.config.device.id)
+
+
+def run_agent(config: DeviceConfig) -> None:
+    """Run the agent in a new event loop until SIGINT or SIGTERM; return after a clean stop."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await Agent(config).run(stop)
+
+    asyncio.run(main())

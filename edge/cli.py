@@ -1,0 +1,54 @@
+"""``fleetlink edge``: run the agent, or check a device configuration file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edge.config import ConfigError, DeviceConfig, load_config
+from edge.logs import configure_logging
+
+app = typer.Typer(help="The Fleetlink edge agent.", no_args_is_help=True)
+
+ConfigPath = Annotated[Path, typer.Option("--config", "-c", help="Device configuration (TOML).")]
+
+
+def _load(path: Path) -> DeviceConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def run(
+    config: ConfigPath,
+    log_json: Annotated[
+        bool, typer.Option("--log-json", help="Log one JSON object per line.")
+    ] = False,
+) -> None:
+    """Run the agent until SIGINT or SIGTERM."""
+    from edge.agent import run_agent
+
+    device_config = _load(config)
+    configure_logging(
+        json_output=log_json or device_config.log.json_output, level=device_config.log.level
+    )
+    run_agent(device_config)
+
+
+@app.command("check-config")
+def check_config(
+    path: Annotated[Path, typer.Argument(help="Device configuration (TOML).")],
+) -> None:
+    """Validate a device configuration file; exit 2 naming the file and field if it is broken."""
+    device_config = _load(path)
+    polls = device_config.obd.poll if device_config.obd else []
+    typer.echo(
+        f"{path}: ok (device {device_config.device.tenant}/{device_config.device.id}, "
+        f"{sum(len(p.commands) for p in polls)} OBD commands in {len(polls)} poll groups, "
+        f"outbox {device_config.outbox.path})"
+    )

@@ -1,0 +1,198 @@
+"""Device configuration: a TOML file validated by pydantic models.
+
+A broken file stops start-up: :func:`load_config` raises :class:`ConfigError` naming the
+file and the field (``device.toml: obd.poll[1].rate_hz: must be > 0``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import ErrorDetails
+
+from shared.signals import UnknownSignalError, by_obd_command
+from shared.topics import TopicError, check_segment
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class ConfigError(ValueError):
+    """Raised for a device configuration that cannot be read or is not valid."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeviceSection(_Section):
+    id: str
+    tenant: str
+
+    @field_validator("id", "tenant")
+    @classmethod
+    def _topic_segment(cls, value: str) -> str:
+        try:
+            return check_segment(value, "value")
+        except TopicError as exc:
+            raise ValueError(str(exc).removeprefix("value ")) from None
+
+
+class MqttSection(_Section):
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    password: SecretStr | None = None
+    keepalive_s: Annotated[int, Field(ge=5, le=65535)] = 60
+    tls: bool = False
+    ack_timeout_s: PositiveFloat = 30.0
+    max_inflight: Annotated[int, Field(ge=1, le=1000)] = 20
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("must look like mqtt://host:port or mqtts://host:port")
+        try:
+            parts.port  # noqa: B018 - raises for a port that is not a number
+        except ValueError:
+            raise ValueError("port must be a number from 1 to 65535") from None
+        return value
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def use_tls(self) -> bool:
+        return self.tls or urlsplit(self.url).scheme == "mqtts"
+
+
+class PollGroup(_Section):
+    commands: Annotated[list[str], Field(min_length=1)]
+    rate_hz: float
+
+    @field_validator("rate_hz")
+    @classmethod
+    def _positive_rate(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("must be > 0")
+        return value
+
+    @field_validator("commands")
+    @classmethod
+    def _known_commands(cls, value: list[str]) -> list[str]:
+        for name in value:
+            try:
+                by_obd_command(name)
+            except UnknownSignalError:
+                raise ValueError(f"{name!r} is not an OBD command in the signal catalog") from None
+        return value
+
+
+class ObdSection(_Section):
+    port: str
+    baudrate: Annotated[int, Field(gt=0)] | None = None
+    protocol: str | None = None
+    timeout_s: PositiveFloat = 1.0
+    fast: bool = False
+    battery_rate_hz: Annotated[float, Field(ge=0)] = 0.2
+    reconnect_min_s: PositiveFloat = 1.0
+    reconnect_max_s: PositiveFloat = 60.0
+    silent_rounds: Annotated[int, Field(ge=1)] = 3
+    poll: list[PollGroup] = Field(default_factory=list)
+
+
+class OutboxSection(_Section):
+    path: Path
+    batch_interval_s: PositiveFloat = 1.0
+    max_batch_samples: Annotated[int, Field(ge=1)] = 500
+    max_batches: Annotated[int, Field(ge=1)] = 100_000
+
+
+class LogSection(_Section):
+    json_output: bool = Field(default=False, alias="json")
+    level: str = "INFO"
+
+
+class DeviceConfig(_Section):
+    """The whole device configuration file."""
+
+    device: DeviceSection
+    mqtt: MqttSection = Field(default_factory=MqttSection)
+    obd: ObdSection | None = None
+    outbox: OutboxSection
+    log: LogSection = Field(default_factory=LogSection)
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "(top level)"
+
+
+def _describe(error: ErrorDetails) -> str:
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "missing":
+        message = "is required"
+    elif error["type"] == "extra_forbidden":
+        message = "is not a known setting"
+    return f"{_field_path(error['loc'])}: {message}"
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> DeviceConfig:
+    """Return ``data`` validated as a :class:`DeviceConfig`.
+
+    Raises:
+        ConfigError: one line per invalid field, each ``source: field: problem``.
+    """
+    try:
+        config = DeviceConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{source}: {_describe(error)}" for error in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+    return config
+
+
+def load_config(path: str | Path) -> DeviceConfig:
+    """Return the device configuration read from the TOML file at ``path``.
+
+    A relative ``outbox.path`` is taken relative to the configuration file's folder.
+
+    Raises:
+        ConfigError: the file cannot be read, is not TOML, or a field is invalid; the
+            message names the file and the field.
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: {exc.reason}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    config = parse_config(data, source=str(path))
+    if not config.outbox.path.is_absolute():
+        outbox = config.outbox.model_copy(update={"path": path.parent / config.outbox.path})
+        config = config.model_copy(update={"outbox": outbox})
+    return config

@@ -1,0 +1,275 @@
+"""The MQTT uplink: publishes outbox batches at QoS 1 and deletes them only when acked.
+
+paho-mqtt runs its network loop in its own thread (with its own reconnect backoff); its
+callbacks only hand events to the asyncio loop, where the in-flight window, redelivery and
+outbox calls live. Every reconnect republishes everything still in the outbox, so a broker
+that is down for any length of time loses nothing within the outbox cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from edge import __version__
+from edge.config import DeviceSection, MqttSection
+from edge.outbox import Outbox, StoredBatch
+from edge.sources.base import AdapterState
+from shared.codec import CodecError, decode, encode
+from shared.messages import Ack, Status
+from shared.topics import Kind, topic
+
+log = logging.getLogger(__name__)
+
+_UNSUPPORTED_PROTOCOL = 132
+_CLOSED_BEFORE_CONNACK_LIMIT = 2
+_TICK_S = 0.2
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Uplink:
+    """Publishes the outbox to the broker and applies the cloud's acks to it.
+
+    ``counters`` holds ``published``, ``republished``, ``acked``, ``acks_rejected`` and
+    ``connects``. ``protocol`` is the MQTT version in use (5 until a broker refuses it).
+    """
+
+    def __init__(
+        self,
+        device: DeviceSection,
+        settings: MqttSection,
+        outbox: Outbox,
+        adapter_state: Callable[[], AdapterState] = lambda: "unknown",
+        reconnect_min_s: int = 1,
+        reconnect_max_s: int = 60,
+    ) -> None:
+        self.device = device
+        self.settings = settings
+        self.outbox = outbox
+        self.adapter_state = adapter_state
+        self.reconnect_min_s = reconnect_min_s
+        self.reconnect_max_s = reconnect_max_s
+        self.counters: Counter[str] = Counter()
+        self.protocol = MQTTProtocolVersion.MQTTv5
+        self.topics = {kind: topic(device.tenant, device.id, kind) for kind in Kind}
+        self._inflight: dict[int, float] = {}
+        self._ready = False
+        self._fallback = False
+        self._got_connack = False
+        self._closed_before_connack = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._client: mqtt.Client | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Return True while connected and subscribed to the ack topic."""
+        return self._ready
+
+    @property
+    def inflight(self) -> frozenset[int]:
+        """Return the seqs published and not yet acked on this connection."""
+        return frozenset(self._inflight)
+
+    def wake(self) -> None:
+        """Ask the uplink to look at the outbox now (call from the event loop's thread)."""
+        if self._wake is not None:
+            self._wake.set()
+
+    def _status(self, online: bool) -> bytes:
+        return encode(
+            Status(
+                device_id=self.device.id,
+                online=online,
+                time_ms=_now_ms(),
+                agent_version=__version__,
+                adapter=self.adapter_state(),
+                buffered_batches=len(self.outbox),
+            )
+        )
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"fl-{self.device.tenant}-{self.device.id}",
+            protocol=self.protocol,
+        )
+        if self.settings.username is not None:
+            password = self.settings.password
+            client.username_pw_set(
+                self.settings.username, password.get_secret_value() if password else None
+            )
+        if self.settings.use_tls:
+            client.tls_set()
+        client.will_set(self.topics[Kind.STATUS], self._status(online=False), qos=1, retain=True)
+        client.reconnect_delay_set(self.reconnect_min_s, self.reconnect_max_s)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
+
+    def _post(self, callback: Callable[..., None], *args: Any) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        self._got_connack = True
+        if reason.is_failure:
+            if (
+                self.protocol == MQTTProtocolVersion.MQTTv5
+                and reason.value == _UNSUPPORTED_PROTOCOL
+            ):
+                self._fallback = True
+                self._post(self.wake)
+                return
+            self.counters["connect_refused"] += 1
+            log.warning("broker %s refused the connection: %s", self.settings.url, reason)
+            return
+        self.counters["connects"] += 1
+        client.subscribe(self.topics[Kind.ACK], qos=1)
+        client.publish(self.topics[Kind.STATUS], self._status(online=True), qos=1, retain=True)
+        log.info("connected to %s (MQTT %s)", self.settings.url, self.protocol.name)
+
+    def _on_subscribe(self, client: mqtt.Client, *_args: Any) -> None:
+        if client is self._client:
+            self._post(self._set_ready, True)
+
+    def _on_disconnect(self, client: mqtt.Client, _userdata: Any, *_rest: Any) -> None:
+        if client is not self._client:
+            return
+        if not self._got_connack and self.protocol == MQTTProtocolVersion.MQTTv5:
+            self._closed_before_connack += 1
+            if self._closed_before_connack >= _CLOSED_BEFORE_CONNACK_LIMIT:
+                self._fallback = True
+        self._got_connack = False
+        self._post(self._set_ready, False)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            ack = decode(bytes(message.payload), Ack)
+        except CodecError as exc:
+            self.counters["acks_rejected"] += 1
+            log.warning("ignoring a malformed ack on %s: %s", message.topic, exc)
+            return
+        if ack.device_id != self.device.id:
+            self.counters["acks_rejected"] += 1
+            log.warning("ignoring an ack for device %r on %s", ack.device_id, message.topic)
+            return
+        self._post(self._apply_ack, ack)
+
+    def _set_ready(self, ready: bool) -> None:
+        if ready == self._ready:
+            return
+        self._ready = ready
+        self._inflight.clear()
+        if not ready:
+            log.warning("lost the connection to %s; buffering in the outbox", self.settings.url)
+        self.wake()
+
+    def _apply_ack(self, ack: Ack) -> None:
+        deleted = self.outbox.ack(ack.seqs)
+        self.counters["acked"] += deleted
+        for seq in ack.seqs:
+            self._inflight.pop(seq, None)
+        if ack.high_water:
+            self.outbox.raise_next_seq(ack.high_water)
+        self.wake()
+
+    def _publish(self, batch: StoredBatch) -> None:
+        assert self._client is not None
+        kind = Kind.EVENTS if batch.kind == "events" else Kind.TELEMETRY
+        self._client.publish(self.topics[kind], batch.payload, qos=1)
+
+    def pump(self) -> None:
+        """Republish timed-out batches and fill the in-flight window from the outbox."""
+        if not self._ready or self._client is None:
+            return
+        now = time.monotonic()
+        window = self.settings.max_inflight
+        for batch in self.outbox.pending(limit=window + len(self._inflight)):
+            sent = self._inflight.get(batch.seq)
+            if sent is None:
+                if len(self._inflight) >= window:
+                    continue
+                self.counters["published"] += 1
+            elif now - sent >= self.settings.ack_timeout_s:
+                self.counters["republished"] += 1
+            else:
+                continue
+            self._publish(batch)
+            self._inflight[batch.seq] = now
+
+    def publish_status(self) -> None:
+        """Publish the retained online status again (e.g. when the adapter state changed)."""
+        if self._ready and self._client is not None:
+            self._client.publish(
+                self.topics[Kind.STATUS], self._status(online=True), qos=1, retain=True
+            )
+
+    def _start_client(self) -> None:
+        self._client = self._make_client()
+        self._got_connack = False
+        self._closed_before_connack = 0
+        self._client.connect_async(
+            self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s
+        )
+        self._client.loop_start()
+
+    def _stop_client(self, say_offline: bool) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        if say_offline and self._ready:
+            info = client.publish(
+                self.topics[Kind.STATUS], self._status(online=False), qos=1, retain=True
+            )
+            try:
+                info.wait_for_publish(timeout=2)
+            except (RuntimeError, ValueError) as exc:
+                log.debug("offline status not confirmed: %s", exc)
+        client.disconnect()
+        client.loop_stop()
+        self._ready = False
+        self._inflight.clear()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Keep the outbox flowing to the broker until ``stop`` is set; return after a clean
+        disconnect that leaves the retained status offline."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._start_client()
+        try:
+            while not stop.is_set():
+                if self._fallback:
+                    self._fallback = False
+                    log.warning("%s refuses MQTT 5; using MQTT 3.1.1", self.settings.url)
+                    self._stop_client(say_offline=False)
+                    self.protocol = MQTTProtocolVersion.MQTTv311
+                    self._start_client()
+                self.pump()
+                self._wake.clear()
+                waiters = [
+                    asyncio.ensure_future(self._wake.wait()),
+                    asyncio.ensure_future(stop.wait()),
+                ]
+                _, pending = await asyncio.wait(
+                    waiters, timeout=_TICK_S, return_when=asyncio.FIRST_COMPLETED
+                )
+                for waiter in pending:
+                    waiter.cancel()
+        finally:
+            self._stop_client(say_offline=True)
+            self._loop = None
