@@ -1,0 +1,75 @@
+"""RFC 9457 problem details: every error response is ``application/problem+json``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE = "application/problem+json"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ProblemError(Exception):
+    """Raise from a handler to answer with a problem body of this status."""
+
+    def __init__(self, status: int, detail: str, *, errors: list[dict[str, Any]] | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = errors
+
+
+def problem_response(
+    request: web.Request,
+    status: int,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """Return a problem+json response for ``status`` about ``request``."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.path_qs,
+    }
+    if errors:
+        body["errors"] = errors
+    return web.Response(
+        status=status,
+        text=json.dumps(body, default=str),
+        content_type=PROBLEM_TYPE,
+        headers=headers,
+    )
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn ProblemError, aiohttp's HTTP errors and unexpected exceptions into problems."""
+    try:
+        return await handler(request)
+    except ProblemError as exc:
+        return problem_response(request, exc.status, exc.detail, errors=exc.errors)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else ""
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            allowed = ", ".join(sorted(exc.allowed_methods))
+            detail = f"{request.method} is not allowed here; use {allowed}"
+        elif isinstance(exc, web.HTTPNotFound) and not detail:
+            detail = f"no resource at {request.path}"
+        return problem_response(request, exc.status, detail or exc.reason, headers=headers)
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return problem_response(request, 500, "the server failed to answer; see its log")

@@ -1,0 +1,138 @@
+"""``/api/v1/vehicles/{vehicle_id}/signals``: latest values and bucketed series."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from aiohttp import web
+
+from shared.signals import Signal, UnknownSignalError, by_id, by_name
+
+from ..app_keys import POOL
+from .models import (
+    MAX_SERIES_POINTS,
+    LatestSignal,
+    LatestSignals,
+    Series,
+    SeriesPoint,
+    SeriesQuery,
+    bucket_seconds,
+)
+from .problems import ProblemError
+from .request_parsing import path_uuid, query_model, tenant_of
+from .spec import ResourceRoutes
+from .vehicles import VEHICLE_ID
+
+api = ResourceRoutes("signals")
+routes = api.routes
+
+MAX_RANGE = timedelta(days=31)
+_BUCKET_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
+SIGNAL_PARAM = {
+    "description": "VSS name (Vehicle.Speed) or numeric catalog id",
+    "schema": {"type": "string"},
+}
+
+
+async def _require_vehicle(pool: asyncpg.Pool, tenant: str, vehicle_id: uuid.UUID) -> None:
+    found = await pool.fetchval(
+        "SELECT 1 FROM vehicles WHERE tenant_id = $1 AND id = $2", tenant, vehicle_id
+    )
+    if found is None:
+        raise ProblemError(404, f"no vehicle {vehicle_id}")
+
+
+def _signal(ref: str) -> Signal:
+    try:
+        return by_id(int(ref)) if ref.isdigit() else by_name(ref)
+    except UnknownSignalError:
+        raise ProblemError(404, f"no signal {ref!r} in the catalog") from None
+
+
+@api.get(
+    "/api/v1/vehicles/{vehicle_id}/signals/latest",
+    summary="The newest value of every signal of a vehicle",
+    response=LatestSignals,
+    path_params={"vehicle_id": VEHICLE_ID},
+    errors=(400, 404),
+)
+async def latest_signals(request: web.Request) -> web.Response:
+    vehicle_id = path_uuid(request, "vehicle_id")
+    tenant, pool = tenant_of(request), request.app[POOL]
+    await _require_vehicle(pool, tenant, vehicle_id)
+    rows = await pool.fetch(
+        "SELECT signal_id, ts, value FROM latest_signals "
+        "WHERE tenant_id = $1 AND vehicle_id = $2 ORDER BY signal_id",
+        tenant,
+        vehicle_id,
+    )
+    signals = []
+    for r in rows:
+        try:
+            entry = by_id(r["signal_id"])
+        except UnknownSignalError:
+            continue
+        signals.append(
+            LatestSignal(
+                signal_id=entry.id, name=entry.name, unit=entry.unit, value=r["value"], ts=r["ts"]
+            )
+        )
+    body = LatestSignals(vehicle_id=vehicle_id, signals=signals)
+    return web.json_response(text=body.model_dump_json())
+
+
+@api.get(
+    "/api/v1/vehicles/{vehicle_id}/signals/{signal}/series",
+    summary="A signal's values aggregated per time bucket (avg, min, max, count)",
+    response=Series,
+    query=SeriesQuery,
+    path_params={"vehicle_id": VEHICLE_ID, "signal": SIGNAL_PARAM},
+    errors=(400, 404, 422),
+)
+async def signal_series(request: web.Request) -> web.Response:
+    vehicle_id = path_uuid(request, "vehicle_id")
+    signal = _signal(request.match_info["signal"])
+    query = query_model(request, SeriesQuery)
+    to = query.to or datetime.now(UTC)
+    start = query.from_ or to - timedelta(hours=1)
+    if start >= to:
+        raise ProblemError(422, "'from' must be before 'to'")
+    if to - start > MAX_RANGE:
+        raise ProblemError(422, f"the range may span at most {MAX_RANGE.days} days")
+    step = bucket_seconds(query.bucket)
+    points = (to - start).total_seconds() / step
+    if points > MAX_SERIES_POINTS:
+        raise ProblemError(
+            422,
+            f"{int(points)} buckets requested, at most {MAX_SERIES_POINTS}: "
+            "widen the bucket or shorten the range",
+        )
+    tenant, pool = tenant_of(request), request.app[POOL]
+    await _require_vehicle(pool, tenant, vehicle_id)
+    rows = await pool.fetch(
+        """SELECT date_bin($6::interval, ts, $7) AS bucket_start,
+                  avg(value) AS avg, min(value) AS min, max(value) AS max, count(*) AS count
+           FROM samples
+           WHERE tenant_id = $1 AND vehicle_id = $2 AND signal_id = $3 AND ts >= $4 AND ts < $5
+           GROUP BY 1 ORDER BY 1""",
+        tenant,
+        vehicle_id,
+        signal.id,
+        start,
+        to,
+        timedelta(seconds=step),
+        _BUCKET_ORIGIN,
+    )
+    body = Series(
+        vehicle_id=vehicle_id,
+        signal_id=signal.id,
+        name=signal.name,
+        unit=signal.unit,
+        from_=start,
+        to=to,
+        bucket_s=step,
+        points=[SeriesPoint.model_validate(dict(r)) for r in rows],
+    )
+    return web.json_response(text=body.model_dump_json(by_alias=True))

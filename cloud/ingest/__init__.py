@@ -1,0 +1,1 @@
+"""MQTT ingest: device batches from the broker into PostgreSQL, acked after commit."""

@@ -1,0 +1,193 @@
+"""Turn one MQTT message into what the store needs: rows to write, or why it cannot be stored.
+
+This runs on the MQTT thread, so decoding overlaps the database work of the writer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from shared.codec import CodecError, decode, decode_raw
+from shared.messages import EventBatch, Status, TelemetryBatch
+from shared.signals import BY_ID
+from shared.topics import Kind, Topic, TopicError, parse
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+OLDEST_ACCEPTED = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
+@dataclass(slots=True)
+class Delivery:
+    """What the broker handed over; ``mid`` and ``qos`` are needed to ack it."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received_at: datetime
+
+
+@dataclass(slots=True)
+class TelemetryIn:
+    delivery: Delivery
+    topic: Topic
+    seq: int
+    rows: list[tuple[int, datetime, float]]
+    latest: dict[int, tuple[datetime, float]]
+    first_ts: datetime
+    last_ts: datetime
+
+    @property
+    def days(self) -> set[date]:
+        """Return the UTC days this batch's samples fall on."""
+        first, last = self.first_ts.date(), self.last_ts.date()
+        return {first + timedelta(days=n) for n in range((last - first).days + 1)}
+
+    @property
+    def device(self) -> str:
+        return self.topic.device
+
+
+@dataclass(slots=True)
+class EventsIn:
+    delivery: Delivery
+    topic: Topic
+    seq: int
+    batch: EventBatch
+
+    @property
+    def device(self) -> str:
+        return self.topic.device
+
+
+@dataclass(slots=True)
+class StatusIn:
+    delivery: Delivery
+    topic: Topic
+    status: Status
+
+    @property
+    def device(self) -> str:
+        return self.topic.device
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """Unreadable or invalid input; kept verbatim. ``seq`` is set when it could still be read."""
+
+    delivery: Delivery
+    reason: str
+    topic: Topic | None = None
+    seq: int | None = None
+
+
+@dataclass(slots=True)
+class Refused:
+    """Readable input the sender may not send (wrong device or tenant); not stored at all."""
+
+    delivery: Delivery
+    reason: str
+    counter: str
+    device: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Inbound = TelemetryIn | EventsIn | StatusIn | DeadLetter | Refused
+
+
+def _readable_seq(payload: bytes, device: str) -> int | None:
+    try:
+        body = decode_raw(payload)
+    except CodecError:
+        return None
+    if not isinstance(body, dict) or body.get("device_id") != device:
+        return None
+    seq = body.get("seq")
+    if isinstance(seq, int) and not isinstance(seq, bool) and 1 <= seq < 2**63:
+        return seq
+    return None
+
+
+def _telemetry(delivery: Delivery, topic: Topic, now: datetime) -> Inbound:
+    batch = decode(delivery.payload, TelemetryBatch)
+    if batch.device_id != topic.device:
+        return Refused(
+            delivery,
+            f"payload device_id {batch.device_id!r} is not the topic's",
+            "refused",
+            topic.device,
+        )
+    base = EPOCH + timedelta(milliseconds=batch.base_time_ms)
+    rows: list[tuple[int, datetime, float]] = []
+    latest: dict[int, tuple[datetime, float]] = {}
+    for series in batch.series:
+        sid = series.signal_id
+        if sid not in BY_ID:
+            return DeadLetter(delivery, f"unknown signal id {sid}", topic, batch.seq)
+        if not series.values:
+            continue
+        stamps = [base + timedelta(milliseconds=off) for off in series.offsets_ms]
+        rows.extend(zip([sid] * len(stamps), stamps, series.values, strict=True))
+        newest = max(range(len(stamps)), key=stamps.__getitem__)
+        latest[sid] = (stamps[newest], series.values[newest])
+    if rows:
+        first = min(r[1] for r in rows)
+        last = max(r[1] for r in rows)
+        if first < OLDEST_ACCEPTED or last > now + FUTURE_TOLERANCE:
+            return DeadLetter(
+                delivery,
+                f"sample times {first.isoformat()}..{last.isoformat()} outside the accepted range",
+                topic,
+                batch.seq,
+            )
+    else:
+        first = last = base
+    return TelemetryIn(delivery, topic, batch.seq, rows, latest, first, last)
+
+
+def _events(delivery: Delivery, topic: Topic) -> Inbound:
+    batch = decode(delivery.payload, EventBatch)
+    if batch.device_id != topic.device:
+        return Refused(
+            delivery,
+            f"payload device_id {batch.device_id!r} is not the topic's",
+            "refused",
+            topic.device,
+        )
+    return EventsIn(delivery, topic, batch.seq, batch)
+
+
+def _status(delivery: Delivery, topic: Topic) -> Inbound:
+    status = decode(delivery.payload, Status)
+    if status.device_id != topic.device:
+        return Refused(
+            delivery,
+            f"payload device_id {status.device_id!r} is not the topic's",
+            "refused",
+            topic.device,
+        )
+    return StatusIn(delivery, topic, status)
+
+
+def classify(delivery: Delivery, now: datetime | None = None) -> Inbound:
+    """Return what ``delivery`` is; never raises for bad input (that becomes a DeadLetter)."""
+    try:
+        topic = parse(delivery.topic)
+    except TopicError as exc:
+        return DeadLetter(delivery, str(exc))
+    try:
+        if topic.kind is Kind.TELEMETRY:
+            return _telemetry(delivery, topic, now or datetime.now(UTC))
+        if topic.kind is Kind.EVENTS:
+            return _events(delivery, topic)
+        if topic.kind is Kind.STATUS:
+            return _status(delivery, topic)
+    except CodecError as exc:
+        seq = None
+        if topic.kind is not Kind.STATUS:
+            seq = _readable_seq(delivery.payload, topic.device)
+        return DeadLetter(delivery, str(exc)[:2000], topic, seq)
+    return DeadLetter(delivery, f"the cloud does not ingest {topic.kind.value!r} messages", topic)

@@ -1,0 +1,155 @@
+"""The paho-mqtt side of a worker: its own thread, handing classified messages to asyncio.
+
+Messages are acked manually, only after the writer committed them. A semaphore bounds how
+many are in flight between the MQTT thread and the writer: when it is exhausted the MQTT
+thread waits, so the broker stops sending instead of the process growing without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from .inbound import Delivery, Inbound, classify
+from .protocol import BrokerAddress, SubscriptionPlan
+
+log = logging.getLogger(__name__)
+
+_RECEIVE_MAXIMUM = 65535
+
+
+class MqttSource:
+    """One MQTT connection that subscribes per ``plan`` and feeds ``queue``.
+
+    Call ``start`` from the event loop, ``release`` once per item taken from the queue and
+    handled, and ``stop`` to disconnect.
+    """
+
+    def __init__(
+        self,
+        address: BrokerAddress,
+        plan: SubscriptionPlan,
+        client_id: str,
+        queue: asyncio.Queue[Inbound],
+        capacity: int,
+        session_expiry_s: int = 0,
+    ) -> None:
+        self.address = address
+        self.plan = plan
+        self.client_id = client_id
+        self._queue = queue
+        self._slots = threading.BoundedSemaphore(capacity)
+        self._stopping = threading.Event()
+        self._connected = threading.Event()
+        self._session_expiry_s = session_expiry_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        persistent = session_expiry_s > 0
+        v5 = plan.protocol is MQTTProtocolVersion.MQTTv5
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=None if v5 else not persistent,
+            protocol=plan.protocol,
+            manual_ack=True,
+        )
+        if address.username:
+            self._client.username_pw_set(address.username, address.password)
+        if address.tls:
+            self._client.tls_set()
+        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self) -> None:
+        """Connect in the background; paho reconnects by itself after a loss."""
+        self._loop = asyncio.get_running_loop()
+        if self.plan.protocol is MQTTProtocolVersion.MQTTv5:
+            props = Properties(PacketTypes.CONNECT)
+            props.ReceiveMaximum = _RECEIVE_MAXIMUM
+            if self._session_expiry_s:
+                props.SessionExpiryInterval = self._session_expiry_s
+            self._client.connect_async(
+                self.address.host,
+                self.address.port,
+                keepalive=30,
+                clean_start=self._session_expiry_s == 0,
+                properties=props,
+            )
+        else:
+            self._client.connect_async(self.address.host, self.address.port, keepalive=30)
+        self._client.loop_start()
+
+    async def wait_connected(self, timeout_s: float) -> bool:
+        """Return True once subscribed, False if ``timeout_s`` passed first."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not self._connected.is_set():
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    def stop(self) -> None:
+        """Disconnect and join the MQTT thread; unacked messages stay with the broker."""
+        self._stopping.set()
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+
+    def release(self, count: int = 1) -> None:
+        for _ in range(count):
+            self._slots.release()
+
+    def ack(self, mid: int, qos: int) -> None:
+        """Acknowledge one delivery to the broker (call only after its data is committed)."""
+        self._client.ack(mid, qos)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        self._client.publish(topic, payload, qos=qos)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):  # type: ignore[no-untyped-def]
+        if reason_code.is_failure:
+            log.warning(
+                "MQTT connect refused by %s:%s: %s",
+                self.address.host,
+                self.address.port,
+                reason_code,
+            )
+            return
+        client.subscribe([(f, 1) for f in self.plan.filters])
+        log.info(
+            "ingest %s connected to %s:%s (%s), subscribed to %s",
+            self.client_id,
+            self.address.host,
+            self.address.port,
+            "MQTT v5" if self.plan.protocol is MQTTProtocolVersion.MQTTv5 else "MQTT 3.1.1",
+            ", ".join(self.plan.filters),
+        )
+        self._connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):  # type: ignore[no-untyped-def]
+        if self._connected.is_set() and not self._stopping.is_set():
+            log.warning("ingest %s lost the broker: %s", self.client_id, reason_code)
+        self._connected.clear()
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage):  # type: ignore[no-untyped-def]
+        while not self._slots.acquire(timeout=0.5):
+            if self._stopping.is_set():
+                return
+        delivery = Delivery(
+            message.topic, bytes(message.payload), message.mid, message.qos, datetime.now(UTC)
+        )
+        item = classify(delivery)
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, item)

@@ -1,0 +1,213 @@
+"""Ingest workers: drain the queue in chunks, commit each chunk, then ack it.
+
+Order per chunk: one database transaction; after COMMIT, the MQTT PUBACK of every message
+and one ``Ack`` per device on ``fl/v1/{tenant}/{device}/ack``. A chunk whose transaction
+fails is retried, unacked, until the database is back, so nothing is acked that is not stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections import Counter
+from dataclasses import dataclass
+
+import asyncpg
+
+from shared.codec import encode
+from shared.messages import Ack
+from shared.topics import Kind, topic
+
+from ..settings import CloudSettings
+from .inbound import Inbound
+from .mqtt_source import MqttSource
+from .protocol import (
+    BrokerAddress,
+    SubscriptionPlan,
+    broker_offers_mqtt5,
+    parse_mqtt_url,
+    plan_subscription,
+)
+from .store import ChunkResult, ChunkStore
+
+log = logging.getLogger(__name__)
+
+_RETRYABLE = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ConnectionError)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkLimits:
+    max_batches: int = 200
+    max_wait_ms: int = 50
+    queue_size: int = 2000
+
+
+class IngestWorker:
+    """One MQTT connection plus the writer task that commits what it receives."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        address: BrokerAddress,
+        plan: SubscriptionPlan,
+        client_id: str,
+        limits: ChunkLimits,
+        session_expiry_s: int = 0,
+    ) -> None:
+        self._pool = pool
+        self._limits = limits
+        self._queue: asyncio.Queue[Inbound] = asyncio.Queue()
+        self.source = MqttSource(
+            address, plan, client_id, self._queue, limits.queue_size, session_expiry_s
+        )
+        self._store = ChunkStore()
+        self._task: asyncio.Task[None] | None = None
+        self._refused_logged: set[str] = set()
+        self._failing = False
+        self.totals: Counter[str] = Counter()
+
+    @property
+    def connected(self) -> bool:
+        return self.source.connected
+
+    def start(self) -> None:
+        self.source.start()
+        self._task = asyncio.create_task(self._run(), name=f"ingest-{self.source.client_id}")
+
+    async def stop(self) -> None:
+        """Stop taking messages, finish the chunk in hand, disconnect."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await asyncio.to_thread(self.source.stop)
+
+    async def _next_chunk(self) -> list[Inbound]:
+        items = [await self._queue.get()]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._limits.max_wait_ms / 1000
+        while len(items) < self._limits.max_batches:
+            try:
+                items.append(self._queue.get_nowait())
+                continue
+            except asyncio.QueueEmpty:
+                pass
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                items.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+        return items
+
+    async def _run(self) -> None:
+        while True:
+            items = await self._next_chunk()
+            result = await self._commit_with_retry(items)
+            self._after_commit(items, result)
+
+    async def _commit_with_retry(self, items: list[Inbound]) -> ChunkResult:
+        delay = 0.2
+        while True:
+            try:
+                async with self._pool.acquire() as conn:
+                    result = await self._store.write(conn, items)
+            except asyncpg.DeadlockDetectedError:
+                await asyncio.sleep(0.01)
+                continue
+            except _RETRYABLE as exc:
+                if not self._failing:
+                    log.error("ingest cannot write to the database, retrying: %s", exc)
+                    self._failing = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if self._failing:
+                log.info("ingest writes to the database again")
+                self._failing = False
+            return result
+
+    def _after_commit(self, items: list[Inbound], result: ChunkResult) -> None:
+        for item in items:
+            self.source.ack(item.delivery.mid, item.delivery.qos)
+        for acks in result.acks.values():
+            message = Ack(device_id=acks.device, seqs=acks.seqs, high_water=acks.high_water)
+            self.source.publish(topic(acks.tenant, acks.device, Kind.ACK), encode(message), qos=1)
+        for refused in result.refused:
+            key = refused.device or refused.delivery.topic
+            if key not in self._refused_logged:
+                self._refused_logged.add(key)
+                log.warning(
+                    "refused %s from %s: %s (logged once per device)",
+                    refused.delivery.topic,
+                    key,
+                    refused.reason,
+                )
+        self.totals.update(result.counters)
+        self.source.release(len(items))
+
+
+class IngestService:
+    """All ingest workers of this process, sharing one subscription plan."""
+
+    def __init__(self, settings: CloudSettings, pool: asyncpg.Pool) -> None:
+        self._settings = settings
+        self._pool = pool
+        self.workers: list[IngestWorker] = []
+        self.plan: SubscriptionPlan | None = None
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.workers) and all(w.connected for w in self.workers)
+
+    async def start(self, connect_timeout_s: float = 10.0) -> None:
+        """Probe the broker, choose the plan, start the workers and wait until subscribed.
+
+        Raises IngestConfigError if the settings ask for what the broker cannot do, OSError
+        if the broker is unreachable, TimeoutError if a worker did not subscribe in time.
+        """
+        s = self._settings
+        address = parse_mqtt_url(s.mqtt_url.get_secret_value())
+        offers_v5 = await asyncio.to_thread(broker_offers_mqtt5, address)
+        self.plan = plan_subscription(s.shared_subscription, offers_v5)
+        count = s.ingest_workers
+        if count > 1 and not self.plan.shared:
+            log.warning(
+                "%d ingest workers without a shared subscription would each store "
+                "every message once; running one",
+                count,
+            )
+            count = 1
+        base_id = s.mqtt_client_id or f"fleetlink-ingest-{socket.gethostname()}"
+        limits = ChunkLimits(s.ingest_max_batches, s.ingest_max_wait_ms, s.ingest_queue_size)
+        for index in range(count):
+            worker = IngestWorker(
+                self._pool,
+                address,
+                self.plan,
+                f"{base_id}-{index}",
+                limits,
+                s.mqtt_session_expiry_s,
+            )
+            worker.start()
+            self.workers.append(worker)
+        for worker in self.workers:
+            if not await worker.source.wait_connected(connect_timeout_s):
+                raise TimeoutError(
+                    f"ingest worker {worker.source.client_id} did not connect to "
+                    f"{address.host}:{address.port} within {connect_timeout_s:.0f} s"
+                )
+
+    async def stop(self) -> None:
+        for worker in self.workers:
+            await worker.stop()
+        self.workers.clear()
+
+    def totals(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for worker in self.workers:
+            total.update(worker.totals)
+        return total

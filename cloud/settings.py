@@ -1,0 +1,88 @@
+"""Configuration of the cloud service, read from ``FLEETLINK_*`` environment variables."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/fleetlink"
+DEMO_MQTT_URL = "mqtt://127.0.0.1:1883"
+DEMO_TENANT = "demo"
+
+
+class SharedSubscription(StrEnum):
+    AUTO = "auto"
+    ON = "on"
+    OFF = "off"
+
+
+class SettingsError(ValueError):
+    """Raised when the settings cannot run in the chosen mode; the message names the field."""
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``, safe to log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+class CloudSettings(BaseSettings):
+    """Everything the cloud service needs to start; URLs are secrets because they hold passwords."""
+
+    model_config = SettingsConfigDict(env_prefix="FLEETLINK_", extra="ignore")
+
+    mode: Literal["demo", "production"] = "demo"
+    database_url: SecretStr = SecretStr(DEMO_DATABASE_URL)
+    mqtt_url: SecretStr = SecretStr(DEMO_MQTT_URL)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+    ingest_workers: int = Field(1, ge=0, le=32)
+    shared_subscription: SharedSubscription = SharedSubscription.AUTO
+    mqtt_client_id: str = ""
+    mqtt_session_expiry_s: int = Field(3600, ge=0)
+    ingest_max_batches: int = Field(200, ge=1, le=10_000)
+    ingest_max_wait_ms: int = Field(50, ge=0, le=10_000)
+    ingest_queue_size: int = Field(2000, ge=1)
+    api_tenant: str = DEMO_TENANT
+    db_pool_size: int = Field(8, ge=1, le=100)
+    log_json: bool = False
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _production_needs_real_credentials(self) -> CloudSettings:
+        if self.mode != "production":
+            return self
+        db = urlsplit(self.database_url.get_secret_value())
+        if self.database_url.get_secret_value() == DEMO_DATABASE_URL or not db.password:
+            raise SettingsError(
+                "FLEETLINK_DATABASE_URL: production mode needs a database URL with its own "
+                "user and password, not the demo default"
+            )
+        mqtt = urlsplit(self.mqtt_url.get_secret_value())
+        if not mqtt.username or not mqtt.password:
+            raise SettingsError(
+                "FLEETLINK_MQTT_URL: production mode needs MQTT credentials "
+                "(mqtt://user:password@host:port)"
+            )
+        return self
+
+    def database_dsn(self) -> str:
+        """Return the database URL with its password, for the driver only."""
+        return self.database_url.get_secret_value()
+
+    def describe(self) -> dict[str, object]:
+        """Return the settings as a dict fit for logging: passwords redacted."""
+        data = self.model_dump(mode="json")
+        data["database_url"] = redact_url(self.database_url.get_secret_value())
+        data["mqtt_url"] = redact_url(self.mqtt_url.get_secret_value())
+        return data
