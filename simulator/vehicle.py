@@ -329,10 +329,7 @@ class Vehicle:
             _clamp(t * 0.9 + rng.gauss(0.0, 0.8), -10.0, 10.0) if running else 0.0
             for t in s.short_fuel_trim_pct
         )
-        if running and not fuel_cut:
-            fuel_gs = maf / (_STOICHIOMETRIC_AFR * equivalence)
-        else:
-            fuel_gs = 0.0
+        fuel_gs = maf / (_STOICHIOMETRIC_AFR * equivalence) if running and not fuel_cut else 0.0
         fuel_lph = fuel_gs * 3600.0 / _PETROL_G_PER_L
         fuel_level = max(0.0, s.fuel_level_pct - fuel_lph * dt / 3600.0 / _TANK_L * 100.0)
 
@@ -396,9 +393,7 @@ class Vehicle:
                 if running
                 else 0.0
             ),
-            commanded_egr_pct=(
-                12.0 if running and coolant > 60.0 and 10.0 < pedal < 60.0 else 0.0
-            ),
+            commanded_egr_pct=(12.0 if running and coolant > 60.0 and 10.0 < pedal < 60.0 else 0.0),
             evap_purge_pct=20.0 if running and coolant > 70.0 and not fuel_cut else 0.0,
             coolant_temp_c=coolant,
             oil_temp_c=oil,

@@ -1,0 +1,244 @@
+"""The ELM327 command interpreter: one request line in, the adapter's exact reply bytes out.
+
+It holds the adapter's settings (echo, headers, linefeeds, spaces, protocol) and answers OBD
+requests as a single engine ECU at 7E8 on ISO 15765-4 CAN 11-bit 500 kbit/s (protocol 6).
+It does no I/O and no waiting; ``simulator.elm327`` puts it on a pseudo-terminal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from simulator import isotp, j1979
+from simulator.vehicle import Vehicle, VehicleState
+
+VERSION = "ELM327 v1.5"
+DEVICE_DESCRIPTION = "OBDII to RS232 Interpreter"
+ECU_RESPONSE_ID = 0x7E8
+_ACCEPTED_REQUEST_IDS = frozenset({0x7DF, 0x7E0})
+_VEHICLE_PROTOCOL = "6"
+_MAX_MODE_01_PIDS = 6
+_PROTOCOL_NAMES = {
+    "0": "AUTO",
+    "1": "SAE J1850 PWM",
+    "2": "SAE J1850 VPW",
+    "3": "ISO 9141-2",
+    "4": "ISO 14230-4 (KWP 5BAUD)",
+    "5": "ISO 14230-4 (KWP FAST)",
+    "6": "ISO 15765-4 (CAN 11/500)",
+    "7": "ISO 15765-4 (CAN 29/500)",
+    "8": "ISO 15765-4 (CAN 11/250)",
+    "9": "ISO 15765-4 (CAN 29/250)",
+    "A": "SAE J1939 (CAN 29/250)",
+    "B": "USER1 CAN (11* /125)",
+    "C": "USER2 CAN (11* /50)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the adapter sends back: ``data`` ends with the ``>`` prompt.
+
+    ``obd_mode`` is the service of an OBD request (None for AT commands), so the transport
+    knows to apply the bus latency and count the request.
+    """
+
+    data: bytes
+    obd_mode: int | None = None
+
+
+@dataclass(slots=True)
+class Settings:
+    """The adapter's user-settable state, as after ATZ."""
+
+    echo: bool = True
+    headers: bool = False
+    linefeeds: bool = False
+    spaces: bool = True
+    protocol: str = "0"
+    auto_protocol: bool = True
+    established: bool = False
+    request_id: int = 0x7DF
+
+
+class Elm327Interpreter:
+    """Interprets ELM327 commands against ``vehicle``; not thread-safe (one serial line)."""
+
+    def __init__(self, vehicle: Vehicle) -> None:
+        self.vehicle = vehicle
+        self.settings = Settings()
+        self._last_command = ""
+        self._at_handlers: list[tuple[re.Pattern[str], Callable[[re.Match[str]], list[str]]]] = [
+            (re.compile(r"Z"), self._reset),
+            (re.compile(r"WS"), self._reset),
+            (re.compile(r"D"), self._defaults),
+            (re.compile(r"I"), lambda m: [VERSION]),
+            (re.compile(r"@1"), lambda m: [DEVICE_DESCRIPTION]),
+            (re.compile(r"E([01])"), lambda m: self._set("echo", m)),
+            (re.compile(r"H([01])"), lambda m: self._set("headers", m)),
+            (re.compile(r"L([01])"), lambda m: self._set("linefeeds", m)),
+            (re.compile(r"S([01])"), lambda m: self._set("spaces", m)),
+            (re.compile(r"RV"), self._read_voltage),
+            (re.compile(r"SP(A?)([0-9A-C])"), self._set_protocol),
+            (re.compile(r"TP(A?)([0-9A-C])"), self._try_protocol),
+            (re.compile(r"DPN"), self._describe_protocol_number),
+            (re.compile(r"DP"), self._describe_protocol),
+            (re.compile(r"SH([0-9A-F]{3})"), self._set_header),
+            (re.compile(r"ST[0-9A-F]{1,2}"), lambda m: ["OK"]),
+            (re.compile(r"AT[0-2]"), lambda m: ["OK"]),
+            (re.compile(r"M[01]|CAF[01]|AL|NL|AR|PC|LP"), self._ok_and_maybe_close),
+        ]
+
+    # ---------------------------------------------------------------- public
+
+    def handle(self, raw: bytes) -> Reply:
+        """Return the reply to one command line (without its terminating CR).
+
+        An empty line repeats the previous command, as the ELM327 does.
+        """
+        text = raw.decode("ascii", "replace")
+        command = "".join(text.split()).upper()
+        if not command:
+            command = self._last_command
+        else:
+            self._last_command = command
+        echo = text + self._eol if self.settings.echo else ""
+        if command.startswith("AT"):
+            lines = self._at(command[2:])
+            if command[2:] in ("Z", "WS"):
+                # ATZ prints two blank lines before the banner while the chip restarts.
+                return Reply((echo + self._eol * 2 + self._format(lines)).encode("ascii"))
+            return Reply((echo + self._format(lines)).encode("ascii"))
+        mode, lines = self._obd(command)
+        return Reply((echo + self._format(lines)).encode("ascii"), obd_mode=mode)
+
+    # --------------------------------------------------------------- framing
+
+    @property
+    def _eol(self) -> str:
+        return "\r\n" if self.settings.linefeeds else "\r"
+
+    def _format(self, lines: list[str]) -> str:
+        eol = self._eol
+        return "".join(line + eol for line in lines) + eol + ">"
+
+    # ------------------------------------------------------------ AT command
+
+    def _at(self, command: str) -> list[str]:
+        for pattern, handler in self._at_handlers:
+            match = pattern.fullmatch(command)
+            if match:
+                return handler(match)
+        return ["?"]
+
+    def _reset(self, _: re.Match[str]) -> list[str]:
+        self.settings = Settings()
+        return [VERSION]
+
+    def _defaults(self, _: re.Match[str]) -> list[str]:
+        self.settings = Settings()
+        return ["OK"]
+
+    def _set(self, name: str, match: re.Match[str]) -> list[str]:
+        setattr(self.settings, name, match.group(1) == "1")
+        return ["OK"]
+
+    def _read_voltage(self, _: re.Match[str]) -> list[str]:
+        return [f"{self.vehicle.snapshot().battery_v:.1f}V"]
+
+    def _set_protocol(self, match: re.Match[str]) -> list[str]:
+        number = match.group(2)
+        self.settings.protocol = number
+        self.settings.auto_protocol = number == "0" or match.group(1) == "A"
+        self.settings.established = False
+        return ["OK"]
+
+    def _try_protocol(self, match: re.Match[str]) -> list[str]:
+        self.settings.protocol = match.group(2)
+        self.settings.auto_protocol = True
+        self.settings.established = False
+        return ["OK"]
+
+    def _describe_protocol_number(self, _: re.Match[str]) -> list[str]:
+        return [("A" if self.settings.auto_protocol else "") + self.settings.protocol]
+
+    def _describe_protocol(self, _: re.Match[str]) -> list[str]:
+        name = _PROTOCOL_NAMES[self.settings.protocol]
+        if self.settings.auto_protocol and self.settings.protocol != "0":
+            return [f"AUTO, {name}"]
+        return [name]
+
+    def _set_header(self, match: re.Match[str]) -> list[str]:
+        self.settings.request_id = int(match.group(1), 16)
+        return ["OK"]
+
+    def _ok_and_maybe_close(self, match: re.Match[str]) -> list[str]:
+        if match.group(0) == "PC":
+            self.settings.established = False
+        return ["OK"]
+
+    # ----------------------------------------------------------- OBD request
+
+    def _obd(self, command: str) -> tuple[int | None, list[str]]:
+        if not re.fullmatch(r"[0-9A-F]{2,}", command):
+            return None, ["?"]
+        if len(command) % 2:
+            # An odd trailing digit is the number of responses to wait for; one ECU answers.
+            command = command[:-1]
+        request = bytes.fromhex(command)
+        mode = request[0]
+        if mode == 0x01 and len(request) - 1 > _MAX_MODE_01_PIDS:
+            return mode, ["?"]
+        prefix, reachable = self._bus_state()
+        if not reachable:
+            return mode, prefix
+        payload = self._answer(request, self.vehicle.snapshot())
+        if payload is None:
+            return mode, [*prefix, "NO DATA"]
+        return mode, prefix + isotp.elm_lines(
+            isotp.segment(payload),
+            can_id=ECU_RESPONSE_ID,
+            headers=self.settings.headers,
+            spaces=self.settings.spaces,
+        )
+
+    def _bus_state(self) -> tuple[list[str], bool]:
+        """Return the lines printed before the answer, and whether the ECU can answer."""
+        s = self.settings
+        ignition = self.vehicle.snapshot().ignition_on
+        if s.established:
+            return ([], True) if ignition else (["NO DATA"], False)
+        searching = ["SEARCHING..."] if s.auto_protocol else []
+        if not ignition or (not s.auto_protocol and s.protocol != _VEHICLE_PROTOCOL):
+            return [*searching, "UNABLE TO CONNECT"], False
+        s.protocol = _VEHICLE_PROTOCOL
+        s.established = True
+        return searching, True
+
+    def _answer(self, request: bytes, state: VehicleState) -> bytes | None:
+        if self.settings.request_id not in _ACCEPTED_REQUEST_IDS:
+            return None
+        mode, pids = request[0], request[1:]
+        if mode == 0x01:
+            parts = []
+            for pid in pids:
+                data = j1979.encode_mode_01(pid, state)
+                if data is not None:
+                    parts.append(bytes((pid,)) + data)
+            return bytes((0x41,)) + b"".join(parts) if parts else None
+        if mode in (0x03, 0x07, 0x0A) and not pids:
+            codes = {
+                0x03: state.stored_dtcs,
+                0x07: state.pending_dtcs,
+                0x0A: state.permanent_dtcs,
+            }[mode]
+            return j1979.encode_dtc_list(mode, codes)
+        if mode == 0x04 and not pids:
+            self.vehicle.clear_dtcs()
+            return bytes((0x44,))
+        if mode == 0x09 and len(pids) == 1:
+            data = j1979.encode_mode_09(pids[0], state)
+            return None if data is None else bytes((0x49, pids[0])) + data
+        return None
