@@ -1,0 +1,228 @@
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from cloud.app import create_app
+from cloud.ingest.partitions import DailyPartitions
+from cloud.ingest.store import SAMPLE_COLUMNS
+
+from .conftest import Fleet, ingest_settings, make_fleet
+from .helpers import RPM, SPEED
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def api_fleet(pool: asyncpg.Pool) -> Fleet:
+    """A tenant with one vehicle and known samples: speed 0..9 at T0 + 0..9 minutes."""
+    fleet = await make_fleet(pool)
+    device = fleet.devices[0]
+    vehicle = fleet.vehicles[device]
+    rows = [
+        (fleet.tenant, vehicle, device, SPEED, T0 + timedelta(minutes=m), float(m))
+        for m in range(10)
+    ]
+    async with pool.acquire() as conn:
+        await DailyPartitions().ensure(conn, {T0.date()})
+        await conn.copy_records_to_table("samples", records=rows, columns=SAMPLE_COLUMNS)
+        await conn.execute(
+            "INSERT INTO latest_signals VALUES ($1, $2, $3, $4, $5), ($1, $2, $6, $4, $7)",
+            fleet.tenant,
+            vehicle,
+            SPEED,
+            T0 + timedelta(minutes=9),
+            9.0,
+            RPM,
+            1500.0,
+        )
+    return fleet
+
+
+@pytest.fixture
+async def client(aiohttp_client, migrated_db, mqtt_broker, api_fleet: Fleet):
+    settings = ingest_settings(
+        migrated_db, mqtt_broker.url, ingest_workers=0, api_tenant=api_fleet.tenant
+    )
+    return await aiohttp_client(create_app(settings))
+
+
+def vehicle_url(fleet: Fleet) -> str:
+    return f"/api/v1/vehicles/{fleet.vehicles[fleet.devices[0]]}"
+
+
+async def test_vehicle_list_shows_only_the_tenants_vehicles_with_their_device(
+    client, api_fleet: Fleet, pool
+):
+    await make_fleet(pool)
+    response = await client.get("/api/v1/vehicles")
+    assert response.status == 200
+    items = (await response.json())["items"]
+    device = api_fleet.devices[0]
+    assert [(i["id"], i["device_id"]) for i in items] == [(str(api_fleet.vehicles[device]), device)]
+
+
+async def test_vehicle_detail(client, api_fleet: Fleet):
+    response = await client.get(vehicle_url(api_fleet))
+    assert response.status == 200
+    body = await response.json()
+    assert body["name"] == "truck 0" and body["device_id"] == api_fleet.devices[0]
+
+
+async def test_latest_signals_carry_name_and_unit_from_the_catalog(client, api_fleet: Fleet):
+    response = await client.get(vehicle_url(api_fleet) + "/signals/latest")
+    assert response.status == 200
+    signals = (await response.json())["signals"]
+    assert [(s["name"], s["unit"], s["value"]) for s in signals] == [
+        ("Vehicle.Powertrain.CombustionEngine.Speed", "rpm", 1500.0),
+        ("Vehicle.Speed", "km/h", 9.0),
+    ]
+
+
+@pytest.mark.parametrize("signal", ["Vehicle.Speed", str(SPEED)])
+async def test_series_aggregates_per_bucket(client, api_fleet: Fleet, signal: str):
+    response = await client.get(
+        vehicle_url(api_fleet) + f"/signals/{signal}/series",
+        params={
+            "from": T0.isoformat(),
+            "to": (T0 + timedelta(minutes=10)).isoformat(),
+            "bucket": "5m",
+        },
+    )
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert body["bucket_s"] == 300 and body["unit"] == "km/h"
+    points = [(p["avg"], p["min"], p["max"], p["count"]) for p in body["points"]]
+    assert points == [(2.0, 0.0, 4.0, 5), (7.0, 5.0, 9.0, 5)]
+    assert body["points"][1]["bucket_start"].startswith("2026-03-01T12:05:00")
+
+
+async def test_series_range_end_is_exclusive(client, api_fleet: Fleet):
+    response = await client.get(
+        vehicle_url(api_fleet) + "/signals/Vehicle.Speed/series",
+        params={
+            "from": T0.isoformat(),
+            "to": (T0 + timedelta(minutes=3)).isoformat(),
+            "bucket": "1h",
+        },
+    )
+    body = await response.json()
+    assert [(p["count"], p["max"]) for p in body["points"]] == [(3, 2.0)]
+
+
+async def assert_problem(response, status: int) -> dict:
+    assert response.status == status
+    assert response.content_type == "application/problem+json"
+    body = await response.json()
+    assert body["status"] == status
+    assert {"type", "title", "status", "detail", "instance"} <= body.keys()
+    return body
+
+
+async def test_unknown_vehicle_is_a_404_problem(client):
+    body = await assert_problem(await client.get(f"/api/v1/vehicles/{uuid.uuid4()}"), 404)
+    assert body["instance"].startswith("/api/v1/vehicles/")
+
+
+async def test_vehicle_of_another_tenant_is_a_404(client, pool):
+    other = await make_fleet(pool)
+    await assert_problem(await client.get(vehicle_url(other)), 404)
+
+
+async def test_bad_uuid_is_a_400_problem(client):
+    body = await assert_problem(await client.get("/api/v1/vehicles/not-a-uuid"), 400)
+    assert "not-a-uuid" in body["detail"]
+
+
+async def test_unknown_route_and_signal_are_404_problems(client, api_fleet: Fleet):
+    await assert_problem(await client.get("/api/v1/nothing"), 404)
+    await assert_problem(
+        await client.get(vehicle_url(api_fleet) + "/signals/Vehicle.Nope/series"), 404
+    )
+
+
+async def test_wrong_method_is_a_405_problem(client):
+    response = await client.post("/api/v1/vehicles")
+    await assert_problem(response, 405)
+    assert response.headers["Allow"] == "GET"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"from": "yesterday"},
+        {"bucket": "5 parsecs"},
+        {"bucket": "0s"},
+        {"colour": "red"},
+        {"from": "2026-03-01T12:00:00"},
+    ],
+)
+async def test_bad_query_parameters_are_400_problems_naming_the_parameter(
+    client, api_fleet: Fleet, params
+):
+    response = await client.get(vehicle_url(api_fleet) + "/signals/13/series", params=params)
+    body = await assert_problem(response, 400)
+    assert body["errors"][0]["parameter"] in {"from", "bucket", "colour"}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"from": "2026-03-02T00:00:00Z", "to": "2026-03-01T00:00:00Z"},
+        {"from": "2026-01-01T00:00:00Z", "to": "2026-03-01T00:00:00Z", "bucket": "1d"},
+        {"from": "2026-03-01T00:00:00Z", "to": "2026-03-02T00:00:00Z", "bucket": "1s"},
+    ],
+)
+async def test_unacceptable_ranges_are_422_problems(client, api_fleet: Fleet, params):
+    response = await client.get(vehicle_url(api_fleet) + "/signals/13/series", params=params)
+    await assert_problem(response, 422)
+
+
+async def test_healthz_and_readyz_answer(client):
+    assert (await client.get("/healthz")).status == 200
+    response = await client.get("/readyz")
+    assert response.status == 200
+    assert (await response.json())["checks"] == {"database": "ok", "ingest": "disabled"}
+
+
+async def test_openapi_document_is_3_1_and_lists_every_route(client):
+    response = await client.get("/api/v1/openapi.json")
+    assert response.status == 200
+    doc = await response.json()
+    assert doc["openapi"].startswith("3.1")
+    assert doc["info"]["title"] and doc["info"]["version"]
+    routes = {
+        (r.method.lower(), r.resource.canonical)
+        for r in client.app.router.routes()
+        if r.method != "HEAD"
+    }
+    documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
+    assert documented == routes
+    schemas = doc["components"]["schemas"]
+    assert {"Vehicle", "VehicleList", "Series", "SeriesPoint", "Problem"} <= schemas.keys()
+
+    def refs(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "$ref":
+                    yield value
+                else:
+                    yield from refs(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from refs(value)
+
+    for ref in refs(doc):
+        assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas
+    series = doc["paths"]["/api/v1/vehicles/{vehicle_id}/signals/{signal}/series"]["get"]
+    assert {p["name"] for p in series["parameters"]} == {
+        "vehicle_id",
+        "signal",
+        "from",
+        "to",
+        "bucket",
+    }
+    assert "application/problem+json" in series["responses"]["422"]["content"]
