@@ -337,9 +337,9 @@ class Vehicle:
         ambient = s.ambient_temp_c
         heating = 0.35 * fuel_gs
         radiator = 0.6 * max(0.0, s.coolant_temp_c - _THERMOSTAT_C)
-        coolant = s.coolant_temp_c + dt * (
-            heating - radiator - 0.0015 * (s.coolant_temp_c - ambient)
-        )
+        # A closed thermostat keeps a running engine's heat in; a stopped engine cools faster.
+        losses = (0.0006 if running else 0.0012) * (s.coolant_temp_c - ambient)
+        coolant = s.coolant_temp_c + dt * (heating - radiator - losses)
         oil = _approach(s.oil_temp_c, coolant + (6.0 if running else 0.0), dt, 240.0)
         heat_soak = 18.0 * _clamp((coolant - ambient) / 70.0, 0.0, 1.0) / (1.0 + speed_kmh / 25.0)
         intake = _approach(s.intake_temp_c, ambient + 2.0 + heat_soak, dt, 30.0)
