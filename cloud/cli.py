@@ -1,0 +1,114 @@
+"""``fleetlink cloud …``: run the service, migrate, and manage the registry."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, TypeVar
+
+import asyncpg
+import typer
+from aiohttp import web
+
+from . import registry
+from .db.migrate import migrate_url
+from .logs import configure_logging
+from .settings import CloudSettings
+
+T = TypeVar("T")
+
+app = typer.Typer(help="The Fleetlink cloud: ingest, REST API and registry.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
+device_app = typer.Typer(help="Devices.", no_args_is_help=True)
+vehicle_app = typer.Typer(help="Vehicles.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(device_app, name="device")
+app.add_typer(vehicle_app, name="vehicle")
+
+
+def _settings() -> CloudSettings:
+    settings = CloudSettings()
+    configure_logging(json_output=settings.log_json, level=settings.log_level)
+    return settings
+
+
+def _with_connection(action: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def run() -> T:
+        conn = await asyncpg.connect(_settings().database_dsn())
+        try:
+            return await action(conn)
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(run())
+    except (registry.RegistryError, asyncpg.PostgresError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (FLEETLINK_HTTP_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (FLEETLINK_HTTP_PORT)")] = None,
+) -> None:
+    """Run the REST API and the MQTT ingest until interrupted."""
+    from .app import create_app
+
+    settings = _settings()
+    web.run_app(
+        create_app(settings),
+        host=host or settings.http_host,
+        port=port if port is not None else settings.http_port,
+        print=None,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations."""
+    applied = asyncio.run(migrate_url(_settings().database_dsn()))
+    typer.echo("\n".join(applied) if applied else "database schema is up to date")
+
+
+@tenant_app.command("add")
+def tenant_add(
+    tenant_id: str, name: Annotated[str | None, typer.Option(help="Display name")] = None
+) -> None:
+    """Create a tenant."""
+    typer.echo(_with_connection(lambda c: registry.create_tenant(c, tenant_id, name)))
+
+
+@device_app.command("add")
+def device_add(
+    tenant_id: str, device_id: str, name: Annotated[str, typer.Option(help="Label")] = ""
+) -> None:
+    """Register a device for a tenant."""
+    typer.echo(_with_connection(lambda c: registry.create_device(c, tenant_id, device_id, name)))
+
+
+@vehicle_app.command("add")
+def vehicle_add(
+    tenant_id: str,
+    name: str,
+    vin: Annotated[str | None, typer.Option(help="17-character VIN")] = None,
+) -> None:
+    """Create a vehicle and print its id."""
+    typer.echo(_with_connection(lambda c: registry.create_vehicle(c, tenant_id, name, vin)))
+
+
+@app.command()
+def assign(
+    device_id: str,
+    vehicle_id: uuid.UUID,
+    at: Annotated[
+        datetime | None, typer.Option(help="Start of the assignment, ISO 8601 (default now)")
+    ] = None,
+) -> None:
+    """Install a device in a vehicle, ending its previous assignment."""
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    done = _with_connection(lambda c: registry.assign_device(c, device_id, vehicle_id, at))
+    typer.echo(f"{done.device_id} -> {done.vehicle_id} from {done.valid_from.isoformat()}")
