@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from simulator.driver import Driver
@@ -33,7 +35,7 @@ def test_aggressive_driver_is_faster_and_harsher_than_calm_driver(seed: int) -> 
 def test_driver_stops_at_lights_and_pulls_away_again() -> None:
     states = trip(0.3, seed=5, seconds=600.0)
     moving = [s.speed_kmh > 1 for s in states]
-    starts = sum(1 for a, b in zip(moving, moving[1:], strict=False) if not a and b)
+    starts = sum(1 for a, b in itertools.pairwise(moving) if not a and b)
     assert starts >= 3
 
 
