@@ -83,7 +83,7 @@ class _Group:
 
 def open_connection(settings: ObdSection) -> obd.OBD:
     """Return a python-obd connection to the configured port (its status tells if it worked)."""
-    return obd.OBD(
+    connection = obd.OBD(
         portstr=settings.port,
         baudrate=settings.baudrate,
         protocol=settings.protocol,
@@ -91,6 +91,12 @@ def open_connection(settings: ObdSection) -> obd.OBD:
         timeout=settings.timeout_s,
         check_voltage=True,
     )
+    # python-obd 0.7.3 opens the port with a fixed 10 s read timeout and applies ``timeout``
+    # only while probing baud rates; a silent adapter would stall each query for 10 s.
+    port = getattr(connection.interface, "_ELM327__port", None)
+    if port is not None:
+        port.timeout = settings.timeout_s
+    return connection
 
 
 def state_of(status: str) -> AdapterState:
