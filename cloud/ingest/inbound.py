@@ -123,19 +123,30 @@ def _telemetry(delivery: Delivery, topic: Topic, now: datetime) -> Inbound:
     base = EPOCH + timedelta(milliseconds=batch.base_time_ms)
     rows: list[tuple[int, datetime, float]] = []
     latest: dict[int, tuple[datetime, float]] = {}
+    # Signals polled in one cycle share offsets, so each timestamp is built once per batch.
+    stamp_at: dict[int, datetime] = {}
+    lowest, highest = 2**31, -1
     for series in batch.series:
         sid = series.signal_id
         if sid not in BY_ID:
             return DeadLetter(delivery, f"unknown signal id {sid}", topic, batch.seq)
-        if not series.values:
+        offsets = series.offsets_ms
+        if not offsets:
             continue
-        stamps = [base + timedelta(milliseconds=off) for off in series.offsets_ms]
+        stamps = []
+        for off in offsets:
+            ts = stamp_at.get(off)
+            if ts is None:
+                ts = stamp_at[off] = base + timedelta(0, 0, 0, off)
+            stamps.append(ts)
         rows.extend(zip([sid] * len(stamps), stamps, series.values, strict=True))
-        newest = max(range(len(stamps)), key=stamps.__getitem__)
-        latest[sid] = (stamps[newest], series.values[newest])
+        newest = max(range(len(offsets)), key=offsets.__getitem__)
+        if sid not in latest or latest[sid][0] < stamps[newest]:
+            latest[sid] = (stamps[newest], series.values[newest])
+        lowest = min(lowest, *offsets)
+        highest = max(highest, offsets[newest])
     if rows:
-        first = min(r[1] for r in rows)
-        last = max(r[1] for r in rows)
+        first, last = stamp_at[lowest], stamp_at[highest]
         if first < OLDEST_ACCEPTED or last > now + FUTURE_TOLERANCE:
             return DeadLetter(
                 delivery,
