@@ -1,0 +1,285 @@
+"""The MQTT uplink against a real mosquitto, with the test playing the cloud."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import tempfile
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.config import DeviceSection, MqttSection
+from edge.outbox import Outbox
+from edge.uplink import Uplink
+from shared.codec import decode, decode_raw, encode
+from shared.messages import Ack, Event, EventBatch, Series, Status, TelemetryBatch
+from shared.topics import Kind, topic
+from tests.conftest import Broker, _port_open, free_port
+
+TENANT = "acme"
+
+
+class Cloud:
+    """A stand-in for the cloud: records what the device publishes and sends acks."""
+
+    def __init__(self, broker_url: str, device_id: str) -> None:
+        self.device_id = device_id
+        self.received: list[tuple[str, int]] = []
+        self.statuses: list[Status] = []
+        self.lock = threading.Lock()
+        host, port = broker_url.removeprefix("mqtt://").split(":")
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"cloud-{device_id}")
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(1, 1)
+        self.client.connect_async(host, int(port))
+        self.client.loop_start()
+
+    def _on_connect(self, client: mqtt.Client, *_: object) -> None:
+        for kind in (Kind.TELEMETRY, Kind.EVENTS, Kind.STATUS):
+            client.subscribe(topic(TENANT, self.device_id, kind), qos=1)
+
+    def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        kind = message.topic.rsplit("/", 1)[1]
+        with self.lock:
+            if kind == Kind.STATUS:
+                self.statuses.append(decode(bytes(message.payload), Status))
+            else:
+                body = decode_raw(bytes(message.payload))
+                self.received.append((kind, int(body["seq"])))
+
+    def seqs(self) -> list[int]:
+        with self.lock:
+            return [seq for _, seq in self.received]
+
+    def ack(self, seqs: list[int], device_id: str | None = None) -> None:
+        ack = Ack(device_id=device_id or self.device_id, seqs=seqs)
+        self.client.publish(topic(TENANT, self.device_id, Kind.ACK), encode(ack), qos=1)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+async def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def telemetry(device_id: str) -> Callable[[int], bytes]:
+    def build(seq: int) -> bytes:
+        series = [Series(signal_id=12, offsets_ms=[0, 100], values=[800.0, 810.0])]
+        return encode(
+            TelemetryBatch(
+                device_id=device_id, seq=seq, base_time_ms=1_700_000_000_000, series=series
+            )
+        )
+
+    return build
+
+
+def events(device_id: str) -> Callable[[int], bytes]:
+    def build(seq: int) -> bytes:
+        event = Event(id=uuid.uuid4(), time_ms=1_700_000_000_000, type="trip_start")
+        return encode(EventBatch(device_id=device_id, seq=seq, events=[event]))
+
+    return build
+
+
+@contextlib.asynccontextmanager
+async def running(uplink: Uplink) -> AsyncIterator[asyncio.Event]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(uplink.run(stop))
+    try:
+        yield stop
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+def device_id() -> str:
+    return f"dev-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    with Outbox(tmp_path / "outbox.db") as box:
+        yield box
+
+
+def make_uplink(url: str, device_id: str, outbox: Outbox, **mqtt: object) -> Uplink:
+    settings = MqttSection.model_validate({"url": url, **mqtt})
+    return Uplink(DeviceSection(id=device_id, tenant=TENANT), settings, outbox)
+
+
+async def test_events_go_first_and_batches_are_deleted_only_when_acked(
+    mqtt_broker: Broker, device_id: str, outbox: Outbox
+) -> None:
+    outbox.add("telemetry", telemetry(device_id))
+    outbox.add("telemetry", telemetry(device_id))
+    outbox.add("events", events(device_id))
+    cloud = Cloud(mqtt_broker.url, device_id)
+    uplink = make_uplink(mqtt_broker.url, device_id, outbox)
+    try:
+        async with running(uplink):
+            await wait_for(lambda: len(cloud.seqs()) >= 3)
+            assert cloud.received[0] == ("events", 3)
+            assert sorted(cloud.seqs()) == [1, 2, 3]
+            await asyncio.sleep(0.3)
+            assert [b.seq for b in outbox.pending()] == [3, 1, 2]
+            cloud.ack([1, 3])
+            await wait_for(lambda: len(outbox) == 1)
+            assert [b.seq for b in outbox.pending()] == [2]
+            seq = outbox.add("telemetry", telemetry(device_id))
+            uplink.wake()
+            await wait_for(lambda: seq in cloud.seqs())
+            cloud.ack([2, seq])
+            await wait_for(lambda: len(outbox) == 0)
+            assert uplink.counters["acked"] == 4
+    finally:
+        cloud.close()
+
+
+async def test_retained_status_is_online_while_running_and_offline_after(
+    mqtt_broker: Broker, device_id: str, outbox: Outbox
+) -> None:
+    cloud = Cloud(mqtt_broker.url, device_id)
+    try:
+        async with running(make_uplink(mqtt_broker.url, device_id, outbox)):
+            await wait_for(lambda: any(s.online for s in cloud.statuses))
+        await wait_for(lambda: bool(cloud.statuses) and not cloud.statuses[-1].online)
+    finally:
+        cloud.close()
+    late = Cloud(mqtt_broker.url, device_id)
+    try:
+        await wait_for(lambda: bool(late.statuses))
+        assert late.statuses[-1].online is False and late.statuses[-1].device_id == device_id
+    finally:
+        late.close()
+
+
+async def test_unacked_batch_is_republished_after_the_ack_timeout(
+    mqtt_broker: Broker, device_id: str, outbox: Outbox
+) -> None:
+    outbox.add("telemetry", telemetry(device_id))
+    cloud = Cloud(mqtt_broker.url, device_id)
+    uplink = make_uplink(mqtt_broker.url, device_id, outbox, ack_timeout_s=0.5)
+    try:
+        async with running(uplink):
+            await wait_for(lambda: cloud.seqs().count(1) >= 2)
+            assert uplink.counters["republished"] >= 1
+            cloud.ack([1])
+            await wait_for(lambda: len(outbox) == 0)
+            count = len(cloud.seqs())
+            await asyncio.sleep(1.0)
+            assert len(cloud.seqs()) == count
+    finally:
+        cloud.close()
+
+
+async def test_inflight_window_bounds_unacked_publishes(
+    mqtt_broker: Broker, device_id: str, outbox: Outbox
+) -> None:
+    for _ in range(10):
+        outbox.add("telemetry", telemetry(device_id))
+    cloud = Cloud(mqtt_broker.url, device_id)
+    uplink = make_uplink(mqtt_broker.url, device_id, outbox, max_inflight=4)
+    try:
+        async with running(uplink):
+            await wait_for(lambda: len(cloud.seqs()) >= 4)
+            await asyncio.sleep(0.5)
+            assert sorted(cloud.seqs()) == [1, 2, 3, 4]
+            cloud.ack([1, 2])
+            await wait_for(lambda: len(cloud.seqs()) >= 6)
+            await asyncio.sleep(0.3)
+            assert sorted(cloud.seqs()) == [1, 2, 3, 4, 5, 6]
+    finally:
+        cloud.close()
+
+
+async def test_acks_that_are_malformed_or_for_another_device_change_nothing(
+    mqtt_broker: Broker, device_id: str, outbox: Outbox
+) -> None:
+    outbox.add("telemetry", telemetry(device_id))
+    cloud = Cloud(mqtt_broker.url, device_id)
+    uplink = make_uplink(mqtt_broker.url, device_id, outbox)
+    try:
+        async with running(uplink):
+            await wait_for(lambda: 1 in cloud.seqs())
+            ack_topic = topic(TENANT, device_id, Kind.ACK)
+            cloud.client.publish(ack_topic, b"\x01\x00garbage", qos=1)
+            cloud.ack([1], device_id="someone-else")
+            await wait_for(lambda: uplink.counters["acks_rejected"] >= 2)
+            assert [b.seq for b in outbox.pending()] == [1]
+    finally:
+        cloud.close()
+
+
+class ThrowawayBroker:
+    """A mosquitto of our own on a fixed port, so the test can stop and restart it."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = tempfile.TemporaryDirectory()
+        self.conf = Path(self.dir.name) / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stderr=subprocess.DEVNULL)
+        await wait_for(lambda: _port_open("127.0.0.1", self.port), 10)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+async def test_broker_outage_loses_nothing_and_unacked_batches_are_redelivered(
+    device_id: str, outbox: Outbox
+) -> None:
+    broker = ThrowawayBroker()
+    await broker.start()
+    cloud = Cloud(broker.url, device_id)
+    uplink = make_uplink(broker.url, device_id, outbox)
+    try:
+        async with running(uplink):
+            outbox.add("telemetry", telemetry(device_id))
+            outbox.add("telemetry", telemetry(device_id))
+            uplink.wake()
+            await wait_for(lambda: sorted(cloud.seqs()) == [1, 2])
+            broker.stop()
+            await wait_for(lambda: not uplink.ready)
+            for _ in range(3):
+                outbox.add("telemetry", telemetry(device_id))
+            outbox.add("events", events(device_id))
+            uplink.wake()
+            await asyncio.sleep(1.5)
+            await broker.start()
+            await wait_for(lambda: set(cloud.seqs()) >= {1, 2, 3, 4, 5, 6}, 20)
+            assert cloud.seqs().count(1) >= 2
+            assert uplink.counters["connects"] >= 2
+            assert len(outbox) == 6
+            cloud.ack([1, 2, 3, 4, 5, 6])
+            await wait_for(lambda: len(outbox) == 0)
+    finally:
+        cloud.close()
+        broker.stop()
