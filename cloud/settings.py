@@ -37,7 +37,11 @@ def redact_url(url: str) -> str:
 
 
 class CloudSettings(BaseSettings):
-    """Everything the cloud service needs to start; URLs are secrets because they hold passwords."""
+    """Everything the cloud service needs to start; URLs are secrets because they hold passwords.
+
+    Construction raises pydantic's ValidationError (wrapping SettingsError for the production
+    checks) naming the offending ``FLEETLINK_*`` variable.
+    """
 
     model_config = SettingsConfigDict(env_prefix="FLEETLINK_", extra="ignore")
 

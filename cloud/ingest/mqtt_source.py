@@ -118,7 +118,7 @@ class MqttSource:
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
         self._client.publish(topic, payload, qos=qos)
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties):  # type: ignore[no-untyped-def]
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
             log.warning(
                 "MQTT connect refused by %s:%s: %s",
@@ -138,12 +138,12 @@ class MqttSource:
         )
         self._connected.set()
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties):  # type: ignore[no-untyped-def]
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         if self._connected.is_set() and not self._stopping.is_set():
             log.warning("ingest %s lost the broker: %s", self.client_id, reason_code)
         self._connected.clear()
 
-    def _on_message(self, client, userdata, message: mqtt.MQTTMessage):  # type: ignore[no-untyped-def]
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage):
         while not self._slots.acquire(timeout=0.5):
             if self._stopping.is_set():
                 return

@@ -97,12 +97,12 @@ def broker_offers_mqtt5(address: BrokerAddress, timeout_s: float = 5.0) -> bool:
     accepted = threading.Event()
     answered = threading.Event()
 
-    def on_connect(client, userdata, flags, reason_code, properties):  # type: ignore[no-untyped-def]
+    def on_connect(client, userdata, flags, reason_code, properties):
         if not reason_code.is_failure:
             accepted.set()
         answered.set()
 
-    def on_disconnect(client, userdata, flags, reason_code, properties):  # type: ignore[no-untyped-def]
+    def on_disconnect(client, userdata, flags, reason_code, properties):
         answered.set()
 
     client = mqtt.Client(

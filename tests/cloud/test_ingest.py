@@ -249,3 +249,19 @@ async def test_status_messages_update_the_device(pool, fleet: Fleet, ingest, pub
 
     await wait_until(seen)
     assert await pool.fetchval("SELECT agent_version FROM devices WHERE id = $1", device) == "0.1.0"
+
+
+async def test_no_ack_is_sent_while_the_transaction_cannot_commit(
+    pool, fleet: Fleet, ingest, publisher, ack_listener: AckListener
+):
+    device = fleet.devices[0]
+    async with pool.acquire() as blocker:
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("LOCK TABLE ingested_batches IN ACCESS EXCLUSIVE MODE")
+        publisher.publish(telemetry_topic(fleet.tenant, device), telemetry(device, 1), qos=1)
+        await asyncio.sleep(0.5)
+        assert ack_listener.seqs(device) == []
+        await tx.rollback()
+    await ack_listener.wait_for(lambda: ack_listener.seqs(device) == [1])
+    assert await pool.fetchval("SELECT count(*) FROM samples WHERE device_id = $1", device) == 5

@@ -1,0 +1,39 @@
+import logging
+
+import pytest
+from pydantic import ValidationError
+
+from cloud.logs import JsonFormatter
+from cloud.settings import CloudSettings, redact_url
+
+
+def test_production_refuses_the_demo_database_and_anonymous_mqtt(monkeypatch):
+    monkeypatch.setenv("FLEETLINK_MODE", "production")
+    with pytest.raises(ValidationError, match="FLEETLINK_DATABASE_URL"):
+        CloudSettings()
+    monkeypatch.setenv("FLEETLINK_DATABASE_URL", "postgresql://fl:pw@db/fleetlink")
+    with pytest.raises(ValidationError, match="FLEETLINK_MQTT_URL"):
+        CloudSettings()
+    monkeypatch.setenv("FLEETLINK_MQTT_URL", "mqtt://ingest:pw2@broker:1883")
+    assert CloudSettings().mode == "production"
+
+
+def test_passwords_never_appear_in_what_is_logged(monkeypatch, caplog):
+    monkeypatch.setenv("FLEETLINK_DATABASE_URL", "postgresql://fl:hunter2@db:5432/fleetlink")
+    monkeypatch.setenv("FLEETLINK_MQTT_URL", "mqtt://ingest:sw0rdfish@broker")
+    settings = CloudSettings()
+    text = repr(settings) + str(settings.describe())
+    assert "hunter2" not in text and "sw0rdfish" not in text
+    assert settings.describe()["database_url"] == "postgresql://fl:***@db:5432/fleetlink"
+    assert settings.database_dsn().endswith("fl:hunter2@db:5432/fleetlink")
+
+
+def test_redact_url_leaves_urls_without_password_alone():
+    assert redact_url("mqtt://127.0.0.1:1883") == "mqtt://127.0.0.1:1883"
+
+
+def test_json_log_lines_carry_level_message_and_extras():
+    record = logging.LogRecord("cloud", logging.INFO, __file__, 1, "hello %s", ("x",), None)
+    record.device = "dev-1"
+    line = JsonFormatter().format(record)
+    assert '"message": "hello x"' in line and '"device": "dev-1"' in line
