@@ -21,7 +21,7 @@ from shared.messages import Ack
 from shared.topics import Kind, topic
 
 from ..settings import CloudSettings
-from .inbound import Inbound
+from .inbound import DeadLetter, Inbound
 from .mqtt_source import MqttSource
 from .protocol import (
     BrokerAddress,
@@ -34,6 +34,7 @@ from .store import ChunkResult, ChunkStore
 
 log = logging.getLogger(__name__)
 
+_REFUSED_BY_DATABASE = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 _RETRYABLE = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ConnectionError)
 
 
@@ -106,8 +107,26 @@ class IngestWorker:
     async def _run(self) -> None:
         while True:
             items = await self._next_chunk()
-            result = await self._commit_with_retry(items)
-            self._after_commit(items, result)
+            for part, result in await self._commit(items):
+                self._after_commit(part, result)
+
+    async def _commit(self, items: list[Inbound]) -> list[tuple[list[Inbound], ChunkResult]]:
+        """Commit ``items``; a chunk the database refuses is halved until the culprit is alone,
+        and that one is dead-lettered, so one poison message cannot stall the ingest."""
+        try:
+            return [(items, await self._commit_with_retry(items))]
+        except _REFUSED_BY_DATABASE as exc:
+            if len(items) > 1:
+                half = len(items) // 2
+                return await self._commit(items[:half]) + await self._commit(items[half:])
+            item = items[0]
+            letter = DeadLetter(
+                item.delivery,
+                f"the database refused it: {exc}",
+                getattr(item, "topic", None),
+                getattr(item, "seq", None),
+            )
+            return [(items, await self._commit_with_retry([letter]))]
 
     async def _commit_with_retry(self, items: list[Inbound]) -> ChunkResult:
         delay = 0.2
@@ -115,6 +134,8 @@ class IngestWorker:
             try:
                 async with self._pool.acquire() as conn:
                     result = await self._store.write(conn, items)
+            except _REFUSED_BY_DATABASE:
+                raise
             except asyncpg.DeadlockDetectedError:
                 await asyncio.sleep(0.01)
                 continue

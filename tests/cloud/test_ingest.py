@@ -1,5 +1,6 @@
 import asyncio
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import asyncpg
 import pytest
@@ -265,3 +266,29 @@ async def test_no_ack_is_sent_while_the_transaction_cannot_commit(
         await tx.rollback()
     await ack_listener.wait_for(lambda: ack_listener.seqs(device) == [1])
     assert await pool.fetchval("SELECT count(*) FROM samples WHERE device_id = $1", device) == 5
+
+
+async def test_message_the_database_refuses_is_dead_lettered_without_stalling_its_chunk(
+    pool, fleet: Fleet, ingest, publisher, ack_listener: AckListener
+):
+    from shared.codec import encode
+    from shared.messages import Event, EventBatch
+
+    device = fleet.devices[0]
+    poison = EventBatch(
+        device_id=device,
+        seq=2,
+        events=[Event(id=uuid4(), time_ms=now_ms(), type="note", data={"text": "a\x00b"})],
+    )
+    publisher.publish(telemetry_topic(fleet.tenant, device), telemetry(device, 1), qos=1)
+    publisher.publish(events_topic(fleet.tenant, device), encode(poison), qos=1)
+    publisher.publish(telemetry_topic(fleet.tenant, device), telemetry(device, 3), qos=1)
+    await ack_listener.wait_for(lambda: sorted(ack_listener.seqs(device)) == [1, 2, 3])
+    reason = await pool.fetchval(
+        "SELECT reason FROM dead_letters WHERE topic = $1", events_topic(fleet.tenant, device)
+    )
+    assert reason.startswith("the database refused it")
+    stored = await pool.fetch(
+        "SELECT seq FROM ingested_batches WHERE device_id = $1 ORDER BY seq", device
+    )
+    assert [r["seq"] for r in stored] == [1, 3]
