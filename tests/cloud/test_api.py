@@ -226,3 +226,18 @@ async def test_openapi_document_is_3_1_and_lists_every_route(client):
         "bucket",
     }
     assert "application/problem+json" in series["responses"]["422"]["content"]
+
+
+async def test_unexpected_error_is_a_500_problem_without_internals(aiohttp_client):
+    from aiohttp import web
+
+    from cloud.api.problems import problem_middleware
+
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("secret internal detail")
+
+    app = web.Application(middlewares=[problem_middleware])
+    app.router.add_get("/broken", broken)
+    client = await aiohttp_client(app)
+    body = await assert_problem(await client.get("/broken"), 500)
+    assert "secret" not in body["detail"]
