@@ -27,12 +27,19 @@ log = logging.getLogger(__name__)
 BATTERY_COMMAND = "ELM_VOLTAGE"
 BATTERY_SIGNAL_ID = 256
 
-ReplyKind = Literal["ok", "null", "garbled"]
+ReplyKind = Literal["ok", "silent", "null", "garbled"]
+
+_NO_ANSWER_REPLIES = ("NO DATA", "CAN ERROR", "UNABLE TO CONNECT", "STOPPED", "BUS", "ERROR", "?")
 
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """The outcome of asking for one command: a value, no answer, or an unreadable answer."""
+    """The outcome of asking for one command.
+
+    ``kind`` is ``ok`` (a value), ``silent`` (the adapter sent nothing before the timeout),
+    ``null`` (the adapter answered that the vehicle did not, e.g. ``NO DATA``) or
+    ``garbled`` (an answer that does not decode).
+    """
 
     command: str
     time_ms: int
@@ -40,19 +47,18 @@ class Reading:
     kind: ReplyKind
 
 
-def reading_from_response(command: str, response: Any, time_ms: int) -> Reading:
-    """Return the :class:`Reading` for one python-obd response.
-
-    No messages at all is ``null`` (the adapter or vehicle did not answer); messages that
-    do not decode to a number are ``garbled``.
-    """
-    if not getattr(response, "messages", None):
-        return Reading(command, time_ms, None, "null")
-    value = getattr(response, "value", None)
+def reading_from_messages(command: str, messages: Sequence[Any] | None, time_ms: int) -> Reading:
+    """Return the :class:`Reading` for the python-obd messages parsed from one reply."""
+    if not messages:
+        return Reading(command, time_ms, None, "silent")
+    value = obd.commands[command](list(messages)).value
     magnitude = getattr(value, "magnitude", value)
-    if isinstance(magnitude, bool) or not isinstance(magnitude, int | float):
-        return Reading(command, time_ms, None, "garbled")
-    return Reading(command, time_ms, float(magnitude), "ok")
+    if isinstance(magnitude, int | float) and not isinstance(magnitude, bool):
+        return Reading(command, time_ms, float(magnitude), "ok")
+    raw = " ".join(str(m.raw()) for m in messages).strip().upper()
+    if raw.startswith(_NO_ANSWER_REPLIES):
+        return Reading(command, time_ms, None, "null")
+    return Reading(command, time_ms, None, "garbled")
 
 
 class PollStrategy(ABC):
@@ -64,13 +70,18 @@ class PollStrategy(ABC):
 
 
 class OnePidPerRequest(PollStrategy):
-    """python-obd's plain query loop: one request and one round trip per PID."""
+    """python-obd's plain loop: one request and one round trip per PID.
+
+    It sends through the interface rather than ``OBD.query`` so that an empty reply (silence)
+    can be told from one that does not decode; for mode 01 and AT commands the bytes sent
+    are the same as ``query``'s.
+    """
 
     def read(self, connection: obd.OBD, commands: Sequence[str]) -> list[Reading]:
         readings = []
         for name in commands:
-            response = connection.query(obd.commands[name])
-            readings.append(reading_from_response(name, response, int(time.time() * 1000)))
+            messages = connection.interface.send_and_parse(obd.commands[name].command)
+            readings.append(reading_from_messages(name, messages, int(time.time() * 1000)))
         return readings
 
 
@@ -111,9 +122,11 @@ def state_of(status: str) -> AdapterState:
 class ObdSource(Source):
     """Polls the configured groups (and the battery voltage) from an ELM327 adapter.
 
-    A link that fails, goes silent or disappears is closed and reopened with capped
-    exponential backoff; the state is logged once per change. ``counters`` holds
-    ``null_replies``, ``garbled_replies``, ``connect_attempts``, ``link_lost`` and more.
+    A link that fails, disappears, or gives no value for ``silent_rounds`` rounds in a row
+    (silence, or only ``NO DATA``) is closed and reopened with capped exponential backoff;
+    the state is logged once per change. ``counters`` holds ``silent_replies``,
+    ``null_replies``, ``garbled_replies``, ``connect_attempts``, ``link_lost``,
+    ``link_silent`` and more.
     """
 
     name = "obd"
@@ -218,6 +231,10 @@ class ObdSource(Source):
                 self.stopping.wait(max(0.0, next_due - now))
                 continue
             answered = False
+            if connection.status() == OBDStatus.NOT_CONNECTED:
+                self.counters["link_lost"] += 1
+                self._set_state("disconnected")
+                return
             for group in due:
                 group.next_due += group.period_s
                 if group.next_due < now:
@@ -225,10 +242,6 @@ class ObdSource(Source):
                     group.next_due = now + group.period_s
                 for reading in self.strategy.read(connection, group.commands):
                     answered |= self._take(reading)
-            if connection.status() == OBDStatus.NOT_CONNECTED:
-                self.counters["link_lost"] += 1
-                self._set_state("disconnected")
-                return
             silent_rounds = 0 if answered else silent_rounds + 1
             if silent_rounds >= self.settings.silent_rounds:
                 self.counters["link_silent"] += 1
@@ -236,12 +249,10 @@ class ObdSource(Source):
                 return
 
     def _take(self, reading: Reading) -> bool:
-        if reading.kind == "null":
-            self.counters["null_replies"] += 1
-            return False
-        if reading.kind == "garbled" or reading.value is None:
-            self.counters["garbled_replies"] += 1
-            return True
+        """Emit an ok reading; count the others. Return True if the adapter's answer was live."""
+        if reading.kind != "ok" or reading.value is None:
+            self.counters[f"{reading.kind}_replies"] += 1
+            return reading.kind == "garbled"
         if reading.command == BATTERY_COMMAND:
             signal_id = BATTERY_SIGNAL_ID
         else:
