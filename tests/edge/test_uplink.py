@@ -6,74 +6,20 @@ import asyncio
 import contextlib
 import subprocess
 import tempfile
-import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config import DeviceSection, MqttSection
 from edge.outbox import Outbox
 from edge.uplink import Uplink
-from shared.codec import decode, decode_raw, encode
-from shared.messages import Ack, Event, EventBatch, Series, Status, TelemetryBatch
+from shared.codec import encode
+from shared.messages import Event, EventBatch, Series, TelemetryBatch
 from shared.topics import Kind, topic
 from tests.conftest import Broker, _port_open, free_port
-
-TENANT = "acme"
-
-
-class Cloud:
-    """A stand-in for the cloud: records what the device publishes and sends acks."""
-
-    def __init__(self, broker_url: str, device_id: str) -> None:
-        self.device_id = device_id
-        self.received: list[tuple[str, int]] = []
-        self.statuses: list[Status] = []
-        self.lock = threading.Lock()
-        host, port = broker_url.removeprefix("mqtt://").split(":")
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"cloud-{device_id}")
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(1, 1)
-        self.client.connect_async(host, int(port))
-        self.client.loop_start()
-
-    def _on_connect(self, client: mqtt.Client, *_: object) -> None:
-        for kind in (Kind.TELEMETRY, Kind.EVENTS, Kind.STATUS):
-            client.subscribe(topic(TENANT, self.device_id, kind), qos=1)
-
-    def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-        kind = message.topic.rsplit("/", 1)[1]
-        with self.lock:
-            if kind == Kind.STATUS:
-                self.statuses.append(decode(bytes(message.payload), Status))
-            else:
-                body = decode_raw(bytes(message.payload))
-                self.received.append((kind, int(body["seq"])))
-
-    def seqs(self) -> list[int]:
-        with self.lock:
-            return [seq for _, seq in self.received]
-
-    def ack(self, seqs: list[int], device_id: str | None = None) -> None:
-        ack = Ack(device_id=device_id or self.device_id, seqs=seqs)
-        self.client.publish(topic(TENANT, self.device_id, Kind.ACK), encode(ack), qos=1)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-async def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
+from tests.edge.cloud_double import TENANT, Cloud, wait_for
 
 
 def telemetry(device_id: str) -> Callable[[int], bytes]:

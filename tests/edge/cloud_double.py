@@ -1,0 +1,72 @@
+"""A stand-in for the cloud on the MQTT side, used by the uplink and agent tests."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from shared.codec import decode, decode_raw, encode
+from shared.messages import Ack, Status
+from shared.topics import Kind, topic
+
+TENANT = "acme"
+
+
+class Cloud:
+    """A stand-in for the cloud: records what the device publishes and sends acks."""
+
+    def __init__(self, broker_url: str, device_id: str, auto_ack: bool = False) -> None:
+        self.device_id = device_id
+        self.auto_ack = auto_ack
+        self.received: list[tuple[str, int]] = []
+        self.bodies: list[dict[str, Any]] = []
+        self.statuses: list[Status] = []
+        self.lock = threading.Lock()
+        host, port = broker_url.removeprefix("mqtt://").split(":")
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"cloud-{device_id}")
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(1, 1)
+        self.client.connect_async(host, int(port))
+        self.client.loop_start()
+
+    def _on_connect(self, client: mqtt.Client, *_: object) -> None:
+        for kind in (Kind.TELEMETRY, Kind.EVENTS, Kind.STATUS):
+            client.subscribe(topic(TENANT, self.device_id, kind), qos=1)
+
+    def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        kind = message.topic.rsplit("/", 1)[1]
+        with self.lock:
+            if kind == Kind.STATUS:
+                self.statuses.append(decode(bytes(message.payload), Status))
+            else:
+                body = decode_raw(bytes(message.payload))
+                self.received.append((kind, int(body["seq"])))
+                self.bodies.append(body)
+        if self.auto_ack and kind != Kind.STATUS:
+            self.ack([int(body["seq"])])
+
+    def seqs(self) -> list[int]:
+        with self.lock:
+            return [seq for _, seq in self.received]
+
+    def ack(self, seqs: list[int], device_id: str | None = None) -> None:
+        ack = Ack(device_id=device_id or self.device_id, seqs=seqs)
+        self.client.publish(topic(TENANT, self.device_id, Kind.ACK), encode(ack), qos=1)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+async def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,121 @@
+"""The whole agent: simulated vehicle → OBD source → batcher → outbox → mosquitto → acking cloud."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge.agent import Agent
+from edge.config import load_config
+from edge.outbox import Outbox
+from shared.codec import decode
+from shared.messages import TelemetryBatch
+from tests.conftest import Broker
+from tests.edge.cloud_double import TENANT, Cloud, wait_for
+
+fleet = pytest.importorskip("simulator.fleet", reason="the simulator has not landed")
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture(scope="module")
+def vehicle_port() -> Iterator[str]:
+    sim = fleet.SimulatedVehicle(seed=11, style=0.6, latency_s=0.005)
+    yield sim.start()
+    sim.stop()
+
+
+def write_config(
+    tmp_path: Path, device_id: str, mqtt_url: str, port: str, interval_s: float
+) -> Path:
+    path = tmp_path / "device.toml"
+    path.write_text(
+        f"""
+[device]
+id = "{device_id}"
+tenant = "{TENANT}"
+
+[mqtt]
+url = "{mqtt_url}"
+
+[obd]
+port = "{port}"
+baudrate = 38400
+timeout_s = 0.2
+
+[[obd.poll]]
+commands = ["RPM", "SPEED"]
+rate_hz = 10
+
+[[obd.poll]]
+commands = ["COOLANT_TEMP"]
+rate_hz = 1
+
+[outbox]
+path = "outbox.db"
+batch_interval_s = {interval_s}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+async def test_samples_reach_the_cloud_and_leave_the_outbox_once_acked(
+    tmp_path: Path, mqtt_broker: Broker, vehicle_port: str
+) -> None:
+    device_id = f"agent-{uuid.uuid4().hex[:8]}"
+    config = load_config(write_config(tmp_path, device_id, mqtt_broker.url, vehicle_port, 0.5))
+    cloud = Cloud(mqtt_broker.url, device_id, auto_ack=True)
+    agent = Agent(config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    try:
+        await wait_for(lambda: len(cloud.bodies) >= 3, 20)
+        assert agent.adapter_state() == "connected"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        cloud.close()
+    batches = [TelemetryBatch.model_validate(body) for body in cloud.bodies]
+    seqs = [b.seq for b in batches]
+    assert seqs == sorted(set(seqs))
+    signals = {s.signal_id for b in batches for s in b.series}
+    assert {0x0C, 0x0D, 0x05, 256} <= signals
+    with Outbox(config.outbox.path) as outbox:
+        left = {b.seq for b in outbox.pending()}
+        assert left.isdisjoint(seqs)
+
+
+def test_sigterm_stores_the_partial_batch_before_exiting(tmp_path: Path, vehicle_port: str) -> None:
+    device_id = f"agent-{uuid.uuid4().hex[:8]}"
+    unused_broker = "mqtt://127.0.0.1:9"
+    config = write_config(tmp_path, device_id, unused_broker, vehicle_port, 600)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge", "run", "--config", str(config), "--log-json"],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 20
+    for line in proc.stderr:
+        if "connected to the vehicle" in line:
+            break
+        assert time.monotonic() < deadline, "the agent never connected to the vehicle"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        pending = outbox.pending()
+    assert len(pending) == 1
+    batch = decode(pending[0].payload, TelemetryBatch)
+    assert batch.seq == 1 and batch.sample_count >= 5
