@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 _UNSUPPORTED_PROTOCOL = 132
 _CLOSED_BEFORE_CONNACK_LIMIT = 2
+# amqtt (3.1.1 only) never answers an MQTT 5 CONNECT that carries a will: it waits for bytes.
+_CONNACK_TIMEOUT_S = 5.0
 _TICK_S = 0.2
 
 
@@ -66,6 +68,8 @@ class Uplink:
         self._ready = False
         self._fallback = False
         self._got_connack = False
+        self._ever_connacked = False
+        self._socket_since: float | None = None
         self._closed_before_connack = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -126,7 +130,7 @@ class Uplink:
     def _on_connect(
         self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
-        self._got_connack = True
+        self._got_connack = self._ever_connacked = True
         if reason.is_failure:
             if (
                 self.protocol == MQTTProtocolVersion.MQTTv5
@@ -221,18 +225,18 @@ class Uplink:
 
     def _start_client(self) -> None:
         self._client = self._make_client()
-        self._got_connack = False
+        self._got_connack = self._ever_connacked = False
+        self._socket_since = None
         self._closed_before_connack = 0
         self._client.connect_async(
             self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s
         )
         self._client.loop_start()
 
-    def _stop_client(self, say_offline: bool) -> None:
-        client, self._client = self._client, None
-        if client is None:
-            return
-        if say_offline and self._ready:
+    def _close(self, client: mqtt.Client, say_offline: bool) -> None:
+        """Say offline (if asked), disconnect and join paho's thread; blocking, so run it
+        off the event loop."""
+        if say_offline:
             info = client.publish(
                 self.topics[Kind.STATUS], self._status(online=False), qos=1, retain=True
             )
@@ -242,8 +246,28 @@ class Uplink:
                 log.debug("offline status not confirmed: %s", exc)
         client.disconnect()
         client.loop_stop()
-        self._ready = False
+
+    async def _stop_client(self, say_offline: bool) -> None:
+        client, self._client = self._client, None
+        ready, self._ready = self._ready, False
         self._inflight.clear()
+        if client is not None:
+            await asyncio.to_thread(self._close, client, say_offline and ready)
+
+    def _v5_unanswered(self) -> bool:
+        """Return True once an MQTT 5 CONNECT has waited too long on an open socket."""
+        if (
+            self.protocol != MQTTProtocolVersion.MQTTv5
+            or self._ever_connacked
+            or self._client is None
+            or self._client.socket() is None
+        ):
+            self._socket_since = None
+            return False
+        now = time.monotonic()
+        if self._socket_since is None:
+            self._socket_since = now
+        return now - self._socket_since > _CONNACK_TIMEOUT_S
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keep the outbox flowing to the broker until ``stop`` is set; return after a clean
@@ -253,10 +277,10 @@ class Uplink:
         self._start_client()
         try:
             while not stop.is_set():
-                if self._fallback:
+                if self._fallback or self._v5_unanswered():
                     self._fallback = False
                     log.warning("%s refuses MQTT 5; using MQTT 3.1.1", self.settings.url)
-                    self._stop_client(say_offline=False)
+                    await self._stop_client(say_offline=False)
                     self.protocol = MQTTProtocolVersion.MQTTv311
                     self._start_client()
                 self.pump()
@@ -271,5 +295,5 @@ class Uplink:
                 for waiter in pending:
                     waiter.cancel()
         finally:
-            self._stop_client(say_offline=True)
+            await self._stop_client(say_offline=True)
             self._loop = None

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from paho.mqtt.enums import MQTTProtocolVersion
 
 from edge.config import DeviceSection, MqttSection
 from edge.outbox import Outbox
@@ -229,3 +230,30 @@ async def test_broker_outage_loses_nothing_and_unacked_batches_are_redelivered(
     finally:
         cloud.close()
         broker.stop()
+
+
+async def test_broker_that_speaks_only_mqtt_311_gets_a_fallback_connection(
+    device_id: str, outbox: Outbox
+) -> None:
+    amqtt_broker = pytest.importorskip("amqtt.broker", reason="amqtt is not installed")
+    port = free_port()
+    broker = amqtt_broker.Broker(
+        {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+            "sys_interval": 0,
+            "auth": {"allow-anonymous": True, "plugins": ["auth_anonymous"]},
+            "topic-check": {"enabled": False},
+        }
+    )
+    await broker.start()
+    url = f"mqtt://127.0.0.1:{port}"
+    outbox.add("telemetry", telemetry(device_id))
+    cloud = Cloud(url, device_id, auto_ack=True)
+    uplink = make_uplink(url, device_id, outbox)
+    try:
+        async with running(uplink):
+            await wait_for(lambda: len(outbox) == 0, 15)
+            assert uplink.protocol == MQTTProtocolVersion.MQTTv311
+    finally:
+        cloud.close()
+        await broker.shutdown()
