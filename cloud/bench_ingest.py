@@ -160,6 +160,7 @@ async def _run(
         ingest_workers=workers,
         mqtt_client_id=f"fleetlink-bench-ingest-{uuid.uuid4().hex[:6]}",
         mqtt_session_expiry_s=0,
+        mqtt_share_group=f"bench-{uuid.uuid4().hex[:6]}",
         ingest_max_batches=chunk_batches,
         ingest_max_wait_ms=20,
         ingest_queue_size=max(2000, chunk_batches * 4),

@@ -53,7 +53,11 @@ class CloudSettings(BaseSettings):
     ingest_workers: int = Field(1, ge=0, le=32)
     shared_subscription: SharedSubscription = SharedSubscription.AUTO
     mqtt_client_id: str = ""
-    mqtt_session_expiry_s: int = Field(3600, ge=0)
+    mqtt_share_group: str = Field("ingest", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # 0: a restarted worker starts clean and devices resend what was not acked. A persistent
+    # session in a shared group keeps receiving its share while offline, so only use it for
+    # workers that always come back.
+    mqtt_session_expiry_s: int = Field(0, ge=0)
     ingest_max_batches: int = Field(200, ge=1, le=10_000)
     ingest_max_wait_ms: int = Field(50, ge=0, le=10_000)
     ingest_queue_size: int = Field(2000, ge=1)

@@ -73,7 +73,7 @@ def bucket_seconds(value: str) -> int:
     return int(match.group(1)) * _UNIT_S[match.group(2) or "s"]
 
 
-class SeriesPoint(BaseModel):
+class SeriesBucket(BaseModel):
     bucket_start: datetime
     avg: float
     min: float
@@ -89,7 +89,9 @@ class Series(BaseModel):
     from_: datetime = Field(alias="from")
     to: datetime
     bucket_s: int
-    points: list[SeriesPoint]
+    buckets: list[SeriesBucket] = Field(
+        description="Buckets holding at least one sample, oldest first"
+    )
 
     model_config = ConfigDict(populate_by_name=True)
 

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from shared.topics import Kind, subscription
+from shared.topics import SHARED_GROUP, Kind, subscription
 
 from ..settings import SharedSubscription
 
@@ -64,17 +64,22 @@ class SubscriptionPlan:
 
     protocol: MQTTProtocolVersion
     shared: bool
+    group: str = SHARED_GROUP
 
     @property
     def filters(self) -> list[str]:
-        return [subscription(kind, shared=self.shared) for kind in INGESTED_KINDS]
+        plain = [subscription(kind, shared=False) for kind in INGESTED_KINDS]
+        return [f"$share/{self.group}/{f}" for f in plain] if self.shared else plain
 
 
-def plan_subscription(setting: SharedSubscription, broker_offers_v5: bool) -> SubscriptionPlan:
+def plan_subscription(
+    setting: SharedSubscription, broker_offers_v5: bool, group: str = SHARED_GROUP
+) -> SubscriptionPlan:
     """Return the plan for this setting and broker.
 
-    ``auto`` uses a v5 shared subscription where the broker offers v5, else 3.1.1 and plain
-    filters; ``off`` never shares; ``on`` raises IngestConfigError on a 3.1.1-only broker.
+    ``auto`` uses a v5 shared subscription in ``group`` where the broker offers v5, else
+    3.1.1 and plain filters; ``off`` never shares; ``on`` raises IngestConfigError on a
+    3.1.1-only broker.
     """
     if not broker_offers_v5:
         if setting is SharedSubscription.ON:
@@ -84,7 +89,7 @@ def plan_subscription(setting: SharedSubscription, broker_offers_v5: bool) -> Su
             )
         return SubscriptionPlan(MQTTProtocolVersion.MQTTv311, shared=False)
     return SubscriptionPlan(
-        MQTTProtocolVersion.MQTTv5, shared=setting is not SharedSubscription.OFF
+        MQTTProtocolVersion.MQTTv5, shared=setting is not SharedSubscription.OFF, group=group
     )
 
 

@@ -193,7 +193,7 @@ class IngestService:
         s = self._settings
         address = parse_mqtt_url(s.mqtt_url.get_secret_value())
         offers_v5 = await asyncio.to_thread(broker_offers_mqtt5, address)
-        self.plan = plan_subscription(s.shared_subscription, offers_v5)
+        self.plan = plan_subscription(s.shared_subscription, offers_v5, s.mqtt_share_group)
         count = s.ingest_workers
         if count > 1 and not self.plan.shared:
             log.warning(

@@ -65,12 +65,17 @@ async def fleet(pool: asyncpg.Pool) -> Fleet:
     return await make_fleet(pool)
 
 
+# Our own group, so no other ingest on the shared broker takes a share of the tests' messages.
+SHARE_GROUP = f"test-{uuid.uuid4().hex[:10]}"
+
+
 def ingest_settings(database_url: str, broker_url: str, **overrides: object) -> CloudSettings:
     values: dict[str, object] = {
         "database_url": database_url,
         "mqtt_url": broker_url,
         "mqtt_client_id": f"test-ingest-{uuid.uuid4().hex[:8]}",
         "mqtt_session_expiry_s": 0,
+        "mqtt_share_group": SHARE_GROUP,
         "ingest_max_wait_ms": 20,
     }
     values.update(overrides)

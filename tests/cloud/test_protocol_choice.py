@@ -45,6 +45,11 @@ def test_plan_follows_the_setting_and_what_the_broker_offers(
     assert [f.rsplit("/", 1)[1] for f in plan.filters] == ["telemetry", "events", "status"]
 
 
+def test_shared_subscription_group_is_configurable():
+    plan = plan_subscription(SharedSubscription.AUTO, True, group="fleet-b")
+    assert plan.filters[0] == "$share/fleet-b/fl/v1/+/+/telemetry"
+
+
 def test_shared_subscription_demanded_of_a_3_1_1_broker_is_a_clear_error():
     with pytest.raises(IngestConfigError, match="does not speak MQTT v5"):
         plan_subscription(SharedSubscription.ON, broker_offers_v5=False)
