@@ -240,9 +240,9 @@ async def test_broker_that_speaks_only_mqtt_311_gets_a_fallback_connection(
     broker = amqtt_broker.Broker(
         {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-            "sys_interval": 0,
-            "auth": {"allow-anonymous": True, "plugins": ["auth_anonymous"]},
-            "topic-check": {"enabled": False},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
+            },
         }
     )
     await broker.start()
