@@ -34,7 +34,6 @@ class Peer:
     """The third-party ELM327-emulator on a pty, started and stopped by the test."""
 
     def __init__(self) -> None:
-        logging.getLogger().setLevel(logging.WARNING)
         self.emulator = elm.Elm()
         self.emulator.__enter__()
         wait_until(lambda: bool(self.emulator.get_pty()), 5)
@@ -45,7 +44,9 @@ class Peer:
 
 
 @pytest.fixture
-def peer() -> Iterator[Peer]:
+def peer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Peer]:
+    # Its serving thread would otherwise reconfigure root logging and write ./elm.log.
+    monkeypatch.setattr(elm.elm, "setup_logging", lambda *args, **kwargs: None)
     emulator = Peer()
     yield emulator
     emulator.stop()
