@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -76,6 +77,8 @@ async def _broker() -> AsyncIterator[str]:
         return
     from amqtt.broker import Broker  # embedded MQTT 3.1.1 broker, demo only
 
+    # amqtt logs every refused MQTT 5 probe (agents and ingest try v5 first, then fall back)
+    logging.getLogger("amqtt").setLevel(logging.CRITICAL)
     port = _free_port()
     broker = Broker(
         {

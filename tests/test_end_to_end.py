@@ -87,6 +87,7 @@ async def test_two_vehicles_every_seq_stored_exactly_once_and_readable_through_t
         http_port=http_port,
         api_tenant=tenant,
         mqtt_client_id=f"ingest-{tenant}",
+        mqtt_share_group=f"ingest-{tenant}",
     )
     runner = web.AppRunner(create_app(settings))
     await runner.setup()
@@ -142,7 +143,7 @@ async def test_two_vehicles_every_seq_stored_exactly_once_and_readable_through_t
 
         for device in devices:
             with Outbox(tmp_path / f"{device}.sqlite3") as outbox:
-                produced = list(range(1, outbox.next_seq()))
+                produced = list(range(1, outbox.next_seq))
                 assert len(outbox) == 0
             stored = await _stored_seqs(conn, device)
             assert stored == produced, f"{device}: stored seqs differ from produced seqs"
