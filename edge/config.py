@@ -110,7 +110,6 @@ class ObdSection(_Section):
     baudrate: Annotated[int, Field(gt=0)] | None = None
     protocol: str | None = None
     timeout_s: PositiveFloat = 1.0
-    fast: bool = False
     battery_rate_hz: Annotated[float, Field(ge=0)] = 0.2
     reconnect_min_s: PositiveFloat = 1.0
     reconnect_max_s: PositiveFloat = 60.0

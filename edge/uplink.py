@@ -30,8 +30,6 @@ log = logging.getLogger(__name__)
 
 _UNSUPPORTED_PROTOCOL = 132
 _CLOSED_BEFORE_CONNACK_LIMIT = 2
-# amqtt (3.1.1 only) never answers an MQTT 5 CONNECT that carries a will: it waits for bytes.
-_CONNACK_TIMEOUT_S = 5.0
 _TICK_S = 0.2
 
 
@@ -43,7 +41,8 @@ class Uplink:
     """Publishes the outbox to the broker and applies the cloud's acks to it.
 
     ``counters`` holds ``published``, ``republished``, ``acked``, ``acks_rejected`` and
-    ``connects``. ``protocol`` is the MQTT version in use (5 until a broker refuses it).
+    ``connects``. ``protocol`` is the MQTT version in use: 5 until a broker refuses it or
+    leaves an MQTT 5 CONNECT unanswered for ``connack_timeout_s``, then 3.1.1.
     """
 
     def __init__(
@@ -54,6 +53,7 @@ class Uplink:
         adapter_state: Callable[[], AdapterState] = lambda: "unknown",
         reconnect_min_s: int = 1,
         reconnect_max_s: int = 60,
+        connack_timeout_s: float = 5.0,
     ) -> None:
         self.device = device
         self.settings = settings
@@ -61,6 +61,8 @@ class Uplink:
         self.adapter_state = adapter_state
         self.reconnect_min_s = reconnect_min_s
         self.reconnect_max_s = reconnect_max_s
+        # amqtt (3.1.1 only) never answers an MQTT 5 CONNECT that carries a will.
+        self.connack_timeout_s = connack_timeout_s
         self.counters: Counter[str] = Counter()
         self.protocol = MQTTProtocolVersion.MQTTv5
         self.topics = {kind: topic(device.tenant, device.id, kind) for kind in Kind}
@@ -267,7 +269,7 @@ class Uplink:
         now = time.monotonic()
         if self._socket_since is None:
             self._socket_since = now
-        return now - self._socket_since > _CONNACK_TIMEOUT_S
+        return now - self._socket_since > self.connack_timeout_s
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keep the outbox flowing to the broker until ``stop`` is set; return after a clean

@@ -98,7 +98,7 @@ def open_connection(settings: ObdSection) -> obd.OBD:
         portstr=settings.port,
         baudrate=settings.baudrate,
         protocol=settings.protocol,
-        fast=settings.fast,
+        fast=False,
         timeout=settings.timeout_s,
         check_voltage=True,
     )

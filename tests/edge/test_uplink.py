@@ -67,7 +67,9 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
 
 def make_uplink(url: str, device_id: str, outbox: Outbox, **mqtt: object) -> Uplink:
     settings = MqttSection.model_validate({"url": url, **mqtt})
-    return Uplink(DeviceSection(id=device_id, tenant=TENANT), settings, outbox)
+    return Uplink(
+        DeviceSection(id=device_id, tenant=TENANT), settings, outbox, connack_timeout_s=1.0
+    )
 
 
 async def test_events_go_first_and_batches_are_deleted_only_when_acked(
