@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -162,9 +163,27 @@ async def _progress(database_url: str, vehicles: list[_Vehicle], started: float)
         await conn.close()
 
 
-async def run_demo(vehicle_count: int, duration_s: float | None, http_port: int) -> None:
-    """Run the demo until cancelled or ``duration_s`` passes; everything it starts, it stops."""
+async def run_demo(
+    vehicle_count: int, duration_s: float | None, http_port: int, keep: bool = False
+) -> None:
+    """Run the demo until cancelled or ``duration_s`` passes; everything it starts, it stops.
+
+    The work folder (database, agent configs, outboxes, logs) is removed unless ``keep``.
+    """
     workdir = Path(tempfile.mkdtemp(prefix="fleetlink-demo-"))
+    try:
+        await _run_in(workdir, vehicle_count, duration_s, http_port)
+    finally:
+        if keep:
+            typer.echo(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    typer.echo("demo stopped")
+
+
+async def _run_in(
+    workdir: Path, vehicle_count: int, duration_s: float | None, http_port: int
+) -> None:
     async with _database(workdir) as database_url, _broker() as mqtt_url:
         settings = CloudSettings(
             database_url=database_url, mqtt_url=mqtt_url, http_port=http_port, api_tenant=TENANT
@@ -177,23 +196,23 @@ async def run_demo(vehicle_count: int, duration_s: float | None, http_port: int)
             await site.start()
             for i in range(1, vehicle_count + 1):
                 sim = SimulatedVehicle(seed=i, style=(i - 1) / max(1, vehicle_count - 1))
-                sim.start()
                 device_id = f"demo-device-{i:03d}"
                 config = workdir / f"{device_id}.toml"
-                _agent_config(config, device_id, mqtt_url, sim.port)
                 vehicles.append(_Vehicle(device_id, f"Vehicle {i}", sim, config))
+                _agent_config(config, device_id, mqtt_url, sim.start())
             await _register(database_url, vehicles)
             for v in vehicles:
                 v.agent = subprocess.Popen(
                     [sys.executable, "-m", "edge", "run", "--config", str(v.config)],
                     stdout=subprocess.DEVNULL,
                     stderr=(workdir / f"{v.device_id}.log").open("wb"),
+                    start_new_session=True,  # Ctrl-C reaches the demo, which stops agents in order
                 )
             _print_plan(settings, database_url, mqtt_url, vehicles, workdir)
             started = time.monotonic()
             progress = asyncio.create_task(_progress(database_url, vehicles, started))
             try:
-                await asyncio.sleep(duration_s if duration_s is not None else float("inf"))
+                await _until_stopped(duration_s)
             finally:
                 progress.cancel()
         finally:
@@ -208,7 +227,20 @@ async def run_demo(vehicle_count: int, duration_s: float | None, http_port: int)
                         v.agent.kill()
                 v.sim.stop()
             await runner.cleanup()
-    typer.echo("demo stopped")
+
+
+async def _until_stopped(duration_s: float | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), duration_s)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    typer.echo("stopping: agents flush their outboxes, then the cloud, broker and database stop")
 
 
 def _print_plan(
@@ -227,7 +259,7 @@ def _print_plan(
     for v in vehicles:
         pid = v.agent.pid if v.agent else "-"
         typer.echo(f"{v.name}  ELM327 on {v.sim.port}  agent pid {pid}  device {v.device_id}")
-    typer.echo(f"work dir   {workdir} (agent configs, outboxes and logs)")
+    typer.echo(f"work dir   {workdir} (agent configs, outboxes, logs; --keep keeps it)")
     typer.echo("Ctrl-C stops everything.")
 
 
@@ -238,7 +270,8 @@ def demo(
         None, "--duration", min=1, help="Stop after this many seconds (default: run until Ctrl-C)."
     ),
     port: int = typer.Option(8080, "--port", help="Port of the cloud API on 127.0.0.1."),
+    keep: bool = typer.Option(False, "--keep", help="Keep the work folder (logs, outboxes)."),
 ) -> None:
     """Run the cloud, a broker, a database and simulated vehicles with their agents."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_demo(vehicles, duration, port))
+        asyncio.run(run_demo(vehicles, duration, port, keep))
