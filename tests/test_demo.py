@@ -1,0 +1,70 @@
+"""``fleetlink demo`` on its embedded defaults (pgserver, amqtt) serves every vehicle's signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def _get(url: str) -> dict:  # type: ignore[type-arg]
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def test_demo_serves_each_vehicles_latest_signals_and_stops_cleanly_on_ctrl_c() -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETLINK_")}
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from shared.cli import main; main()",
+            "demo",
+            "--vehicles",
+            "2",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
+    api = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        deadline = time.monotonic() + 90
+        names: dict[str, set[str]] = {}
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            assert demo.poll() is None, demo.stdout.read() if demo.stdout else ""
+            try:
+                vehicles = _get(f"{api}/vehicles")["items"]
+                names = {
+                    v["id"]: {
+                        s["name"]
+                        for s in _get(f"{api}/vehicles/{v['id']}/signals/latest")["signals"]
+                    }
+                    for v in vehicles
+                }
+            except OSError:
+                continue
+            if len(names) == 2 and all("Vehicle.Speed" in n for n in names.values()):
+                break
+        assert len(names) == 2 and all("Vehicle.Speed" in n for n in names.values()), names
+    finally:
+        demo.send_signal(signal.SIGINT)
+        out, _ = demo.communicate(timeout=60)
+    assert demo.returncode == 0, out
+    assert "cloud API  http://127.0.0.1:" in out
+    assert "samples" in out and "demo stopped" in out
