@@ -65,6 +65,20 @@ def _run(fn: Any) -> None:
         raise typer.Exit(1) from None
 
 
+def _vin(response: obd.OBDResponse) -> str | None:
+    """Return the 17-character VIN from the raw mode 09 reply.
+
+    python-obd's own VIN decoder strips leading and trailing '0', '1', '2' and 'x' characters,
+    which are legitimate in a VIN, so the raw message bytes are read instead.
+    """
+    if response.is_null() or not response.messages:
+        return None
+    # after mode, PID and item count; some ECUs pad the VIN with NULs on either side
+    raw = bytes(response.messages[0].data)[3:].strip(b"\x00")[-17:]
+    vin = raw.decode("ascii", errors="replace")
+    return vin if len(vin) == 17 and vin.isalnum() else None
+
+
 def _value(response: obd.OBDResponse) -> Any:
     value = response.value
     return getattr(value, "magnitude", value)
@@ -76,13 +90,12 @@ def info(port: str = PortOption, as_json: bool = JsonOption) -> None:
 
     def run() -> None:
         with _connect(port) as car:
-            vin = car.query(obd.commands.VIN).value
             _emit(
                 {
                     "port": port,
                     "protocol": car.protocol_name(),
                     "battery_v": _value(car.query(obd.commands.ELM_VOLTAGE)),
-                    "vin": vin.decode() if isinstance(vin, bytes | bytearray) else vin,
+                    "vin": _vin(car.query(obd.commands.VIN)),
                     "supported_mode01_pids": sum(
                         1
                         for c in car.supported_commands
