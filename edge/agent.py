@@ -66,14 +66,16 @@ class Agent:
         return seq
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set, then stop the sources and store the last partial batch.
+        """Run until ``stop`` is set, then stop the sources, store the last partial batch, and
+        give the cloud up to ``mqtt.drain_on_stop_s`` to ack what is buffered.
 
         Raises:
             Exception: whatever the uplink task raised, after the batch was stored.
         """
         for source in self.sources:
             source.start(self.samples)
-        uplink = asyncio.create_task(self.uplink.run(stop), name="uplink")
+        uplink_stop = asyncio.Event()
+        uplink = asyncio.create_task(self.uplink.run(uplink_stop), name="uplink")
         state = self.adapter_state()
         log.info("agent for device %s started", self.config.device.id)
         try:
@@ -90,12 +92,25 @@ class Agent:
             await asyncio.gather(*(asyncio.to_thread(s.stop) for s in self.sources))
             self._drain()
             self.flush()
-            stop.set()
+            await self._drain_outbox(self.config.mqtt.drain_on_stop_s, uplink)
+            uplink_stop.set()
             try:
                 await uplink
             finally:
                 self.outbox.close()
                 log.info("agent for device %s stopped", self.config.device.id)
+
+    async def _drain_outbox(self, grace_s: float, uplink: asyncio.Task[None]) -> None:
+        """While connected, wait up to ``grace_s`` for the cloud to ack what is buffered."""
+        deadline = asyncio.get_running_loop().time() + grace_s
+        self.uplink.wake()
+        while (
+            self.uplink.ready
+            and len(self.outbox) > 0
+            and not uplink.done()
+            and asyncio.get_running_loop().time() < deadline
+        ):
+            await asyncio.sleep(0.05)
 
 
 def run_agent(config: DeviceConfig) -> None:

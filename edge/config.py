@@ -56,6 +56,7 @@ class MqttSection(_Section):
     tls: bool = False
     ack_timeout_s: PositiveFloat = 30.0
     max_inflight: Annotated[int, Field(ge=1, le=1000)] = 20
+    drain_on_stop_s: Annotated[float, Field(ge=0)] = 3.0
 
     @field_validator("url")
     @classmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -65,8 +65,9 @@ class PollStrategy(ABC):
     """How one poll group's commands are read over an open connection."""
 
     @abstractmethod
-    def read(self, connection: obd.OBD, commands: Sequence[str]) -> list[Reading]:
-        """Return one :class:`Reading` per command, in order; never raise for a bad reply."""
+    def read(self, connection: obd.OBD, commands: Sequence[str]) -> Iterator[Reading]:
+        """Yield one :class:`Reading` per command as soon as it is read; never raise for a
+        bad reply."""
 
 
 class OnePidPerRequest(PollStrategy):
@@ -77,12 +78,10 @@ class OnePidPerRequest(PollStrategy):
     are the same as ``query``'s.
     """
 
-    def read(self, connection: obd.OBD, commands: Sequence[str]) -> list[Reading]:
-        readings = []
+    def read(self, connection: obd.OBD, commands: Sequence[str]) -> Iterator[Reading]:
         for name in commands:
             messages = connection.interface.send_and_parse(obd.commands[name].command)
-            readings.append(reading_from_messages(name, messages, int(time.time() * 1000)))
-        return readings
+            yield reading_from_messages(name, messages, int(time.time() * 1000))
 
 
 @dataclass
