@@ -31,13 +31,22 @@ class Cloud:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"cloud-{device_id}")
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self.subscribed = threading.Event()
         self.client.reconnect_delay_set(1, 1)
         self.client.connect_async(host, int(port))
         self.client.loop_start()
 
+    async def wait_subscribed(self) -> None:
+        """Return once the broker confirmed the subscriptions; raise AssertionError after 10 s."""
+        await wait_for(self.subscribed.is_set)
+
+    def _on_subscribe(self, *_: object) -> None:
+        self.subscribed.set()
+
     def _on_connect(self, client: mqtt.Client, *_: object) -> None:
-        for kind in (Kind.TELEMETRY, Kind.EVENTS, Kind.STATUS):
-            client.subscribe(topic(TENANT, self.device_id, kind), qos=1)
+        kinds = (Kind.TELEMETRY, Kind.EVENTS, Kind.STATUS)
+        client.subscribe([(topic(TENANT, self.device_id, kind), 1) for kind in kinds])
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
         kind = message.topic.rsplit("/", 1)[1]

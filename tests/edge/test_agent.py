@@ -74,6 +74,7 @@ async def test_samples_reach_the_cloud_and_leave_the_outbox_once_acked(
     device_id = f"agent-{uuid.uuid4().hex[:8]}"
     config = load_config(write_config(tmp_path, device_id, mqtt_broker.url, vehicle_port, 0.5))
     cloud = Cloud(mqtt_broker.url, device_id, auto_ack=True)
+    await cloud.wait_subscribed()
     agent = Agent(config)
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))

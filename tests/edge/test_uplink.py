@@ -79,6 +79,7 @@ async def test_events_go_first_and_batches_are_deleted_only_when_acked(
     outbox.add("telemetry", telemetry(device_id))
     outbox.add("events", events(device_id))
     cloud = Cloud(mqtt_broker.url, device_id)
+    await cloud.wait_subscribed()
     uplink = make_uplink(mqtt_broker.url, device_id, outbox)
     try:
         async with running(uplink):
@@ -104,6 +105,7 @@ async def test_retained_status_is_online_while_running_and_offline_after(
     mqtt_broker: Broker, device_id: str, outbox: Outbox
 ) -> None:
     cloud = Cloud(mqtt_broker.url, device_id)
+    await cloud.wait_subscribed()
     try:
         async with running(make_uplink(mqtt_broker.url, device_id, outbox)):
             await wait_for(lambda: any(s.online for s in cloud.statuses))
@@ -111,6 +113,7 @@ async def test_retained_status_is_online_while_running_and_offline_after(
     finally:
         cloud.close()
     late = Cloud(mqtt_broker.url, device_id)
+    await late.wait_subscribed()
     try:
         await wait_for(lambda: bool(late.statuses))
         assert late.statuses[-1].online is False and late.statuses[-1].device_id == device_id
@@ -123,6 +126,7 @@ async def test_unacked_batch_is_republished_after_the_ack_timeout(
 ) -> None:
     outbox.add("telemetry", telemetry(device_id))
     cloud = Cloud(mqtt_broker.url, device_id)
+    await cloud.wait_subscribed()
     uplink = make_uplink(mqtt_broker.url, device_id, outbox, ack_timeout_s=0.5)
     try:
         async with running(uplink):
@@ -143,6 +147,7 @@ async def test_inflight_window_bounds_unacked_publishes(
     for _ in range(10):
         outbox.add("telemetry", telemetry(device_id))
     cloud = Cloud(mqtt_broker.url, device_id)
+    await cloud.wait_subscribed()
     uplink = make_uplink(mqtt_broker.url, device_id, outbox, max_inflight=4)
     try:
         async with running(uplink):
@@ -162,6 +167,7 @@ async def test_acks_that_are_malformed_or_for_another_device_change_nothing(
 ) -> None:
     outbox.add("telemetry", telemetry(device_id))
     cloud = Cloud(mqtt_broker.url, device_id)
+    await cloud.wait_subscribed()
     uplink = make_uplink(mqtt_broker.url, device_id, outbox)
     try:
         async with running(uplink):
@@ -208,7 +214,9 @@ async def test_broker_outage_loses_nothing_and_unacked_batches_are_redelivered(
     broker = ThrowawayBroker()
     await broker.start()
     cloud = Cloud(broker.url, device_id)
-    uplink = make_uplink(broker.url, device_id, outbox)
+    await cloud.wait_subscribed()
+    # The cloud double may resubscribe after the device has republished; the timeout covers it.
+    uplink = make_uplink(broker.url, device_id, outbox, ack_timeout_s=2)
     try:
         async with running(uplink):
             outbox.add("telemetry", telemetry(device_id))
@@ -251,6 +259,7 @@ async def test_broker_that_speaks_only_mqtt_311_gets_a_fallback_connection(
     url = f"mqtt://127.0.0.1:{port}"
     outbox.add("telemetry", telemetry(device_id))
     cloud = Cloud(url, device_id, auto_ack=True)
+    await cloud.wait_subscribed()
     uplink = make_uplink(url, device_id, outbox)
     try:
         async with running(uplink):
