@@ -12,9 +12,10 @@ import asyncpg
 import typer
 from aiohttp import web
 
+from shared.logs import configure_logging
+
 from . import registry
 from .db.migrate import migrate_url
-from .logs import configure_logging
 from .settings import CloudSettings
 
 T = TypeVar("T")

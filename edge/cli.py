@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from edge.config import ConfigError, DeviceConfig, load_config
-from edge.logs import configure_logging
+from edge.logs import quiet_python_obd
+from shared.logs import configure_logging
 
 app = typer.Typer(help="The Fleetlink edge agent.", no_args_is_help=True)
 
@@ -37,6 +38,7 @@ def run(
     configure_logging(
         json_output=log_json or device_config.log.json_output, level=device_config.log.level
     )
+    quiet_python_obd()
     run_agent(device_config)
 
 

@@ -1,4 +1,4 @@
-"""Logging set-up: plain text by default, one JSON object per line with ``log_json``."""
+"""Logging set-up for every Fleetlink process: plain text, or one JSON object per line."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(*, json_output: bool, level: str = "INFO") -> None:
+def configure_logging(*, json_output: bool, level: str | int = "INFO") -> None:
     """Send the root logger to stderr, as JSON lines when ``json_output`` is set."""
     handler = logging.StreamHandler(sys.stderr)
     if json_output:
@@ -37,4 +37,4 @@ def configure_logging(*, json_output: bool, level: str = "INFO") -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(level.upper() if isinstance(level, str) else level)
