@@ -37,6 +37,8 @@ def _load(sub: _SubCommand) -> typer.Typer:
     try:
         module = importlib.import_module(sub.module)
     except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] in {"edge", "cloud", "shared", "simulator"}:
+            raise
         typer.echo(
             f"fleetlink {sub.name} needs {exc.name!r}, which is not installed: "
             f"pip install 'fleetlink[{sub.extra}]'",
