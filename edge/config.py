@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -57,6 +57,7 @@ class MqttSection(_Section):
     ack_timeout_s: PositiveFloat = 30.0
     max_inflight: Annotated[int, Field(ge=1, le=1000)] = 20
     drain_on_stop_s: Annotated[float, Field(ge=0)] = 3.0
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
 
     @field_validator("url")
     @classmethod

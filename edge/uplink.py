@@ -41,8 +41,9 @@ class Uplink:
     """Publishes the outbox to the broker and applies the cloud's acks to it.
 
     ``counters`` holds ``published``, ``republished``, ``acked``, ``acks_rejected`` and
-    ``connects``. ``protocol`` is the MQTT version in use: 5 until a broker refuses it or
-    leaves an MQTT 5 CONNECT unanswered for ``connack_timeout_s``, then 3.1.1.
+    ``connects``. ``protocol`` is the MQTT version in use. With ``mqtt.protocol = "auto"`` it is
+    5 until a broker refuses it or leaves an MQTT 5 CONNECT unanswered for
+    ``connack_timeout_s``, then 3.1.1; "5" and "3.1.1" pin it.
     """
 
     def __init__(
@@ -64,7 +65,11 @@ class Uplink:
         # amqtt (3.1.1 only) never answers an MQTT 5 CONNECT that carries a will.
         self.connack_timeout_s = connack_timeout_s
         self.counters: Counter[str] = Counter()
-        self.protocol = MQTTProtocolVersion.MQTTv5
+        self.protocol = (
+            MQTTProtocolVersion.MQTTv311
+            if settings.protocol == "3.1.1"
+            else MQTTProtocolVersion.MQTTv5
+        )
         self.topics = {kind: topic(device.tenant, device.id, kind) for kind in Kind}
         self._inflight: dict[int, float] = {}
         self._ready = False
@@ -279,7 +284,7 @@ class Uplink:
         self._start_client()
         try:
             while not stop.is_set():
-                if self._fallback or self._v5_unanswered():
+                if self.settings.protocol == "auto" and (self._fallback or self._v5_unanswered()):
                     self._fallback = False
                     log.warning("%s refuses MQTT 5; using MQTT 3.1.1", self.settings.url)
                     await self._stop_client(say_offline=False)

@@ -71,10 +71,11 @@ async def _database(workdir: Path) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def _broker() -> AsyncIterator[str]:
+async def _broker() -> AsyncIterator[tuple[str, str]]:
+    """Yield the broker's URL and the MQTT version agents should use with it."""
     url = os.environ.get("FLEETLINK_MQTT_URL")
     if url:
-        yield url
+        yield url, "auto"
         return
     from amqtt.broker import Broker  # embedded MQTT 3.1.1 broker, demo only
 
@@ -91,12 +92,12 @@ async def _broker() -> AsyncIterator[str]:
     )
     await broker.start()
     try:
-        yield f"mqtt://127.0.0.1:{port}"
+        yield f"mqtt://127.0.0.1:{port}", "3.1.1"  # amqtt speaks MQTT 3.1.1 only
     finally:
         await broker.shutdown()
 
 
-def _agent_config(path: Path, device_id: str, mqtt_url: str, port: str) -> None:
+def _agent_config(path: Path, device_id: str, mqtt_url: str, mqtt_protocol: str, port: str) -> None:
     def names(commands: tuple[str, ...]) -> str:
         return ", ".join(f'"{c}"' for c in commands)
 
@@ -107,6 +108,7 @@ tenant = "{TENANT}"
 
 [mqtt]
 url = "{mqtt_url}"
+protocol = "{mqtt_protocol}"
 
 [obd]
 port = "{port}"
@@ -184,7 +186,7 @@ async def run_demo(
 async def _run_in(
     workdir: Path, vehicle_count: int, duration_s: float | None, http_port: int
 ) -> None:
-    async with _database(workdir) as database_url, _broker() as mqtt_url:
+    async with _database(workdir) as database_url, _broker() as (mqtt_url, mqtt_protocol):
         settings = CloudSettings(
             database_url=database_url, mqtt_url=mqtt_url, http_port=http_port, api_tenant=TENANT
         )
@@ -199,7 +201,7 @@ async def _run_in(
                 device_id = f"demo-device-{i:03d}"
                 config = workdir / f"{device_id}.toml"
                 vehicles.append(_Vehicle(device_id, f"Vehicle {i}", sim, config))
-                _agent_config(config, device_id, mqtt_url, sim.start())
+                _agent_config(config, device_id, mqtt_url, mqtt_protocol, sim.start())
             await _register(database_url, vehicles)
             for v in vehicles:
                 v.agent = subprocess.Popen(

@@ -242,8 +242,9 @@ async def test_broker_outage_loses_nothing_and_unacked_batches_are_redelivered(
         broker.stop()
 
 
-async def test_broker_that_speaks_only_mqtt_311_gets_a_fallback_connection(
-    device_id: str, outbox: Outbox
+@pytest.mark.parametrize("protocol", ["auto", "3.1.1"])
+async def test_broker_that_speaks_only_mqtt_311_gets_a_fallback_or_pinned_connection(
+    device_id: str, outbox: Outbox, protocol: str
 ) -> None:
     amqtt_broker = pytest.importorskip("amqtt.broker", reason="amqtt is not installed")
     port = free_port()
@@ -260,10 +261,10 @@ async def test_broker_that_speaks_only_mqtt_311_gets_a_fallback_connection(
     outbox.add("telemetry", telemetry(device_id))
     cloud = Cloud(url, device_id, auto_ack=True)
     await cloud.wait_subscribed()
-    uplink = make_uplink(url, device_id, outbox)
+    uplink = make_uplink(url, device_id, outbox, protocol=protocol)
     try:
         async with running(uplink):
-            await wait_for(lambda: len(outbox) == 0, 15)
+            await wait_for(lambda: len(outbox) == 0, 15 if protocol == "auto" else 3)
             assert uplink.protocol == MQTTProtocolVersion.MQTTv311
     finally:
         cloud.close()
