@@ -69,11 +69,47 @@ def database_url() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def retained_topics(broker: Broker, pattern: str = "fl/v1/#", wait_s: float = 1.0) -> set[str]:
+    """Return the topics under ``pattern`` that hold a retained message on ``broker``."""
+    import paho.mqtt.client as mqtt
+
+    found: set[str] = set()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"retained-{uuid.uuid4()}")
+    client.on_message = lambda _c, _u, m: found.add(m.topic) if m.retain and m.payload else None
+    client.connect(broker.host, broker.port)
+    client.subscribe(pattern, qos=1)
+    client.loop_start()
+    time.sleep(wait_s)
+    client.disconnect()
+    client.loop_stop()
+    return found
+
+
+def clear_retained(broker: Broker, topics: set[str]) -> None:
+    """Delete the retained messages on ``topics`` (an empty retained publish clears one)."""
+    import paho.mqtt.client as mqtt
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"clear-{uuid.uuid4()}")
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    for name in topics:
+        client.publish(name, b"", qos=1, retain=True).wait_for_publish(timeout=5)
+    client.disconnect()
+    client.loop_stop()
+
+
 @pytest.fixture(scope="session")
 def mqtt_broker() -> Iterator[Broker]:
-    """A running mosquitto: the machine's on 127.0.0.1:1883, else a throwaway one."""
+    """A running mosquitto: the machine's on 127.0.0.1:1883, else a throwaway one.
+
+    On the machine's broker, the retained status messages this session's devices leave behind
+    are cleared at the end, so runs do not pile them up.
+    """
     if _port_open("127.0.0.1", 1883):
-        yield Broker("127.0.0.1", 1883)
+        broker = Broker("127.0.0.1", 1883)
+        before = retained_topics(broker)
+        yield broker
+        clear_retained(broker, retained_topics(broker) - before)
         return
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(exe).exists():
