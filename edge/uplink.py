@@ -87,11 +87,6 @@ class Uplink:
         """Return True while connected and subscribed to the ack topic."""
         return self._ready
 
-    @property
-    def inflight(self) -> frozenset[int]:
-        """Return the seqs published and not yet acked on this connection."""
-        return frozenset(self._inflight)
-
     def wake(self) -> None:
         """Ask the uplink to look at the outbox now (call from the event loop's thread)."""
         if self._wake is not None:
