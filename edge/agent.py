@@ -10,10 +10,11 @@ import contextlib
 import logging
 import queue
 import signal
+from collections import Counter, deque
 
-from edge.batcher import Batcher
+from edge.batcher import Batcher, Draft
 from edge.config import DeviceConfig
-from edge.outbox import Outbox
+from edge.outbox import Outbox, OutboxError
 from edge.sources import SampleQueue, Source, create_sources
 from edge.sources.base import AdapterState
 from edge.uplink import Uplink
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 
 _DRAIN_EVERY_S = 0.05
 _QUEUE_SIZE = 10_000
+# Batches held in memory while the outbox refuses writes (a full or failing disk): about ten
+# minutes at one batch a second; past that the oldest are dropped and counted.
+_UNSTORED_MAX = 600
 
 
 class Agent:
@@ -41,6 +45,9 @@ class Agent:
         self.outbox = Outbox(config.outbox.path, config.outbox.max_batches)
         self.batcher = Batcher(config.outbox.batch_interval_s, config.outbox.max_batch_samples)
         self.uplink = Uplink(config.device, config.mqtt, self.outbox, self.adapter_state)
+        self.unstored: deque[Draft] = deque()
+        self.counters: Counter[str] = Counter()
+        self._outbox_failing = False
 
     def adapter_state(self) -> AdapterState:
         """Return the first source's link state ("unknown" with no sources)."""
@@ -56,13 +63,40 @@ class Agent:
                 self.flush()
 
     def flush(self) -> int | None:
-        """Store the current batch in the outbox; return its seq, or None if it was empty."""
+        """Store the current batch, and any the outbox refused before, in the outbox.
+
+        Returns the seq of the last batch stored, or None if nothing was stored. While the
+        outbox refuses writes the batches wait in memory (``unstored``) and are retried on
+        every flush; beyond ``_UNSTORED_MAX`` the oldest is dropped and counted.
+        """
         draft = self.batcher.take()
-        if draft is None:
-            return None
+        if draft is not None:
+            self.unstored.append(draft)
+            if len(self.unstored) > _UNSTORED_MAX:
+                self.unstored.popleft()
+                self.counters["dropped_unstored"] += 1
         device_id = self.config.device.id
-        seq = self.outbox.add("telemetry", lambda s: encode(draft.to_message(device_id, s)))
-        self.uplink.wake()
+        seq = None
+        while self.unstored:
+            pending = self.unstored[0]
+
+            def payload(seq: int, draft: Draft = pending) -> bytes:
+                return encode(draft.to_message(device_id, seq))
+
+            try:
+                seq = self.outbox.add("telemetry", payload)
+            except OutboxError as exc:
+                self.counters["outbox_write_failures"] += 1
+                if not self._outbox_failing:
+                    log.error("%s; keeping %d batches in memory", exc, len(self.unstored))
+                self._outbox_failing = True
+                break
+            self.unstored.popleft()
+            if self._outbox_failing:
+                log.info("the outbox stores batches again")
+                self._outbox_failing = False
+        if seq is not None:
+            self.uplink.wake()
         return seq
 
     async def run(self, stop: asyncio.Event) -> None:

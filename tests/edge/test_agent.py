@@ -120,3 +120,31 @@ def test_sigterm_stores_the_partial_batch_before_exiting(tmp_path: Path, vehicle
     assert len(pending) == 1
     batch = decode(pending[0].payload, TelemetryBatch)
     assert batch.seq == 1 and batch.sample_count >= 5
+
+
+def test_batches_the_outbox_refuses_wait_in_memory_and_are_stored_in_order_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edge.outbox import OutboxError
+    from edge.sources.base import Sample
+
+    config = load_config(write_config(tmp_path, "dev-disk", "mqtt://127.0.0.1:1", "/dev/null", 1))
+    agent = Agent(config, sources=[])
+    real_add = agent.outbox.add
+    failures = iter([True, True])
+
+    def failing_add(kind, build):  # type: ignore[no-untyped-def]
+        if next(failures, False):
+            raise OutboxError("outbox.db: cannot store a telemetry batch: disk I/O error")
+        return real_add(kind, build)
+
+    monkeypatch.setattr(agent.outbox, "add", failing_add)
+    for value in (1.0, 2.0, 3.0):
+        agent.batcher.add(Sample(signal_id=12, time_ms=1_000 + int(value), value=value))
+        agent.flush()
+    assert agent.counters["outbox_write_failures"] == 2
+    assert not agent.unstored
+    stored = [decode(b.payload, TelemetryBatch) for b in agent.outbox.pending()]
+    assert [b.seq for b in stored] == [1, 2, 3]
+    assert [b.series[0].values for b in stored] == [[1.0], [2.0], [3.0]]
+    agent.outbox.close()
