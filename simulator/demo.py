@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,8 @@ async def _database(workdir: Path) -> AsyncIterator[str]:
     if url:
         yield url
         return
+    # pgserver asks platformdirs for a runtime folder, which warns where XDG_RUNTIME_DIR is unset
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pgserver  # embedded PostgreSQL, demo only
 
     server = await asyncio.to_thread(pgserver.get_server, workdir / "pg", cleanup_mode="stop")
