@@ -36,6 +36,11 @@ from simulator.fleet import SimulatedVehicle
 
 app = typer.Typer()
 
+
+class DemoError(RuntimeError):
+    """Raised when the demo cannot start; the message says what to change."""
+
+
 TENANT = "demo"
 FAST_COMMANDS = ("RPM", "SPEED", "THROTTLE_POS", "ENGINE_LOAD")
 SLOW_COMMANDS = ("COOLANT_TEMP", "INTAKE_TEMP", "MAF", "FUEL_LEVEL")
@@ -198,7 +203,13 @@ async def _run_in(
         vehicles: list[_Vehicle] = []
         try:
             site = web.TCPSite(runner, settings.http_host, http_port)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                raise DemoError(
+                    f"cannot serve the API on {settings.http_host}:{http_port} ({exc.strerror}); "
+                    "choose another port with --port"
+                ) from None
             for i in range(1, vehicle_count + 1):
                 sim = SimulatedVehicle(seed=i, style=(i - 1) / max(1, vehicle_count - 1))
                 device_id = f"demo-device-{i:03d}"
@@ -278,5 +289,9 @@ def demo(
     keep: bool = typer.Option(False, "--keep", help="Keep the work folder (logs, outboxes)."),
 ) -> None:
     """Run the cloud, a broker, a database and simulated vehicles with their agents."""
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_demo(vehicles, duration, port, keep))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_demo(vehicles, duration, port, keep))
+    except DemoError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None

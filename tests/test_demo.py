@@ -68,3 +68,32 @@ def test_demo_serves_each_vehicles_latest_signals_and_stops_cleanly_on_ctrl_c() 
     assert demo.returncode == 0, out
     assert "cloud API  http://127.0.0.1:" in out
     assert "samples" in out and "demo stopped" in out
+
+
+def test_demo_on_a_taken_port_says_which_and_what_to_do() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETLINK_")}
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from shared.cli import main; main()",
+                "demo",
+                "--vehicles",
+                "1",
+                "--port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+    assert result.returncode == 1
+    assert f"cannot serve the API on 127.0.0.1:{port}" in result.stderr
+    assert "--port" in result.stderr
