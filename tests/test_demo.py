@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import Broker, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -22,9 +22,10 @@ def _get(url: str) -> dict:  # type: ignore[type-arg]
         return json.loads(resp.read())
 
 
-def test_demo_serves_each_vehicles_latest_signals_and_stops_cleanly_on_ctrl_c() -> None:
+def _run_demo_until_every_vehicle_reports(env: dict[str, str]) -> str:
+    """Run the demo with two vehicles until the API shows both vehicles' speed; return its
+    output after Ctrl-C."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETLINK_")}
     demo = subprocess.Popen(
         [
             sys.executable,
@@ -68,6 +69,23 @@ def test_demo_serves_each_vehicles_latest_signals_and_stops_cleanly_on_ctrl_c() 
     assert demo.returncode == 0, out
     assert "cloud API  http://127.0.0.1:" in out
     assert "samples" in out and "demo stopped" in out
+    return out
+
+
+def test_demo_serves_each_vehicles_latest_signals_and_stops_cleanly_on_ctrl_c() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETLINK_")}
+    out = _run_demo_until_every_vehicle_reports(env)
+    assert "?host=/tmp/fleetlink-demo-" in out  # the embedded PostgreSQL
+
+
+def test_demo_uses_the_database_and_broker_the_environment_names(
+    database_url: str, mqtt_broker: Broker
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETLINK_")}
+    env |= {"FLEETLINK_DATABASE_URL": database_url, "FLEETLINK_MQTT_URL": mqtt_broker.url}
+    out = _run_demo_until_every_vehicle_reports(env)
+    assert f"database   {database_url}" in out
+    assert f"broker     {mqtt_broker.url}" in out
 
 
 def test_demo_on_a_taken_port_says_which_and_what_to_do() -> None:
