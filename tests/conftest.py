@@ -21,6 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Two shared cores make timings noisy, so no per-example deadline; CI runs a fixed set of
+# examples so that a red run is reproducible.
+settings.register_profile("dev", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 PG_ADMIN_URL = os.environ.get(
     "FLEETLINK_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
