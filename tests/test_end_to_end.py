@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from cloud.settings import CloudSettings
 from edge.outbox import Outbox
 from simulator.fleet import SimulatedVehicle
 from tests.conftest import free_port
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -68,14 +68,6 @@ async def _stored_seqs(conn: asyncpg.Connection, device: str) -> list[int]:
     return [r["seq"] for r in rows]
 
 
-async def _wait_for(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        await asyncio.sleep(0.2)
-
-
 async def test_two_vehicles_every_seq_stored_exactly_once_and_readable_through_the_api(
     database_url: str, mqtt_broker, tmp_path: Path
 ) -> None:
@@ -112,7 +104,7 @@ async def test_two_vehicles_every_seq_stored_exactly_once_and_readable_through_t
         async def each_has(n: int) -> bool:
             return all([len(await _stored_seqs(conn, d)) >= n for d in devices])
 
-        await _wait_for(lambda: each_has(5), 60, "5 batches per device")
+        await eventually(lambda: each_has(5), 60, "5 batches per device")
 
         # A crash mid-stream: the restarted agent resumes from its outbox and its seq.
         agents[devices[0]].kill()
@@ -121,7 +113,7 @@ async def test_two_vehicles_every_seq_stored_exactly_once_and_readable_through_t
             tmp_path / f"{devices[0]}.toml", tmp_path / f"{devices[0]}.log"
         )
         before = len(await _stored_seqs(conn, devices[0]))
-        await _wait_for(lambda: each_has(before + 5), 60, "batches after the restart")
+        await eventually(lambda: each_has(before + 5), 60, "batches after the restart")
 
         # Ignition off for good: the pty vanishes, the agents drain their outboxes, then stop.
         for sim in sims:
@@ -135,7 +127,7 @@ async def test_two_vehicles_every_seq_stored_exactly_once_and_readable_through_t
             return all(drained(d) for d in devices)
 
         await asyncio.sleep(1.0)
-        await _wait_for(all_drained, 60, "the outboxes to drain")
+        await eventually(all_drained, 60, "the outboxes to drain")
         for agent in agents.values():
             agent.send_signal(signal.SIGTERM)
         for agent in agents.values():

@@ -7,6 +7,7 @@ import pytest
 
 from cloud.ingest.worker import IngestService
 from cloud.registry import assign_device, create_vehicle
+from tests.waiting import eventually
 
 from .conftest import AckListener, Fleet, ingest_settings, make_fleet
 from .helpers import RPM, SPEED, events, events_topic, now_ms, telemetry, telemetry_topic
@@ -24,13 +25,6 @@ async def ingest(pool, migrated_db, mqtt_broker):
 
 async def counter(pool: asyncpg.Pool, name: str) -> int:
     return await pool.fetchval("SELECT count FROM ingest_counters WHERE name = $1", name) or 0
-
-
-async def wait_until(check, timeout_s: float = 10) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.02)
 
 
 async def test_batch_is_stored_once_and_acked_after_commit(
@@ -142,7 +136,7 @@ async def test_batch_from_an_unknown_device_is_refused_and_counted(
     before = await counter(pool, "unknown_device")
     stranger = f"{fleet.tenant}-stranger"
     publisher.publish(telemetry_topic(fleet.tenant, stranger), telemetry(stranger, 1), qos=1)
-    await wait_until(lambda: _more(pool, "unknown_device", before))
+    await eventually(lambda: _more(pool, "unknown_device", before))
     assert await pool.fetchval("SELECT count(*) FROM samples WHERE device_id = $1", stranger) == 0
     assert ack_listener.seqs(stranger) == []
 
@@ -156,8 +150,8 @@ async def test_batch_on_another_tenants_topic_or_naming_another_device_is_refuse
     refused = await counter(pool, "refused")
     publisher.publish(telemetry_topic(other.tenant, device), telemetry(device, 1), qos=1)
     publisher.publish(telemetry_topic(fleet.tenant, device), telemetry(other.devices[0], 1), qos=1)
-    await wait_until(lambda: _more(pool, "wrong_tenant", wrong_tenant))
-    await wait_until(lambda: _more(pool, "refused", refused))
+    await eventually(lambda: _more(pool, "wrong_tenant", wrong_tenant))
+    await eventually(lambda: _more(pool, "refused", refused))
     assert await pool.fetchval("SELECT count(*) FROM samples WHERE device_id = $1", device) == 0
     assert (
         await pool.fetchval("SELECT count(*) FROM samples WHERE device_id = $1", other.devices[0])
@@ -248,7 +242,7 @@ async def test_status_messages_update_the_device(pool, fleet: Fleet, ingest, pub
     async def seen() -> bool:
         return await pool.fetchval("SELECT online FROM devices WHERE id = $1", device) is True
 
-    await wait_until(seen)
+    await eventually(seen)
     assert await pool.fetchval("SELECT agent_version FROM devices WHERE id = $1", device) == "0.1.0"
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -13,6 +11,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from shared.codec import decode, decode_raw, encode
 from shared.messages import Ack, Status
 from shared.topics import Kind, topic
+from tests.waiting import eventually
 
 TENANT = "acme"
 
@@ -39,7 +38,7 @@ class Cloud:
 
     async def wait_subscribed(self) -> None:
         """Return once the broker confirmed the subscriptions; raise AssertionError after 10 s."""
-        await wait_for(self.subscribed.is_set)
+        await eventually(self.subscribed.is_set)
 
     def _on_subscribe(self, *_: object) -> None:
         self.subscribed.set()
@@ -71,11 +70,3 @@ class Cloud:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-
-async def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)

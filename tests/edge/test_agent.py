@@ -20,7 +20,8 @@ from edge.outbox import Outbox
 from shared.codec import decode
 from shared.messages import TelemetryBatch
 from tests.conftest import Broker
-from tests.edge.cloud_double import TENANT, Cloud, wait_for
+from tests.edge.cloud_double import TENANT, Cloud
+from tests.waiting import eventually
 
 fleet = pytest.importorskip("simulator.fleet", reason="the simulator has not landed")
 ROOT = Path(__file__).parents[2]
@@ -79,7 +80,7 @@ async def test_samples_reach_the_cloud_and_leave_the_outbox_once_acked(
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     try:
-        await wait_for(lambda: len(cloud.bodies) >= 3, 20)
+        await eventually(lambda: len(cloud.bodies) >= 3, 20)
         assert agent.adapter_state() == "connected"
     finally:
         stop.set()

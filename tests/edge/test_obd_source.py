@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,16 +18,9 @@ from obd.protocols import ISO_15765_4_11bit_500k
 from edge.config import ObdSection, PollGroup
 from edge.sources.base import Sample
 from edge.sources.obd_source import ObdSource, reading_from_messages
+from tests.waiting import wait_until
 
 elm = pytest.importorskip("elm", reason="the ELM327-emulator package is not installed")
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 class Peer:

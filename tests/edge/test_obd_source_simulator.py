@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,16 +13,9 @@ import pytest
 from edge.config import ObdSection, PollGroup
 from edge.sources.base import Sample
 from edge.sources.obd_source import BATTERY_SIGNAL_ID, ObdSource
+from tests.waiting import wait_until
 
 fleet = pytest.importorskip("simulator.fleet", reason="the simulator has not landed")
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def settings(port: str, **overrides: object) -> ObdSection:

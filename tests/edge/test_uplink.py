@@ -20,7 +20,8 @@ from shared.codec import encode
 from shared.messages import Event, EventBatch, Series, TelemetryBatch
 from shared.topics import Kind, topic
 from tests.conftest import Broker, _port_open, free_port
-from tests.edge.cloud_double import TENANT, Cloud, wait_for
+from tests.edge.cloud_double import TENANT, Cloud
+from tests.waiting import eventually
 
 
 def telemetry(device_id: str) -> Callable[[int], bytes]:
@@ -83,19 +84,19 @@ async def test_events_go_first_and_batches_are_deleted_only_when_acked(
     uplink = make_uplink(mqtt_broker.url, device_id, outbox)
     try:
         async with running(uplink):
-            await wait_for(lambda: len(cloud.seqs()) >= 3)
+            await eventually(lambda: len(cloud.seqs()) >= 3)
             assert cloud.received[0] == ("events", 3)
             assert sorted(cloud.seqs()) == [1, 2, 3]
             await asyncio.sleep(0.3)
             assert [b.seq for b in outbox.pending()] == [3, 1, 2]
             cloud.ack([1, 3])
-            await wait_for(lambda: len(outbox) == 1)
+            await eventually(lambda: len(outbox) == 1)
             assert [b.seq for b in outbox.pending()] == [2]
             seq = outbox.add("telemetry", telemetry(device_id))
             uplink.wake()
-            await wait_for(lambda: seq in cloud.seqs())
+            await eventually(lambda: seq in cloud.seqs())
             cloud.ack([2, seq])
-            await wait_for(lambda: len(outbox) == 0)
+            await eventually(lambda: len(outbox) == 0)
             assert uplink.counters["acked"] == 4
     finally:
         cloud.close()
@@ -108,14 +109,14 @@ async def test_retained_status_is_online_while_running_and_offline_after(
     await cloud.wait_subscribed()
     try:
         async with running(make_uplink(mqtt_broker.url, device_id, outbox)):
-            await wait_for(lambda: any(s.online for s in cloud.statuses))
-        await wait_for(lambda: bool(cloud.statuses) and not cloud.statuses[-1].online)
+            await eventually(lambda: any(s.online for s in cloud.statuses))
+        await eventually(lambda: bool(cloud.statuses) and not cloud.statuses[-1].online)
     finally:
         cloud.close()
     late = Cloud(mqtt_broker.url, device_id)
     await late.wait_subscribed()
     try:
-        await wait_for(lambda: bool(late.statuses))
+        await eventually(lambda: bool(late.statuses))
         assert late.statuses[-1].online is False and late.statuses[-1].device_id == device_id
     finally:
         late.close()
@@ -130,10 +131,10 @@ async def test_unacked_batch_is_republished_after_the_ack_timeout(
     uplink = make_uplink(mqtt_broker.url, device_id, outbox, ack_timeout_s=0.5)
     try:
         async with running(uplink):
-            await wait_for(lambda: cloud.seqs().count(1) >= 2)
+            await eventually(lambda: cloud.seqs().count(1) >= 2)
             assert uplink.counters["republished"] >= 1
             cloud.ack([1])
-            await wait_for(lambda: len(outbox) == 0)
+            await eventually(lambda: len(outbox) == 0)
             count = len(cloud.seqs())
             await asyncio.sleep(1.0)
             assert len(cloud.seqs()) == count
@@ -151,11 +152,11 @@ async def test_inflight_window_bounds_unacked_publishes(
     uplink = make_uplink(mqtt_broker.url, device_id, outbox, max_inflight=4)
     try:
         async with running(uplink):
-            await wait_for(lambda: len(cloud.seqs()) >= 4)
+            await eventually(lambda: len(cloud.seqs()) >= 4)
             await asyncio.sleep(0.5)
             assert sorted(cloud.seqs()) == [1, 2, 3, 4]
             cloud.ack([1, 2])
-            await wait_for(lambda: len(cloud.seqs()) >= 6)
+            await eventually(lambda: len(cloud.seqs()) >= 6)
             await asyncio.sleep(0.3)
             assert sorted(cloud.seqs()) == [1, 2, 3, 4, 5, 6]
     finally:
@@ -171,11 +172,11 @@ async def test_acks_that_are_malformed_or_for_another_device_change_nothing(
     uplink = make_uplink(mqtt_broker.url, device_id, outbox)
     try:
         async with running(uplink):
-            await wait_for(lambda: 1 in cloud.seqs())
+            await eventually(lambda: 1 in cloud.seqs())
             ack_topic = topic(TENANT, device_id, Kind.ACK)
             cloud.client.publish(ack_topic, b"\x01\x00garbage", qos=1)
             cloud.ack([1], device_id="someone-else")
-            await wait_for(lambda: uplink.counters["acks_rejected"] >= 2)
+            await eventually(lambda: uplink.counters["acks_rejected"] >= 2)
             assert [b.seq for b in outbox.pending()] == [1]
     finally:
         cloud.close()
@@ -199,7 +200,7 @@ class ThrowawayBroker:
 
     async def start(self) -> None:
         self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stderr=subprocess.DEVNULL)
-        await wait_for(lambda: _port_open("127.0.0.1", self.port), 10)
+        await eventually(lambda: _port_open("127.0.0.1", self.port), 10)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -222,21 +223,21 @@ async def test_broker_outage_loses_nothing_and_unacked_batches_are_redelivered(
             outbox.add("telemetry", telemetry(device_id))
             outbox.add("telemetry", telemetry(device_id))
             uplink.wake()
-            await wait_for(lambda: sorted(cloud.seqs()) == [1, 2])
+            await eventually(lambda: sorted(cloud.seqs()) == [1, 2])
             broker.stop()
-            await wait_for(lambda: not uplink.ready)
+            await eventually(lambda: not uplink.ready)
             for _ in range(3):
                 outbox.add("telemetry", telemetry(device_id))
             outbox.add("events", events(device_id))
             uplink.wake()
             await asyncio.sleep(1.5)
             await broker.start()
-            await wait_for(lambda: set(cloud.seqs()) >= {1, 2, 3, 4, 5, 6}, 20)
+            await eventually(lambda: set(cloud.seqs()) >= {1, 2, 3, 4, 5, 6}, 20)
             assert cloud.seqs().count(1) >= 2
             assert uplink.counters["connects"] >= 2
             assert len(outbox) == 6
             cloud.ack([1, 2, 3, 4, 5, 6])
-            await wait_for(lambda: len(outbox) == 0)
+            await eventually(lambda: len(outbox) == 0)
     finally:
         cloud.close()
         broker.stop()
@@ -264,7 +265,7 @@ async def test_broker_that_speaks_only_mqtt_311_gets_a_fallback_or_pinned_connec
     uplink = make_uplink(url, device_id, outbox, protocol=protocol)
     try:
         async with running(uplink):
-            await wait_for(lambda: len(outbox) == 0, 15 if protocol == "auto" else 3)
+            await eventually(lambda: len(outbox) == 0, 15 if protocol == "auto" else 3)
             assert uplink.protocol == MQTTProtocolVersion.MQTTv311
     finally:
         cloud.close()
