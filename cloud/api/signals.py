@@ -45,7 +45,7 @@ async def _require_vehicle(pool: asyncpg.Pool, tenant: str, vehicle_id: uuid.UUI
 
 def _signal(ref: str) -> Signal:
     try:
-        return by_id(int(ref)) if ref.isdigit() else by_name(ref)
+        return by_id(int(ref)) if ref.isascii() and ref.isdigit() else by_name(ref)
     except UnknownSignalError:
         raise ProblemError(404, f"no signal {ref!r} in the catalog") from None
 

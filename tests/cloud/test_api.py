@@ -139,9 +139,10 @@ async def test_bad_uuid_is_a_400_problem(client):
 
 async def test_unknown_route_and_signal_are_404_problems(client, api_fleet: Fleet):
     await assert_problem(await client.get("/api/v1/nothing"), 404)
-    await assert_problem(
-        await client.get(vehicle_url(api_fleet) + "/signals/Vehicle.Nope/series"), 404
-    )
+    for signal in ("Vehicle.Nope", "9999", "³", "٣"):  # a superscript and an Arabic-Indic digit
+        await assert_problem(
+            await client.get(vehicle_url(api_fleet) + f"/signals/{signal}/series"), 404
+        )
 
 
 async def test_wrong_method_is_a_405_problem(client):
