@@ -44,6 +44,13 @@ class DemoError(RuntimeError):
 TENANT = "demo"
 FAST_COMMANDS = ("RPM", "SPEED", "THROTTLE_POS", "ENGINE_LOAD")
 SLOW_COMMANDS = ("COOLANT_TEMP", "INTAKE_TEMP", "MAF", "FUEL_LEVEL")
+# The ingest's counters worth showing when they move (see cloud/ingest/store.py).
+_PROBLEM_COUNTERS = {
+    "dead_lettered": "dead-lettered",
+    "unknown_device": "refused (unknown device)",
+    "wrong_tenant": "refused (wrong tenant)",
+    "duplicates": "duplicates dropped",
+}
 
 
 def _free_port() -> int:
@@ -168,6 +175,11 @@ async def _progress(database_url: str, vehicles: list[_Vehicle], started: float)
                 f" / {stored.get(v.device_id, (0, 0))[1]:>4} batches"
                 for v in vehicles
             ]
+            problems = await conn.fetch(
+                "SELECT name, count FROM ingest_counters WHERE count > 0 AND name = ANY($1)",
+                list(_PROBLEM_COUNTERS),
+            )
+            parts += [f"{_PROBLEM_COUNTERS[r['name']]}: {r['count']}" for r in problems]
             typer.echo(f"[{time.monotonic() - started:6.0f}s] " + " | ".join(parts))
     finally:
         await conn.close()
