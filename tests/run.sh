@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -26,9 +27,17 @@ if ! psql -h 127.0.0.1 -U postgres -tAc 'select 1' >/dev/null 2>&1; then
   [ -n "${FLEETLINK_TEST_PG_ADMIN_URL:-}" ] || exit 1
 fi
 
-python3 -m pip install --quiet --disable-pip-version-check -e '.[all]'
+# A Python that its distribution manages (PEP 668) gets the project in a virtualenv instead.
+py=python3
+if python3 -c 'import os, sys, sysconfig
+sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) else 1)'
+then
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  py=.venv/bin/python
+fi
+"$py" -m pip install --quiet --disable-pip-version-check -e '.[all]'
 
-python3 -m ruff format --check .
-python3 -m ruff check .
-python3 -m mypy
-python3 -m pytest "$@"
+"$py" -m ruff format --check .
+"$py" -m ruff check .
+"$py" -m mypy
+"$py" -m pytest "$@"
