@@ -155,6 +155,7 @@ async def _run(
                 conn, device, vehicles[device], datetime.now(UTC) - timedelta(days=2)
             )
     settings = CloudSettings(
+        mode="demo",
         database_url=dsn,
         mqtt_url=mqtt_url,
         ingest_workers=workers,

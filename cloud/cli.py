@@ -11,6 +11,7 @@ from typing import Annotated, TypeVar
 import asyncpg
 import typer
 from aiohttp import web
+from pydantic import ValidationError
 
 from shared.logs import configure_logging
 
@@ -30,7 +31,14 @@ app.add_typer(vehicle_app, name="vehicle")
 
 
 def _settings() -> CloudSettings:
-    settings = CloudSettings()
+    try:
+        settings = CloudSettings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = f"FLEETLINK_{str(error['loc'][0]).upper()}: " if error["loc"] else ""
+            message = error["msg"].removeprefix("Value error, ")
+            typer.echo(f"error: {where}{message}", err=True)
+        raise typer.Exit(2) from None
     configure_logging(json_output=settings.log_json, level=settings.log_level)
     return settings
 

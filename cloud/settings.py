@@ -45,7 +45,7 @@ class CloudSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FLEETLINK_", extra="ignore")
 
-    mode: Literal["demo", "production"] = "demo"
+    mode: Literal["demo", "production"] = "production"
     database_url: SecretStr = SecretStr(DEMO_DATABASE_URL)
     mqtt_url: SecretStr = SecretStr(DEMO_MQTT_URL)
     http_host: str = "127.0.0.1"

@@ -208,7 +208,11 @@ async def _run_in(
 ) -> None:
     async with _database(workdir) as database_url, _broker() as (mqtt_url, mqtt_protocol):
         settings = CloudSettings(
-            database_url=database_url, mqtt_url=mqtt_url, http_port=http_port, api_tenant=TENANT
+            mode="demo",
+            database_url=database_url,
+            mqtt_url=mqtt_url,
+            http_port=http_port,
+            api_tenant=TENANT,
         )
         runner = web.AppRunner(create_app(settings))
         await runner.setup()

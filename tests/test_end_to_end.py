@@ -74,6 +74,7 @@ async def test_two_vehicles_every_seq_stored_exactly_once_and_readable_through_t
     tenant = f"e2e{uuid.uuid4().hex[:8]}"
     http_port = free_port()
     settings = CloudSettings(
+        mode="demo",
         database_url=database_url,
         mqtt_url=mqtt_broker.url,
         http_port=http_port,

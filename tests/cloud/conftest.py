@@ -71,6 +71,7 @@ SHARE_GROUP = f"test-{uuid.uuid4().hex[:10]}"
 
 def ingest_settings(database_url: str, broker_url: str, **overrides: object) -> CloudSettings:
     values: dict[str, object] = {
+        "mode": "demo",
         "database_url": database_url,
         "mqtt_url": broker_url,
         "mqtt_client_id": f"test-ingest-{uuid.uuid4().hex[:8]}",

@@ -8,7 +8,7 @@ from cloud.cli import app
 
 def test_cli_registers_a_tenant_device_and_vehicle_and_assigns_them(migrated_db: str):
     runner = CliRunner()
-    env = {"FLEETLINK_DATABASE_URL": migrated_db}
+    env = {"FLEETLINK_DATABASE_URL": migrated_db, "FLEETLINK_MODE": "demo"}
     tenant = f"cli-{uuid.uuid4().hex[:8]}"
 
     def run(*args: str) -> str:
@@ -31,3 +31,16 @@ def test_cli_registers_a_tenant_device_and_vehicle_and_assigns_them(migrated_db:
     refused = runner.invoke(app, ["device", "add", "no-such-tenant", "dev-x"], env=env)
     assert refused.exit_code == 1
     assert "tenant 'no-such-tenant' does not exist" in refused.output
+
+
+def test_serve_without_settings_refuses_to_start_in_production_mode():
+    unset = {"FLEETLINK_MODE": None, "FLEETLINK_DATABASE_URL": None, "FLEETLINK_MQTT_URL": None}
+    result = CliRunner().invoke(app, ["serve"], env=unset)
+    assert result.exit_code == 2
+    assert "FLEETLINK_DATABASE_URL: production mode needs a database URL" in result.output
+
+
+def test_a_malformed_setting_names_its_environment_variable():
+    result = CliRunner().invoke(app, ["migrate"], env={"FLEETLINK_HTTP_PORT": "eighty"})
+    assert result.exit_code == 2
+    assert "FLEETLINK_HTTP_PORT: Input should be a valid integer" in result.output
