@@ -121,3 +121,35 @@ def assign(
         at = at.replace(tzinfo=UTC)
     done = _with_connection(lambda c: registry.assign_device(c, device_id, vehicle_id, at))
     typer.echo(f"{done.device_id} -> {done.vehicle_id} from {done.valid_from.isoformat()}")
+
+
+@app.command()
+def counters() -> None:
+    """Print the ingest's counters: batches, samples, duplicates, dead letters, refusals."""
+    rows = _with_connection(
+        lambda c: c.fetch("SELECT name, count FROM ingest_counters ORDER BY name")
+    )
+    for row in rows:
+        typer.echo(f"{row['name']:<20} {row['count']:>12,}")
+
+
+@app.command("dead-letters")
+def dead_letters(
+    limit: Annotated[int, typer.Option(min=1, help="How many, newest first")] = 20,
+) -> None:
+    """Print the newest dead-lettered messages: when, topic, size and why they were refused.
+
+    The payloads themselves stay in the ``dead_letters`` table, verbatim.
+    """
+    rows = _with_connection(
+        lambda c: c.fetch(
+            "SELECT id, received_at, topic, length(payload) AS size, reason "
+            "FROM dead_letters ORDER BY id DESC LIMIT $1",
+            limit,
+        )
+    )
+    for row in rows:
+        typer.echo(
+            f"#{row['id']} {row['received_at'].isoformat()} {row['topic']} "
+            f"({row['size']} bytes): {row['reason']}"
+        )

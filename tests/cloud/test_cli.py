@@ -44,3 +44,22 @@ def test_a_malformed_setting_names_its_environment_variable():
     result = CliRunner().invoke(app, ["migrate"], env={"FLEETLINK_HTTP_PORT": "eighty"})
     assert result.exit_code == 2
     assert "FLEETLINK_HTTP_PORT: Input should be a valid integer" in result.output
+
+
+def test_operators_can_list_counters_and_dead_letters(migrated_db: str):
+    topic = f"fl/v1/cli/dev-{uuid.uuid4().hex[:6]}/telemetry"
+    with psycopg.connect(migrated_db) as conn:
+        conn.execute(
+            "INSERT INTO dead_letters (topic, payload, reason) VALUES (%s, %s, %s)",
+            (topic, b"\x01\x00garbage", "msgpack body does not decode"),
+        )
+        conn.execute(
+            "INSERT INTO ingest_counters (name, count) VALUES ('dead_lettered', 1) "
+            "ON CONFLICT (name) DO UPDATE SET count = ingest_counters.count + 1"
+        )
+    env = {"FLEETLINK_DATABASE_URL": migrated_db, "FLEETLINK_MODE": "demo"}
+    letters = CliRunner().invoke(app, ["dead-letters", "--limit", "5"], env=env)
+    assert letters.exit_code == 0, letters.output
+    assert f"{topic} (9 bytes): msgpack body does not decode" in letters.output
+    counted = CliRunner().invoke(app, ["counters"], env=env)
+    assert counted.exit_code == 0 and "dead_lettered" in counted.output
