@@ -32,7 +32,7 @@ def _schemathesis() -> str:
 
 
 async def test_every_generated_request_gets_a_documented_answer_and_no_server_error(
-    migrated_db: str, mqtt_broker, pool: asyncpg.Pool
+    migrated_db: str, mqtt_broker, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     fleet = await make_fleet(pool)
     device = fleet.devices[0]
@@ -59,11 +59,12 @@ async def test_every_generated_request_gets_a_documented_answer_and_no_server_er
             "--checks",
             "all",
             "--max-examples",
-            "40",
+            "100",
             "--seed",
             "20261128",
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            cwd=tmp_path,  # schemathesis keeps its example database in the working folder
         )
         out, _ = await asyncio.wait_for(proc.communicate(), 240)
     finally:
