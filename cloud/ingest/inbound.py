@@ -31,9 +31,19 @@ class Delivery:
 
 
 @dataclass(slots=True)
-class TelemetryIn:
+class _FromDevice:
+    """A decoded message from the device its topic names."""
+
     delivery: Delivery
     topic: Topic
+
+    @property
+    def device(self) -> str:
+        return self.topic.device
+
+
+@dataclass(slots=True)
+class TelemetryIn(_FromDevice):
     seq: int
     rows: list[tuple[int, datetime, float]]
     latest: dict[int, tuple[datetime, float]]
@@ -46,32 +56,16 @@ class TelemetryIn:
         first, last = self.first_ts.date(), self.last_ts.date()
         return {first + timedelta(days=n) for n in range((last - first).days + 1)}
 
-    @property
-    def device(self) -> str:
-        return self.topic.device
-
 
 @dataclass(slots=True)
-class EventsIn:
-    delivery: Delivery
-    topic: Topic
+class EventsIn(_FromDevice):
     seq: int
     batch: EventBatch
 
-    @property
-    def device(self) -> str:
-        return self.topic.device
-
 
 @dataclass(slots=True)
-class StatusIn:
-    delivery: Delivery
-    topic: Topic
+class StatusIn(_FromDevice):
     status: Status
-
-    @property
-    def device(self) -> str:
-        return self.topic.device
 
 
 @dataclass(slots=True)
