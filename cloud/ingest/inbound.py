@@ -105,15 +105,9 @@ def _readable_seq(payload: bytes, device: str) -> int | None:
     return None
 
 
-def _telemetry(delivery: Delivery, topic: Topic, now: datetime) -> Inbound:
-    batch = decode(delivery.payload, TelemetryBatch)
-    if batch.device_id != topic.device:
-        return Refused(
-            delivery,
-            f"payload device_id {batch.device_id!r} is not the topic's",
-            "refused",
-            topic.device,
-        )
+def _telemetry(
+    delivery: Delivery, topic: Topic, batch: TelemetryBatch, now: datetime
+) -> TelemetryIn | DeadLetter:
     base = EPOCH + timedelta(milliseconds=batch.base_time_ms)
     rows: list[tuple[int, datetime, float]] = []
     latest: dict[int, tuple[datetime, float]] = {}
@@ -153,28 +147,11 @@ def _telemetry(delivery: Delivery, topic: Topic, now: datetime) -> Inbound:
     return TelemetryIn(delivery, topic, batch.seq, rows, latest, first, last)
 
 
-def _events(delivery: Delivery, topic: Topic) -> Inbound:
-    batch = decode(delivery.payload, EventBatch)
-    if batch.device_id != topic.device:
-        return Refused(
-            delivery,
-            f"payload device_id {batch.device_id!r} is not the topic's",
-            "refused",
-            topic.device,
-        )
-    return EventsIn(delivery, topic, batch.seq, batch)
-
-
-def _status(delivery: Delivery, topic: Topic) -> Inbound:
-    status = decode(delivery.payload, Status)
-    if status.device_id != topic.device:
-        return Refused(
-            delivery,
-            f"payload device_id {status.device_id!r} is not the topic's",
-            "refused",
-            topic.device,
-        )
-    return StatusIn(delivery, topic, status)
+_MODELS: dict[Kind, type[TelemetryBatch | EventBatch | Status]] = {
+    Kind.TELEMETRY: TelemetryBatch,
+    Kind.EVENTS: EventBatch,
+    Kind.STATUS: Status,
+}
 
 
 def classify(delivery: Delivery, now: datetime | None = None) -> Inbound:
@@ -183,16 +160,27 @@ def classify(delivery: Delivery, now: datetime | None = None) -> Inbound:
         topic = parse(delivery.topic)
     except TopicError as exc:
         return DeadLetter(delivery, str(exc))
+    model = _MODELS.get(topic.kind)
+    if model is None:
+        return DeadLetter(
+            delivery, f"the cloud does not ingest {topic.kind.value!r} messages", topic
+        )
     try:
-        if topic.kind is Kind.TELEMETRY:
-            return _telemetry(delivery, topic, now or datetime.now(UTC))
-        if topic.kind is Kind.EVENTS:
-            return _events(delivery, topic)
-        if topic.kind is Kind.STATUS:
-            return _status(delivery, topic)
+        message = decode(delivery.payload, model)
     except CodecError as exc:
         seq = None
         if topic.kind is not Kind.STATUS:
             seq = _readable_seq(delivery.payload, topic.device)
         return DeadLetter(delivery, str(exc)[:2000], topic, seq)
-    return DeadLetter(delivery, f"the cloud does not ingest {topic.kind.value!r} messages", topic)
+    if message.device_id != topic.device:
+        return Refused(
+            delivery,
+            f"payload device_id {message.device_id!r} is not the topic's",
+            "refused",
+            topic.device,
+        )
+    if isinstance(message, TelemetryBatch):
+        return _telemetry(delivery, topic, message, now or datetime.now(UTC))
+    if isinstance(message, EventBatch):
+        return EventsIn(delivery, topic, message.seq, message)
+    return StatusIn(delivery, topic, message)
