@@ -8,14 +8,14 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
-from .api import health, signals, vehicles
-from .api.openapi import openapi_routes
-from .api.problems import problem_middleware
-from .app_keys import INGEST, POOL, SETTINGS
-from .db.migrate import migrate
-from .ingest.worker import IngestService
-from .registry import ensure_tenant
-from .settings import CloudSettings, redact_url
+from fleetlink.cloud.api import health, signals, vehicles
+from fleetlink.cloud.api.openapi import openapi_routes
+from fleetlink.cloud.api.problems import problem_middleware
+from fleetlink.cloud.app_keys import INGEST, POOL, SETTINGS
+from fleetlink.cloud.db.migrate import migrate
+from fleetlink.cloud.ingest.worker import IngestService
+from fleetlink.cloud.registry import ensure_tenant
+from fleetlink.cloud.settings import CloudSettings, redact_url
 
 log = logging.getLogger(__name__)
 

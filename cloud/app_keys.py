@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
-from .ingest.worker import IngestService
-from .settings import CloudSettings
+from fleetlink.cloud.ingest.worker import IngestService
+from fleetlink.cloud.settings import CloudSettings
 
 SETTINGS = web.AppKey("settings", CloudSettings)
 POOL = web.AppKey("pool", asyncpg.Pool)

@@ -13,11 +13,10 @@ import typer
 from aiohttp import web
 from pydantic import ValidationError
 
-from shared.logs import configure_logging
-
-from . import registry
-from .db.migrate import migrate_url
-from .settings import CloudSettings
+from fleetlink.cloud import registry
+from fleetlink.cloud.db.migrate import migrate_url
+from fleetlink.cloud.settings import CloudSettings
+from fleetlink.shared.logs import configure_logging
 
 T = TypeVar("T")
 
@@ -64,7 +63,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Listen port (FLEETLINK_HTTP_PORT)")] = None,
 ) -> None:
     """Run the REST API and the MQTT ingest until interrupted."""
-    from .app import create_app
+    from fleetlink.cloud.app import create_app
 
     settings = _settings()
     web.run_app(

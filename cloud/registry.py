@@ -12,7 +12,7 @@ from typing import TypeAlias
 
 import asyncpg
 
-from shared.topics import TopicError, check_segment
+from fleetlink.shared.topics import TopicError, check_segment
 
 Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 

@@ -2,5 +2,3 @@
 
 Installable with ``fleetlink[edge]`` alone; nothing here imports the cloud's stack or the simulator.
 """
-
-__version__ = "0.1.0"

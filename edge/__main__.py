@@ -1,5 +1,5 @@
-"""``python -m edge …``: the agent's commands without the ``fleetlink`` wrapper."""
+"""``python -m fleetlink.edge …``: the agent's commands without the ``fleetlink`` wrapper."""
 
-from edge.cli import app
+from fleetlink.edge.cli import app
 
 app(prog_name="fleetlink edge")

@@ -12,13 +12,13 @@ import queue
 import signal
 from collections import Counter, deque
 
-from edge.batcher import Batcher, Draft
-from edge.config import DeviceConfig
-from edge.outbox import Outbox, OutboxError
-from edge.sources import SampleQueue, Source, create_sources
-from edge.sources.base import AdapterState
-from edge.uplink import Uplink
-from shared.codec import encode
+from fleetlink.edge.batcher import Batcher, Draft
+from fleetlink.edge.config import DeviceConfig
+from fleetlink.edge.outbox import Outbox, OutboxError
+from fleetlink.edge.sources import SampleQueue, Source, create_sources
+from fleetlink.edge.sources.base import AdapterState
+from fleetlink.edge.uplink import Uplink
+from fleetlink.shared.codec import encode
 
 log = logging.getLogger(__name__)
 

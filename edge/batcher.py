@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edge.sources.base import Sample
-from shared.messages import Series, TelemetryBatch
+from fleetlink.edge.sources.base import Sample
+from fleetlink.shared.messages import Series, TelemetryBatch
 
 
 @dataclass(frozen=True, slots=True)

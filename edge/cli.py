@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from edge.config import ConfigError, DeviceConfig, load_config
-from edge.logs import quiet_python_obd
-from shared.logs import configure_logging
+from fleetlink.edge.config import ConfigError, DeviceConfig, load_config
+from fleetlink.edge.logs import quiet_python_obd
+from fleetlink.shared.logs import configure_logging
 
 app = typer.Typer(help="The Fleetlink edge agent.", no_args_is_help=True)
 
@@ -32,7 +32,7 @@ def run(
     ] = False,
 ) -> None:
     """Run the agent until SIGINT or SIGTERM."""
-    from edge.agent import run_agent
+    from fleetlink.edge.agent import run_agent
 
     device_config = _load(config)
     configure_logging(

@@ -18,11 +18,12 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
-from pydantic_core import ErrorDetails
 
-from shared.signals import UnknownSignalError, by_obd_command
-from shared.topics import TopicError, check_segment
+from fleetlink.firmware_profiles import DEFAULT_PROFILE, PollGroup, ProfileError, load_profile
+from fleetlink.shared.topics import TopicError, check_segment
+from fleetlink.shared.validation import describe_errors
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 
@@ -85,28 +86,6 @@ class MqttSection(_Section):
         return self.tls or urlsplit(self.url).scheme == "mqtts"
 
 
-class PollGroup(_Section):
-    commands: Annotated[list[str], Field(min_length=1)]
-    rate_hz: float
-
-    @field_validator("rate_hz")
-    @classmethod
-    def _positive_rate(cls, value: float) -> float:
-        if not value > 0:
-            raise ValueError("must be > 0")
-        return value
-
-    @field_validator("commands")
-    @classmethod
-    def _known_commands(cls, value: list[str]) -> list[str]:
-        for name in value:
-            try:
-                by_obd_command(name)
-            except UnknownSignalError:
-                raise ValueError(f"{name!r} is not an OBD command in the signal catalog") from None
-        return value
-
-
 class ObdSection(_Section):
     port: str
     baudrate: Annotated[int, Field(gt=0)] | None = None
@@ -116,7 +95,23 @@ class ObdSection(_Section):
     reconnect_min_s: PositiveFloat = 1.0
     reconnect_max_s: PositiveFloat = 60.0
     silent_rounds: Annotated[int, Field(ge=1)] = 3
+    profile: str = Field(
+        default=DEFAULT_PROFILE,
+        description="firmware profile (shipped id or .toml path) whose poll groups are read "
+        "when this section lists none of its own",
+    )
     poll: list[PollGroup] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _poll_from_profile(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("poll"):
+            return data
+        try:
+            profile = load_profile(data.get("profile", DEFAULT_PROFILE))
+        except ProfileError as exc:
+            raise ValueError(str(exc)) from None
+        return {**data, "poll": [group.model_dump() for group in profile.obd.poll]}
 
 
 class OutboxSection(_Section):
@@ -141,25 +136,6 @@ class DeviceConfig(_Section):
     log: LogSection = Field(default_factory=LogSection)
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path or "(top level)"
-
-
-def _describe(error: ErrorDetails) -> str:
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "missing":
-        message = "is required"
-    elif error["type"] == "extra_forbidden":
-        message = "is not a known setting"
-    return f"{_field_path(error['loc'])}: {message}"
-
-
 def parse_config(data: dict[str, Any], source: str = "<config>") -> DeviceConfig:
     """Return ``data`` validated as a :class:`DeviceConfig`.
 
@@ -169,8 +145,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> DeviceConfig
     try:
         config = DeviceConfig.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{source}: {_describe(error)}" for error in exc.errors()]
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError(describe_errors(exc, source)) from None
     return config
 
 

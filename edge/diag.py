@@ -15,7 +15,7 @@ from typing import Any
 import obd
 import typer
 
-from shared import signals
+from fleetlink.shared import signals
 
 app = typer.Typer(no_args_is_help=True)
 

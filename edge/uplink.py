@@ -18,13 +18,13 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from edge import __version__
-from edge.config import DeviceSection, MqttSection
-from edge.outbox import Outbox, StoredBatch
-from edge.sources.base import AdapterState
-from shared.codec import CodecError, decode, encode
-from shared.messages import Ack, Status
-from shared.topics import Kind, topic
+from fleetlink.edge.config import DeviceSection, MqttSection
+from fleetlink.edge.outbox import Outbox, StoredBatch
+from fleetlink.edge.sources.base import AdapterState
+from fleetlink.shared.codec import CodecError, decode, encode
+from fleetlink.shared.messages import Ack, Status
+from fleetlink.shared.topics import Kind, topic
+from fleetlink.shared.version import VERSION
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class Uplink:
                 device_id=self.device.id,
                 online=online,
                 time_ms=_now_ms(),
-                agent_version=__version__,
+                agent_version=VERSION,
                 adapter=self.adapter_state(),
                 buffered_batches=len(self.outbox),
             )

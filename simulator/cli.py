@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from simulator.fleet import SimulatedVehicle
+from fleetlink.simulator.fleet import SimulatedVehicle
 
 app = typer.Typer(help="Simulated vehicles that speak ELM327 on a pseudo-terminal.")
 

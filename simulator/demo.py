@@ -29,10 +29,10 @@ import asyncpg
 import typer
 from aiohttp import web
 
-from cloud import registry
-from cloud.app import create_app
-from cloud.settings import CloudSettings
-from simulator.fleet import SimulatedVehicle
+from fleetlink.cloud import registry
+from fleetlink.cloud.app import create_app
+from fleetlink.cloud.settings import CloudSettings
+from fleetlink.simulator.fleet import SimulatedVehicle
 
 app = typer.Typer()
 
@@ -42,8 +42,6 @@ class DemoError(RuntimeError):
 
 
 TENANT = "demo"
-FAST_COMMANDS = ("RPM", "SPEED", "THROTTLE_POS", "ENGINE_LOAD")
-SLOW_COMMANDS = ("COOLANT_TEMP", "INTAKE_TEMP", "MAF", "FUEL_LEVEL")
 # The ingest's counters worth showing when they move (see cloud/ingest/store.py).
 _PROBLEM_COUNTERS = {
     "dead_lettered": "dead-lettered",
@@ -113,9 +111,6 @@ async def _broker() -> AsyncIterator[tuple[str, str]]:
 
 
 def _agent_config(path: Path, device_id: str, mqtt_url: str, mqtt_protocol: str, port: str) -> None:
-    def names(commands: tuple[str, ...]) -> str:
-        return ", ".join(f'"{c}"' for c in commands)
-
     path.write_text(
         f"""[device]
 id = "{device_id}"
@@ -127,14 +122,7 @@ protocol = "{mqtt_protocol}"
 
 [obd]
 port = "{port}"
-
-[[obd.poll]]
-commands = [{names(FAST_COMMANDS)}]
-rate_hz = 2.0
-
-[[obd.poll]]
-commands = [{names(SLOW_COMMANDS)}]
-rate_hz = 0.5
+profile = "generic-obd2"
 
 [outbox]
 path = "{device_id}.sqlite3"
@@ -235,7 +223,7 @@ async def _run_in(
             await _register(database_url, vehicles)
             for v in vehicles:
                 v.agent = subprocess.Popen(
-                    [sys.executable, "-m", "edge", "run", "--config", str(v.config)],
+                    [sys.executable, "-m", "fleetlink.edge", "run", "--config", str(v.config)],
                     stdout=subprocess.DEVNULL,
                     stderr=(workdir / f"{v.device_id}.log").open("wb"),
                     start_new_session=True,  # Ctrl-C reaches the demo, which stops agents in order
@@ -282,7 +270,7 @@ def _print_plan(
     vehicles: list[_Vehicle],
     workdir: Path,
 ) -> None:
-    from cloud.settings import redact_url
+    from fleetlink.cloud.settings import redact_url
 
     api = f"http://{settings.http_host}:{settings.http_port}/api/v1"
     typer.echo(f"database   {redact_url(database_url)}")

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 from enum import Enum
 
-from simulator.vehicle import VehicleState
+from fleetlink.simulator.vehicle import VehicleState
 
 
 class Phase(Enum):

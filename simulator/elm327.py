@@ -18,8 +18,8 @@ import tty
 from collections import Counter
 from types import TracebackType
 
-from simulator.elm327_interpreter import Elm327Interpreter
-from simulator.vehicle import Vehicle
+from fleetlink.simulator.elm327_interpreter import Elm327Interpreter
+from fleetlink.simulator.vehicle import Vehicle
 
 logger = logging.getLogger(__name__)
 

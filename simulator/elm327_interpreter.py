@@ -11,8 +11,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from simulator import isotp, j1979
-from simulator.vehicle import Vehicle, VehicleState
+from fleetlink.simulator import isotp, j1979
+from fleetlink.simulator.vehicle import Vehicle, VehicleState
 
 VERSION = "ELM327 v1.5"
 DEVICE_DESCRIPTION = "OBDII to RS232 Interpreter"

@@ -7,9 +7,9 @@ import threading
 import time
 from types import TracebackType
 
-from simulator.driver import Driver
-from simulator.elm327 import Elm327Emulator
-from simulator.vehicle import Vehicle, VehicleState
+from fleetlink.simulator.driver import Driver
+from fleetlink.simulator.elm327 import Elm327Emulator
+from fleetlink.simulator.vehicle import Vehicle, VehicleState
 
 logger = logging.getLogger(__name__)
 

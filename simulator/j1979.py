@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from types import MappingProxyType
 
-from simulator.vehicle import VehicleState
+from fleetlink.simulator.vehicle import VehicleState
 
 
 class InvalidDtcError(ValueError):

@@ -13,8 +13,8 @@ import random
 import threading
 from dataclasses import dataclass, replace
 
-from simulator.route import Route
-from simulator.vin import InvalidVinError, is_valid_vin, random_vin
+from fleetlink.simulator.route import Route
+from fleetlink.simulator.vin import InvalidVinError, is_valid_vin, random_vin
 
 _MASS_KG = 1450.0
 _DRAG_N_PER_MPS2 = 0.5 * 1.2 * 0.30 * 2.2  # rho * Cd * frontal area / 2

@@ -30,7 +30,7 @@ def _run_demo_until_every_vehicle_reports(env: dict[str, str]) -> str:
         [
             sys.executable,
             "-c",
-            "from shared.cli import main; main()",
+            "from fleetlink.__main__ import main; main()",
             "demo",
             "--vehicles",
             "2",
@@ -100,7 +100,7 @@ def test_demo_on_a_taken_port_says_which_and_what_to_do() -> None:
             [
                 sys.executable,
                 "-c",
-                "from shared.cli import main; main()",
+                "from fleetlink.__main__ import main; main()",
                 "demo",
                 "--vehicles",
                 "1",

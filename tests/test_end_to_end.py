@@ -16,11 +16,11 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from cloud import registry
-from cloud.app import create_app
-from cloud.settings import CloudSettings
-from edge.outbox import Outbox
-from simulator.fleet import SimulatedVehicle
+from fleetlink.cloud import registry
+from fleetlink.cloud.app import create_app
+from fleetlink.cloud.settings import CloudSettings
+from fleetlink.edge.outbox import Outbox
+from fleetlink.simulator.fleet import SimulatedVehicle
 from tests.conftest import free_port
 from tests.waiting import eventually
 
@@ -54,7 +54,7 @@ batch_interval_s = 0.3
 
 def _spawn_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "edge", "run", "--config", str(config)],
+        [sys.executable, "-m", "fleetlink.edge", "run", "--config", str(config)],
         stdout=subprocess.DEVNULL,
         stderr=log.open("ab"),
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

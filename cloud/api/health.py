@@ -6,9 +6,10 @@ import asyncio
 
 from aiohttp import web
 
-from ..app_keys import INGEST, POOL
-from .models import Health
-from .spec import ResourceRoutes
+from fleetlink.cloud.api.models import Health
+from fleetlink.cloud.api.spec import ResourceRoutes
+from fleetlink.cloud.app_keys import INGEST, POOL
+from fleetlink.shared.version import VERSION
 
 api = ResourceRoutes("health")
 routes = api.routes
@@ -16,7 +17,7 @@ routes = api.routes
 
 @api.get("/healthz", summary="Liveness: the process answers", response=Health)
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response(text=Health(status="ok").model_dump_json())
+    return web.json_response(text=Health(status="ok", version=VERSION).model_dump_json())
 
 
 @api.get(
@@ -38,5 +39,5 @@ async def readyz(request: web.Request) -> web.Response:
     else:
         checks["ingest"] = "ok" if ingest.connected else "not connected to the broker"
     ready = all(v in ("ok", "disabled") for v in checks.values())
-    body = Health(status="ok" if ready else "unavailable", checks=checks)
+    body = Health(status="ok" if ready else "unavailable", version=VERSION, checks=checks)
     return web.json_response(text=body.model_dump_json(), status=200 if ready else 503)

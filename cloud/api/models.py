@@ -98,6 +98,7 @@ class Series(BaseModel):
 
 class Health(BaseModel):
     status: str = Field(description="'ok', or 'unavailable' when a check failed")
+    version: str = Field(description="the Fleetlink version this server runs")
     checks: dict[str, str] = Field(default_factory=dict)
 
 

@@ -10,8 +10,8 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from .models import Problem
-from .spec import Operation, ResourceRoutes
+from fleetlink.cloud.api.models import Problem
+from fleetlink.cloud.api.spec import Operation, ResourceRoutes
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 OPENAPI_PATH = "/api/v1/openapi.json"

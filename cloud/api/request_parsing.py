@@ -8,8 +8,8 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from ..app_keys import SETTINGS
-from .problems import ProblemError
+from fleetlink.cloud.api.problems import ProblemError
+from fleetlink.cloud.app_keys import SETTINGS
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -8,10 +8,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from aiohttp import web
 
-from shared.signals import Signal, UnknownSignalError, by_id, by_name
-
-from ..app_keys import POOL
-from .models import (
+from fleetlink.cloud.api.models import (
     MAX_SERIES_POINTS,
     LatestSignal,
     LatestSignals,
@@ -20,10 +17,12 @@ from .models import (
     SeriesQuery,
     bucket_seconds,
 )
-from .problems import ProblemError
-from .request_parsing import path_uuid, query_model, tenant_of
-from .spec import ResourceRoutes
-from .vehicles import VEHICLE_ID
+from fleetlink.cloud.api.problems import ProblemError
+from fleetlink.cloud.api.request_parsing import path_uuid, query_model, tenant_of
+from fleetlink.cloud.api.spec import ResourceRoutes
+from fleetlink.cloud.api.vehicles import VEHICLE_ID
+from fleetlink.cloud.app_keys import POOL
+from fleetlink.shared.signals import Signal, UnknownSignalError, by_id, by_name
 
 api = ResourceRoutes("signals")
 routes = api.routes

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from .problems import Handler
+from fleetlink.cloud.api.problems import Handler
 
 
 @dataclass(frozen=True, slots=True)

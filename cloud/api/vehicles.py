@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..app_keys import POOL
-from .models import Vehicle, VehicleList
-from .problems import ProblemError
-from .request_parsing import path_uuid, tenant_of
-from .spec import ResourceRoutes
+from fleetlink.cloud.api.models import Vehicle, VehicleList
+from fleetlink.cloud.api.problems import ProblemError
+from fleetlink.cloud.api.request_parsing import path_uuid, tenant_of
+from fleetlink.cloud.api.spec import ResourceRoutes
+from fleetlink.cloud.app_keys import POOL
 
 api = ResourceRoutes("vehicles")
 routes = api.routes

@@ -14,7 +14,7 @@ from importlib import resources
 
 import asyncpg
 
-from shared.signals import all_signals
+from fleetlink.shared.signals import all_signals
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class Migration:
 def available_migrations() -> list[Migration]:
     """Return the packaged migrations ordered by version; raise MigrationError on a bad name."""
     found: list[Migration] = []
-    for entry in resources.files("cloud.migrations").iterdir():
+    for entry in resources.files("fleetlink.cloud.migrations").iterdir():
         if not entry.name.endswith(".sql"):
             continue
         match = _FILE_NAME.match(entry.name)

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from shared.codec import CodecError, decode, decode_raw
-from shared.messages import EventBatch, Status, TelemetryBatch
-from shared.signals import BY_ID
-from shared.topics import Kind, Topic, TopicError, parse
+from fleetlink.shared.codec import CodecError, decode, decode_raw
+from fleetlink.shared.messages import EventBatch, Status, TelemetryBatch
+from fleetlink.shared.signals import BY_ID
+from fleetlink.shared.topics import Kind, Topic, TopicError, parse
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 OLDEST_ACCEPTED = datetime(2000, 1, 1, tzinfo=UTC)

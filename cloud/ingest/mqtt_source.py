@@ -17,8 +17,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from .inbound import Delivery, Inbound, classify
-from .protocol import BrokerAddress, SubscriptionPlan
+from fleetlink.cloud.ingest.inbound import Delivery, Inbound, classify
+from fleetlink.cloud.ingest.protocol import BrokerAddress, SubscriptionPlan
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,8 @@ from urllib.parse import unquote, urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from shared.topics import SHARED_GROUP, Kind, subscription
-
-from ..settings import SharedSubscription
+from fleetlink.cloud.settings import SharedSubscription
+from fleetlink.shared.topics import SHARED_GROUP, Kind, subscription
 
 INGESTED_KINDS = (Kind.TELEMETRY, Kind.EVENTS, Kind.STATUS)
 

@@ -16,8 +16,15 @@ from datetime import UTC, date, datetime
 
 import asyncpg
 
-from .inbound import DeadLetter, EventsIn, Inbound, Refused, StatusIn, TelemetryIn
-from .partitions import DailyPartitions
+from fleetlink.cloud.ingest.inbound import (
+    DeadLetter,
+    EventsIn,
+    Inbound,
+    Refused,
+    StatusIn,
+    TelemetryIn,
+)
+from fleetlink.cloud.ingest.partitions import DailyPartitions
 
 SAMPLE_COLUMNS = ("tenant_id", "vehicle_id", "device_id", "signal_id", "ts", "value")
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)

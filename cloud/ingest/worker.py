@@ -16,21 +16,20 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from shared.codec import encode
-from shared.messages import Ack
-from shared.topics import Kind, topic
-
-from ..settings import CloudSettings
-from .inbound import DeadLetter, Inbound
-from .mqtt_source import MqttSource
-from .protocol import (
+from fleetlink.cloud.ingest.inbound import DeadLetter, Inbound
+from fleetlink.cloud.ingest.mqtt_source import MqttSource
+from fleetlink.cloud.ingest.protocol import (
     BrokerAddress,
     SubscriptionPlan,
     broker_offers_mqtt5,
     parse_mqtt_url,
     plan_subscription,
 )
-from .store import ChunkResult, ChunkStore
+from fleetlink.cloud.ingest.store import ChunkResult, ChunkStore
+from fleetlink.cloud.settings import CloudSettings
+from fleetlink.shared.codec import encode
+from fleetlink.shared.messages import Ack
+from fleetlink.shared.topics import Kind, topic
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from edge.config import DeviceConfig
-from edge.sources.base import Sample, SampleQueue, Source
+from fleetlink.edge.config import DeviceConfig
+from fleetlink.edge.sources.base import Sample, SampleQueue, Source
 
 __all__ = ["Sample", "SampleQueue", "Source", "create_sources"]
 
@@ -18,7 +18,7 @@ __all__ = ["Sample", "SampleQueue", "Source", "create_sources"]
 def _obd(config: DeviceConfig) -> Source | None:
     if config.obd is None:
         return None
-    module = importlib.import_module("edge.sources.obd_source")
+    module = importlib.import_module("fleetlink.edge.sources.obd_source")
     source: Source = module.ObdSource(config.obd)
     return source
 

@@ -18,9 +18,9 @@ from typing import Any, Literal
 import obd
 from obd import OBDStatus
 
-from edge.config import ObdSection
-from edge.sources.base import AdapterState, Sample, Source
-from shared.signals import by_obd_command
+from fleetlink.edge.config import ObdSection
+from fleetlink.edge.sources.base import AdapterState, Sample, Source
+from fleetlink.shared.signals import by_obd_command
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from cloud.db.migrate import migrate_url
-from cloud.registry import assign_device, create_device, create_tenant, create_vehicle
-from cloud.settings import CloudSettings
-from shared.codec import decode
-from shared.messages import Ack
+from fleetlink.cloud.db.migrate import migrate_url
+from fleetlink.cloud.registry import assign_device, create_device, create_tenant, create_vehicle
+from fleetlink.cloud.settings import CloudSettings
+from fleetlink.shared.codec import decode
+from fleetlink.shared.messages import Ack
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 import uuid
 
-from shared.codec import encode
-from shared.messages import Event, EventBatch, Series, TelemetryBatch
-from shared.topics import Kind, topic
+from fleetlink.shared.codec import encode
+from fleetlink.shared.messages import Event, EventBatch, Series, TelemetryBatch
+from fleetlink.shared.topics import Kind, topic
 
 SPEED = 0x0D
 RPM = 0x0C

@@ -4,9 +4,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from cloud.app import create_app
-from cloud.ingest.partitions import DailyPartitions
-from cloud.ingest.store import SAMPLE_COLUMNS
+from fleetlink.cloud.app import create_app
+from fleetlink.cloud.ingest.partitions import DailyPartitions
+from fleetlink.cloud.ingest.store import SAMPLE_COLUMNS
 
 from .conftest import Fleet, ingest_settings, make_fleet
 from .helpers import RPM, SPEED
@@ -188,7 +188,7 @@ async def test_series_over_years_is_fine_but_too_many_filled_buckets_are_a_422(
     years = {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z", "bucket": "60s"}
     body = await (await client.get(url, params=years)).json()
     assert sum(b["count"] for b in body["buckets"]) == 10
-    monkeypatch.setattr("cloud.api.signals.MAX_SERIES_POINTS", 9)
+    monkeypatch.setattr("fleetlink.cloud.api.signals.MAX_SERIES_POINTS", 9)
     problem = await assert_problem(await client.get(url, params=years), 422)
     assert "more than 9 buckets" in problem["detail"]
 
@@ -243,7 +243,7 @@ async def test_openapi_document_is_3_1_and_lists_every_route(client):
 async def test_unexpected_error_is_a_500_problem_without_internals(aiohttp_client):
     from aiohttp import web
 
-    from cloud.api.problems import problem_middleware
+    from fleetlink.cloud.api.problems import problem_middleware
 
     async def broken(request: web.Request) -> web.Response:
         raise RuntimeError("secret internal detail")

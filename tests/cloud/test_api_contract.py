@@ -13,9 +13,9 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from cloud.app import create_app
-from cloud.ingest.partitions import DailyPartitions
-from cloud.ingest.store import SAMPLE_COLUMNS
+from fleetlink.cloud.app import create_app
+from fleetlink.cloud.ingest.partitions import DailyPartitions
+from fleetlink.cloud.ingest.store import SAMPLE_COLUMNS
 from tests.conftest import free_port
 
 from .conftest import ingest_settings, make_fleet

@@ -3,7 +3,7 @@ import uuid
 import psycopg
 from typer.testing import CliRunner
 
-from cloud.cli import app
+from fleetlink.cloud.cli import app
 
 
 def test_cli_registers_a_tenant_device_and_vehicle_and_assigns_them(migrated_db: str):

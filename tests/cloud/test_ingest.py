@@ -5,8 +5,8 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
-from cloud.ingest.worker import IngestService
-from cloud.registry import assign_device, create_vehicle
+from fleetlink.cloud.ingest.worker import IngestService
+from fleetlink.cloud.registry import assign_device, create_vehicle
 from tests.waiting import eventually
 
 from .conftest import AckListener, Fleet, ingest_settings, make_fleet
@@ -231,9 +231,9 @@ async def test_samples_go_to_the_vehicle_the_device_was_in_at_the_time(
 
 
 async def test_status_messages_update_the_device(pool, fleet: Fleet, ingest, publisher):
-    from shared.codec import encode
-    from shared.messages import Status
-    from shared.topics import Kind, topic
+    from fleetlink.shared.codec import encode
+    from fleetlink.shared.messages import Status
+    from fleetlink.shared.topics import Kind, topic
 
     device = fleet.devices[0]
     status = Status(device_id=device, online=True, time_ms=now_ms(), agent_version="0.1.0")
@@ -265,8 +265,8 @@ async def test_no_ack_is_sent_while_the_transaction_cannot_commit(
 async def test_message_the_database_refuses_is_dead_lettered_without_stalling_its_chunk(
     pool, fleet: Fleet, ingest, publisher, ack_listener: AckListener
 ):
-    from shared.codec import encode
-    from shared.messages import Event, EventBatch
+    from fleetlink.shared.codec import encode
+    from fleetlink.shared.messages import Event, EventBatch
 
     device = fleet.devices[0]
     poison = EventBatch(

@@ -1,8 +1,8 @@
 import asyncpg
 import pytest
 
-from cloud.db.migrate import applied_versions, available_migrations, migrate
-from shared.signals import all_signals
+from fleetlink.cloud.db.migrate import applied_versions, available_migrations, migrate
+from fleetlink.shared.signals import all_signals
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

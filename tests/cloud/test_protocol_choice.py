@@ -7,17 +7,17 @@ import threading
 import pytest
 from paho.mqtt.enums import MQTTProtocolVersion
 
-from cloud.ingest.protocol import (
+from fleetlink.cloud.ingest.protocol import (
     BrokerAddress,
     IngestConfigError,
     broker_offers_mqtt5,
     parse_mqtt_url,
     plan_subscription,
 )
-from cloud.ingest.worker import IngestService
-from cloud.settings import SharedSubscription
-from shared.codec import decode
-from shared.messages import Ack
+from fleetlink.cloud.ingest.worker import IngestService
+from fleetlink.cloud.settings import SharedSubscription
+from fleetlink.shared.codec import decode
+from fleetlink.shared.messages import Ack
 
 from .conftest import Fleet, ingest_settings, mqtt_client
 from .helpers import telemetry, telemetry_topic

@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from cloud.registry import (
+from fleetlink.cloud.registry import (
     RegistryError,
     assign_device,
     create_device,

@@ -2,8 +2,8 @@
 
 import pytest
 
-from cloud.app import create_app
-from cloud.app_keys import INGEST
+from fleetlink.cloud.app import create_app
+from fleetlink.cloud.app_keys import INGEST
 
 from .conftest import AckListener, Fleet, ingest_settings
 from .helpers import SPEED, now_ms, telemetry, telemetry_topic

@@ -3,8 +3,8 @@ import logging
 import pytest
 from pydantic import ValidationError
 
-from cloud.settings import CloudSettings, redact_url
-from shared.logs import JsonFormatter
+from fleetlink.cloud.settings import CloudSettings, redact_url
+from fleetlink.shared.logs import JsonFormatter
 
 
 def test_production_refuses_the_demo_database_and_anonymous_mqtt(monkeypatch):

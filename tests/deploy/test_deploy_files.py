@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from edge.config import load_config
+from fleetlink.edge.config import load_config
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 

@@ -8,9 +8,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from shared.codec import decode, decode_raw, encode
-from shared.messages import Ack, Status
-from shared.topics import Kind, topic
+from fleetlink.shared.codec import decode, decode_raw, encode
+from fleetlink.shared.messages import Ack, Status
+from fleetlink.shared.topics import Kind, topic
 from tests.waiting import eventually
 
 TENANT = "acme"

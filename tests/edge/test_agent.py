@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from edge.agent import Agent
-from edge.config import load_config
-from edge.outbox import Outbox
-from shared.codec import decode
-from shared.messages import TelemetryBatch
+from fleetlink.edge.agent import Agent
+from fleetlink.edge.config import load_config
+from fleetlink.edge.outbox import Outbox
+from fleetlink.shared.codec import decode
+from fleetlink.shared.messages import TelemetryBatch
 from tests.conftest import Broker
 from tests.edge.cloud_double import TENANT, Cloud
 from tests.waiting import eventually
 
-fleet = pytest.importorskip("simulator.fleet", reason="the simulator has not landed")
+fleet = pytest.importorskip("fleetlink.simulator.fleet", reason="the simulator has not landed")
 ROOT = Path(__file__).parents[2]
 
 
@@ -101,7 +101,7 @@ def test_sigterm_stores_the_partial_batch_before_exiting(tmp_path: Path, vehicle
     unused_broker = "mqtt://127.0.0.1:9"
     config = write_config(tmp_path, device_id, unused_broker, vehicle_port, 600)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edge", "run", "--config", str(config), "--log-json"],
+        [sys.executable, "-m", "fleetlink.edge", "run", "--config", str(config), "--log-json"],
         cwd=ROOT,
         stderr=subprocess.PIPE,
         text=True,
@@ -126,8 +126,8 @@ def test_sigterm_stores_the_partial_batch_before_exiting(tmp_path: Path, vehicle
 def test_batches_the_outbox_refuses_wait_in_memory_and_are_stored_in_order_later(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from edge.outbox import OutboxError
-    from edge.sources.base import Sample
+    from fleetlink.edge.outbox import OutboxError
+    from fleetlink.edge.sources.base import Sample
 
     config = load_config(write_config(tmp_path, "dev-disk", "mqtt://127.0.0.1:1", "/dev/null", 1))
     agent = Agent(config, sources=[])

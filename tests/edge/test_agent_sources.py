@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from edge.agent import Agent
-from edge.config import parse_config
-from edge.outbox import Outbox
-from edge.sources.base import Sample, Source
-from shared.codec import decode
-from shared.messages import TelemetryBatch
+from fleetlink.edge.agent import Agent
+from fleetlink.edge.config import parse_config
+from fleetlink.edge.outbox import Outbox
+from fleetlink.edge.sources.base import Sample, Source
+from fleetlink.shared.codec import decode
+from fleetlink.shared.messages import TelemetryBatch
 
 
 class CountingSource(Source):

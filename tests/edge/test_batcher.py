@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.batcher import Batcher
-from edge.sources.base import Sample
-from shared.codec import decode, encode
-from shared.messages import TelemetryBatch
+from fleetlink.edge.batcher import Batcher
+from fleetlink.edge.sources.base import Sample
+from fleetlink.shared.codec import decode, encode
+from fleetlink.shared.messages import TelemetryBatch
 
 
 class FakeClock:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from edge.cli import app
-from edge.config import ConfigError, load_config
+from fleetlink.edge.cli import app
+from fleetlink.edge.config import ConfigError, load_config
 
 EXAMPLE = Path(__file__).parents[2] / "deploy" / "edge" / "device.example.toml"
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from typer.testing import CliRunner
 
-from edge.diag import app
-from simulator.fleet import SimulatedVehicle
+from fleetlink.edge.diag import app
+from fleetlink.simulator.fleet import SimulatedVehicle
 
 runner = CliRunner()
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from obd.protocols import ISO_15765_4_11bit_500k
 
-from edge.config import ObdSection, PollGroup
-from edge.sources.base import Sample
-from edge.sources.obd_source import ObdSource, reading_from_messages
+from fleetlink.edge.config import ObdSection, PollGroup
+from fleetlink.edge.sources.base import Sample
+from fleetlink.edge.sources.obd_source import ObdSource, reading_from_messages
 from tests.waiting import wait_until
 
 elm = pytest.importorskip("elm", reason="the ELM327-emulator package is not installed")
@@ -117,7 +117,7 @@ def test_port_that_never_existed_is_retried_with_capped_backoff_and_logged_once(
     caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     source = ObdSource(settings(str(tmp_path / "no-such-tty")))
-    caplog.set_level(logging.INFO, logger="edge.sources.obd_source")
+    caplog.set_level(logging.INFO, logger="fleetlink.edge.sources.obd_source")
     source.start(queue.Queue())
     try:
         time.sleep(2.0)

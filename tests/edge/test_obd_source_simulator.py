@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import ObdSection, PollGroup
-from edge.sources.base import Sample
-from edge.sources.obd_source import BATTERY_SIGNAL_ID, ObdSource
+from fleetlink.edge.config import ObdSection, PollGroup
+from fleetlink.edge.sources.base import Sample
+from fleetlink.edge.sources.obd_source import BATTERY_SIGNAL_ID, ObdSource
 from tests.waiting import wait_until
 
-fleet = pytest.importorskip("simulator.fleet", reason="the simulator has not landed")
+fleet = pytest.importorskip("fleetlink.simulator.fleet", reason="the simulator has not landed")
 
 
 def settings(port: str, **overrides: object) -> ObdSection:

@@ -14,7 +14,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from edge.outbox import Outbox
+from fleetlink.edge.outbox import Outbox
 
 ROOT = Path(__file__).parents[2]
 
@@ -96,7 +96,7 @@ def test_cloud_high_water_mark_raises_the_next_seq_but_never_lowers_it(tmp_path:
 
 _WRITER = """
 import sys
-from edge.outbox import Outbox
+from fleetlink.edge.outbox import Outbox
 outbox = Outbox(sys.argv[1])
 while True:
     seq = outbox.add("telemetry", lambda s: b"x" * 100)

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from paho.mqtt.enums import MQTTProtocolVersion
 
-from edge.config import DeviceSection, MqttSection
-from edge.outbox import Outbox
-from edge.uplink import Uplink
-from shared.codec import encode
-from shared.messages import Event, EventBatch, Series, TelemetryBatch
-from shared.topics import Kind, topic
+from fleetlink.edge.config import DeviceSection, MqttSection
+from fleetlink.edge.outbox import Outbox
+from fleetlink.edge.uplink import Uplink
+from fleetlink.shared.codec import encode
+from fleetlink.shared.messages import Event, EventBatch, Series, TelemetryBatch
+from fleetlink.shared.topics import Kind, topic
 from tests.conftest import Broker, _port_open, free_port
 from tests.edge.cloud_double import TENANT, Cloud
 from tests.waiting import eventually

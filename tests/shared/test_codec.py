@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared import codec
-from shared.messages import Ack, Event, EventBatch, Series, Status, TelemetryBatch
+from fleetlink.shared import codec
+from fleetlink.shared.messages import Ack, Event, EventBatch, Series, Status, TelemetryBatch
 
 device_ids = st.from_regex(r"[A-Za-z0-9_.:-]{1,64}", fullmatch=True)
 seqs = st.integers(min_value=1, max_value=2**63 - 1)

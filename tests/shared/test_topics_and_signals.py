@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared import signals, topics
+from fleetlink.shared import signals, topics
 
 segments = st.from_regex(r"[A-Za-z0-9_.:-]{1,64}", fullmatch=True)
 

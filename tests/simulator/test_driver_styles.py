@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from simulator.driver import Driver
-from simulator.vehicle import Vehicle, VehicleState
+from fleetlink.simulator.driver import Driver
+from fleetlink.simulator.vehicle import Vehicle, VehicleState
 
 
 def trip(style: float, seed: int, seconds: float = 1200.0) -> list[VehicleState]:

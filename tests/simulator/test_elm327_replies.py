@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.elm327_interpreter import Elm327Interpreter
-from simulator.vehicle import Vehicle
+from fleetlink.simulator.elm327_interpreter import Elm327Interpreter
+from fleetlink.simulator.vehicle import Vehicle
 
 VIN = "1M8GDM9AXKP042788"
 

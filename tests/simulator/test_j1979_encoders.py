@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from obd.protocols.protocol import Message
 
-from simulator import j1979
+from fleetlink.simulator import j1979
 
 Encoder = Callable[[float], bytes]
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 import serial
 
-from simulator.elm327 import Elm327Emulator, EmulatorStateError
-from simulator.fleet import SimulatedVehicle
-from simulator.vehicle import Vehicle
+from fleetlink.simulator.elm327 import Elm327Emulator, EmulatorStateError
+from fleetlink.simulator.fleet import SimulatedVehicle
+from fleetlink.simulator.vehicle import Vehicle
 
 
 def ask(port: serial.Serial, command: bytes) -> bytes:

@@ -9,9 +9,9 @@ import obd
 import pytest
 from obd import OBDStatus
 
-from simulator.elm327 import Elm327Emulator
-from simulator.j1979 import supported_mode_01_pids
-from simulator.vehicle import Vehicle
+from fleetlink.simulator.elm327 import Elm327Emulator
+from fleetlink.simulator.j1979 import supported_mode_01_pids
+from fleetlink.simulator.vehicle import Vehicle
 
 # python-obd 0.7.3 strips the characters "\\", "x", "0", "1", "2" from both ends of a VIN
 # (its decoder passes b"\\x00..." to bytes.strip), so this VIN starts and ends with others.
@@ -88,7 +88,7 @@ def test_python_obd_reads_each_signal_within_its_resolution(
 
 
 def test_every_catalog_pid_is_supported_per_the_bitmaps(connection: obd.OBD) -> None:
-    from shared.signals import all_signals
+    from fleetlink.shared.signals import all_signals
 
     catalog = {s.obd_command for s in all_signals() if s.obd_command}
     supported = {c.name for c in connection.supported_commands if c.mode == 1}

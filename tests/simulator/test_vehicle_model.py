@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from simulator.driver import Driver
-from simulator.route import Route
-from simulator.vehicle import Vehicle, VehicleState, rpm_per_kmh
-from simulator.vin import InvalidVinError, check_digit, is_valid_vin
+from fleetlink.simulator.driver import Driver
+from fleetlink.simulator.route import Route
+from fleetlink.simulator.vehicle import Vehicle, VehicleState, rpm_per_kmh
+from fleetlink.simulator.vin import InvalidVinError, check_digit, is_valid_vin
 
 
 def drive(vehicle: Vehicle, driver: Driver, seconds: float) -> list[VehicleState]:

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared import codec
-from shared.messages import Series, TelemetryBatch
+from fleetlink.shared import codec
+from fleetlink.shared.messages import Series, TelemetryBatch
 
 # (catalog id, typical value, step, resolution): what a 10 Hz OBD poll of a moving car produces
 _PROFILE: tuple[tuple[int, float, float, float], ...] = (

@@ -22,16 +22,15 @@ import paho.mqtt.client as mqtt
 import typer
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from shared.codec import encode
-from shared.messages import Series, TelemetryBatch
-from shared.topics import Kind, topic
-
-from .db.migrate import migrate
-from .ingest.protocol import parse_mqtt_url
-from .ingest.store import SAMPLE_COLUMNS
-from .ingest.worker import IngestService
-from .registry import assign_device, create_device, create_tenant, create_vehicle
-from .settings import CloudSettings
+from fleetlink.cloud.db.migrate import migrate
+from fleetlink.cloud.ingest.protocol import parse_mqtt_url
+from fleetlink.cloud.ingest.store import SAMPLE_COLUMNS
+from fleetlink.cloud.ingest.worker import IngestService
+from fleetlink.cloud.registry import assign_device, create_device, create_tenant, create_vehicle
+from fleetlink.cloud.settings import CloudSettings
+from fleetlink.shared.codec import encode
+from fleetlink.shared.messages import Series, TelemetryBatch
+from fleetlink.shared.topics import Kind, topic
 
 TENANT = "bench"
 SIGNALS = (0x04, 0x05, 0x0B, 0x0C, 0x0D, 0x0F, 0x10, 0x11, 0x2F, 0x42)

@@ -12,13 +12,13 @@ def codec_command(
     repeat: int = typer.Option(5, min=1, help="Repetitions; the median is reported."),
 ) -> None:
     """Encode/decode speed and bytes per sample of every wire format."""
-    from shared import codec_bench
+    from fleetlink.simulator.bench import codec
 
-    typer.echo(codec_bench.report(repeat=repeat))
+    typer.echo(codec.report(repeat=repeat))
 
 
 try:
-    from cloud.bench_ingest import main as _ingest
+    from fleetlink.simulator.bench.ingest import main as _ingest
 except ModuleNotFoundError as exc:
     _missing = exc.name
 

@@ -1,0 +1,72 @@
+"""Firmware profiles: what the agent reads from each vehicle platform, as validated data.
+
+Each ``<id>.toml`` in this package is one profile (format: :mod:`.schema`). The agent reads
+``generic-obd2`` unless its configuration names another profile or its own poll groups.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from fleetlink.firmware_profiles.schema import Match, ObdProfile, PollGroup, Profile
+from fleetlink.shared.validation import describe_errors
+
+__all__ = [
+    "DEFAULT_PROFILE",
+    "Match",
+    "ObdProfile",
+    "PollGroup",
+    "Profile",
+    "ProfileError",
+    "load_profile",
+    "profile_ids",
+]
+
+DEFAULT_PROFILE = "generic-obd2"
+
+
+class ProfileError(ValueError):
+    """Raised for a profile that does not exist, cannot be read or is not valid."""
+
+
+def profile_ids() -> list[str]:
+    """Return the ids of the profiles shipped in this package, sorted."""
+    files = resources.files(__name__)
+    return sorted(e.name.removesuffix(".toml") for e in files.iterdir() if e.name.endswith(".toml"))
+
+
+def load_profile(ref: str | Path) -> Profile:
+    """Return the profile ``ref``: a shipped profile's id, or the path of a TOML file.
+
+    Raises:
+        ProfileError: no such profile, unreadable or not TOML, or an invalid field; the
+            message names the file and the field.
+    """
+    if isinstance(ref, Path) or ref.endswith(".toml"):
+        source = str(ref)
+        try:
+            text = Path(ref).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ProfileError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    else:
+        entry = resources.files(__name__) / f"{ref}.toml"
+        source = f"firmware profile {ref!r}"
+        if not entry.is_file():
+            known = ", ".join(profile_ids())
+            raise ProfileError(f"{source}: no such profile (shipped: {known})")
+        text = entry.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        profile = Profile.model_validate(data)
+    except ValidationError as exc:
+        raise ProfileError(describe_errors(exc, source)) from None
+    if not isinstance(ref, Path) and not ref.endswith(".toml") and profile.id != ref:
+        raise ProfileError(f"{source}: id: is {profile.id!r}, not the file's name")
+    return profile
