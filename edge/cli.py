@@ -48,9 +48,11 @@ def check_config(
 ) -> None:
     """Validate a device configuration file; exit 2 naming the file and field if it is broken."""
     device_config = _load(path)
-    polls = device_config.obd.poll if device_config.obd else []
+    obd = device_config.obd
+    polls = obd.poll_groups() if obd else []
+    source = "" if obd is None else "own" if obd.poll else f"profile {obd.profile}"
     typer.echo(
         f"{path}: ok (device {device_config.device.tenant}/{device_config.device.id}, "
-        f"{sum(len(p.commands) for p in polls)} OBD commands in {len(polls)} poll groups, "
-        f"outbox {device_config.outbox.path})"
+        f"{sum(len(p.commands) for p in polls)} OBD commands in {len(polls)} poll groups"
+        f"{f' ({source})' if source else ''}, outbox {device_config.outbox.path})"
     )

@@ -18,7 +18,6 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 from fleetlink.firmware_profiles import DEFAULT_PROFILE, PollGroup, ProfileError, load_profile
@@ -102,16 +101,18 @@ class ObdSection(_Section):
     )
     poll: list[PollGroup] = Field(default_factory=list)
 
-    @model_validator(mode="before")
+    @field_validator("profile")
     @classmethod
-    def _poll_from_profile(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or data.get("poll"):
-            return data
+    def _profile_loads(cls, value: str) -> str:
         try:
-            profile = load_profile(data.get("profile", DEFAULT_PROFILE))
+            load_profile(value)
         except ProfileError as exc:
             raise ValueError(str(exc)) from None
-        return {**data, "poll": [group.model_dump() for group in profile.obd.poll]}
+        return value
+
+    def poll_groups(self) -> list[PollGroup]:
+        """Return the poll groups to read: this section's own, else its profile's."""
+        return self.poll or load_profile(self.profile).obd.poll
 
 
 class OutboxSection(_Section):

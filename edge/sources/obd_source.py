@@ -201,7 +201,7 @@ class ObdSource(Source):
     def _groups(self, connection: obd.OBD) -> list[_Group]:
         now = time.monotonic()
         groups = []
-        for poll in self.settings.poll:
+        for poll in self.settings.poll_groups():
             supported = []
             for name in poll.commands:
                 if connection.supports(obd.commands[name]):

@@ -1,5 +1,6 @@
 import uuid
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 
 import asyncpg
 import pytest
@@ -193,11 +194,15 @@ async def test_series_over_years_is_fine_but_too_many_filled_buckets_are_a_422(
     assert "more than 9 buckets" in problem["detail"]
 
 
-async def test_healthz_and_readyz_answer(client):
-    assert (await client.get("/healthz")).status == 200
+async def test_healthz_and_readyz_answer_with_the_installed_version(client):
+    healthz = await client.get("/healthz")
+    assert healthz.status == 200
+    assert (await healthz.json())["version"] == version("fleetlink")
     response = await client.get("/readyz")
     assert response.status == 200
-    assert (await response.json())["checks"] == {"database": "ok", "ingest": "disabled"}
+    body = await response.json()
+    assert body["checks"] == {"database": "ok", "ingest": "disabled"}
+    assert body["version"] == version("fleetlink")
 
 
 async def test_openapi_document_is_3_1_and_lists_every_route(client):

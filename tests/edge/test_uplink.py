@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,7 @@ async def test_retained_status_is_online_while_running_and_offline_after(
     try:
         await eventually(lambda: bool(late.statuses))
         assert late.statuses[-1].online is False and late.statuses[-1].device_id == device_id
+        assert {s.agent_version for s in cloud.statuses} == {version("fleetlink")}
     finally:
         late.close()
 
