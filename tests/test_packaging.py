@@ -79,9 +79,8 @@ def test_the_sdist_holds_the_sources_the_wheel_is_built_from(dist: Path) -> None
     (sdist,) = dist.glob("fleetlink-*.tar.gz")
     with tarfile.open(sdist) as archive:
         members = {m.name.split("/", 1)[1] for m in archive.getmembers() if "/" in m.name}
-    assert {"pyproject.toml", "README.md", "__main__.py", "firmware_profiles/generic-obd2.toml"} <= (
-        members
-    )
+    expected = {"pyproject.toml", "README.md", "__main__.py", "firmware_profiles/generic-obd2.toml"}
+    assert expected <= members
     assert any(m.startswith("cloud/migrations/") and m.endswith(".sql") for m in members)
 
 
