@@ -56,3 +56,16 @@ def check_config(
         f"{sum(len(p.commands) for p in polls)} OBD commands in {len(polls)} poll groups"
         f"{f' ({source})' if source else ''}, outbox {device_config.outbox.path})"
     )
+
+
+@app.command("profiles")
+def profiles() -> None:
+    """List the shipped firmware profiles with what each one polls."""
+    from fleetlink.firmware_profiles import load_profile, profile_ids
+
+    for profile_id in profile_ids():
+        profile = load_profile(profile_id)
+        commands = sum(len(group.commands) for group in profile.obd.poll)
+        scope = "any vehicle" if profile.match.is_fallback else "matched vehicles"
+        what = f"{commands} OBD commands, {scope}"
+        typer.echo(f"{profile.id:<24} {profile.version:<8} {what}: {profile.name}")

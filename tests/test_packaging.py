@@ -116,14 +116,8 @@ def test_an_edge_only_install_from_the_wheel_runs_and_lacks_the_cloud_stack(
         fleetlink, "edge", "check-config", ROOT / "deploy/edge/device.example.toml", cwd=tmp_path
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    profiled = tmp_path / "profiled.toml"
-    profiled.write_text(
-        '[device]\nid = "van-1"\ntenant = "acme"\n\n[obd]\nport = "/dev/ttyUSB0"\n\n'
-        '[outbox]\npath = "outbox.db"\n'
-    )
-    check = _run(fleetlink, "edge", "check-config", profiled, cwd=tmp_path)
-    assert check.returncode == 0, check.stdout + check.stderr
-    assert "profile generic-obd2" in check.stdout
+    assert "8 OBD commands in 2 poll groups (profile generic-obd2)" in check.stdout
+    assert _run(fleetlink, "edge", "profiles", cwd=tmp_path).stdout.startswith("generic-obd2 ")
 
     probe = _run(
         python,

@@ -125,3 +125,14 @@ def test_a_device_naming_a_missing_profile_is_refused_at_load(tmp_path: Path) ->
     path = write(tmp_path, DEVICE.format(obd='profile = "no-such-vehicle"'), "device.toml")
     with pytest.raises(ConfigError, match=rf"{path}: obd.profile: firmware profile 'no-such"):
         load_config(path)
+
+
+def test_edge_profiles_lists_each_shipped_profile() -> None:
+    from typer.testing import CliRunner
+
+    from fleetlink.edge.cli import app
+
+    result = CliRunner().invoke(app, ["profiles"])
+    assert result.exit_code == 0
+    listed = [line.split()[0] for line in result.output.splitlines()]
+    assert listed == profile_ids()
