@@ -33,4 +33,16 @@ def test_the_example_device_config_is_valid() -> None:
     example = DEPLOY / "edge/device.example.toml"
     tomllib.loads(example.read_text())
     config = load_config(example)
-    assert config.obd is not None and config.obd.poll
+    assert config.obd is not None and config.obd.poll_groups()
+
+
+def test_the_cloud_image_copies_everything_the_package_is_built_from() -> None:
+    root = DEPLOY.parent
+    copied = set()
+    for line in (DEPLOY / "cloud/Dockerfile").read_text().splitlines():
+        if line.startswith("COPY "):
+            copied.update(line.split()[1:-1])
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {p.split(".")[1] for p in declared["packages"] if p != "fleetlink"}
+    root_files = {p.name for p in root.glob("*.py")} | {"py.typed"}
+    assert folders | root_files | {"pyproject.toml", "README.md"} <= copied
