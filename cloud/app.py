@@ -2,24 +2,46 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 
 import asyncpg
 from aiohttp import web
 
-from fleetlink.cloud.api import health, signals, vehicles
+from fleetlink.cloud.api import (
+    accounts,
+    audit_log,
+    auth,
+    devices,
+    fleets,
+    health,
+    searches,
+    signals,
+    vehicles,
+)
 from fleetlink.cloud.api.openapi import openapi_routes
 from fleetlink.cloud.api.problems import problem_middleware
-from fleetlink.cloud.app_keys import INGEST, POOL, SETTINGS
+from fleetlink.cloud.app_keys import API_POOL, INGEST, LIMITER, LOGIN_LIMITER, POOL, SETTINGS
+from fleetlink.cloud.auth.rate_limit import RateLimiter
 from fleetlink.cloud.db.migrate import migrate
 from fleetlink.cloud.ingest.worker import IngestService
-from fleetlink.cloud.registry import ensure_tenant
 from fleetlink.cloud.settings import CloudSettings, redact_url
 
 log = logging.getLogger(__name__)
 
-RESOURCES = (vehicles.api, signals.api, health.api)
+RESOURCES = (
+    auth.api,
+    accounts.api,
+    fleets.api,
+    vehicles.api,
+    devices.api,
+    signals.api,
+    searches.api,
+    audit_log.api,
+    health.api,
+)
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -31,9 +53,16 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     try:
         async with pool.acquire() as conn:
             await migrate(conn)
-            if settings.mode == "demo":
-                await ensure_tenant(conn, settings.api_tenant)
+        api_dsn, api_server_settings = settings.api_dsn()
+        api_pool = await asyncpg.create_pool(
+            api_dsn,
+            min_size=1,
+            max_size=settings.api_pool_size,
+            server_settings=api_server_settings,
+            init=_json_codecs,
+        )
         app[POOL] = pool
+        app[API_POOL] = api_pool
         ingest = IngestService(settings, pool)
         app[INGEST] = ingest
         try:
@@ -47,19 +76,32 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             yield
         finally:
             await ingest.stop()
+            await api_pool.close()
     finally:
         await pool.close()
+
+
+async def _json_codecs(conn: asyncpg.Connection) -> None:
+    """Read and write json/jsonb columns as Python values on the API's connections."""
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, encoder=partial(json.dumps, default=str), decoder=json.loads, schema="pg_catalog"
+        )
 
 
 def create_app(settings: CloudSettings | None = None) -> web.Application:
     """Return the application; its database pool and ingest start with the app, not here.
 
-    On start-up the migrations are applied and, in demo mode, the demo tenant is created;
-    start-up fails with MigrationError, IngestConfigError, OSError or TimeoutError when the
-    database or broker cannot be used.
+    On start-up the migrations are applied; start-up fails with MigrationError,
+    IngestConfigError, OSError or TimeoutError when the database or broker cannot be used.
     """
-    app = web.Application(middlewares=[problem_middleware])
-    app[SETTINGS] = settings or CloudSettings()
+    settings = settings or CloudSettings()
+    app = web.Application(
+        middlewares=[problem_middleware], client_max_size=settings.api_max_body_bytes
+    )
+    app[SETTINGS] = settings
+    app[LIMITER] = RateLimiter(settings.api_rate_per_s, settings.api_rate_burst)
+    app[LOGIN_LIMITER] = RateLimiter(settings.login_rate_per_min / 60, settings.login_rate_per_min)
     app.cleanup_ctx.append(_resources)
     for resource in RESOURCES:
         app.add_routes(resource.routes)

@@ -5,9 +5,15 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
+from fleetlink.cloud.auth.rate_limit import RateLimiter
 from fleetlink.cloud.ingest.worker import IngestService
 from fleetlink.cloud.settings import CloudSettings
 
 SETTINGS = web.AppKey("settings", CloudSettings)
+# The owner's pool: migrations, ingest, authentication look-ups.
 POOL = web.AppKey("pool", asyncpg.Pool)
+# The API's pool: connections run as the role fleetlink_api, under row-level security.
+API_POOL = web.AppKey("api_pool", asyncpg.Pool)
+LIMITER = web.AppKey("limiter", RateLimiter)
+LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
 INGEST = web.AppKey("ingest", IngestService)

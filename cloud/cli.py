@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -13,7 +14,11 @@ import typer
 from aiohttp import web
 from pydantic import ValidationError
 
-from fleetlink.cloud import registry
+from fleetlink.cloud import audit, registry
+from fleetlink.cloud.auth.accounts import AccountError, add_user, member
+from fleetlink.cloud.auth.api_tokens import SCOPES, TokenError, create_token, revoke_token
+from fleetlink.cloud.auth.passwords import WeakPasswordError
+from fleetlink.cloud.auth.permissions import Role
 from fleetlink.cloud.db.migrate import migrate_url
 from fleetlink.cloud.settings import CloudSettings
 from fleetlink.shared.logs import configure_logging
@@ -27,6 +32,10 @@ vehicle_app = typer.Typer(help="Vehicles.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(device_app, name="device")
 app.add_typer(vehicle_app, name="vehicle")
+user_app = typer.Typer(help="Users and their roles in tenants.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
 
 
 def _settings() -> CloudSettings:
@@ -52,7 +61,14 @@ def _with_connection(action: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(run())
-    except (registry.RegistryError, asyncpg.PostgresError, OSError) as exc:
+    except (
+        registry.RegistryError,
+        AccountError,
+        WeakPasswordError,
+        TokenError,
+        asyncpg.PostgresError,
+        OSError,
+    ) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
 
@@ -152,3 +168,108 @@ def dead_letters(
             f"#{row['id']} {row['received_at'].isoformat()} {row['topic']} "
             f"({row['size']} bytes): {row['reason']}"
         )
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@user_app.command("add")
+def user_add(
+    tenant: Annotated[str, typer.Option(help="Tenant id")],
+    email: Annotated[str, typer.Option(help="The user's e-mail (their login)")],
+    role: Annotated[Role, typer.Option(help="Role in the tenant")],
+    name: Annotated[str, typer.Option(help="Display name")] = "",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
+    no_password: Annotated[
+        bool, typer.Option("--no-password", help="No password: the user logs in by token only")
+    ] = False,
+) -> None:
+    """Make a user (new, or existing by e-mail) a member of a tenant with a role."""
+    password = None if no_password else _read_password(password_stdin)
+
+    async def action(conn: asyncpg.Connection) -> uuid.UUID:
+        async with conn.transaction():
+            user_id = await add_user(conn, tenant, email, role, password, name)
+            await audit.record(
+                conn,
+                tenant,
+                "operator (cli)",
+                "add_member",
+                "user",
+                user_id,
+                after={"email": email, "role": role.value},
+            )
+        return user_id
+
+    typer.echo(_with_connection(action))
+
+
+@token_app.command("create")
+def token_create(
+    tenant: Annotated[str, typer.Option(help="Tenant id")],
+    email: Annotated[str, typer.Option(help="The member the token acts as")],
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Scope, repeatable: {', '.join(SCOPES)} (default both)"),
+    ] = None,
+    expires: Annotated[
+        datetime | None, typer.Option(help="Expiry, ISO 8601 (UTC if no zone); default never")
+    ] = None,
+    name: Annotated[str, typer.Option(help="What the token is for")] = "",
+) -> None:
+    """Create an API token and print it (it is shown this once)."""
+    if expires is not None and expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)
+
+    async def action(conn: asyncpg.Connection) -> str:
+        found = await member(conn, tenant, email)
+        if found is None:
+            raise AccountError(f"{email} is not a member of {tenant!r}")
+        async with conn.transaction():
+            token_id, text = await create_token(
+                conn,
+                tenant,
+                found.user_id,
+                name=name,
+                scopes=tuple(scope or SCOPES),
+                expires_at=expires,
+            )
+            await audit.record(
+                conn,
+                tenant,
+                "operator (cli)",
+                "create_token",
+                "token",
+                token_id,
+                after={"email": found.email, "scopes": sorted(scope or SCOPES)},
+            )
+        return text
+
+    typer.echo(_with_connection(action))
+
+
+@token_app.command("revoke")
+def token_revoke(
+    tenant: Annotated[str, typer.Option(help="Tenant id")],
+    token_id: Annotated[uuid.UUID, typer.Argument(help="The token's id (flt_<id>_…)")],
+) -> None:
+    """Revoke an API token; it stops working at once."""
+
+    async def action(conn: asyncpg.Connection) -> bool:
+        async with conn.transaction():
+            done = await revoke_token(conn, tenant, token_id)
+            if done:
+                await audit.record(
+                    conn, tenant, "operator (cli)", "revoke_token", "token", token_id
+                )
+        return done
+
+    if not _with_connection(action):
+        typer.echo(f"error: tenant {tenant!r} has no live token {token_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {token_id}")

@@ -11,7 +11,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/fleetlink"
 DEMO_MQTT_URL = "mqtt://127.0.0.1:1883"
-DEMO_TENANT = "demo"
 
 
 class SharedSubscription(StrEnum):
@@ -61,8 +60,20 @@ class CloudSettings(BaseSettings):
     ingest_max_batches: int = Field(200, ge=1, le=10_000)
     ingest_max_wait_ms: int = Field(50, ge=0, le=10_000)
     ingest_queue_size: int = Field(2000, ge=1)
-    api_tenant: str = DEMO_TENANT
     db_pool_size: int = Field(8, ge=1, le=100)
+    # The API's connections run as the role fleetlink_api: through this URL's own login where
+    # given (recommended in production), else by SET ROLE on the owner's connections.
+    api_database_url: SecretStr | None = None
+    api_pool_size: int = Field(8, ge=1, le=100)
+    api_statement_timeout_ms: int = Field(5000, ge=100, le=600_000)
+    api_max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    api_rate_per_s: float = Field(50.0, gt=0)
+    api_rate_burst: int = Field(200, ge=1)
+    login_rate_per_min: float = Field(10.0, gt=0)
+    session_hours: float = Field(12.0, gt=0, le=24 * 30)
+    cookie_secure: Literal["auto", "always", "never"] = "auto"
+    # Keys of the drivers' personal fields: "id:base64-key,..." (the first encrypts).
+    field_keys: SecretStr | None = None
     log_json: bool = False
     log_level: str = "INFO"
 
@@ -76,6 +87,11 @@ class CloudSettings(BaseSettings):
                 "FLEETLINK_DATABASE_URL: production mode needs a database URL with its own "
                 "user and password, not the demo default"
             )
+        if self.field_keys is None:
+            raise SettingsError(
+                "FLEETLINK_FIELD_KEYS: production mode needs the key ring of drivers' personal "
+                "fields (fleetlink cloud keys new prints one)"
+            )
         mqtt = urlsplit(self.mqtt_url.get_secret_value())
         if not mqtt.username or not mqtt.password:
             raise SettingsError(
@@ -88,9 +104,19 @@ class CloudSettings(BaseSettings):
         """Return the database URL with its password, for the driver only."""
         return self.database_url.get_secret_value()
 
+    def api_dsn(self) -> tuple[str, dict[str, str]]:
+        """Return the API pool's URL and the server settings its connections start with."""
+        server_settings = {"statement_timeout": str(self.api_statement_timeout_ms)}
+        if self.api_database_url is not None:
+            return self.api_database_url.get_secret_value(), server_settings
+        return self.database_dsn(), {**server_settings, "role": "fleetlink_api"}
+
     def describe(self) -> dict[str, object]:
-        """Return the settings as a dict fit for logging: passwords redacted."""
+        """Return the settings as a dict fit for logging: passwords and keys redacted."""
         data = self.model_dump(mode="json")
         data["database_url"] = redact_url(self.database_url.get_secret_value())
         data["mqtt_url"] = redact_url(self.mqtt_url.get_secret_value())
+        if self.api_database_url is not None:
+            data["api_database_url"] = redact_url(self.api_database_url.get_secret_value())
+        data["field_keys"] = "***" if self.field_keys is not None else None
         return data

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -31,6 +32,10 @@ from aiohttp import web
 
 from fleetlink.cloud import registry
 from fleetlink.cloud.app import create_app
+from fleetlink.cloud.auth import accounts
+from fleetlink.cloud.auth.api_tokens import create_token
+from fleetlink.cloud.auth.passwords import hash_password
+from fleetlink.cloud.auth.permissions import Role
 from fleetlink.cloud.settings import CloudSettings
 from fleetlink.simulator.fleet import SimulatedVehicle
 
@@ -132,10 +137,20 @@ batch_interval_s = 1.0
     )
 
 
-async def _register(database_url: str, vehicles: list[_Vehicle]) -> None:
+@dataclass(frozen=True)
+class _Access:
+    """How the person running the demo gets in: a fresh password and API token each run."""
+
+    email: str
+    password: str
+    token: str
+
+
+async def _register(database_url: str, vehicles: list[_Vehicle]) -> _Access:
     conn = await asyncpg.connect(database_url)
     try:
         await registry.ensure_tenant(conn, TENANT, "Demo fleet")
+        access = await _demo_admin(conn)
         known = {r["id"] for r in await conn.fetch("SELECT id FROM devices")}
         for v in vehicles:
             if v.device_id in known:
@@ -145,6 +160,22 @@ async def _register(database_url: str, vehicles: list[_Vehicle]) -> None:
             await registry.assign_device(conn, v.device_id, vehicle_id)
     finally:
         await conn.close()
+    return access
+
+
+async def _demo_admin(conn: asyncpg.Connection) -> _Access:
+    email = "admin@demo.example"
+    password = secrets.token_urlsafe(12)
+    existing = await accounts.member(conn, TENANT, email)
+    if existing is None:
+        user_id = await accounts.add_user(conn, TENANT, email, Role.OWNER, password, "Demo admin")
+    else:  # a demo on an external database it ran on before: a new password for this run
+        user_id = existing.user_id
+        await conn.execute(
+            "UPDATE users SET password_hash = $2 WHERE id = $1", user_id, hash_password(password)
+        )
+    _, token = await create_token(conn, TENANT, user_id, name="fleetlink demo")
+    return _Access(email, password, token)
 
 
 async def _progress(database_url: str, vehicles: list[_Vehicle], started: float) -> None:
@@ -200,7 +231,6 @@ async def _run_in(
             database_url=database_url,
             mqtt_url=mqtt_url,
             http_port=http_port,
-            api_tenant=TENANT,
         )
         runner = web.AppRunner(create_app(settings))
         await runner.setup()
@@ -220,7 +250,7 @@ async def _run_in(
                 config = workdir / f"{device_id}.toml"
                 vehicles.append(_Vehicle(device_id, f"Vehicle {i}", sim, config))
                 _agent_config(config, device_id, mqtt_url, mqtt_protocol, sim.start())
-            await _register(database_url, vehicles)
+            access = await _register(database_url, vehicles)
             for v in vehicles:
                 v.agent = subprocess.Popen(
                     [sys.executable, "-m", "fleetlink.edge", "run", "--config", str(v.config)],
@@ -228,7 +258,7 @@ async def _run_in(
                     stderr=(workdir / f"{v.device_id}.log").open("wb"),
                     start_new_session=True,  # Ctrl-C reaches the demo, which stops agents in order
                 )
-            _print_plan(settings, database_url, mqtt_url, vehicles, workdir)
+            _print_plan(settings, database_url, mqtt_url, vehicles, workdir, access)
             started = time.monotonic()
             progress = asyncio.create_task(_progress(database_url, vehicles, started))
             try:
@@ -269,13 +299,17 @@ def _print_plan(
     mqtt_url: str,
     vehicles: list[_Vehicle],
     workdir: Path,
+    access: _Access,
 ) -> None:
     from fleetlink.cloud.settings import redact_url
 
     api = f"http://{settings.http_host}:{settings.http_port}/api/v1"
     typer.echo(f"database   {redact_url(database_url)}")
     typer.echo(f"broker     {redact_url(mqtt_url)}")
-    typer.echo(f"cloud API  {api}   (try: curl {api}/vehicles)")
+    typer.echo(f"cloud API  {api}")
+    typer.echo(f"log in     tenant {TENANT}, {access.email}, password {access.password}")
+    typer.echo(f"API token  {access.token}")
+    typer.echo(f'  try: curl -H "Authorization: Bearer {access.token}" {api}/vehicles')
     for v in vehicles:
         pid = v.agent.pid if v.agent else "-"
         typer.echo(f"{v.name}  ELM327 on {v.sim.port}  agent pid {pid}  device {v.device_id}")

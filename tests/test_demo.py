@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -17,9 +19,17 @@ from tests.conftest import Broker, free_port
 pytestmark = pytest.mark.integration
 
 
-def _get(url: str) -> dict:  # type: ignore[type-arg]
-    with urllib.request.urlopen(url, timeout=5) as resp:
+def _get(url: str, token: str) -> dict:  # type: ignore[type-arg]
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=5) as resp:
         return json.loads(resp.read())
+
+
+def _token(lines: list[str]) -> str | None:
+    for line in lines:
+        if line.startswith("API token  "):
+            return line.split()[2]
+    return None
 
 
 def _run_demo_until_every_vehicle_reports(env: dict[str, str]) -> str:
@@ -43,18 +53,25 @@ def _run_demo_until_every_vehicle_reports(env: dict[str, str]) -> str:
         text=True,
     )
     api = f"http://127.0.0.1:{port}/api/v1"
+    lines: list[str] = []
+    assert demo.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(demo.stdout or ()), daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 90
         names: dict[str, set[str]] = {}
         while time.monotonic() < deadline:
             time.sleep(1)
-            assert demo.poll() is None, demo.stdout.read() if demo.stdout else ""
+            assert demo.poll() is None, "".join(lines)
+            token = _token(lines)
+            if token is None:
+                continue
             try:
-                vehicles = _get(f"{api}/vehicles")["items"]
+                vehicles = _get(f"{api}/vehicles", token)["items"]
                 names = {
                     v["id"]: {
                         s["name"]
-                        for s in _get(f"{api}/vehicles/{v['id']}/signals/latest")["signals"]
+                        for s in _get(f"{api}/vehicles/{v['id']}/signals/latest", token)["signals"]
                     }
                     for v in vehicles
                 }
@@ -63,9 +80,14 @@ def _run_demo_until_every_vehicle_reports(env: dict[str, str]) -> str:
             if len(names) == 2 and all("Vehicle.Speed" in n for n in names.values()):
                 break
         assert len(names) == 2 and all("Vehicle.Speed" in n for n in names.values()), names
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _get(f"{api}/vehicles", "flt_not_a_token")
+        assert refused.value.code == 401
     finally:
         demo.send_signal(signal.SIGINT)
-        out, _ = demo.communicate(timeout=60)
+        demo.wait(timeout=60)
+        reader.join(timeout=10)
+    out = "".join(lines)
     assert demo.returncode == 0, out
     assert "cloud API  http://127.0.0.1:" in out
     assert "samples" in out and "demo stopped" in out

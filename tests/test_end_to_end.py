@@ -21,6 +21,7 @@ from fleetlink.cloud.app import create_app
 from fleetlink.cloud.settings import CloudSettings
 from fleetlink.edge.outbox import Outbox
 from fleetlink.simulator.fleet import SimulatedVehicle
+from tests.cloud.conftest import bearer, member_token
 from tests.conftest import free_port
 from tests.waiting import eventually
 
@@ -78,7 +79,6 @@ async def test_two_vehicles_every_seq_stored_exactly_once_and_readable_through_t
         database_url=database_url,
         mqtt_url=mqtt_broker.url,
         http_port=http_port,
-        api_tenant=tenant,
         mqtt_client_id=f"ingest-{tenant}",
         mqtt_share_group=f"ingest-{tenant}",
     )
@@ -147,7 +147,8 @@ async def test_two_vehicles_every_seq_stored_exactly_once_and_readable_through_t
             assert rows == declared > 0
 
         api = f"http://127.0.0.1:{http_port}/api/v1"
-        async with aiohttp.ClientSession() as http:
+        token = await member_token(conn, tenant, "viewer", scopes=("read",))
+        async with aiohttp.ClientSession(headers=bearer(token)) as http:
             async with http.get(f"{api}/vehicles") as resp:
                 assert resp.status == 200
                 listed = await resp.json()

@@ -15,7 +15,7 @@ api = ResourceRoutes("health")
 routes = api.routes
 
 
-@api.get("/healthz", summary="Liveness: the process answers", response=Health)
+@api.get("/healthz", summary="Liveness: the process answers", response=Health, public=True)
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response(text=Health(status="ok", version=VERSION).model_dump_json())
 
@@ -24,6 +24,7 @@ async def healthz(request: web.Request) -> web.Response:
     "/readyz",
     summary="Readiness: the database answers and every ingest worker is connected",
     response=Health,
+    public=True,
     errors=(503,),
 )
 async def readyz(request: web.Request) -> web.Response:

@@ -17,6 +17,24 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 OPENAPI_PATH = "/api/v1/openapi.json"
 
 
+SECURITY_SCHEMES = {
+    "bearerToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API token (flt_…) from POST /api/v1/tokens or `fleetlink cloud "
+        "token create`",
+    },
+    "sessionCookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "fl_session",
+        "description": "The session of POST /api/v1/auth/login; unsafe methods also need the "
+        "session's CSRF token in X-CSRF-Token",
+    },
+}
+SECURITY = [{"bearerToken": []}, {"sessionCookie": []}]
+
+
 class OpenApiDocument(BaseModel):
     """Marker for the document's own route; its body is the OpenAPI object itself."""
 
@@ -39,10 +57,12 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
 def build_openapi(operations: Iterable[Operation], title: str, version: str) -> dict[str, Any]:
     """Return the OpenAPI 3.1 document describing ``operations``."""
     operations = list(operations)
-    responses = {op.response for op in operations if op.response is not OpenApiDocument}
+    responses = {op.response for op in operations if op.response not in (OpenApiDocument, None)}
+    bodies = sorted({op.body for op in operations if op.body is not None}, key=lambda m: m.__name__)
     models = sorted(responses | {Problem}, key=lambda m: m.__name__)
     refs, top = models_json_schema(
-        [(m, "serialization") for m in models], ref_template=REF_TEMPLATE
+        [(m, "serialization") for m in models] + [(b, "validation") for b in bodies],
+        ref_template=REF_TEMPLATE,
     )
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
@@ -52,15 +72,23 @@ def build_openapi(operations: Iterable[Operation], title: str, version: str) -> 
         ]
         if op.query is not None:
             params += _query_parameters(op.query)
-        if op.response is OpenApiDocument:
+        if op.response is OpenApiDocument or op.response is None:
             ok_schema: dict[str, Any] = {"type": "object"}
         else:
             ok_schema = refs[(op.response, "serialization")]
-        responses_doc: dict[str, Any] = {
-            "200": {"description": "OK", "content": {"application/json": {"schema": ok_schema}}}
+        ok: dict[str, Any] = {
+            "description": HTTPStatus(op.status).phrase,
+            "content": {"application/json": {"schema": ok_schema}},
         }
+        if op.headers:
+            ok["headers"] = {
+                name: {"description": spec["description"], "schema": spec["schema"]}
+                for name, spec in op.headers.items()
+            }
+        responses_doc: dict[str, Any] = {str(op.status): ok}
         problem = {"schema": refs[(Problem, "serialization")]}
-        for status in sorted({*op.errors, 500}):
+        guarded = () if op.public else (401, 403, 429)
+        for status in sorted({*op.errors, *guarded, 500}):
             responses_doc[str(status)] = {
                 "description": HTTPStatus(status).phrase,
                 "content": {"application/problem+json": problem},
@@ -75,12 +103,21 @@ def build_openapi(operations: Iterable[Operation], title: str, version: str) -> 
         }
         if params:
             entry["parameters"] = params
+        if op.body is not None:
+            body_schema = refs[(op.body, "validation")]
+            entry["requestBody"] = {
+                "required": True,
+                "content": {op.body_media_type: {"schema": body_schema}},
+            }
+        entry["security"] = [] if op.public else SECURITY
+        if op.permission is not None:
+            entry["description"] = f"Needs the permission `{op.permission.value}`."
         paths.setdefault(op.path, {})[op.method] = entry
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
         "paths": paths,
-        "components": {"schemas": top.get("$defs", {})},
+        "components": {"schemas": top.get("$defs", {}), "securitySchemes": SECURITY_SCHEMES},
     }
 
 
@@ -89,7 +126,7 @@ def openapi_routes(resources: Iterable[ResourceRoutes]) -> ResourceRoutes:
     resources = list(resources)
     api = ResourceRoutes("meta")
 
-    @api.get(OPENAPI_PATH, summary="This OpenAPI document", response=OpenApiDocument)
+    @api.get(OPENAPI_PATH, summary="This OpenAPI document", response=OpenApiDocument, public=True)
     async def openapi(request: web.Request) -> web.Response:
         ops = [op for r in [*resources, api] for op in r.operations]
         return web.json_response(build_openapi(ops, "Fleetlink cloud API", "1.0.0"))

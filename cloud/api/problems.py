@@ -19,11 +19,19 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class ProblemError(Exception):
     """Raise from a handler to answer with a problem body of this status."""
 
-    def __init__(self, status: int, detail: str, *, errors: list[dict[str, Any]] | None = None):
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.errors = errors
+        self.headers = headers
 
 
 def problem_response(
@@ -58,7 +66,9 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     try:
         return await handler(request)
     except ProblemError as exc:
-        return problem_response(request, exc.status, exc.detail, errors=exc.errors)
+        return problem_response(
+            request, exc.status, exc.detail, errors=exc.errors, headers=exc.headers
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

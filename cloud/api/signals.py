@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from aiohttp import web
 
+from fleetlink.cloud.api.access import principal_of, tenant_transaction
 from fleetlink.cloud.api.models import (
     MAX_SERIES_POINTS,
     LatestSignal,
@@ -18,10 +19,10 @@ from fleetlink.cloud.api.models import (
     bucket_seconds,
 )
 from fleetlink.cloud.api.problems import ProblemError
-from fleetlink.cloud.api.request_parsing import path_uuid, query_model, tenant_of
+from fleetlink.cloud.api.request_parsing import path_uuid, query_model
 from fleetlink.cloud.api.spec import ResourceRoutes
 from fleetlink.cloud.api.vehicles import VEHICLE_ID
-from fleetlink.cloud.app_keys import POOL
+from fleetlink.cloud.auth.permissions import Permission
 from fleetlink.shared.signals import Signal, UnknownSignalError, by_id, by_name
 
 api = ResourceRoutes("signals")
@@ -34,8 +35,8 @@ SIGNAL_PARAM = {
 }
 
 
-async def _require_vehicle(pool: asyncpg.Pool, tenant: str, vehicle_id: uuid.UUID) -> None:
-    found = await pool.fetchval(
+async def _require_vehicle(conn: asyncpg.Connection, tenant: str, vehicle_id: uuid.UUID) -> None:
+    found = await conn.fetchval(
         "SELECT 1 FROM vehicles WHERE tenant_id = $1 AND id = $2", tenant, vehicle_id
     )
     if found is None:
@@ -53,19 +54,21 @@ def _signal(ref: str) -> Signal:
     "/api/v1/vehicles/{vehicle_id}/signals/latest",
     summary="The newest value of every signal of a vehicle",
     response=LatestSignals,
+    permission=Permission.SIGNALS_READ,
     path_params={"vehicle_id": VEHICLE_ID},
     errors=(400, 404),
 )
 async def latest_signals(request: web.Request) -> web.Response:
     vehicle_id = path_uuid(request, "vehicle_id")
-    tenant, pool = tenant_of(request), request.app[POOL]
-    await _require_vehicle(pool, tenant, vehicle_id)
-    rows = await pool.fetch(
-        "SELECT signal_id, ts, value FROM latest_signals "
-        "WHERE tenant_id = $1 AND vehicle_id = $2 ORDER BY signal_id",
-        tenant,
-        vehicle_id,
-    )
+    tenant = principal_of(request).tenant_id
+    async with tenant_transaction(request) as conn:
+        await _require_vehicle(conn, tenant, vehicle_id)
+        rows = await conn.fetch(
+            "SELECT signal_id, ts, value FROM latest_signals "
+            "WHERE tenant_id = $1 AND vehicle_id = $2 ORDER BY signal_id",
+            tenant,
+            vehicle_id,
+        )
     signals = []
     for r in rows:
         try:
@@ -85,6 +88,7 @@ async def latest_signals(request: web.Request) -> web.Response:
     "/api/v1/vehicles/{vehicle_id}/signals/{signal}/series",
     summary="A signal's values aggregated per time bucket (avg, min, max, count)",
     response=Series,
+    permission=Permission.SIGNALS_READ,
     query=SeriesQuery,
     path_params={"vehicle_id": VEHICLE_ID, "signal": SIGNAL_PARAM},
     errors=(400, 404, 422),
@@ -98,24 +102,25 @@ async def signal_series(request: web.Request) -> web.Response:
     if start >= to:
         raise ProblemError(422, "'from' must be before 'to'")
     step = bucket_seconds(query.bucket)
-    tenant, pool = tenant_of(request), request.app[POOL]
-    await _require_vehicle(pool, tenant, vehicle_id)
-    rows = await pool.fetch(
-        """SELECT date_bin($6::interval, ts, $7) AS bucket_start,
+    tenant = principal_of(request).tenant_id
+    async with tenant_transaction(request) as conn:
+        await _require_vehicle(conn, tenant, vehicle_id)
+        rows = await conn.fetch(
+            """SELECT date_bin($6::interval, ts, $7) AS bucket_start,
                   avg(value) AS avg, min(value) AS min, max(value) AS max, count(*) AS count
            FROM samples
            WHERE tenant_id = $1 AND vehicle_id = $2 AND signal_id = $3 AND ts >= $4 AND ts < $5
            GROUP BY 1 ORDER BY 1
            LIMIT $8""",
-        tenant,
-        vehicle_id,
-        signal.id,
-        start,
-        to,
-        timedelta(seconds=step),
-        _BUCKET_ORIGIN,
-        MAX_SERIES_POINTS + 1,
-    )
+            tenant,
+            vehicle_id,
+            signal.id,
+            start,
+            to,
+            timedelta(seconds=step),
+            _BUCKET_ORIGIN,
+            MAX_SERIES_POINTS + 1,
+        )
     if len(rows) > MAX_SERIES_POINTS:
         raise ProblemError(
             422,

@@ -1,4 +1,5 @@
-"""A RouteTableDef that also records each route's models, for the OpenAPI document."""
+"""A RouteTableDef that also records each route's models and permission, for the OpenAPI
+document and for the access check every non-public route passes through."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
+from fleetlink.cloud.api.access import guard
 from fleetlink.cloud.api.problems import Handler
+from fleetlink.cloud.auth.permissions import Permission
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,40 +20,88 @@ class Operation:
     method: str
     path: str
     summary: str
-    response: type[BaseModel]
+    response: type[BaseModel] | None
     query: type[BaseModel] | None = None
     path_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
     tag: str = ""
+    body: type[BaseModel] | None = None
+    permission: Permission | None = None
+    public: bool = False
+    status: int = 200
+    headers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    body_media_type: str = "application/json"
 
 
 class ResourceRoutes:
-    """The routes of one resource module: ``routes`` for aiohttp, ``operations`` for OpenAPI."""
+    """The routes of one resource module: ``routes`` for aiohttp, ``operations`` for OpenAPI.
+
+    Every route either names the permission it needs (the caller must be authenticated and
+    allowed; see :mod:`fleetlink.cloud.api.access`) or says it is ``public``.
+    """
 
     def __init__(self, tag: str) -> None:
         self.tag = tag
         self.routes = web.RouteTableDef()
         self.operations: list[Operation] = []
 
-    def get(
+    def route(
         self,
+        method: str,
         path: str,
         *,
         summary: str,
-        response: type[BaseModel],
+        response: type[BaseModel] | None,
+        permission: Permission | None = None,
+        public: bool = False,
         query: type[BaseModel] | None = None,
+        body: type[BaseModel] | None = None,
         path_params: dict[str, dict[str, Any]] | None = None,
         errors: tuple[int, ...] = (),
+        status: int = 200,
+        headers: dict[str, dict[str, Any]] | None = None,
+        body_media_type: str = "application/json",
     ) -> Callable[[Handler], Handler]:
-        """Register a GET handler and describe it; return the handler unchanged."""
+        """Register a handler and describe it; return the handler unchanged."""
+        if (permission is None) != public:
+            raise ValueError(f"{method} {path}: name a permission, or say public=True")
 
         def register(handler: Handler) -> Handler:
             self.operations.append(
                 Operation(
-                    "get", path, summary, response, query, path_params or {}, errors, self.tag
+                    method.lower(),
+                    path,
+                    summary,
+                    response,
+                    query,
+                    path_params or {},
+                    errors,
+                    self.tag,
+                    body,
+                    permission,
+                    public,
+                    status,
+                    headers or {},
+                    body_media_type,
                 )
             )
-            self.routes.get(path, allow_head=False)(handler)
+            wrapped = handler if permission is None else guard(handler, permission)
+            if method.upper() == "GET":
+                self.routes.get(path, allow_head=False)(wrapped)
+            else:
+                self.routes.route(method.upper(), path)(wrapped)
             return handler
 
         return register
+
+    def get(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, **kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
@@ -15,6 +16,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from fleetlink.cloud.auth.accounts import add_user
+from fleetlink.cloud.auth.api_tokens import create_token
 from fleetlink.cloud.db.migrate import migrate_url
 from fleetlink.cloud.registry import assign_device, create_device, create_tenant, create_vehicle
 from fleetlink.cloud.settings import CloudSettings
@@ -58,6 +61,29 @@ async def make_fleet(pool: asyncpg.Pool, devices: int = 1) -> Fleet:
             fleet.devices.append(device)
             fleet.vehicles[device] = vehicle
     return fleet
+
+
+async def member_token(
+    db: asyncpg.Pool | asyncpg.Connection,
+    tenant: str,
+    role: str = "admin",
+    scopes: tuple[str, ...] = ("read", "write"),
+) -> str:
+    """Make a new member of ``tenant`` with ``role`` and return an API token of theirs."""
+    email = f"{role}-{uuid.uuid4().hex[:8]}@{tenant}.example"
+    async with contextlib.AsyncExitStack() as stack:
+        conn = (
+            db
+            if isinstance(db, asyncpg.Connection)
+            else await stack.enter_async_context(db.acquire())
+        )
+        user_id = await add_user(conn, tenant, email, role)
+        _, token = await create_token(conn, tenant, user_id, scopes=scopes)
+    return token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from fleetlink.cloud.app import create_app
 from fleetlink.cloud.ingest.partitions import DailyPartitions
 from fleetlink.cloud.ingest.store import SAMPLE_COLUMNS
 
-from .conftest import Fleet, ingest_settings, make_fleet
+from .conftest import Fleet, bearer, ingest_settings, make_fleet, member_token
 from .helpers import RPM, SPEED
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -44,11 +44,10 @@ async def api_fleet(pool: asyncpg.Pool) -> Fleet:
 
 
 @pytest.fixture
-async def client(aiohttp_client, migrated_db, mqtt_broker, api_fleet: Fleet):
-    settings = ingest_settings(
-        migrated_db, mqtt_broker.url, ingest_workers=0, api_tenant=api_fleet.tenant
-    )
-    return await aiohttp_client(create_app(settings))
+async def client(aiohttp_client, migrated_db, mqtt_broker, api_fleet: Fleet, pool):
+    settings = ingest_settings(migrated_db, mqtt_broker.url, ingest_workers=0)
+    token = await member_token(pool, api_fleet.tenant, "viewer", scopes=("read",))
+    return await aiohttp_client(create_app(settings), headers=bearer(token))
 
 
 def vehicle_url(fleet: Fleet) -> str:

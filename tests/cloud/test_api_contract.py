@@ -18,7 +18,7 @@ from fleetlink.cloud.ingest.partitions import DailyPartitions
 from fleetlink.cloud.ingest.store import SAMPLE_COLUMNS
 from tests.conftest import free_port
 
-from .conftest import ingest_settings, make_fleet
+from .conftest import ingest_settings, make_fleet, member_token
 from .helpers import SPEED
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -45,9 +45,8 @@ async def test_every_generated_request_gets_a_documented_answer_and_no_server_er
         await DailyPartitions().ensure(conn, {r[4].date() for r in rows})
         await conn.copy_records_to_table("samples", records=rows, columns=SAMPLE_COLUMNS)
     port = free_port()
-    settings = ingest_settings(
-        migrated_db, mqtt_broker.url, ingest_workers=0, api_tenant=fleet.tenant, http_port=port
-    )
+    token = await member_token(pool, fleet.tenant, "owner")
+    settings = ingest_settings(migrated_db, mqtt_broker.url, ingest_workers=0, http_port=port)
     runner = web.AppRunner(create_app(settings))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -62,6 +61,8 @@ async def test_every_generated_request_gets_a_documented_answer_and_no_server_er
             "100",
             "--seed",
             "20261128",
+            "--header",
+            f"Authorization: Bearer {token}",
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             cwd=tmp_path,  # schemathesis keeps its example database in the working folder

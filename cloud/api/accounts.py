@@ -1,0 +1,374 @@
+"""``/api/v1/users`` and ``/api/v1/tokens``: the tenant's members and their API tokens."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from aiohttp import web
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from fleetlink.cloud import audit
+from fleetlink.cloud.api.access import principal_of, tenant_transaction
+from fleetlink.cloud.api.paging import json_body
+from fleetlink.cloud.api.problems import ProblemError
+from fleetlink.cloud.api.request_parsing import path_uuid, query_model
+from fleetlink.cloud.api.spec import ResourceRoutes
+from fleetlink.cloud.app_keys import POOL
+from fleetlink.cloud.auth.accounts import AccountError, add_user
+from fleetlink.cloud.auth.api_tokens import SCOPES, create_token, list_tokens, revoke_token
+from fleetlink.cloud.auth.passwords import WeakPasswordError
+from fleetlink.cloud.auth.permissions import Permission, Role
+
+api = ResourceRoutes("accounts")
+routes = api.routes
+
+USER_ID = {"description": "User UUID", "schema": {"type": "string", "format": "uuid"}}
+TOKEN_ID = {"description": "API token UUID", "schema": {"type": "string", "format": "uuid"}}
+
+
+class Member(BaseModel):
+    user_id: uuid.UUID
+    email: str
+    name: str
+    role: Role
+    since: datetime
+
+
+class MemberList(BaseModel):
+    items: list[Member]
+
+
+class MemberCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(min_length=3, max_length=254)
+    role: Role
+    name: str = Field("", max_length=200)
+    password: str | None = Field(None, min_length=1, max_length=1024)
+
+
+class MemberPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+
+
+class Removed(BaseModel):
+    removed: bool
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("", max_length=200)
+    scopes: list[str] = Field(default_factory=lambda: list(SCOPES), min_length=1, max_length=2)
+    expires_at: AwareDatetime | None = None
+
+
+class Token(BaseModel):
+    id: uuid.UUID
+    name: str
+    email: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class TokenList(BaseModel):
+    items: list[Token]
+
+
+class CreatedToken(Token):
+    token: str = Field(description="Shown this once: send it as 'Authorization: Bearer …'")
+
+
+class TokenQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    all: bool = Field(False, description="Every member's tokens (needs tokens:all)")
+
+
+_MEMBERS = (
+    "SELECT u.id AS user_id, u.email, u.name, m.role, m.created_at AS since "
+    "FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.tenant_id = $1"
+)
+
+
+def _json(model: BaseModel, status: int = 200) -> web.Response:
+    return web.json_response(text=model.model_dump_json(), status=status)
+
+
+@api.get(
+    "/api/v1/users",
+    summary="The tenant's members and their roles",
+    response=MemberList,
+    permission=Permission.USERS_READ,
+)
+async def list_members(request: web.Request) -> web.Response:
+    async with tenant_transaction(request) as conn:
+        rows = await conn.fetch(_MEMBERS + " ORDER BY u.email", principal_of(request).tenant_id)
+    return _json(MemberList(items=[Member.model_validate(dict(r)) for r in rows]))
+
+
+@api.post(
+    "/api/v1/users",
+    summary="Add a member (a new user, or an existing one by e-mail)",
+    response=Member,
+    permission=Permission.USERS_WRITE,
+    body=MemberCreate,
+    status=201,
+    errors=(400, 403, 409, 415, 422),
+)
+async def add_member(request: web.Request) -> web.Response:
+    body: MemberCreate = await json_body(request, MemberCreate)
+    principal = principal_of(request)
+    if body.role is Role.OWNER and principal.role is not Role.OWNER:
+        raise ProblemError(403, "only an owner may make another owner")
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        try:
+            user_id = await add_user(
+                conn, principal.tenant_id, body.email, body.role, body.password, body.name
+            )
+        except WeakPasswordError as exc:
+            raise ProblemError(
+                422, str(exc), errors=[{"field": "password", "message": str(exc)}]
+            ) from None
+        except AccountError as exc:
+            status = 409 if "already a member" in str(exc) else 422
+            raise ProblemError(status, str(exc)) from None
+        row = await conn.fetchrow(_MEMBERS + " AND u.id = $2", principal.tenant_id, user_id)
+        member = Member.model_validate(dict(row))
+        await audit.record(
+            conn,
+            principal.tenant_id,
+            principal.actor,
+            "add_member",
+            "user",
+            user_id,
+            after=member.model_dump(mode="json"),
+            remote=request.remote,
+        )
+    return _json(member, status=201)
+
+
+async def _owners(conn, tenant: str) -> int:  # type: ignore[no-untyped-def]
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM memberships WHERE tenant_id = $1 AND role = 'owner'", tenant
+        )
+    )
+
+
+@api.patch(
+    "/api/v1/users/{user_id}",
+    summary="Change a member's role",
+    response=Member,
+    permission=Permission.USERS_WRITE,
+    body=MemberPatch,
+    path_params={"user_id": USER_ID},
+    errors=(400, 403, 404, 409, 415, 422),
+)
+async def change_role(request: web.Request) -> web.Response:
+    user_id = path_uuid(request, "user_id")
+    body: MemberPatch = await json_body(request, MemberPatch)
+    principal = principal_of(request)
+    async with tenant_transaction(request) as conn:
+        row = await conn.fetchrow(
+            _MEMBERS + " AND u.id = $2 FOR UPDATE OF m", principal.tenant_id, user_id
+        )
+        if row is None:
+            raise ProblemError(404, f"no member {user_id}")
+        before = Member.model_validate(dict(row))
+        if Role.OWNER in (before.role, body.role) and principal.role is not Role.OWNER:
+            raise ProblemError(403, "only an owner may make or unmake an owner")
+        if (
+            before.role is Role.OWNER
+            and body.role is not Role.OWNER
+            and await _owners(conn, principal.tenant_id) == 1
+        ):
+            raise ProblemError(409, "the tenant's last owner keeps the owner role")
+        await conn.execute(
+            "UPDATE memberships SET role = $3 WHERE tenant_id = $1 AND user_id = $2",
+            principal.tenant_id,
+            user_id,
+            body.role.value,
+        )
+        after = before.model_copy(update={"role": body.role})
+        await audit.record(
+            conn,
+            principal.tenant_id,
+            principal.actor,
+            "change_role",
+            "user",
+            user_id,
+            before=before.model_dump(mode="json"),
+            after=after.model_dump(mode="json"),
+            remote=request.remote,
+        )
+    return _json(after)
+
+
+@api.delete(
+    "/api/v1/users/{user_id}",
+    summary="Remove a member from the tenant (their sessions and tokens here end)",
+    response=Removed,
+    permission=Permission.USERS_WRITE,
+    path_params={"user_id": USER_ID},
+    errors=(400, 403, 404, 409),
+)
+async def remove_member(request: web.Request) -> web.Response:
+    user_id = path_uuid(request, "user_id")
+    principal = principal_of(request)
+    async with tenant_transaction(request) as conn:
+        row = await conn.fetchrow(
+            _MEMBERS + " AND u.id = $2 FOR UPDATE OF m", principal.tenant_id, user_id
+        )
+        if row is None:
+            raise ProblemError(404, f"no member {user_id}")
+        before = Member.model_validate(dict(row))
+        if before.role is Role.OWNER:
+            if principal.role is not Role.OWNER:
+                raise ProblemError(403, "only an owner may remove an owner")
+            if await _owners(conn, principal.tenant_id) == 1:
+                raise ProblemError(409, "the tenant's last owner cannot be removed")
+        await conn.execute(
+            "UPDATE api_tokens SET revoked_at = now() "
+            "WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+            principal.tenant_id,
+            user_id,
+        )
+        await conn.execute(
+            "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2",
+            principal.tenant_id,
+            user_id,
+        )
+        await conn.execute(
+            "DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2",
+            principal.tenant_id,
+            user_id,
+        )
+        await audit.record(
+            conn,
+            principal.tenant_id,
+            principal.actor,
+            "remove_member",
+            "user",
+            user_id,
+            before=before.model_dump(mode="json"),
+            remote=request.remote,
+        )
+    return _json(Removed(removed=True))
+
+
+@api.get(
+    "/api/v1/tokens",
+    summary="Your API tokens (every member's with all=true)",
+    response=TokenList,
+    permission=Permission.TOKENS_OWN,
+    query=TokenQuery,
+    errors=(400, 403),
+)
+async def list_token_route(request: web.Request) -> web.Response:
+    query = query_model(request, TokenQuery)
+    principal = principal_of(request)
+    if query.all and not principal.can(Permission.TOKENS_ALL):
+        raise ProblemError(403, "listing every member's tokens needs tokens:all")
+    async with tenant_transaction(request) as conn:
+        tokens = await list_tokens(
+            conn, principal.tenant_id, None if query.all else principal.user_id
+        )
+    return _json(TokenList(items=[Token.model_validate(t, from_attributes=True) for t in tokens]))
+
+
+@api.post(
+    "/api/v1/tokens",
+    summary="Create an API token for yourself; its text is shown once",
+    response=CreatedToken,
+    permission=Permission.TOKENS_OWN,
+    body=TokenCreate,
+    status=201,
+    errors=(400, 415, 422),
+)
+async def create_token_route(request: web.Request) -> web.Response:
+    body: TokenCreate = await json_body(request, TokenCreate)
+    principal = principal_of(request)
+    if not set(body.scopes) <= set(SCOPES):
+        raise ProblemError(
+            422,
+            f"scopes must be some of {', '.join(SCOPES)}",
+            errors=[{"field": "scopes", "message": "unknown scope"}],
+        )
+    if principal.scopes is not None and not set(body.scopes) <= principal.scopes:
+        raise ProblemError(403, "a token cannot create a token with more scopes than its own")
+    if body.expires_at is not None and body.expires_at <= datetime.now(body.expires_at.tzinfo):
+        raise ProblemError(
+            422,
+            "expires_at is in the past",
+            errors=[{"field": "expires_at", "message": "must be in the future"}],
+        )
+    async with tenant_transaction(request) as conn:
+        token_id, text = await create_token(
+            conn,
+            principal.tenant_id,
+            principal.user_id,
+            name=body.name,
+            scopes=tuple(body.scopes),
+            expires_at=body.expires_at,
+        )
+        (info,) = [
+            t
+            for t in await list_tokens(conn, principal.tenant_id, principal.user_id)
+            if t.id == token_id
+        ]
+        await audit.record(
+            conn,
+            principal.tenant_id,
+            principal.actor,
+            "create_token",
+            "token",
+            token_id,
+            after={"name": body.name, "scopes": body.scopes},
+            remote=request.remote,
+        )
+    created = CreatedToken.model_validate(
+        {**Token.model_validate(info, from_attributes=True).model_dump(), "token": text}
+    )
+    return _json(created, status=201)
+
+
+@api.delete(
+    "/api/v1/tokens/{token_id}",
+    summary="Revoke an API token (yours, or anyone's with tokens:all)",
+    response=Removed,
+    permission=Permission.TOKENS_OWN,
+    path_params={"token_id": TOKEN_ID},
+    errors=(400, 404),
+)
+async def revoke_token_route(request: web.Request) -> web.Response:
+    token_id = path_uuid(request, "token_id")
+    principal = principal_of(request)
+    async with tenant_transaction(request) as conn:
+        owner = await conn.fetchval(
+            "SELECT user_id FROM api_tokens "
+            "WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
+            principal.tenant_id,
+            token_id,
+        )
+        if owner is None or (
+            owner != principal.user_id and not principal.can(Permission.TOKENS_ALL)
+        ):
+            raise ProblemError(404, f"no live token {token_id}")
+        await revoke_token(conn, principal.tenant_id, token_id)
+        await audit.record(
+            conn,
+            principal.tenant_id,
+            principal.actor,
+            "revoke_token",
+            "token",
+            token_id,
+            remote=request.remote,
+        )
+    return _json(Removed(removed=True))

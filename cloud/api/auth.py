@@ -1,0 +1,165 @@
+"""``/api/v1/auth``: log in and out with a password, and who am I."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from fleetlink.cloud import audit
+from fleetlink.cloud.api.access import CSRF_HEADER, principal_of
+from fleetlink.cloud.api.paging import json_body
+from fleetlink.cloud.api.problems import ProblemError
+from fleetlink.cloud.api.spec import ResourceRoutes
+from fleetlink.cloud.app_keys import LOGIN_LIMITER, POOL, SETTINGS
+from fleetlink.cloud.auth.accounts import LoginRefused, login
+from fleetlink.cloud.auth.digests import same
+from fleetlink.cloud.auth.permissions import ROLE_PERMISSIONS, Permission, Role
+from fleetlink.cloud.auth.rate_limit import RateLimiter
+from fleetlink.cloud.auth.sessions import (
+    COOKIE,
+    create_session,
+    end_session,
+    session_principal,
+)
+
+api = ResourceRoutes("auth")
+routes = api.routes
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant: str = Field(min_length=1, max_length=64)
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class Me(BaseModel):
+    tenant: str
+    user_id: uuid.UUID
+    email: str
+    role: Role
+    via: str = Field(description="'session' or 'token'")
+    scopes: list[str] | None = Field(None, description="The API token's scopes")
+    permissions: list[str]
+
+
+class LoginResult(Me):
+    csrf_token: str = Field(description="Send it in X-CSRF-Token with every unsafe request")
+    expires_at: datetime
+
+
+class LoggedOut(BaseModel):
+    logged_out: bool
+
+
+def _secure(request: web.Request) -> bool:
+    mode = request.app[SETTINGS].cookie_secure
+    return mode == "always" or (mode == "auto" and request.secure)
+
+
+@api.post(
+    "/api/v1/auth/login",
+    summary="Log in with a password; sets the session cookie",
+    response=LoginResult,
+    public=True,
+    body=LoginRequest,
+    errors=(400, 401, 415, 422, 429),
+)
+async def login_route(request: web.Request) -> web.Response:
+    wait_s = request.app[LOGIN_LIMITER].take(f"login:{request.remote}")
+    if wait_s:
+        raise ProblemError(
+            429,
+            "too many login attempts from this address",
+            headers={"Retry-After": RateLimiter.retry_after(wait_s)},
+        )
+    body: LoginRequest = await json_body(request, LoginRequest)
+    settings = request.app[SETTINGS]
+    pool = request.app[POOL]
+    async with pool.acquire() as conn:
+        try:
+            member = await login(conn, body.tenant, body.email, body.password)
+        except LoginRefused as refused:
+            if await conn.fetchval("SELECT 1 FROM tenants WHERE id = $1", body.tenant):
+                await audit.record(
+                    conn,
+                    body.tenant,
+                    body.email.strip().lower()[:254],
+                    "login_failed",
+                    "session",
+                    remote=request.remote,
+                )
+            detail = "wrong tenant, e-mail or password"
+            if refused.locked_until is not None:
+                detail = "too many failed logins: the account is locked for a while"
+            raise ProblemError(401, detail) from None
+        session_id, csrf, expires = await create_session(
+            conn, body.tenant, member.user_id, timedelta(hours=settings.session_hours)
+        )
+        await audit.record(
+            conn, body.tenant, member.email, "login", "session", remote=request.remote
+        )
+    result = LoginResult(
+        tenant=body.tenant,
+        user_id=member.user_id,
+        email=member.email,
+        role=member.role,
+        via="session",
+        permissions=sorted(p.value for p in ROLE_PERMISSIONS[member.role]),
+        csrf_token=csrf,
+        expires_at=expires,
+    )
+    response = web.json_response(text=result.model_dump_json())
+    response.set_cookie(
+        COOKIE,
+        session_id,
+        max_age=int(settings.session_hours * 3600),
+        httponly=True,
+        secure=_secure(request),
+        samesite="Lax",
+        path="/",
+    )
+    return response
+
+
+@api.post(
+    "/api/v1/auth/logout",
+    summary="End the session of the cookie sent",
+    response=LoggedOut,
+    public=True,
+)
+async def logout_route(request: web.Request) -> web.Response:
+    session_id = request.cookies.get(COOKIE)
+    principal = await session_principal(request.app[POOL], session_id) if session_id else None
+    if session_id and principal is not None:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not principal.csrf_token or not same(sent, principal.csrf_token):
+            raise ProblemError(403, f"send the session's CSRF token in {CSRF_HEADER}")
+        await end_session(request.app[POOL], session_id)
+    response = web.json_response(text=LoggedOut(logged_out=True).model_dump_json())
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+@api.get(
+    "/api/v1/auth/me",
+    summary="Who the credentials sent belong to, and what they may do",
+    response=Me,
+    permission=Permission.ACCOUNT_READ,
+)
+async def me_route(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    me = Me(
+        tenant=principal.tenant_id,
+        user_id=principal.user_id,
+        email=principal.email,
+        role=principal.role,
+        via=principal.via,
+        scopes=sorted(principal.scopes) if principal.scopes is not None else None,
+        permissions=sorted(p.value for p in Permission if principal.can(p)),
+    )
+    return web.json_response(text=me.model_dump_json())

@@ -1,0 +1,82 @@
+"""The permission table: what each role of a tenant's membership may do.
+
+Every API operation names one permission; a request whose principal lacks it gets 403 (for an
+operation on a resource the tenant has, which the principal can see exists) or, when the
+resource belongs to another tenant, 404 from the tenant-scoped query before any check leaks it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    FLEET_MANAGER = "fleet_manager"
+    TECHNICIAN = "technician"
+    INSTALLER = "installer"
+    DRIVER = "driver"
+    VIEWER = "viewer"
+
+
+class Permission(StrEnum):
+    VEHICLES_READ = "vehicles:read"
+    VEHICLES_WRITE = "vehicles:write"
+    DRIVERS_READ = "drivers:read"
+    DRIVERS_WRITE = "drivers:write"
+    DRIVERS_PERSONAL = "drivers:personal"  # licence number, phone, export and erase
+    DEVICES_READ = "devices:read"
+    DEVICES_WRITE = "devices:write"
+    FLEETS_READ = "fleets:read"
+    FLEETS_WRITE = "fleets:write"
+    SIGNALS_READ = "signals:read"
+    USERS_READ = "users:read"
+    USERS_WRITE = "users:write"
+    TOKENS_OWN = "tokens:own"  # create, list and revoke one's own API tokens
+    TOKENS_ALL = "tokens:all"  # list and revoke anyone's
+    AUDIT_READ = "audit:read"
+    SEARCHES_OWN = "searches:own"
+    ACCOUNT_READ = "account:read"  # one's own identity and permissions
+
+
+P = Permission
+_READ_FLEET = {P.VEHICLES_READ, P.DRIVERS_READ, P.DEVICES_READ, P.FLEETS_READ, P.SIGNALS_READ}
+
+_ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.OWNER: frozenset(Permission),
+    Role.ADMIN: frozenset(Permission),
+    Role.FLEET_MANAGER: frozenset(
+        _READ_FLEET
+        | {
+            P.VEHICLES_WRITE,
+            P.DRIVERS_WRITE,
+            P.DRIVERS_PERSONAL,
+            P.DEVICES_WRITE,
+            P.FLEETS_WRITE,
+            P.USERS_READ,
+            P.TOKENS_OWN,
+            P.SEARCHES_OWN,
+        }
+    ),
+    Role.TECHNICIAN: frozenset(_READ_FLEET | {P.TOKENS_OWN, P.SEARCHES_OWN}),
+    Role.INSTALLER: frozenset(
+        {P.VEHICLES_READ, P.DEVICES_READ, P.DEVICES_WRITE, P.FLEETS_READ, P.SIGNALS_READ}
+        | {P.TOKENS_OWN}
+    ),
+    Role.DRIVER: frozenset({P.VEHICLES_READ, P.SIGNALS_READ}),
+    Role.VIEWER: frozenset(_READ_FLEET | {P.SEARCHES_OWN}),
+}
+ROLE_PERMISSIONS = {role: perms | {P.ACCOUNT_READ} for role, perms in _ROLE_PERMISSIONS.items()}
+
+# What an API token's scopes allow on top of its user's role.
+READ_ONLY = frozenset(p for p in Permission if p.value.endswith(":read"))
+
+
+def allowed(role: Role, scopes: frozenset[str] | None, permission: Permission) -> bool:
+    """Return whether ``role`` (through a token with ``scopes``, or a session when None) may."""
+    if permission not in ROLE_PERMISSIONS[role]:
+        return False
+    if scopes is None or "write" in scopes:
+        return True
+    return "read" in scopes and permission in READ_ONLY
