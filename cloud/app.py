@@ -15,6 +15,7 @@ from fleetlink.cloud.api import (
     audit_log,
     auth,
     devices,
+    drivers,
     fleets,
     health,
     searches,
@@ -23,10 +24,19 @@ from fleetlink.cloud.api import (
 )
 from fleetlink.cloud.api.openapi import openapi_routes
 from fleetlink.cloud.api.problems import problem_middleware
-from fleetlink.cloud.app_keys import API_POOL, INGEST, LIMITER, LOGIN_LIMITER, POOL, SETTINGS
+from fleetlink.cloud.app_keys import (
+    API_POOL,
+    FIELD_CIPHER,
+    INGEST,
+    LIMITER,
+    LOGIN_LIMITER,
+    POOL,
+    SETTINGS,
+)
 from fleetlink.cloud.auth.rate_limit import RateLimiter
 from fleetlink.cloud.db.migrate import migrate
 from fleetlink.cloud.ingest.worker import IngestService
+from fleetlink.cloud.records.field_crypto import FieldCipher, generate_key_ring_entry
 from fleetlink.cloud.settings import CloudSettings, redact_url
 
 log = logging.getLogger(__name__)
@@ -37,6 +47,7 @@ RESOURCES = (
     fleets.api,
     vehicles.api,
     devices.api,
+    drivers.api,
     signals.api,
     searches.api,
     audit_log.api,
@@ -89,6 +100,17 @@ async def _json_codecs(conn: asyncpg.Connection) -> None:
         )
 
 
+def _field_cipher(settings: CloudSettings) -> FieldCipher:
+    """Return the cipher of drivers' personal fields; demo mode may run on a key of its own."""
+    if settings.field_keys is not None:
+        return FieldCipher.from_env_value(settings.field_keys.get_secret_value())
+    log.warning(
+        "FLEETLINK_FIELD_KEYS is not set: drivers' personal fields are encrypted with a key "
+        "that lives only as long as this process (demo mode)"
+    )
+    return FieldCipher.from_env_value(generate_key_ring_entry("ephemeral"))
+
+
 def create_app(settings: CloudSettings | None = None) -> web.Application:
     """Return the application; its database pool and ingest start with the app, not here.
 
@@ -102,6 +124,7 @@ def create_app(settings: CloudSettings | None = None) -> web.Application:
     app[SETTINGS] = settings
     app[LIMITER] = RateLimiter(settings.api_rate_per_s, settings.api_rate_burst)
     app[LOGIN_LIMITER] = RateLimiter(settings.login_rate_per_min / 60, settings.login_rate_per_min)
+    app[FIELD_CIPHER] = _field_cipher(settings)
     app.cleanup_ctx.append(_resources)
     for resource in RESOURCES:
         app.add_routes(resource.routes)

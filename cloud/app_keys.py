@@ -7,6 +7,7 @@ from aiohttp import web
 
 from fleetlink.cloud.auth.rate_limit import RateLimiter
 from fleetlink.cloud.ingest.worker import IngestService
+from fleetlink.cloud.records.field_crypto import FieldCipher
 from fleetlink.cloud.settings import CloudSettings
 
 SETTINGS = web.AppKey("settings", CloudSettings)
@@ -16,4 +17,5 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 API_POOL = web.AppKey("api_pool", asyncpg.Pool)
 LIMITER = web.AppKey("limiter", RateLimiter)
 LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
+FIELD_CIPHER = web.AppKey("field_cipher", FieldCipher)
 INGEST = web.AppKey("ingest", IngestService)

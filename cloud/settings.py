@@ -87,16 +87,16 @@ class CloudSettings(BaseSettings):
                 "FLEETLINK_DATABASE_URL: production mode needs a database URL with its own "
                 "user and password, not the demo default"
             )
-        if self.field_keys is None:
-            raise SettingsError(
-                "FLEETLINK_FIELD_KEYS: production mode needs the key ring of drivers' personal "
-                "fields (fleetlink cloud keys new prints one)"
-            )
         mqtt = urlsplit(self.mqtt_url.get_secret_value())
         if not mqtt.username or not mqtt.password:
             raise SettingsError(
                 "FLEETLINK_MQTT_URL: production mode needs MQTT credentials "
                 "(mqtt://user:password@host:port)"
+            )
+        if self.field_keys is None:
+            raise SettingsError(
+                "FLEETLINK_FIELD_KEYS: production mode needs the key ring of drivers' personal "
+                "fields (fleetlink cloud keys new prints one)"
             )
         return self
 

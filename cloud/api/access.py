@@ -71,7 +71,7 @@ def guard(handler: Handler, permission: Permission) -> Handler:
             sent = request.headers.get(CSRF_HEADER, "")
             if not principal.csrf_token or not same(sent, principal.csrf_token):
                 raise ProblemError(403, f"send the session's CSRF token in {CSRF_HEADER}")
-        if not principal.can(permission):
+        if not principal.can(permission, safe=request.method in SAFE_METHODS):
             how = f"a {','.join(sorted(principal.scopes))} token" if principal.scopes else "you"
             raise ProblemError(
                 403, f"the role {principal.role.value} ({how}) may not do this: {permission.value}"

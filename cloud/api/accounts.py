@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
+import asyncpg
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -42,7 +44,7 @@ class MemberList(BaseModel):
 class MemberCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: str = Field(min_length=3, max_length=254)
+    email: str = Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     role: Role
     name: str = Field("", max_length=200)
     password: str | None = Field(None, min_length=1, max_length=1024)
@@ -62,7 +64,9 @@ class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field("", max_length=200)
-    scopes: list[str] = Field(default_factory=lambda: list(SCOPES), min_length=1, max_length=2)
+    scopes: list[Literal["read", "write"]] = Field(
+        default=["read", "write"], min_length=1, max_length=2
+    )
     expires_at: AwareDatetime | None = None
 
 
@@ -154,7 +158,7 @@ async def add_member(request: web.Request) -> web.Response:
     return _json(member, status=201)
 
 
-async def _owners(conn, tenant: str) -> int:  # type: ignore[no-untyped-def]
+async def _owners(conn: asyncpg.Connection, tenant: str) -> int:
     return int(
         await conn.fetchval(
             "SELECT count(*) FROM memberships WHERE tenant_id = $1 AND role = 'owner'", tenant
@@ -182,6 +186,8 @@ async def change_role(request: web.Request) -> web.Response:
         if row is None:
             raise ProblemError(404, f"no member {user_id}")
         before = Member.model_validate(dict(row))
+        if user_id == principal.user_id:
+            raise ProblemError(409, "another member with users:write changes your role")
         if Role.OWNER in (before.role, body.role) and principal.role is not Role.OWNER:
             raise ProblemError(403, "only an owner may make or unmake an owner")
         if (
@@ -229,6 +235,8 @@ async def remove_member(request: web.Request) -> web.Response:
         if row is None:
             raise ProblemError(404, f"no member {user_id}")
         before = Member.model_validate(dict(row))
+        if user_id == principal.user_id:
+            raise ProblemError(409, "another member with users:write removes you")
         if before.role is Role.OWNER:
             if principal.role is not Role.OWNER:
                 raise ProblemError(403, "only an owner may remove an owner")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 from aiohttp import web
@@ -46,6 +46,11 @@ class DeviceList(BaseModel):
     items: list[Device]
 
 
+ProfileId = Annotated[
+    str, Field(description="A shipped firmware profile", json_schema_extra={"enum": profile_ids()})
+]
+
+
 def _profile(value: str | None) -> str | None:
     if value is not None and value not in profile_ids():
         raise ValueError(f"not a shipped firmware profile ({', '.join(profile_ids())})")
@@ -58,7 +63,7 @@ class DeviceCreate(BaseModel):
     id: str = Field(description="The device's id, as in its configuration and MQTT topics")
     name: str = Field("", max_length=200)
     serial: str | None = Field(None, max_length=100)
-    firmware_profile: str | None = None
+    firmware_profile: ProfileId | None = None
 
     @field_validator("id")
     @classmethod
@@ -76,7 +81,7 @@ class DevicePatch(BaseModel):
 
     name: str | None = Field(None, max_length=200)
     serial: str | None = Field(None, max_length=100)
-    firmware_profile: str | None = None
+    firmware_profile: ProfileId | None = None
 
     _check_profile = field_validator("firmware_profile")(_profile)
 
@@ -191,6 +196,7 @@ async def create_device(request: web.Request) -> web.Response:
 
 @api.patch(
     "/api/v1/devices/{device_id}",
+    if_match=True,
     summary="Rename a device or change its profile",
     response=Device,
     permission=Permission.DEVICES_WRITE,

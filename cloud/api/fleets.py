@@ -194,6 +194,7 @@ async def create_fleet(request: web.Request) -> web.Response:
 
 @api.patch(
     "/api/v1/fleets/{fleet_id}",
+    if_match=True,
     summary="Rename or move a fleet",
     response=Fleet,
     permission=Permission.FLEETS_WRITE,

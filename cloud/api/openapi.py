@@ -32,7 +32,16 @@ SECURITY_SCHEMES = {
         "session's CSRF token in X-CSRF-Token",
     },
 }
-SECURITY = [{"bearerToken": []}, {"sessionCookie": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearerToken": []}, {"sessionCookie": []}]
+
+
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": True,
+    "description": "The ETag of the version being changed ('*': any); 412 if it changed since",
+    "schema": {"type": "string", "minLength": 1},
+}
 
 
 class OpenApiDocument(BaseModel):
@@ -72,6 +81,8 @@ def build_openapi(operations: Iterable[Operation], title: str, version: str) -> 
         ]
         if op.query is not None:
             params += _query_parameters(op.query)
+        if op.if_match:
+            params.append(IF_MATCH)
         if op.response is OpenApiDocument or op.response is None:
             ok_schema: dict[str, Any] = {"type": "object"}
         else:

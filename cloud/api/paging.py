@@ -119,10 +119,29 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
+def check_text(value: Any, where: str) -> None:
+    """Raise ProblemError(422) if any string in ``value`` holds a NUL or a lone surrogate:
+    neither can be stored as text (PostgreSQL refuses both)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ProblemError(422, f"{where}: text cannot contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ProblemError(422, f"{where}: text is not valid Unicode") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key, where)
+            check_text(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_text(item, f"{where}[{index}]")
+
+
 def require_if_match(request: web.Request, current_version: int) -> None:
     """Raise 428 without If-Match, 412 if it names another version than ``current_version``."""
-    header = request.headers.get("If-Match")
-    if header is None:
+    header = request.headers.get("If-Match", "").strip()
+    if not header:
         raise ProblemError(428, "send If-Match with the ETag of the version you are changing")
     tags = [t.strip().removeprefix("W/") for t in header.split(",")]
     if "*" not in tags and etag(current_version) not in tags:
@@ -139,6 +158,7 @@ async def json_body(request: web.Request, model: type[BaseModel]) -> Any:
         data = await request.json()
     except (ValueError, UnicodeDecodeError):
         raise ProblemError(400, "the body is not valid JSON") from None
+    check_text(data, "body")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

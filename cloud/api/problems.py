@@ -62,8 +62,13 @@ def problem_response(
 
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn ProblemError, aiohttp's HTTP errors and unexpected exceptions into problems."""
+    """Turn ProblemError, aiohttp's HTTP errors and unexpected exceptions into problems.
+
+    A path or query with a NUL character is refused before any handler sees it.
+    """
     try:
+        if "\x00" in request.path or any("\x00" in k + v for k, v in request.query.items()):
+            raise ProblemError(400, "the path or query contains a NUL character")
         return await handler(request)
     except ProblemError as exc:
         return problem_response(

@@ -9,17 +9,8 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from fleetlink.cloud.api.problems import ProblemError
-from fleetlink.cloud.app_keys import SETTINGS
 
 M = TypeVar("M", bound=BaseModel)
-
-
-def tenant_of(request: web.Request) -> str:
-    """Return the tenant whose data this request may see.
-
-    For now the single configured tenant; authentication will decide it per request.
-    """
-    return request.app[SETTINGS].api_tenant
 
 
 def path_uuid(request: web.Request, name: str) -> uuid.UUID:

@@ -31,6 +31,19 @@ class Operation:
     status: int = 200
     headers: dict[str, dict[str, Any]] = field(default_factory=dict)
     body_media_type: str = "application/json"
+    if_match: bool = False
+
+
+_UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+
+def _uuid_segments(path: str, params: dict[str, dict[str, Any]]) -> str:
+    """Return ``path`` with its UUID parameters matching only UUIDs, so that a sibling route
+    (``/vehicles/facets``) is never taken for an id and answers 405 to other methods."""
+    for name, spec in params.items():
+        if spec.get("schema", {}).get("format") == "uuid":
+            path = path.replace(f"{{{name}}}", f"{{{name}:{_UUID}}}")
+    return path
 
 
 class ResourceRoutes:
@@ -61,6 +74,7 @@ class ResourceRoutes:
         status: int = 200,
         headers: dict[str, dict[str, Any]] | None = None,
         body_media_type: str = "application/json",
+        if_match: bool = False,
     ) -> Callable[[Handler], Handler]:
         """Register a handler and describe it; return the handler unchanged."""
         if (permission is None) != public:
@@ -83,13 +97,15 @@ class ResourceRoutes:
                     status,
                     headers or {},
                     body_media_type,
+                    if_match,
                 )
             )
             wrapped = handler if permission is None else guard(handler, permission)
+            matched = _uuid_segments(path, path_params or {})
             if method.upper() == "GET":
-                self.routes.get(path, allow_head=False)(wrapped)
+                self.routes.get(matched, allow_head=False)(wrapped)
             else:
-                self.routes.route(method.upper(), path)(wrapped)
+                self.routes.route(method.upper(), matched)(wrapped)
             return handler
 
         return register

@@ -385,6 +385,7 @@ async def create_vehicle(request: web.Request) -> web.Response:
 
 @api.patch(
     "/api/v1/vehicles/{vehicle_id}",
+    if_match=True,
     summary="Change a vehicle's profile (send If-Match with its ETag)",
     response=Vehicle,
     permission=Permission.VEHICLES_WRITE,

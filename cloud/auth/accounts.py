@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeAlias
 
 import asyncpg
 
@@ -17,7 +18,7 @@ from fleetlink.cloud.auth.permissions import Role
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
 
-Executor = asyncpg.Connection | asyncpg.Pool
+Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 class AccountError(ValueError):

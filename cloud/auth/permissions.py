@@ -69,14 +69,17 @@ _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 }
 ROLE_PERMISSIONS = {role: perms | {P.ACCOUNT_READ} for role, perms in _ROLE_PERMISSIONS.items()}
 
-# What an API token's scopes allow on top of its user's role.
-READ_ONLY = frozenset(p for p in Permission if p.value.endswith(":read"))
 
+def allowed(
+    role: Role, scopes: frozenset[str] | None, permission: Permission, safe: bool = True
+) -> bool:
+    """Return whether ``role`` may use ``permission``, in a request with a safe method (GET)
+    or not, through a token with ``scopes`` (None: a session, where the role alone decides).
 
-def allowed(role: Role, scopes: frozenset[str] | None, permission: Permission) -> bool:
-    """Return whether ``role`` (through a token with ``scopes``, or a session when None) may."""
+    A token scoped ``read`` makes only safe requests; ``write`` makes any its role allows.
+    """
     if permission not in ROLE_PERMISSIONS[role]:
         return False
     if scopes is None or "write" in scopes:
         return True
-    return "read" in scopes and permission in READ_ONLY
+    return "read" in scopes and safe

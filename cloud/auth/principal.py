@@ -21,8 +21,9 @@ class Principal:
     scopes: frozenset[str] | None = None  # None for sessions: the role alone decides
     csrf_token: str | None = None
 
-    def can(self, permission: Permission) -> bool:
-        return allowed(self.role, self.scopes, permission)
+    def can(self, permission: Permission, safe: bool = True) -> bool:
+        """Return whether this caller may use ``permission`` (in an unsafe request: safe=False)."""
+        return allowed(self.role, self.scopes, permission, safe)
 
     @property
     def actor(self) -> str:

@@ -132,9 +132,14 @@ async def test_vehicle_of_another_tenant_is_a_404(client, pool):
     await assert_problem(await client.get(vehicle_url(other)), 404)
 
 
-async def test_bad_uuid_is_a_400_problem(client):
-    body = await assert_problem(await client.get("/api/v1/vehicles/not-a-uuid"), 400)
-    assert "not-a-uuid" in body["detail"]
+async def test_an_id_that_is_not_a_uuid_names_no_resource(client):
+    body = await assert_problem(await client.get("/api/v1/vehicles/not-a-uuid"), 404)
+    assert "/api/v1/vehicles/not-a-uuid" in body["detail"]
+    await assert_problem(await client.patch("/api/v1/vehicles/facets"), 405)
+
+
+async def test_nul_characters_and_lone_surrogates_are_refused_not_stored(client):
+    await assert_problem(await client.get("/api/v1/vehicles", params={"q": "a\x00b"}), 400)
 
 
 async def test_unknown_route_and_signal_are_404_problems(client, api_fleet: Fleet):
@@ -146,9 +151,9 @@ async def test_unknown_route_and_signal_are_404_problems(client, api_fleet: Flee
 
 
 async def test_wrong_method_is_a_405_problem(client):
-    response = await client.post("/api/v1/vehicles")
+    response = await client.put("/api/v1/vehicles")
     await assert_problem(response, 405)
-    assert response.headers["Allow"] == "GET"
+    assert response.headers["Allow"] == "GET,POST"
 
 
 @pytest.mark.parametrize(

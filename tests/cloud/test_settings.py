@@ -3,6 +3,7 @@ import logging
 import pytest
 from pydantic import ValidationError
 
+from fleetlink.cloud.records.field_crypto import generate_key_ring_entry
 from fleetlink.cloud.settings import CloudSettings, redact_url
 from fleetlink.shared.logs import JsonFormatter
 
@@ -15,15 +16,21 @@ def test_production_refuses_the_demo_database_and_anonymous_mqtt(monkeypatch):
     with pytest.raises(ValidationError, match="FLEETLINK_MQTT_URL"):
         CloudSettings()
     monkeypatch.setenv("FLEETLINK_MQTT_URL", "mqtt://ingest:pw2@broker:1883")
+    with pytest.raises(ValidationError, match="FLEETLINK_FIELD_KEYS"):
+        CloudSettings()
+    monkeypatch.setenv("FLEETLINK_FIELD_KEYS", generate_key_ring_entry("k1"))
     assert CloudSettings().mode == "production"
 
 
 def test_passwords_never_appear_in_what_is_logged(monkeypatch, caplog):
     monkeypatch.setenv("FLEETLINK_DATABASE_URL", "postgresql://fl:hunter2@db:5432/fleetlink")
     monkeypatch.setenv("FLEETLINK_MQTT_URL", "mqtt://ingest:sw0rdfish@broker")
+    keys = generate_key_ring_entry("k1")
+    monkeypatch.setenv("FLEETLINK_FIELD_KEYS", keys)
     settings = CloudSettings()
     text = repr(settings) + str(settings.describe())
     assert "hunter2" not in text and "sw0rdfish" not in text
+    assert keys.split(":")[1] not in text
     assert settings.describe()["database_url"] == "postgresql://fl:***@db:5432/fleetlink"
     assert settings.database_dsn().endswith("fl:hunter2@db:5432/fleetlink")
 

@@ -57,9 +57,12 @@ def test_owners_and_admins_may_do_everything_viewers_only_read() -> None:
     assert Permission.USERS_WRITE not in ROLE_PERMISSIONS[Role.FLEET_MANAGER]
 
 
-def test_a_read_token_of_an_admin_may_only_read() -> None:
-    assert allowed(Role.ADMIN, frozenset({"read"}), Permission.VEHICLES_READ)
-    assert not allowed(Role.ADMIN, frozenset({"read"}), Permission.VEHICLES_WRITE)
-    assert allowed(Role.ADMIN, frozenset({"read", "write"}), Permission.VEHICLES_WRITE)
-    assert not allowed(Role.VIEWER, frozenset({"read", "write"}), Permission.VEHICLES_WRITE)
+def test_a_read_token_of_an_admin_may_only_make_safe_requests() -> None:
+    read = frozenset({"read"})
+    assert allowed(Role.ADMIN, read, Permission.VEHICLES_READ, safe=True)
+    assert allowed(Role.ADMIN, read, Permission.TOKENS_OWN, safe=True)
+    assert not allowed(Role.ADMIN, read, Permission.VEHICLES_WRITE, safe=False)
+    assert not allowed(Role.ADMIN, read, Permission.TOKENS_OWN, safe=False)
+    assert allowed(Role.ADMIN, frozenset({"read", "write"}), Permission.VEHICLES_WRITE, safe=False)
+    assert not allowed(Role.VIEWER, frozenset({"read", "write"}), Permission.VEHICLES_WRITE, False)
     assert allowed(Role.VIEWER, None, Permission.VEHICLES_READ)

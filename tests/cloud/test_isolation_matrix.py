@@ -1,0 +1,173 @@
+"""Tenant isolation and the permission table, route by route.
+
+Every operation of the API is called by members of tenant A: with tenant B's ids it answers
+404 and shows nothing of B; lists, search and facets show nothing of B; and each role gets 403
+exactly where the permission table says so. The operations are read from the app itself, so a
+new route is in the matrix the day it is added.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+
+from fleetlink.cloud.app import RESOURCES, create_app
+from fleetlink.cloud.auth.accounts import add_user
+from fleetlink.cloud.auth.api_tokens import create_token
+from fleetlink.cloud.auth.permissions import ROLE_PERMISSIONS, Permission, Role
+from fleetlink.cloud.registry import assign_device, create_device, create_tenant
+
+from .conftest import bearer, ingest_settings
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@dataclass
+class Tenant:
+    id: str
+    marker: str  # a word in every name of this tenant's records
+    ids: dict[str, str]
+    owner_token: str
+
+
+async def _tenant(pool: asyncpg.Pool, client: Any) -> Tenant:
+    """A tenant with one of everything, made through the API by its owner."""
+    tenant = await create_tenant(pool, f"iso-{uuid.uuid4().hex[:8]}")
+    marker = f"mk{uuid.uuid4().hex[:8]}"
+    async with pool.acquire() as conn:
+        owner = await add_user(conn, tenant, f"owner@{tenant}.example", Role.OWNER)
+        token_id, token = await create_token(conn, tenant, owner)
+        device = await create_device(conn, tenant, f"{tenant}-dev")
+    headers = bearer(token)
+
+    async def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await client.post(path, json=body, headers=headers)
+        assert response.status == 201, await response.text()
+        return dict(await response.json())
+
+    fleet = await post("/api/v1/fleets", {"name": f"fleet {marker}"})
+    vehicle = await post(
+        "/api/v1/vehicles",
+        {"name": f"van {marker}", "plate": f"{marker[:8]}", "fleet_id": fleet["id"]},
+    )
+    driver = await post(
+        "/api/v1/drivers",
+        {"name": f"driver {marker}", "employee_number": marker, "licence_number": "L-1"},
+    )
+    search = await post("/api/v1/searches", {"name": f"search {marker}", "query": {"q": marker}})
+    member = await post("/api/v1/users", {"email": f"{marker}@{tenant}.example", "role": "viewer"})
+    async with pool.acquire() as conn:
+        await assign_device(conn, device, uuid.UUID(vehicle["id"]))
+    ids = {
+        "vehicle_id": vehicle["id"],
+        "driver_id": driver["id"],
+        "fleet_id": fleet["id"],
+        "device_id": device,
+        "search_id": search["id"],
+        "user_id": member["user_id"],
+        "token_id": str(token_id),
+        "signal": "Vehicle.Speed",
+    }
+    return Tenant(tenant, marker, ids, token)
+
+
+# A valid body for every operation that takes one, so that validation passes and the lookup
+# of the (other tenant's) id decides the answer.
+def _body(method: str, path: str, other: Tenant) -> dict[str, Any] | None:
+    bodies: dict[tuple[str, str], dict[str, Any]] = {
+        ("patch", "/api/v1/vehicles/{vehicle_id}"): {"odometer_km": 10},
+        ("patch", "/api/v1/drivers/{driver_id}"): {"tags": ["x"]},
+        ("post", "/api/v1/drivers/{driver_id}/assignment"): {"vehicle_id": None},
+        ("patch", "/api/v1/fleets/{fleet_id}"): {"name": "renamed"},
+        ("patch", "/api/v1/devices/{device_id}"): {"name": "renamed"},
+        ("post", "/api/v1/devices/{device_id}/assignment"): {"vehicle_id": other.ids["vehicle_id"]},
+        ("patch", "/api/v1/users/{user_id}"): {"role": "viewer"},
+    }
+    return bodies.get((method, path))
+
+
+def _operations() -> list[Any]:
+    return [op for resource in RESOURCES for op in resource.operations if not op.public]
+
+
+@pytest.fixture
+async def two_tenants(aiohttp_client, migrated_db, mqtt_broker, pool):  # type: ignore[no-untyped-def]
+    client = await aiohttp_client(
+        create_app(ingest_settings(migrated_db, mqtt_broker.url, ingest_workers=0))
+    )
+    return client, await _tenant(pool, client), await _tenant(pool, client)
+
+
+async def test_every_route_called_with_another_tenants_ids_answers_404_and_shows_nothing(
+    two_tenants,
+) -> None:
+    client, a, b = two_tenants
+    checked = 0
+    for op in _operations():
+        if not op.path_params:
+            continue
+        path = op.path.format(**b.ids)
+        headers = {**bearer(a.owner_token), "If-Match": "*"}
+        body = _body(op.method, op.path, b)
+        response = await client.request(op.method.upper(), path, json=body, headers=headers)
+        text = await response.text()
+        assert response.status == 404, f"{op.method} {op.path}: {response.status} {text}"
+        for sent in b.ids.values():  # echoing the caller's own request is no leak
+            text = text.replace(sent, "")
+        assert b.marker not in text and b.id not in text, f"{op.method} {op.path}: {text}"
+        checked += 1
+    assert checked >= 15
+
+
+async def test_lists_searches_and_facets_show_only_the_callers_tenant(two_tenants) -> None:
+    client, a, b = two_tenants
+    for op in _operations():
+        if op.path_params or op.method != "get":
+            continue
+        for query in ({}, {"q": b.marker}, {"all": "true"}):
+            response = await client.get(op.path, params=query, headers=bearer(a.owner_token))
+            body = await response.json()
+            body.pop("instance", None)  # a problem echoes the caller's own query
+            text = str(body)
+            assert response.status in (200, 400), f"{op.path} {query}: {response.status} {text}"
+            assert b.marker not in text and b.id not in text, f"{op.path} {query} leaks B"
+    listed = await (await client.get("/api/v1/vehicles", headers=bearer(a.owner_token))).json()
+    assert [v["name"] for v in listed["items"]] == [f"van {a.marker}"]
+
+
+async def test_each_role_gets_403_exactly_where_the_permission_table_says(
+    two_tenants, pool
+) -> None:
+    client, a, _ = two_tenants
+    for role in Role:
+        async with pool.acquire() as conn:
+            user = await add_user(
+                conn, a.id, f"{role.value}-{uuid.uuid4().hex[:6]}@x.example", role
+            )
+            _, token = await create_token(conn, a.id, user)
+        allowed = ROLE_PERMISSIONS[role]
+        for op in _operations():
+            if op.method != "get":
+                continue  # writes change the fixtures; the guard is the same code for every method
+            response = await client.get(op.path.format(**a.ids), headers=bearer(token))
+            if op.permission in allowed:
+                assert response.status != 403, f"{role} {op.path}: {await response.text()}"
+            else:
+                assert response.status == 403, f"{role} {op.path}: {response.status}"
+        refused = await client.post(
+            "/api/v1/fleets", json={"name": f"by {role.value}"}, headers=bearer(token)
+        )
+        assert (refused.status == 201) == (Permission.FLEETS_WRITE in allowed), role
+
+
+async def test_requests_without_or_with_bad_credentials_get_401_problems(two_tenants) -> None:
+    client, _, _ = two_tenants
+    for headers in ({}, {"Authorization": "Bearer flt_0_bad"}, {"Authorization": "Basic eDp5"}):
+        response = await client.get("/api/v1/vehicles", headers=headers)
+        assert response.status == 401
+        assert response.headers["Content-Type"].startswith("application/problem+json")
+        assert "WWW-Authenticate" in response.headers
