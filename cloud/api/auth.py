@@ -13,7 +13,8 @@ from fleetlink.cloud.api.access import CSRF_HEADER, principal_of
 from fleetlink.cloud.api.paging import json_body
 from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.spec import ResourceRoutes
-from fleetlink.cloud.app_keys import LOGIN_LIMITER, POOL, SETTINGS
+from fleetlink.cloud.app_keys import FIELD_CIPHER, LOGIN_LIMITER, POOL, SETTINGS
+from fleetlink.cloud.auth import totp
 from fleetlink.cloud.auth.accounts import LoginRefused, login
 from fleetlink.cloud.auth.digests import same
 from fleetlink.cloud.auth.permissions import ROLE_PERMISSIONS, Permission, Role
@@ -35,6 +36,9 @@ class LoginRequest(BaseModel):
     tenant: str = Field(min_length=1, max_length=64)
     email: str = Field(min_length=3, max_length=254)
     password: str = Field(min_length=1, max_length=1024)
+    totp: str | None = Field(
+        None, pattern=r"^[0-9]{6}$", description="The one-time code, for users with TOTP on"
+    )
 
 
 class Me(BaseModel):
@@ -82,7 +86,16 @@ async def login_route(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     async with pool.acquire() as conn:
         try:
-            member = await login(conn, body.tenant, body.email, body.password)
+            cipher = request.app[FIELD_CIPHER]
+            member = await login(
+                conn,
+                body.tenant,
+                body.email,
+                body.password,
+                second_factor=lambda user_id, stored: totp.verify(
+                    cipher, user_id, stored, body.totp
+                ),
+            )
         except LoginRefused as refused:
             if await conn.fetchval("SELECT 1 FROM tenants WHERE id = $1", body.tenant):
                 await audit.record(
@@ -93,7 +106,7 @@ async def login_route(request: web.Request) -> web.Response:
                     "session",
                     remote=request.remote,
                 )
-            detail = "wrong tenant, e-mail or password"
+            detail = "wrong tenant, e-mail, password or one-time code"
             if refused.locked_until is not None:
                 detail = "too many failed logins: the account is locked for a while"
             raise ProblemError(401, detail) from None
@@ -163,3 +176,94 @@ async def me_route(request: web.Request) -> web.Response:
         permissions=sorted(p.value for p in Permission if principal.can(p)),
     )
     return web.json_response(text=me.model_dump_json())
+
+
+class TotpSetup(BaseModel):
+    secret: str = Field(description="The base32 secret, for apps that take it typed in")
+    otpauth_uri: str = Field(description="The otpauth:// URI, for apps that scan a QR code")
+
+
+class TotpCode(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(pattern=r"^[0-9]{6}$")
+
+
+class TotpState(BaseModel):
+    enabled: bool
+
+
+@api.post(
+    "/api/v1/auth/totp",
+    summary="Start turning on a second login factor: a new TOTP secret for your app",
+    response=TotpSetup,
+    permission=Permission.ACCOUNT_READ,
+)
+async def totp_setup(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    stored, secret, uri = totp.new_secret(
+        request.app[FIELD_CIPHER], principal.user_id, principal.email
+    )
+    async with request.app[POOL].acquire() as conn:
+        enabled = await conn.fetchval(
+            "SELECT totp_enabled FROM users WHERE id = $1", principal.user_id
+        )
+        if enabled:
+            raise ProblemError(409, "TOTP is on already; turn it off first to change the secret")
+        await conn.execute(
+            "UPDATE users SET totp_secret_enc = $2 WHERE id = $1", principal.user_id, stored
+        )
+    return web.json_response(text=TotpSetup(secret=secret, otpauth_uri=uri).model_dump_json())
+
+
+async def _set_totp(request: web.Request, enabled: bool) -> web.Response:
+    body: TotpCode = await json_body(request, TotpCode)
+    principal = principal_of(request)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        stored = await conn.fetchval(
+            "SELECT totp_secret_enc FROM users WHERE id = $1 FOR UPDATE", principal.user_id
+        )
+        if not totp.verify(request.app[FIELD_CIPHER], principal.user_id, stored, body.code):
+            raise ProblemError(
+                422, "the code does not match", errors=[{"field": "code", "message": "wrong"}]
+            )
+        await conn.execute(
+            "UPDATE users SET totp_enabled = $2, totp_secret_enc = CASE WHEN $2 "
+            "THEN totp_secret_enc END WHERE id = $1",
+            principal.user_id,
+            enabled,
+        )
+        await audit.record(
+            conn,
+            principal.tenant_id,
+            principal.actor,
+            "totp_on" if enabled else "totp_off",
+            "user",
+            principal.user_id,
+            remote=request.remote,
+        )
+    return web.json_response(text=TotpState(enabled=enabled).model_dump_json())
+
+
+@api.post(
+    "/api/v1/auth/totp/confirm",
+    summary="Turn the second factor on with a code from your app",
+    response=TotpState,
+    permission=Permission.ACCOUNT_READ,
+    body=TotpCode,
+    errors=(400, 415, 422),
+)
+async def totp_confirm(request: web.Request) -> web.Response:
+    return await _set_totp(request, True)
+
+
+@api.post(
+    "/api/v1/auth/totp/disable",
+    summary="Turn the second factor off with a current code",
+    response=TotpState,
+    permission=Permission.ACCOUNT_READ,
+    body=TotpCode,
+    errors=(400, 415, 422),
+)
+async def totp_disable(request: web.Request) -> web.Response:
+    return await _set_totp(request, False)

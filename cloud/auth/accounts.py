@@ -6,6 +6,7 @@ These run on the owner's connection: a login happens before any tenant is known.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeAlias
@@ -110,9 +111,17 @@ class LoginRefused(Exception):
         self.locked_until = locked_until
 
 
-async def login(conn: asyncpg.Connection, tenant_id: str, email: str, password: str) -> Member:
-    """Return the member whose password matches; raise LoginRefused otherwise.
+async def login(
+    conn: asyncpg.Connection,
+    tenant_id: str,
+    email: str,
+    password: str,
+    second_factor: Callable[[uuid.UUID, str], bool] | None = None,
+) -> Member:
+    """Return the member whose password (and, where they enabled it, one-time code) matches;
+    raise LoginRefused otherwise.
 
+    ``second_factor(user_id, stored_secret)`` checks the one-time code of a user with TOTP on.
     Five failed attempts lock the account for 15 minutes; every refusal takes an argon2
     verification, whether the user exists or not.
     """
@@ -123,7 +132,8 @@ async def login(conn: asyncpg.Connection, tenant_id: str, email: str, password: 
         raise LoginRefused() from None
     async with conn.transaction():
         row = await conn.fetchrow(
-            "SELECT u.id, u.email, u.name, u.password_hash, u.locked_until, m.role "
+            "SELECT u.id, u.email, u.name, u.password_hash, u.locked_until, u.totp_enabled, "
+            "u.totp_secret_enc, m.role "
             "FROM users u LEFT JOIN memberships m ON m.user_id = u.id AND m.tenant_id = $1 "
             "WHERE u.email = $2 AND NOT u.disabled FOR UPDATE OF u",
             tenant_id,
@@ -136,7 +146,14 @@ async def login(conn: asyncpg.Connection, tenant_id: str, email: str, password: 
         if row["locked_until"] is not None and row["locked_until"] > now:
             verify_password(None, password)
             raise LoginRefused(row["locked_until"])
-        if verify_password(row["password_hash"], password) and row["role"] is not None:
+        second_ok = not row["totp_enabled"] or (
+            second_factor is not None and second_factor(row["id"], row["totp_secret_enc"])
+        )
+        if (
+            verify_password(row["password_hash"], password)
+            and row["role"] is not None
+            and second_ok
+        ):
             await conn.execute(
                 "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1", row["id"]
             )

@@ -33,7 +33,8 @@ CREATE TABLE users (
     email             text NOT NULL CHECK (email = lower(email) AND email ~ '^[^@\s]+@[^@\s]+$'),
     name              text NOT NULL DEFAULT '',
     password_hash     text,
-    totp_secret       text,
+    totp_secret_enc   text,          -- AES-GCM, like drivers' personal fields
+    totp_enabled      boolean NOT NULL DEFAULT false,
     failed_logins     integer NOT NULL DEFAULT 0,
     locked_until      timestamptz,
     disabled          boolean NOT NULL DEFAULT false,

@@ -71,13 +71,13 @@ async def test_wrong_passwords_get_the_same_401_and_lock_the_account_after_five(
         response = await _login(client, tenant, email, "not the password")
         assert response.status == 401
         assert (await response.json())["detail"] in (
-            "wrong tenant, e-mail or password",
+            "wrong tenant, e-mail, password or one-time code",
             "too many failed logins: the account is locked for a while",
         )
     assert (await _login(client, tenant, email)).status == 401
     unknown = await _login(client, tenant, "nobody@example.org")
     assert unknown.status == 401 and (await unknown.json())["detail"] == (
-        "wrong tenant, e-mail or password"
+        "wrong tenant, e-mail, password or one-time code"
     )
 
 
@@ -150,3 +150,26 @@ async def test_text_postgresql_cannot_store_is_a_422_not_a_server_error(
         headers={**bearer(token), "Content-Type": "application/json"},
     )
     assert response.status == 422, await response.text()
+
+
+async def test_with_totp_on_a_login_needs_the_current_one_time_code(client, account) -> None:
+    import pyotp
+
+    tenant, email = account
+    csrf = {"X-CSRF-Token": (await (await _login(client, tenant, email)).json())["csrf_token"]}
+    setup = await client.post("/api/v1/auth/totp", headers=csrf)
+    assert setup.status == 200, await setup.text()
+    secret = (await setup.json())["secret"]
+    assert (await setup.json())["otpauth_uri"].startswith("otpauth://totp/Fleetlink:")
+    wrong = await client.post("/api/v1/auth/totp/confirm", json={"code": "000000"}, headers=csrf)
+    assert wrong.status == 422 or pyotp.TOTP(secret).now() == "000000"
+    code = pyotp.TOTP(secret).now()
+    confirmed = await client.post("/api/v1/auth/totp/confirm", json={"code": code}, headers=csrf)
+    assert confirmed.status == 200 and (await confirmed.json())["enabled"] is True
+    client.session.cookie_jar.clear()
+    assert (await _login(client, tenant, email)).status == 401
+    with_code = await client.post(
+        "/api/v1/auth/login",
+        json={"tenant": tenant, "email": email, "password": PASSWORD, "totp": code},
+    )
+    assert with_code.status == 200, await with_code.text()
