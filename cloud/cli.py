@@ -20,6 +20,11 @@ from fleetlink.cloud.auth.api_tokens import SCOPES, TokenError, create_token, re
 from fleetlink.cloud.auth.passwords import WeakPasswordError
 from fleetlink.cloud.auth.permissions import Role
 from fleetlink.cloud.db.migrate import migrate_url
+from fleetlink.cloud.records.field_crypto import (
+    FieldCipher,
+    FieldCryptoError,
+    generate_key_ring_entry,
+)
 from fleetlink.cloud.settings import CloudSettings
 from fleetlink.shared.logs import configure_logging
 
@@ -36,6 +41,8 @@ user_app = typer.Typer(help="Users and their roles in tenants.", no_args_is_help
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+keys_app = typer.Typer(help="The key ring of personal fields.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 
 def _settings() -> CloudSettings:
@@ -273,3 +280,87 @@ def token_revoke(
         typer.echo(f"error: tenant {tenant!r} has no live token {token_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {token_id}")
+
+
+@keys_app.command("new")
+def keys_new(
+    key_id: Annotated[str, typer.Option("--id", help="Name of the new key")] = "",
+) -> None:
+    """Print a new key ring entry (id:base64key) to put first in FLEETLINK_FIELD_KEYS."""
+    key_id = key_id or datetime.now(UTC).strftime("k%Y%m%d")
+    try:
+        typer.echo(generate_key_ring_entry(key_id))
+    except FieldCryptoError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+# Encrypted columns of tenant tables, and the prefix of their context (prefix:tenant:id).
+_ENCRYPTED = (
+    ("drivers", "licence_number_enc", "drivers.licence_number"),
+    ("drivers", "phone_enc", "drivers.phone"),
+)
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every personal field with the first key of FLEETLINK_FIELD_KEYS.
+
+    Run it after putting a new key first; when it reports nothing left, the old keys can go.
+    """
+    settings = _settings()
+    if settings.field_keys is None:
+        typer.echo("error: FLEETLINK_FIELD_KEYS is not set", err=True)
+        raise typer.Exit(2)
+    try:
+        cipher = FieldCipher.from_env_value(settings.field_keys.get_secret_value())
+    except FieldCryptoError as exc:
+        typer.echo(f"error: FLEETLINK_FIELD_KEYS: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    async def action(conn: asyncpg.Connection) -> int:
+        changed = 0
+        async with conn.transaction():
+            for table, column, prefix in _ENCRYPTED:
+                rows = await conn.fetch(
+                    f"SELECT id, tenant_id, {column} AS token FROM {table} "
+                    f"WHERE {column} IS NOT NULL FOR UPDATE"
+                )
+                for row in rows:
+                    if not cipher.needs_rotation(row["token"]):
+                        continue
+                    context = f"{prefix}:{row['tenant_id']}:{row['id']}"
+                    try:
+                        plain = cipher.decrypt(row["token"], context)
+                    except FieldCryptoError as exc:
+                        raise FieldCryptoError(f"{table} {row['id']} {column}: {exc}") from None
+                    fresh = cipher.encrypt(plain, context)
+                    await conn.execute(
+                        f"UPDATE {table} SET {column} = $2 WHERE id = $1", row["id"], fresh
+                    )
+                    changed += 1
+            rows = await conn.fetch(
+                "SELECT id, totp_secret_enc AS token FROM users "
+                "WHERE totp_secret_enc IS NOT NULL FOR UPDATE"
+            )
+            for row in rows:
+                if cipher.needs_rotation(row["token"]):
+                    context = f"users.totp:{row['id']}"
+                    fresh = cipher.encrypt(cipher.decrypt(row["token"], context), context)
+                    await conn.execute(
+                        "UPDATE users SET totp_secret_enc = $2 WHERE id = $1", row["id"], fresh
+                    )
+                    changed += 1
+        return changed
+
+    try:
+        changed = _with_connection(action)
+    except FieldCryptoError as exc:
+        typer.echo(
+            f"error: {exc}; nothing was changed. Is every key still in FLEETLINK_FIELD_KEYS?",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"re-encrypted {changed} field(s) with key {cipher.active!r}; nothing else uses older keys"
+    )

@@ -60,6 +60,13 @@ class Broker:
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for this test session, dropped afterwards."""
+    with scratch_database() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def scratch_database() -> Iterator[str]:
+    """Create a fresh, empty database, yield its URL, and drop it afterwards."""
     psycopg = pytest.importorskip("psycopg")
     name = f"fleetlink_test_{uuid.uuid4().hex[:12]}"
     try:

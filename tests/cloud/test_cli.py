@@ -1,9 +1,12 @@
+import asyncio
 import uuid
 
 import psycopg
 from typer.testing import CliRunner
 
 from fleetlink.cloud.cli import app
+from fleetlink.cloud.db.migrate import migrate_url
+from tests.conftest import scratch_database
 
 
 def test_cli_registers_a_tenant_device_and_vehicle_and_assigns_them(migrated_db: str):
@@ -63,3 +66,98 @@ def test_operators_can_list_counters_and_dead_letters(migrated_db: str):
     assert f"{topic} (9 bytes): msgpack body does not decode" in letters.output
     counted = CliRunner().invoke(app, ["counters"], env=env)
     assert counted.exit_code == 0 and "dead_lettered" in counted.output
+
+
+def test_operators_add_users_create_and_revoke_tokens(migrated_db: str):
+    runner = CliRunner()
+    env = {"FLEETLINK_DATABASE_URL": migrated_db, "FLEETLINK_MODE": "demo"}
+    tenant = f"cli-{uuid.uuid4().hex[:8]}"
+    assert runner.invoke(app, ["tenant", "add", tenant], env=env).exit_code == 0
+    added = runner.invoke(
+        app,
+        [
+            "user",
+            "add",
+            "--tenant",
+            tenant,
+            "--email",
+            "Ops@Example.org",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        env=env,
+        input="a long enough password\n",
+    )
+    assert added.exit_code == 0, added.output
+    weak = runner.invoke(
+        app,
+        [
+            "user",
+            "add",
+            "--tenant",
+            tenant,
+            "--email",
+            "b@example.org",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ],
+        env=env,
+        input="short\n",
+    )
+    assert weak.exit_code == 1 and "at least 12 characters" in weak.output
+    created = runner.invoke(
+        app,
+        ["token", "create", "--tenant", tenant, "--email", "ops@example.org", "--scope", "read"],
+        env=env,
+    )
+    assert created.exit_code == 0, created.output
+    token = created.output.strip()
+    assert token.startswith("flt_")
+    token_id = uuid.UUID(hex=token.split("_")[1])
+    with psycopg.connect(migrated_db) as conn:
+        scopes, secret_hash = conn.execute(
+            "SELECT scopes, secret_hash FROM api_tokens WHERE id = %s", (token_id,)
+        ).fetchone()
+    assert scopes == ["read"] and token.split("_")[2].encode() not in secret_hash
+    revoked = runner.invoke(app, ["token", "revoke", "--tenant", tenant, str(token_id)], env=env)
+    assert revoked.exit_code == 0 and "revoked" in revoked.output
+    again = runner.invoke(app, ["token", "revoke", "--tenant", tenant, str(token_id)], env=env)
+    assert again.exit_code == 1
+
+
+def test_key_rotation_re_encrypts_personal_fields_with_the_new_first_key() -> None:
+    with scratch_database() as url:
+        asyncio.run(migrate_url(url))
+        _rotate_keys_in(url)
+
+
+def _rotate_keys_in(migrated_db: str) -> None:
+    from fleetlink.cloud.records.field_crypto import FieldCipher, generate_key_ring_entry
+
+    old, new = generate_key_ring_entry("old"), generate_key_ring_entry("new")
+    tenant, driver = f"cli-{uuid.uuid4().hex[:8]}", uuid.uuid4()
+    context = f"drivers.phone:{tenant}:{driver}"
+    token = FieldCipher.from_env_value(old).encrypt("+49 30 1234567", context)
+    with psycopg.connect(migrated_db) as conn:
+        conn.execute("INSERT INTO tenants (id, name) VALUES (%s, %s)", (tenant, tenant))
+        conn.execute(
+            "INSERT INTO drivers (id, tenant_id, name, phone_enc) VALUES (%s, %s, 'Dee', %s)",
+            (driver, tenant, token),
+        )
+    env = {
+        "FLEETLINK_DATABASE_URL": migrated_db,
+        "FLEETLINK_MODE": "demo",
+        "FLEETLINK_FIELD_KEYS": f"{new},{old}",
+    }
+    result = CliRunner().invoke(app, ["keys", "rotate"], env=env)
+    assert result.exit_code == 0, result.output
+    with psycopg.connect(migrated_db) as conn:
+        (rotated,) = conn.execute(
+            "SELECT phone_enc FROM drivers WHERE id = %s", (driver,)
+        ).fetchone()
+    assert rotated.startswith("v1.new.")
+    assert FieldCipher.from_env_value(new).decrypt(rotated, context) == "+49 30 1234567"
+    printed = CliRunner().invoke(app, ["keys", "new", "--id", "k9"]).output.strip()
+    assert printed.startswith("k9:") and FieldCipher.from_env_value(printed).active == "k9"
