@@ -115,7 +115,11 @@ def build_openapi(operations: Iterable[Operation], title: str, version: str) -> 
         if params:
             entry["parameters"] = params
         if op.body is not None:
-            body_schema = refs[(op.body, "validation")]
+            body_schema = (
+                {"type": "string", "description": op.body.__doc__ or ""}
+                if op.body_media_type.startswith("text/")
+                else refs[(op.body, "validation")]
+            )
             entry["requestBody"] = {
                 "required": True,
                 "content": {op.body_media_type: {"schema": body_schema}},

@@ -315,7 +315,7 @@ async def get_vehicle(request: web.Request) -> web.Response:
     return _json(vehicle, version=vehicle.version)
 
 
-def _completed(fields: dict[str, Any]) -> dict[str, Any]:
+def vin_completed(fields: dict[str, Any]) -> dict[str, Any]:
     """Fill make, model and year from the VIN where not given, and the default name."""
     if fields.get("vin"):
         profile = vin_profile(fields["vin"])
@@ -346,7 +346,7 @@ def default_name(fields: dict[str, Any]) -> str | None:
 async def create_vehicle(request: web.Request) -> web.Response:
     body: VehicleCreate = await json_body(request, VehicleCreate)
     principal = principal_of(request)
-    fields = _completed(body.model_dump(exclude_none=True))
+    fields = vin_completed(body.model_dump(exclude_none=True))
     fields.setdefault("name", default_name(fields))
     if not fields["name"]:
         raise ProblemError(
