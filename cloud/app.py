@@ -32,8 +32,10 @@ from fleetlink.cloud.app_keys import (
     LIMITER,
     LOGIN_LIMITER,
     POOL,
+    PRINCIPALS,
     SETTINGS,
 )
+from fleetlink.cloud.auth.principal_cache import PrincipalCache
 from fleetlink.cloud.auth.rate_limit import RateLimiter
 from fleetlink.cloud.db.migrate import migrate
 from fleetlink.cloud.ingest.worker import IngestService
@@ -127,6 +129,7 @@ def create_app(settings: CloudSettings | None = None) -> web.Application:
     app[LIMITER] = RateLimiter(settings.api_rate_per_s, settings.api_rate_burst)
     app[LOGIN_LIMITER] = RateLimiter(settings.login_rate_per_min / 60, settings.login_rate_per_min)
     app[FIELD_CIPHER] = _field_cipher(settings)
+    app[PRINCIPALS] = PrincipalCache(ttl_s=settings.token_cache_s)
     app.cleanup_ctx.append(_resources)
     for resource in RESOURCES:
         app.add_routes(resource.routes)

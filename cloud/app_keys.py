@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
+from fleetlink.cloud.auth.principal_cache import PrincipalCache
 from fleetlink.cloud.auth.rate_limit import RateLimiter
 from fleetlink.cloud.ingest.worker import IngestService
 from fleetlink.cloud.records.field_crypto import FieldCipher
@@ -18,4 +19,5 @@ API_POOL = web.AppKey("api_pool", asyncpg.Pool)
 LIMITER = web.AppKey("limiter", RateLimiter)
 LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
 FIELD_CIPHER = web.AppKey("field_cipher", FieldCipher)
+PRINCIPALS = web.AppKey("principals", PrincipalCache)
 INGEST = web.AppKey("ingest", IngestService)

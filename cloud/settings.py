@@ -71,6 +71,9 @@ class CloudSettings(BaseSettings):
     api_rate_burst: int = Field(200, ge=1)
     login_rate_per_min: float = Field(10.0, gt=0)
     session_hours: float = Field(12.0, gt=0, le=24 * 30)
+    # How long a replica trusts a looked-up API token before asking the database again; a
+    # token revoked on another replica keeps working that long at most.
+    token_cache_s: float = Field(5.0, ge=0, le=300)
     cookie_secure: Literal["auto", "always", "never"] = "auto"
     # Keys of the drivers' personal fields: "id:base64-key,..." (the first encrypts).
     field_keys: SecretStr | None = None

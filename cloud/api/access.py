@@ -16,7 +16,7 @@ import asyncpg
 from aiohttp import web
 
 from fleetlink.cloud.api.problems import Handler, ProblemError
-from fleetlink.cloud.app_keys import API_POOL, LIMITER, POOL
+from fleetlink.cloud.app_keys import API_POOL, LIMITER, POOL, PRINCIPALS
 from fleetlink.cloud.auth.api_tokens import token_principal
 from fleetlink.cloud.auth.digests import same
 from fleetlink.cloud.auth.permissions import Permission
@@ -38,7 +38,12 @@ async def authenticate(request: web.Request) -> Principal:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ProblemError(401, "use 'Authorization: Bearer <token>'", headers=_CHALLENGE)
-        principal = await token_principal(pool, token.strip())
+        cache = request.app[PRINCIPALS]
+        principal = cache.get(token.strip())
+        if principal is None:
+            principal = await token_principal(pool, token.strip())
+            if principal is not None:
+                cache.put(token.strip(), principal)
         if principal is None:
             raise ProblemError(
                 401, "the API token is unknown, expired or revoked", headers=_CHALLENGE
@@ -92,8 +97,17 @@ def principal_of(request: web.Request) -> Principal:
 
 @contextlib.asynccontextmanager
 async def tenant_transaction(request: web.Request) -> AsyncIterator[asyncpg.Connection]:
-    """Yield a connection in a transaction that sees only the caller's tenant."""
+    """Yield a connection that sees only the caller's tenant: in a transaction for requests
+    that change data; a read (GET) runs its statements without one, to save round trips.
+
+    The tenant is a session setting of the pooled connection; the pool's reset on release
+    (``RESET ALL``) clears it before the connection serves anyone else.
+    """
     principal = principal_of(request)
-    async with request.app[API_POOL].acquire() as conn, conn.transaction():
-        await conn.execute("SELECT set_config('fleetlink.tenant', $1, true)", principal.tenant_id)
-        yield conn
+    async with request.app[API_POOL].acquire() as conn:
+        await conn.execute("SELECT set_config('fleetlink.tenant', $1, false)", principal.tenant_id)
+        if request.method in SAFE_METHODS:
+            yield conn
+        else:
+            async with conn.transaction():
+                yield conn

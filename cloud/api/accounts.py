@@ -16,7 +16,7 @@ from fleetlink.cloud.api.paging import json_body
 from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.request_parsing import path_uuid, query_model
 from fleetlink.cloud.api.spec import ResourceRoutes
-from fleetlink.cloud.app_keys import POOL
+from fleetlink.cloud.app_keys import POOL, PRINCIPALS
 from fleetlink.cloud.auth.accounts import AccountError, add_user
 from fleetlink.cloud.auth.api_tokens import SCOPES, create_token, list_tokens, revoke_token
 from fleetlink.cloud.auth.passwords import WeakPasswordError
@@ -196,6 +196,7 @@ async def change_role(request: web.Request) -> web.Response:
             and await _owners(conn, principal.tenant_id) == 1
         ):
             raise ProblemError(409, "the tenant's last owner keeps the owner role")
+        request.app[PRINCIPALS].forget_user(user_id)
         await conn.execute(
             "UPDATE memberships SET role = $3 WHERE tenant_id = $1 AND user_id = $2",
             principal.tenant_id,
@@ -242,6 +243,7 @@ async def remove_member(request: web.Request) -> web.Response:
                 raise ProblemError(403, "only an owner may remove an owner")
             if await _owners(conn, principal.tenant_id) == 1:
                 raise ProblemError(409, "the tenant's last owner cannot be removed")
+        request.app[PRINCIPALS].forget_user(user_id)
         await conn.execute(
             "UPDATE api_tokens SET revoked_at = now() "
             "WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
@@ -370,6 +372,7 @@ async def revoke_token_route(request: web.Request) -> web.Response:
         ):
             raise ProblemError(404, f"no live token {token_id}")
         await revoke_token(conn, principal.tenant_id, token_id)
+        request.app[PRINCIPALS].forget_token(token_id)
         await audit.record(
             conn,
             principal.tenant_id,

@@ -126,3 +126,22 @@ async def test_the_api_role_sees_no_rows_without_a_tenant_and_only_its_tenants_w
                         await api.execute(statement)
     finally:
         await api.close()
+
+
+async def test_a_pooled_api_connection_forgets_its_tenant_when_released(
+    migrated_db: str, pool
+) -> None:
+    tenant = await _tenant(pool)
+    await create_vehicle(pool, tenant, "mine")
+    api = await asyncpg.create_pool(
+        migrated_db, min_size=1, max_size=1, server_settings={"role": "fleetlink_api"}
+    )
+    try:
+        async with api.acquire() as conn:
+            await conn.execute("SELECT set_config('fleetlink.tenant', $1, false)", tenant)
+            assert await conn.fetchval("SELECT count(*) FROM vehicles") == 1
+        async with api.acquire() as conn:  # the same connection, reset by the pool
+            assert await conn.fetchval("SELECT count(*) FROM vehicles") == 0
+            assert await conn.fetchval("SELECT current_user") == "fleetlink_api"
+    finally:
+        await api.close()
