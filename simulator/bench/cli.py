@@ -18,6 +18,7 @@ def codec_command(
 
 
 try:
+    from fleetlink.simulator.bench.api import main as _api
     from fleetlink.simulator.bench.ingest import main as _ingest
 except ModuleNotFoundError as exc:
     _missing = exc.name
@@ -27,5 +28,12 @@ except ModuleNotFoundError as exc:
         """Samples/s from MQTT publish to committed rows (needs fleetlink[cloud])."""
         typer.echo(f"needs {_missing!r}: pip install 'fleetlink[cloud]'", err=True)
         raise typer.Exit(2)
+
+    @app.command("api")
+    def _api_unavailable() -> None:
+        """API latency at a constant request rate (needs fleetlink[cloud])."""
+        typer.echo(f"needs {_missing!r}: pip install 'fleetlink[cloud]'", err=True)
+        raise typer.Exit(2)
 else:
     app.command("ingest")(_ingest)
+    app.command("api")(_api)
