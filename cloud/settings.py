@@ -109,10 +109,12 @@ class CloudSettings(BaseSettings):
 
     def api_dsn(self) -> tuple[str, dict[str, str]]:
         """Return the API pool's URL and the server settings its connections start with."""
-        server_settings = {"statement_timeout": str(self.api_statement_timeout_ms)}
-        if self.api_database_url is not None:
-            return self.api_database_url.get_secret_value(), server_settings
-        return self.database_dsn(), {**server_settings, "role": "fleetlink_api"}
+        server_settings = {
+            "statement_timeout": str(self.api_statement_timeout_ms),
+            "role": "fleetlink_api",
+        }
+        url = self.api_database_url or self.database_url
+        return url.get_secret_value(), server_settings
 
     def describe(self) -> dict[str, object]:
         """Return the settings as a dict fit for logging: passwords and keys redacted."""

@@ -170,9 +170,16 @@ async def _serve(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
 
 
 async def run_bench(
-    admin_url: str, tenants: int, vehicles: int, drivers: int, rate: float, duration_s: float
-) -> dict[str, LoadResult]:
-    """Run every target once at ``rate``; the scratch database is always dropped."""
+    admin_url: str,
+    tenants: int,
+    vehicles: int,
+    drivers: int,
+    rate: float,
+    duration_s: float,
+    repetitions: int,
+) -> dict[str, list[LoadResult]]:
+    """Run every target ``repetitions`` times at ``rate``, the targets taking turns; the
+    scratch database is always dropped."""
     name = f"fleetlink_bench_api_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(admin_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -187,13 +194,14 @@ async def run_bench(
         finally:
             await conn.close()
         server, base = await _serve(database_url)
-        results = {}
         connector = aiohttp.TCPConnector(limit=256)
         async with aiohttp.ClientSession(connector=connector) as http:
             targets = _targets(base, seeded)
+            results: dict[str, list[LoadResult]] = {target: [] for target in targets}
             await run_open_loop(http, targets["mixed (detail/list/search)"], rate, 3)  # warm up
-            for target, specs in targets.items():
-                results[target] = await run_open_loop(http, specs, rate, duration_s)
+            for _ in range(repetitions):
+                for target, specs in targets.items():
+                    results[target].append(await run_open_loop(http, specs, rate, duration_s))
         return results
     finally:
         if server is not None:
@@ -207,7 +215,8 @@ def main(
     rate: Annotated[
         float, typer.Option(help="Requests per second offered, for every target")
     ] = 1000,
-    duration: Annotated[float, typer.Option(help="Seconds per target")] = 15,
+    duration: Annotated[float, typer.Option(help="Seconds per run of a target")] = 10,
+    repetitions: Annotated[int, typer.Option(help="Runs per target; medians are reported")] = 3,
     tenants: Annotated[int, typer.Option(help="Tenants loaded")] = 100,
     vehicles: Annotated[int, typer.Option(help="Vehicles loaded, over all tenants")] = 10_000,
     drivers: Annotated[int, typer.Option(help="Drivers loaded, over all tenants")] = 20_000,
@@ -216,10 +225,12 @@ def main(
     ] = "postgresql://postgres@127.0.0.1:5432/postgres",
 ) -> None:
     """P50/P99/max latency and the rate reached, at a constant offered rate (open loop)."""
-    results = asyncio.run(run_bench(admin_url, tenants, vehicles, drivers, rate, duration))
+    results = asyncio.run(
+        run_bench(admin_url, tenants, vehicles, drivers, rate, duration, repetitions)
+    )
     typer.echo(
         f"{tenants} tenants, {vehicles:,} vehicles, {drivers:,} drivers; open loop at "
-        f"{rate:.0f} requests/s for {duration:.0f} s per target; latency from each request's "
-        "scheduled send time"
+        f"{rate:.0f} requests/s, {repetitions} runs of {duration:.0f} s per target; latency "
+        "from each request's scheduled send time"
     )
     typer.echo(format_table(results, rate))

@@ -108,16 +108,23 @@ async def run_open_loop(
     return result
 
 
-def format_table(results: dict[str, LoadResult], rate_per_s: float) -> str:
-    """Return one line per run: the offered rate, the rate reached, P50/P99/max, errors."""
+def format_table(results: dict[str, list[LoadResult]], rate_per_s: float) -> str:
+    """Return one line per target: the offered rate, and the medians over its runs of the rate
+    reached, P50, P99 and max latency; errors summed over the runs."""
     lines = [
         f"{'target':<28} {'offered/s':>9} {'reached/s':>9} {'P50 ms':>8} {'P99 ms':>8} "
-        f"{'max ms':>8}  errors"
+        f"{'max ms':>8}  errors   (medians over runs; P99 of each run: …)"
     ]
-    for name, r in results.items():
-        errors = ", ".join(f"{k}: {v}" for k, v in sorted(r.errors.items())) or "-"
+    for name, runs in results.items():
+        errors: Counter[str] = Counter()
+        for r in runs:
+            errors.update(r.errors)
+        shown = ", ".join(f"{k}: {v}" for k, v in sorted(errors.items())) or "-"
+        p99s = ", ".join(f"{r.p99_ms:.1f}" for r in runs)
         lines.append(
-            f"{name:<28} {rate_per_s:>9.0f} {r.rate_per_s:>9.0f} {r.p50_ms:>8.1f} "
-            f"{r.p99_ms:>8.1f} {r.max_ms:>8.1f}  {errors}"
+            f"{name:<28} {rate_per_s:>9.0f} {statistics.median(r.rate_per_s for r in runs):>9.0f} "
+            f"{statistics.median(r.p50_ms for r in runs):>8.1f} "
+            f"{statistics.median(r.p99_ms for r in runs):>8.1f} "
+            f"{statistics.median(r.max_ms for r in runs):>8.1f}  {shown}   ({p99s})"
         )
     return "\n".join(lines)

@@ -171,3 +171,26 @@ async def test_requests_without_or_with_bad_credentials_get_401_problems(two_ten
         assert response.status == 401
         assert response.headers["Content-Type"].startswith("application/problem+json")
         assert "WWW-Authenticate" in response.headers
+
+
+async def test_the_api_can_log_in_as_a_role_of_its_own(
+    aiohttp_client, migrated_db, mqtt_broker, pool
+):  # type: ignore[no-untyped-def]
+    login = f"fl_api_{uuid.uuid4().hex[:8]}"
+    await pool.execute(f"CREATE ROLE {login} LOGIN IN ROLE fleetlink_api")
+    try:
+        base, _, database = migrated_db.rpartition("/")
+        own_url = base.replace("postgres@", f"{login}@") + "/" + database
+        settings = ingest_settings(
+            migrated_db, mqtt_broker.url, ingest_workers=0, api_database_url=own_url
+        )
+        client = await aiohttp_client(create_app(settings))
+        tenant = await _tenant(pool, client)
+        listed = await client.get("/api/v1/vehicles", headers=bearer(tenant.owner_token))
+        assert listed.status == 200
+        assert [v["name"] for v in (await listed.json())["items"]] == [f"van {tenant.marker}"]
+        await client.close()
+    finally:
+        await pool.execute(
+            f"REASSIGN OWNED BY {login} TO CURRENT_USER; DROP OWNED BY {login}; DROP ROLE {login}"
+        )

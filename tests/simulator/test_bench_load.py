@@ -45,5 +45,5 @@ async def test_a_stalled_server_shows_in_latency_from_the_scheduled_time(aiohttp
             session, [RequestSpec("GET", str(server.make_url("/missing")))], 20, 0.5
         )
     assert errors.errors["404"] == 10 and errors.completed == 0
-    table = format_table({"slow": result}, 50)
+    table = format_table({"slow": [result, result]}, 50)
     assert "P99 ms" in table and table.splitlines()[1].startswith("slow")
