@@ -36,6 +36,7 @@ from fleetlink.cloud.auth import accounts
 from fleetlink.cloud.auth.api_tokens import create_token
 from fleetlink.cloud.auth.passwords import hash_password
 from fleetlink.cloud.auth.permissions import Role
+from fleetlink.cloud.records.field_crypto import generate_key_ring_entry
 from fleetlink.cloud.settings import CloudSettings
 from fleetlink.simulator.fleet import SimulatedVehicle
 
@@ -231,6 +232,7 @@ async def _run_in(
             database_url=database_url,
             mqtt_url=mqtt_url,
             http_port=http_port,
+            field_keys=generate_key_ring_entry("demo"),  # lives as long as the demo's data
         )
         runner = web.AppRunner(create_app(settings))
         await runner.setup()
