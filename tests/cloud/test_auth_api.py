@@ -173,3 +173,22 @@ async def test_with_totp_on_a_login_needs_the_current_one_time_code(client, acco
         json={"tenant": tenant, "email": email, "password": PASSWORD, "totp": code},
     )
     assert with_code.status == 200, await with_code.text()
+
+
+async def test_a_body_over_the_limit_is_a_413_problem(
+    aiohttp_client, migrated_db, mqtt_broker, account, pool
+) -> None:
+    from .conftest import member_token
+
+    settings = ingest_settings(
+        migrated_db, mqtt_broker.url, ingest_workers=0, api_max_body_bytes=2048
+    )
+    client = await aiohttp_client(create_app(settings))
+    token = await member_token(pool, account[0], "admin")
+    response = await client.post(
+        "/api/v1/vehicles/import",
+        data="plate\n" + "B-AB 1\n" * 1000,
+        headers={**bearer(token), "Content-Type": "text/csv"},
+    )
+    assert response.status == 413
+    assert response.headers["Content-Type"].startswith("application/problem+json")

@@ -143,6 +143,10 @@ async def test_each_role_gets_403_exactly_where_the_permission_table_says(
     two_tenants, pool
 ) -> None:
     client, a, _ = two_tenants
+    # Reads use A's real ids; writes use ids that do not exist and an empty body, so that an
+    # allowed call ends in 404 or 422 and changes nothing, and a refused one in 403.
+    missing = {**a.ids, **{k: str(uuid.uuid4()) for k in a.ids if k.endswith("_id")}}
+    missing["device_id"] = "no-such-device"
     for role in Role:
         async with pool.acquire() as conn:
             user = await add_user(
@@ -151,13 +155,20 @@ async def test_each_role_gets_403_exactly_where_the_permission_table_says(
             _, token = await create_token(conn, a.id, user)
         allowed = ROLE_PERMISSIONS[role]
         for op in _operations():
-            if op.method != "get":
-                continue  # writes change the fixtures; the guard is the same code for every method
-            response = await client.get(op.path.format(**a.ids), headers=bearer(token))
-            if op.permission in allowed:
-                assert response.status != 403, f"{role} {op.path}: {await response.text()}"
+            if op.method == "get":
+                response = await client.get(op.path.format(**a.ids), headers=bearer(token))
             else:
-                assert response.status == 403, f"{role} {op.path}: {response.status}"
+                response = await client.request(
+                    op.method.upper(),
+                    op.path.format(**missing),
+                    json={},
+                    headers={**bearer(token), "If-Match": "*"},
+                )
+            where = f"{role.value} {op.method} {op.path}: {response.status}"
+            if op.permission in allowed:
+                assert response.status != 403, f"{where} {await response.text()}"
+            else:
+                assert response.status == 403, where
         refused = await client.post(
             "/api/v1/fleets", json={"name": f"by {role.value}"}, headers=bearer(token)
         )
