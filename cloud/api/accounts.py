@@ -12,9 +12,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from fleetlink.cloud import audit
 from fleetlink.cloud.api.access import principal_of, tenant_transaction
-from fleetlink.cloud.api.paging import json_body
 from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.request_parsing import path_uuid, query_model
+from fleetlink.cloud.api.rest import json_body, json_response
 from fleetlink.cloud.api.spec import ResourceRoutes
 from fleetlink.cloud.app_keys import POOL, PRINCIPALS
 from fleetlink.cloud.auth.accounts import AccountError, add_user
@@ -101,10 +101,6 @@ _MEMBERS = (
 )
 
 
-def _json(model: BaseModel, status: int = 200) -> web.Response:
-    return web.json_response(text=model.model_dump_json(), status=status)
-
-
 @api.get(
     "/api/v1/users",
     summary="The tenant's members and their roles",
@@ -114,7 +110,7 @@ def _json(model: BaseModel, status: int = 200) -> web.Response:
 async def list_members(request: web.Request) -> web.Response:
     async with tenant_transaction(request) as conn:
         rows = await conn.fetch(_MEMBERS + " ORDER BY u.email", principal_of(request).tenant_id)
-    return _json(MemberList(items=[Member.model_validate(dict(r)) for r in rows]))
+    return json_response(MemberList(items=[Member.model_validate(dict(r)) for r in rows]))
 
 
 @api.post(
@@ -155,7 +151,7 @@ async def add_member(request: web.Request) -> web.Response:
             after=member.model_dump(mode="json"),
             remote=request.remote,
         )
-    return _json(member, status=201)
+    return json_response(member, status=201)
 
 
 async def _owners(conn: asyncpg.Connection, tenant: str) -> int:
@@ -215,7 +211,7 @@ async def change_role(request: web.Request) -> web.Response:
             after=after.model_dump(mode="json"),
             remote=request.remote,
         )
-    return _json(after)
+    return json_response(after)
 
 
 @api.delete(
@@ -270,7 +266,7 @@ async def remove_member(request: web.Request) -> web.Response:
             before=before.model_dump(mode="json"),
             remote=request.remote,
         )
-    return _json(Removed(removed=True))
+    return json_response(Removed(removed=True))
 
 
 @api.get(
@@ -290,7 +286,9 @@ async def list_token_route(request: web.Request) -> web.Response:
         tokens = await list_tokens(
             conn, principal.tenant_id, None if query.all else principal.user_id
         )
-    return _json(TokenList(items=[Token.model_validate(t, from_attributes=True) for t in tokens]))
+    return json_response(
+        TokenList(items=[Token.model_validate(t, from_attributes=True) for t in tokens])
+    )
 
 
 @api.post(
@@ -346,7 +344,7 @@ async def create_token_route(request: web.Request) -> web.Response:
     created = CreatedToken.model_validate(
         {**Token.model_validate(info, from_attributes=True).model_dump(), "token": text}
     )
-    return _json(created, status=201)
+    return json_response(created, status=201)
 
 
 @api.delete(
@@ -382,4 +380,4 @@ async def revoke_token_route(request: web.Request) -> web.Response:
             token_id,
             remote=request.remote,
         )
-    return _json(Removed(removed=True))
+    return json_response(Removed(removed=True))

@@ -9,8 +9,8 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from fleetlink.cloud.api.access import principal_of, tenant_transaction
-from fleetlink.cloud.api.paging import PageQuery, SortKey, encode_cursor, keyset
 from fleetlink.cloud.api.request_parsing import query_model
+from fleetlink.cloud.api.rest import PageQuery, SortKey, encode_cursor, keyset
 from fleetlink.cloud.api.spec import ResourceRoutes
 from fleetlink.cloud.auth.permissions import Permission
 

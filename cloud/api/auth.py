@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fleetlink.cloud import audit
 from fleetlink.cloud.api.access import CSRF_HEADER, principal_of
-from fleetlink.cloud.api.paging import json_body
 from fleetlink.cloud.api.problems import ProblemError
+from fleetlink.cloud.api.rest import json_body
 from fleetlink.cloud.api.spec import ResourceRoutes
 from fleetlink.cloud.app_keys import FIELD_CIPHER, LOGIN_LIMITER, POOL, SETTINGS
 from fleetlink.cloud.auth import totp

@@ -12,8 +12,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from fleetlink.cloud import audit, registry
 from fleetlink.cloud.api.access import principal_of, tenant_transaction
-from fleetlink.cloud.api.paging import etag, json_body, require_if_match
 from fleetlink.cloud.api.problems import ProblemError
+from fleetlink.cloud.api.rest import json_body, json_response, require_if_match
 from fleetlink.cloud.api.spec import ResourceRoutes
 from fleetlink.cloud.auth.permissions import Permission
 from fleetlink.firmware_profiles import profile_ids
@@ -108,11 +108,6 @@ _SELECT = (
 )
 
 
-def _json(model: BaseModel, status: int = 200, version: int | None = None) -> web.Response:
-    headers = {"ETag": etag(version)} if version is not None else None
-    return web.json_response(text=model.model_dump_json(), status=status, headers=headers)
-
-
 async def _fetch(conn: asyncpg.Connection, tenant: str, device_id: str) -> Device:
     row = await conn.fetchrow(_SELECT + " AND d.id = $2", tenant, device_id)
     if row is None:
@@ -131,7 +126,7 @@ async def list_devices(request: web.Request) -> web.Response:
         rows = await conn.fetch(
             _SELECT + " ORDER BY d.id LIMIT $2", principal_of(request).tenant_id, MAX_DEVICES
         )
-    return _json(DeviceList(items=[Device.model_validate(dict(r)) for r in rows]))
+    return json_response(DeviceList(items=[Device.model_validate(dict(r)) for r in rows]))
 
 
 @api.get(
@@ -147,7 +142,7 @@ async def get_device(request: web.Request) -> web.Response:
         device = await _fetch(
             conn, principal_of(request).tenant_id, request.match_info["device_id"]
         )
-    return _json(device, version=device.version)
+    return json_response(device, version=device.version)
 
 
 @api.post(
@@ -191,7 +186,7 @@ async def create_device(request: web.Request) -> web.Response:
             after=device.model_dump(mode="json"),
             remote=request.remote,
         )
-    return _json(device, status=201, version=device.version)
+    return json_response(device, status=201, version=device.version)
 
 
 @api.patch(
@@ -240,7 +235,7 @@ async def patch_device(request: web.Request) -> web.Response:
                 after=after.model_dump(mode="json"),
                 remote=request.remote,
             )
-    return _json(after, version=after.version)
+    return json_response(after, version=after.version)
 
 
 @api.post(
@@ -289,4 +284,4 @@ async def assign_device(request: web.Request) -> web.Response:
             after=assignment.model_dump(mode="json"),
             remote=request.remote,
         )
-    return _json(assignment, status=201)
+    return json_response(assignment, status=201)

@@ -17,18 +17,20 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from fleetlink.cloud import audit
 from fleetlink.cloud.api.access import principal_of, tenant_transaction
-from fleetlink.cloud.api.paging import (
+from fleetlink.cloud.api.fleets import require_fleet
+from fleetlink.cloud.api.problems import ProblemError
+from fleetlink.cloud.api.request_parsing import path_uuid, query_model
+from fleetlink.cloud.api.rest import (
+    ETAG_HEADER,
     PageQuery,
     SortKey,
     encode_cursor,
-    etag,
     json_body,
+    json_response,
     keyset,
     require_if_match,
     sort_pattern,
 )
-from fleetlink.cloud.api.problems import ProblemError
-from fleetlink.cloud.api.request_parsing import path_uuid, query_model
 from fleetlink.cloud.api.spec import ResourceRoutes
 from fleetlink.cloud.api.vehicles import prefix_query
 from fleetlink.cloud.app_keys import FIELD_CIPHER
@@ -40,9 +42,6 @@ api = ResourceRoutes("drivers")
 routes = api.routes
 
 DRIVER_ID = {"description": "Driver UUID", "schema": {"type": "string", "format": "uuid"}}
-ETAG_HEADER = {
-    "ETag": {"description": "The version to send back in If-Match", "schema": {"type": "string"}}
-}
 DriverStatus = Literal["active", "retired"]
 PERSONAL = ("licence_number", "phone")
 SORTS = {
@@ -164,11 +163,6 @@ def _snapshot(driver: Driver) -> dict[str, Any]:
     return driver.model_dump(mode="json", exclude={"name", "email", *PERSONAL})
 
 
-def _json(model: BaseModel, status: int = 200, version: int | None = None) -> web.Response:
-    headers = {"ETag": etag(version)} if version is not None else None
-    return web.json_response(text=model.model_dump_json(), status=status, headers=headers)
-
-
 async def _fetch(request: web.Request, conn: asyncpg.Connection, driver_id: uuid.UUID) -> Driver:
     principal = principal_of(request)
     row = await conn.fetchrow(
@@ -185,15 +179,6 @@ async def _fetch(request: web.Request, conn: asyncpg.Connection, driver_id: uuid
 def _require_personal(request: web.Request, fields: set[str]) -> None:
     if fields & set(PERSONAL) and not principal_of(request).can(Permission.DRIVERS_PERSONAL):
         raise ProblemError(403, "changing a licence number or phone needs drivers:personal")
-
-
-async def _check_fleet(conn: asyncpg.Connection, tenant: str, fleet_id: uuid.UUID | None) -> None:
-    if fleet_id is not None and not await conn.fetchval(
-        "SELECT 1 FROM fleets WHERE tenant_id = $1 AND id = $2", tenant, fleet_id
-    ):
-        raise ProblemError(
-            422, f"no fleet {fleet_id}", errors=[{"field": "fleet_id", "message": "unknown fleet"}]
-        )
 
 
 def _columns(request: web.Request, driver_id: uuid.UUID, fields: dict[str, Any]) -> dict[str, Any]:
@@ -255,7 +240,7 @@ async def list_drivers(request: web.Request) -> web.Response:
     cursor = (
         encode_cursor(SORTS, query.sort, rows[query.limit - 1]) if len(rows) > query.limit else None
     )
-    return _json(DriverList(items=items, next_cursor=cursor))
+    return json_response(DriverList(items=items, next_cursor=cursor))
 
 
 @api.get(
@@ -271,7 +256,7 @@ async def get_driver(request: web.Request) -> web.Response:
     driver_id = path_uuid(request, "driver_id")
     async with tenant_transaction(request) as conn:
         driver = await _fetch(request, conn, driver_id)
-    return _json(driver, version=driver.version)
+    return json_response(driver, version=driver.version)
 
 
 @api.post(
@@ -297,7 +282,7 @@ async def create_driver(request: web.Request) -> web.Response:
     }
     placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
     async with tenant_transaction(request) as conn:
-        await _check_fleet(conn, principal.tenant_id, body.fleet_id)
+        await require_fleet(conn, principal.tenant_id, body.fleet_id)
         try:
             await conn.execute(
                 f"INSERT INTO drivers ({', '.join(columns)}) VALUES ({placeholders})",
@@ -316,7 +301,7 @@ async def create_driver(request: web.Request) -> web.Response:
             after=_snapshot(driver),
             remote=request.remote,
         )
-    response = _json(driver, status=201, version=driver.version)
+    response = json_response(driver, status=201, version=driver.version)
     response.headers["Location"] = f"/api/v1/drivers/{driver_id}"
     return response
 
@@ -351,7 +336,7 @@ async def patch_driver(request: web.Request) -> web.Response:
         if before.erased_at is not None:
             raise ProblemError(409, "an erased driver cannot be changed")
         if "fleet_id" in changes:
-            await _check_fleet(conn, principal.tenant_id, changes["fleet_id"])
+            await require_fleet(conn, principal.tenant_id, changes["fleet_id"])
         columns = _columns(request, driver_id, changes)
         if columns:
             sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=3))
@@ -378,7 +363,7 @@ async def patch_driver(request: web.Request) -> web.Response:
                 after=_snapshot(after),
                 remote=request.remote,
             )
-    return _json(after, version=after.version)
+    return json_response(after, version=after.version)
 
 
 @api.delete(
@@ -414,7 +399,7 @@ async def retire_driver(request: web.Request) -> web.Response:
                 after=_snapshot(after),
                 remote=request.remote,
             )
-    return _json(after, version=after.version)
+    return json_response(after, version=after.version)
 
 
 async def _end_assignment(
@@ -481,7 +466,7 @@ async def assign_driver(request: web.Request) -> web.Response:
             after={"vehicle_id": str(after.vehicle_id) if after.vehicle_id else None},
             remote=request.remote,
         )
-    return _json(after, version=after.version)
+    return json_response(after, version=after.version)
 
 
 @api.get(
@@ -525,7 +510,7 @@ async def export_driver(request: web.Request) -> web.Response:
         audit=[{**dict(e), "at": e["at"].isoformat()} for e in entries],
         exported_at=exported_at,
     )
-    return _json(body)
+    return json_response(body)
 
 
 @api.post(
@@ -562,4 +547,4 @@ async def erase_driver(request: web.Request) -> web.Response:
             after=_snapshot(after),
             remote=request.remote,
         )
-    return _json(after, version=after.version)
+    return json_response(after, version=after.version)

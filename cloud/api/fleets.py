@@ -11,9 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fleetlink.cloud import audit
 from fleetlink.cloud.api.access import principal_of, tenant_transaction
-from fleetlink.cloud.api.paging import etag, json_body, require_if_match
 from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.request_parsing import path_uuid
+from fleetlink.cloud.api.rest import json_body, json_response, require_if_match
 from fleetlink.cloud.api.spec import ResourceRoutes
 from fleetlink.cloud.auth.permissions import Permission
 
@@ -76,16 +76,21 @@ _TREE = """
 """
 
 
-def _json(model: BaseModel, status: int = 200, version: int | None = None) -> web.Response:
-    headers = {"ETag": etag(version)} if version is not None else None
-    return web.json_response(text=model.model_dump_json(), status=status, headers=headers)
-
-
 async def _fetch(conn: asyncpg.Connection, tenant: str, fleet_id: uuid.UUID) -> Fleet:
     row = await conn.fetchrow(_TREE + " WHERE tree.id = $2", tenant, fleet_id)
     if row is None:
         raise ProblemError(404, f"no fleet {fleet_id}")
     return Fleet.model_validate(dict(row))
+
+
+async def require_fleet(conn: asyncpg.Connection, tenant: str, fleet_id: uuid.UUID | None) -> None:
+    """Raise ProblemError(422) naming ``fleet_id`` unless it is None or one of the tenant's."""
+    if fleet_id is not None and not await conn.fetchval(
+        "SELECT 1 FROM fleets WHERE tenant_id = $1 AND id = $2", tenant, fleet_id
+    ):
+        raise ProblemError(
+            422, f"no fleet {fleet_id}", errors=[{"field": "fleet_id", "message": "unknown fleet"}]
+        )
 
 
 async def _check_parent(
@@ -135,7 +140,7 @@ async def list_fleets(request: web.Request) -> web.Response:
         rows = await conn.fetch(
             _TREE + " ORDER BY tree.path LIMIT $2", principal_of(request).tenant_id, MAX_FLEETS
         )
-    return _json(FleetList(items=[Fleet.model_validate(dict(r)) for r in rows]))
+    return json_response(FleetList(items=[Fleet.model_validate(dict(r)) for r in rows]))
 
 
 @api.get(
@@ -150,7 +155,7 @@ async def get_fleet(request: web.Request) -> web.Response:
     fleet_id = path_uuid(request, "fleet_id")
     async with tenant_transaction(request) as conn:
         fleet = await _fetch(conn, principal_of(request).tenant_id, fleet_id)
-    return _json(fleet, version=fleet.version)
+    return json_response(fleet, version=fleet.version)
 
 
 @api.post(
@@ -189,7 +194,7 @@ async def create_fleet(request: web.Request) -> web.Response:
             after=fleet.model_dump(mode="json"),
             remote=request.remote,
         )
-    return _json(fleet, status=201, version=fleet.version)
+    return json_response(fleet, status=201, version=fleet.version)
 
 
 @api.patch(
@@ -243,7 +248,7 @@ async def patch_fleet(request: web.Request) -> web.Response:
                 after=after.model_dump(mode="json"),
                 remote=request.remote,
             )
-    return _json(after, version=after.version)
+    return json_response(after, version=after.version)
 
 
 @api.delete(
@@ -281,4 +286,4 @@ async def delete_fleet(request: web.Request) -> web.Response:
             before=before.model_dump(mode="json"),
             remote=request.remote,
         )
-    return _json(Deleted(deleted=True))
+    return json_response(Deleted(deleted=True))

@@ -21,9 +21,9 @@ from fleetlink.cloud import audit
 from fleetlink.cloud.api.access import principal_of, tenant_transaction
 from fleetlink.cloud.api.drivers import PERSONAL, DriverCreate
 from fleetlink.cloud.api.drivers import _context as driver_context
-from fleetlink.cloud.api.paging import check_text
 from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.request_parsing import query_model
+from fleetlink.cloud.api.rest import check_text
 from fleetlink.cloud.api.spec import ResourceRoutes
 from fleetlink.cloud.api.vehicles import VehicleCreate, default_name, vin_completed
 from fleetlink.cloud.app_keys import FIELD_CIPHER

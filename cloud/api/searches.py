@@ -12,9 +12,9 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from fleetlink.cloud.api.access import principal_of, tenant_transaction
-from fleetlink.cloud.api.paging import json_body, sort_pattern
 from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.request_parsing import path_uuid
+from fleetlink.cloud.api.rest import json_body, sort_pattern
 from fleetlink.cloud.api.spec import ResourceRoutes
 from fleetlink.cloud.api.vehicles import SORTS as VEHICLE_SORTS
 from fleetlink.cloud.auth.permissions import Permission

@@ -13,18 +13,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fleetlink.cloud import audit
 from fleetlink.cloud.api.access import principal_of, tenant_transaction
-from fleetlink.cloud.api.paging import (
+from fleetlink.cloud.api.fleets import require_fleet
+from fleetlink.cloud.api.problems import ProblemError
+from fleetlink.cloud.api.request_parsing import path_uuid, query_model
+from fleetlink.cloud.api.rest import (
+    ETAG_HEADER,
     PageQuery,
     SortKey,
     encode_cursor,
-    etag,
     json_body,
+    json_response,
     keyset,
     require_if_match,
     sort_pattern,
 )
-from fleetlink.cloud.api.problems import ProblemError
-from fleetlink.cloud.api.request_parsing import path_uuid, query_model
 from fleetlink.cloud.api.spec import ResourceRoutes
 from fleetlink.cloud.auth.permissions import Permission
 from fleetlink.cloud.records.vehicle_profile import (
@@ -40,9 +42,6 @@ api = ResourceRoutes("vehicles")
 routes = api.routes
 
 VEHICLE_ID = {"description": "Vehicle UUID", "schema": {"type": "string", "format": "uuid"}}
-ETAG_HEADER = {
-    "ETag": {"description": "The version to send back in If-Match", "schema": {"type": "string"}}
-}
 
 SORTS = {
     "name": SortKey("name", "v.name", "text"),
@@ -204,11 +203,6 @@ def _vehicle(row: asyncpg.Record) -> Vehicle:
     return Vehicle.model_validate(dict(row))
 
 
-def _json(model: BaseModel, status: int = 200, version: int | None = None) -> web.Response:
-    headers = {"ETag": etag(version)} if version is not None else None
-    return web.json_response(text=model.model_dump_json(), status=status, headers=headers)
-
-
 async def fetch_vehicle(conn: asyncpg.Connection, tenant: str, vehicle_id: uuid.UUID) -> Vehicle:
     """Return the tenant's vehicle; raise ProblemError(404) if the tenant has none with that id."""
     row = await conn.fetchrow(
@@ -219,15 +213,6 @@ async def fetch_vehicle(conn: asyncpg.Connection, tenant: str, vehicle_id: uuid.
     if row is None:
         raise ProblemError(404, f"no vehicle {vehicle_id}")
     return _vehicle(row)
-
-
-async def _check_fleet(conn: asyncpg.Connection, tenant: str, fleet_id: uuid.UUID | None) -> None:
-    if fleet_id is not None and not await conn.fetchval(
-        "SELECT 1 FROM fleets WHERE tenant_id = $1 AND id = $2", tenant, fleet_id
-    ):
-        raise ProblemError(
-            422, f"no fleet {fleet_id}", errors=[{"field": "fleet_id", "message": "unknown fleet"}]
-        )
 
 
 def _unique_violation(exc: asyncpg.UniqueViolationError) -> ProblemError:
@@ -263,7 +248,7 @@ async def list_vehicles(request: web.Request) -> web.Response:
     next_cursor = None
     if len(rows) > query.limit:
         next_cursor = encode_cursor(SORTS, query.sort, rows[query.limit - 1])
-    return _json(VehicleList(items=items, next_cursor=next_cursor))
+    return json_response(VehicleList(items=items, next_cursor=next_cursor))
 
 
 @api.get(
@@ -296,7 +281,7 @@ async def vehicle_facets(request: web.Request) -> web.Response:
             facets[r["facet"]].append(FacetCount(value=r["value"], count=r["count"]))
     for counts in facets.values():
         counts.sort(key=lambda c: (-c.count, c.value or ""))
-    return _json(VehicleFacets(total=total, **facets))
+    return json_response(VehicleFacets(total=total, **facets))
 
 
 @api.get(
@@ -312,7 +297,7 @@ async def get_vehicle(request: web.Request) -> web.Response:
     vehicle_id = path_uuid(request, "vehicle_id")
     async with tenant_transaction(request) as conn:
         vehicle = await fetch_vehicle(conn, principal_of(request).tenant_id, vehicle_id)
-    return _json(vehicle, version=vehicle.version)
+    return json_response(vehicle, version=vehicle.version)
 
 
 def vin_completed(fields: dict[str, Any]) -> dict[str, Any]:
@@ -359,7 +344,7 @@ async def create_vehicle(request: web.Request) -> web.Response:
     values = [vehicle_id, principal.tenant_id, *fields.values()]
     placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
     async with tenant_transaction(request) as conn:
-        await _check_fleet(conn, principal.tenant_id, body.fleet_id)
+        await require_fleet(conn, principal.tenant_id, body.fleet_id)
         try:
             await conn.execute(
                 f"INSERT INTO vehicles ({', '.join(columns)}) VALUES ({placeholders})",
@@ -378,7 +363,7 @@ async def create_vehicle(request: web.Request) -> web.Response:
             after=vehicle.model_dump(mode="json"),
             remote=request.remote,
         )
-    response = _json(vehicle, status=201, version=vehicle.version)
+    response = json_response(vehicle, status=201, version=vehicle.version)
     response.headers["Location"] = f"/api/v1/vehicles/{vehicle_id}"
     return response
 
@@ -415,7 +400,7 @@ async def patch_vehicle(request: web.Request) -> web.Response:
         if changes.get("vin"):
             changes["vin"] = vin_profile(changes["vin"]).vin
         if "fleet_id" in changes:
-            await _check_fleet(conn, principal.tenant_id, changes["fleet_id"])
+            await require_fleet(conn, principal.tenant_id, changes["fleet_id"])
         if changes:
             sets = ", ".join(f"{column} = ${i}" for i, column in enumerate(changes, start=3))
             try:
@@ -441,7 +426,7 @@ async def patch_vehicle(request: web.Request) -> web.Response:
                 after=after.model_dump(mode="json"),
                 remote=request.remote,
             )
-    return _json(after, version=after.version)
+    return json_response(after, version=after.version)
 
 
 @api.delete(
@@ -483,4 +468,4 @@ async def retire_vehicle(request: web.Request) -> web.Response:
                 after=after.model_dump(mode="json"),
                 remote=request.remote,
             )
-    return _json(after, version=after.version)
+    return json_response(after, version=after.version)

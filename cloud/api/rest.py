@@ -1,4 +1,5 @@
-"""Cursor pagination, sorting and the ETag/If-Match rules shared by the list and edit routes."""
+"""The REST conventions every resource route shares: cursor pages and sorting, ETag and
+If-Match, JSON bodies in and out, and text PostgreSQL can store."""
 
 from __future__ import annotations
 
@@ -167,3 +168,14 @@ async def json_body(request: web.Request, model: type[BaseModel]) -> Any:
             for e in exc.errors(include_url=False)
         ]
         raise ProblemError(422, "the body is not valid", errors=errors) from None
+
+
+ETAG_HEADER = {
+    "ETag": {"description": "The version to send back in If-Match", "schema": {"type": "string"}}
+}
+
+
+def json_response(model: BaseModel, status: int = 200, version: int | None = None) -> web.Response:
+    """Return ``model`` as JSON, with its ETag when it has a ``version``."""
+    headers = {"ETag": etag(version)} if version is not None else None
+    return web.json_response(text=model.model_dump_json(), status=status, headers=headers)
