@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 from aiohttp import web
+from pydantic import BaseModel
 
+from fleetlink.cloud import audit
 from fleetlink.cloud.api.problems import Handler, ProblemError
 from fleetlink.cloud.app_keys import API_POOL, LIMITER, POOL, PRINCIPALS
 from fleetlink.cloud.auth.api_tokens import token_principal
@@ -111,3 +114,32 @@ async def tenant_transaction(request: web.Request) -> AsyncIterator[asyncpg.Conn
         else:
             async with conn.transaction():
                 yield conn
+
+
+async def record_change(
+    request: web.Request,
+    conn: asyncpg.Connection,
+    action: str,
+    resource: str,
+    resource_id: object,
+    *,
+    before: BaseModel | dict[str, Any] | None = None,
+    after: BaseModel | dict[str, Any] | None = None,
+) -> None:
+    """Write the audit entry of the caller's change, in the change's own transaction."""
+    principal = principal_of(request)
+
+    def snapshot(value: BaseModel | dict[str, Any] | None) -> dict[str, Any] | None:
+        return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+
+    await audit.record(
+        conn,
+        principal.tenant_id,
+        principal.actor,
+        action,
+        resource,
+        resource_id,
+        before=snapshot(before),
+        after=snapshot(after),
+        remote=request.remote,
+    )

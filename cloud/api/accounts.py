@@ -10,8 +10,7 @@ import asyncpg
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from fleetlink.cloud import audit
-from fleetlink.cloud.api.access import principal_of, tenant_transaction
+from fleetlink.cloud.api.access import principal_of, record_change, tenant_transaction
 from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.request_parsing import path_uuid, query_model
 from fleetlink.cloud.api.rest import json_body, json_response
@@ -141,15 +140,13 @@ async def add_member(request: web.Request) -> web.Response:
             raise ProblemError(status, str(exc)) from None
         row = await conn.fetchrow(_MEMBERS + " AND u.id = $2", principal.tenant_id, user_id)
         member = Member.model_validate(dict(row))
-        await audit.record(
+        await record_change(
+            request,
             conn,
-            principal.tenant_id,
-            principal.actor,
             "add_member",
             "user",
             user_id,
-            after=member.model_dump(mode="json"),
-            remote=request.remote,
+            after=member,
         )
     return json_response(member, status=201)
 
@@ -200,16 +197,14 @@ async def change_role(request: web.Request) -> web.Response:
             body.role.value,
         )
         after = before.model_copy(update={"role": body.role})
-        await audit.record(
+        await record_change(
+            request,
             conn,
-            principal.tenant_id,
-            principal.actor,
             "change_role",
             "user",
             user_id,
-            before=before.model_dump(mode="json"),
-            after=after.model_dump(mode="json"),
-            remote=request.remote,
+            before=before,
+            after=after,
         )
     return json_response(after)
 
@@ -256,15 +251,13 @@ async def remove_member(request: web.Request) -> web.Response:
             principal.tenant_id,
             user_id,
         )
-        await audit.record(
+        await record_change(
+            request,
             conn,
-            principal.tenant_id,
-            principal.actor,
             "remove_member",
             "user",
             user_id,
-            before=before.model_dump(mode="json"),
-            remote=request.remote,
+            before=before,
         )
     return json_response(Removed(removed=True))
 
@@ -331,15 +324,13 @@ async def create_token_route(request: web.Request) -> web.Response:
             for t in await list_tokens(conn, principal.tenant_id, principal.user_id)
             if t.id == token_id
         ]
-        await audit.record(
+        await record_change(
+            request,
             conn,
-            principal.tenant_id,
-            principal.actor,
             "create_token",
             "token",
             token_id,
             after={"name": body.name, "scopes": body.scopes},
-            remote=request.remote,
         )
     created = CreatedToken.model_validate(
         {**Token.model_validate(info, from_attributes=True).model_dump(), "token": text}
@@ -371,13 +362,11 @@ async def revoke_token_route(request: web.Request) -> web.Response:
             raise ProblemError(404, f"no live token {token_id}")
         await revoke_token(conn, principal.tenant_id, token_id)
         request.app[PRINCIPALS].forget_token(token_id)
-        await audit.record(
+        await record_change(
+            request,
             conn,
-            principal.tenant_id,
-            principal.actor,
             "revoke_token",
             "token",
             token_id,
-            remote=request.remote,
         )
     return json_response(Removed(removed=True))

@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from fleetlink.cloud import audit
-from fleetlink.cloud.api.access import CSRF_HEADER, principal_of
+from fleetlink.cloud.api.access import CSRF_HEADER, principal_of, record_change
 from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.rest import json_body
 from fleetlink.cloud.api.spec import ResourceRoutes
@@ -233,14 +233,12 @@ async def _set_totp(request: web.Request, enabled: bool) -> web.Response:
             principal.user_id,
             enabled,
         )
-        await audit.record(
+        await record_change(
+            request,
             conn,
-            principal.tenant_id,
-            principal.actor,
             "totp_on" if enabled else "totp_off",
             "user",
             principal.user_id,
-            remote=request.remote,
         )
     return web.json_response(text=TotpState(enabled=enabled).model_dump_json())
 

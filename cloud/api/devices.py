@@ -10,8 +10,8 @@ import asyncpg
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from fleetlink.cloud import audit, registry
-from fleetlink.cloud.api.access import principal_of, tenant_transaction
+from fleetlink.cloud import registry
+from fleetlink.cloud.api.access import principal_of, record_change, tenant_transaction
 from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.rest import json_body, json_response, require_if_match
 from fleetlink.cloud.api.spec import ResourceRoutes
@@ -176,15 +176,13 @@ async def create_device(request: web.Request) -> web.Response:
                 errors=[{"field": "id", "message": "taken"}],
             ) from None
         device = await _fetch(conn, principal.tenant_id, body.id)
-        await audit.record(
+        await record_change(
+            request,
             conn,
-            principal.tenant_id,
-            principal.actor,
             "create",
             "device",
             body.id,
-            after=device.model_dump(mode="json"),
-            remote=request.remote,
+            after=device,
         )
     return json_response(device, status=201, version=device.version)
 
@@ -224,16 +222,14 @@ async def patch_device(request: web.Request) -> web.Response:
             )
         after = await _fetch(conn, principal.tenant_id, device_id)
         if changes:
-            await audit.record(
+            await record_change(
+                request,
                 conn,
-                principal.tenant_id,
-                principal.actor,
                 "update",
                 "device",
                 device_id,
-                before=before.model_dump(mode="json"),
-                after=after.model_dump(mode="json"),
-                remote=request.remote,
+                before=before,
+                after=after,
             )
     return json_response(after, version=after.version)
 
@@ -274,14 +270,12 @@ async def assign_device(request: web.Request) -> web.Response:
             valid_from=done.valid_from,
             valid_to=done.valid_to,
         )
-        await audit.record(
+        await record_change(
+            request,
             conn,
-            principal.tenant_id,
-            principal.actor,
             "assign",
             "device",
             device_id,
-            after=assignment.model_dump(mode="json"),
-            remote=request.remote,
+            after=assignment,
         )
     return json_response(assignment, status=201)

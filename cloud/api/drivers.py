@@ -15,8 +15,7 @@ import asyncpg
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from fleetlink.cloud import audit
-from fleetlink.cloud.api.access import principal_of, tenant_transaction
+from fleetlink.cloud.api.access import principal_of, record_change, tenant_transaction
 from fleetlink.cloud.api.fleets import require_fleet
 from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.request_parsing import path_uuid, query_model
@@ -291,15 +290,13 @@ async def create_driver(request: web.Request) -> web.Response:
         except asyncpg.UniqueViolationError:
             raise _employee_taken() from None
         driver = await _fetch(request, conn, driver_id)
-        await audit.record(
+        await record_change(
+            request,
             conn,
-            principal.tenant_id,
-            principal.actor,
             "create",
             "driver",
             driver_id,
             after=_snapshot(driver),
-            remote=request.remote,
         )
     response = json_response(driver, status=201, version=driver.version)
     response.headers["Location"] = f"/api/v1/drivers/{driver_id}"
@@ -352,16 +349,14 @@ async def patch_driver(request: web.Request) -> web.Response:
                 raise _employee_taken() from None
         after = await _fetch(request, conn, driver_id)
         if columns:
-            await audit.record(
+            await record_change(
+                request,
                 conn,
-                principal.tenant_id,
-                principal.actor,
                 "update",
                 "driver",
                 driver_id,
                 before=_snapshot(before),
                 after=_snapshot(after),
-                remote=request.remote,
             )
     return json_response(after, version=after.version)
 
@@ -388,16 +383,14 @@ async def retire_driver(request: web.Request) -> web.Response:
         )
         after = await _fetch(request, conn, driver_id)
         if before.status != after.status:
-            await audit.record(
+            await record_change(
+                request,
                 conn,
-                principal.tenant_id,
-                principal.actor,
                 "retire",
                 "driver",
                 driver_id,
                 before=_snapshot(before),
                 after=_snapshot(after),
-                remote=request.remote,
             )
     return json_response(after, version=after.version)
 
@@ -455,16 +448,14 @@ async def assign_driver(request: web.Request) -> web.Response:
                 body.at,
             )
         after = await _fetch(request, conn, driver_id)
-        await audit.record(
+        await record_change(
+            request,
             conn,
-            principal.tenant_id,
-            principal.actor,
             "assign",
             "driver",
             driver_id,
             before={"vehicle_id": str(before.vehicle_id) if before.vehicle_id else None},
             after={"vehicle_id": str(after.vehicle_id) if after.vehicle_id else None},
-            remote=request.remote,
         )
     return json_response(after, version=after.version)
 
@@ -494,14 +485,12 @@ async def export_driver(request: web.Request) -> web.Response:
             principal.tenant_id,
             str(driver_id),
         )
-        await audit.record(
+        await record_change(
+            request,
             conn,
-            principal.tenant_id,
-            principal.actor,
             "export",
             "driver",
             driver_id,
-            remote=request.remote,
         )
         exported_at = await conn.fetchval("SELECT now()")
     body = DriverExport(
@@ -536,15 +525,13 @@ async def erase_driver(request: web.Request) -> web.Response:
             driver_id,
         )
         after = await _fetch(request, conn, driver_id)
-        await audit.record(
+        await record_change(
+            request,
             conn,
-            principal.tenant_id,
-            principal.actor,
             "erase",
             "driver",
             driver_id,
             before=_snapshot(before),
             after=_snapshot(after),
-            remote=request.remote,
         )
     return json_response(after, version=after.version)

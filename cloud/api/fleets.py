@@ -9,8 +9,7 @@ import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from fleetlink.cloud import audit
-from fleetlink.cloud.api.access import principal_of, tenant_transaction
+from fleetlink.cloud.api.access import principal_of, record_change, tenant_transaction
 from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.request_parsing import path_uuid
 from fleetlink.cloud.api.rest import json_body, json_response, require_if_match
@@ -184,15 +183,13 @@ async def create_fleet(request: web.Request) -> web.Response:
         except asyncpg.UniqueViolationError:
             raise _name_taken() from None
         fleet = await _fetch(conn, principal.tenant_id, fleet_id)
-        await audit.record(
+        await record_change(
+            request,
             conn,
-            principal.tenant_id,
-            principal.actor,
             "create",
             "fleet",
             fleet_id,
-            after=fleet.model_dump(mode="json"),
-            remote=request.remote,
+            after=fleet,
         )
     return json_response(fleet, status=201, version=fleet.version)
 
@@ -237,16 +234,14 @@ async def patch_fleet(request: web.Request) -> web.Response:
                 raise _name_taken() from None
         after = await _fetch(conn, principal.tenant_id, fleet_id)
         if changes:
-            await audit.record(
+            await record_change(
+                request,
                 conn,
-                principal.tenant_id,
-                principal.actor,
                 "update",
                 "fleet",
                 fleet_id,
-                before=before.model_dump(mode="json"),
-                after=after.model_dump(mode="json"),
-                remote=request.remote,
+                before=before,
+                after=after,
             )
     return json_response(after, version=after.version)
 
@@ -276,14 +271,12 @@ async def delete_fleet(request: web.Request) -> web.Response:
         await conn.execute(
             "DELETE FROM fleets WHERE tenant_id = $1 AND id = $2", principal.tenant_id, fleet_id
         )
-        await audit.record(
+        await record_change(
+            request,
             conn,
-            principal.tenant_id,
-            principal.actor,
             "delete",
             "fleet",
             fleet_id,
-            before=before.model_dump(mode="json"),
-            remote=request.remote,
+            before=before,
         )
     return json_response(Deleted(deleted=True))

@@ -17,8 +17,7 @@ import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fleetlink.cloud import audit
-from fleetlink.cloud.api.access import principal_of, tenant_transaction
+from fleetlink.cloud.api.access import principal_of, record_change, tenant_transaction
 from fleetlink.cloud.api.drivers import PERSONAL, DriverCreate
 from fleetlink.cloud.api.drivers import _context as driver_context
 from fleetlink.cloud.api.problems import ProblemError
@@ -284,15 +283,13 @@ async def _apply_vehicles(conn: asyncpg.Connection, request: web.Request, rows: 
                     f"INSERT INTO vehicles ({', '.join(columns)}) VALUES ({marks})",
                     *columns.values(),
                 )
-                await audit.record(
+                await record_change(
+                    request,
                     conn,
-                    principal.tenant_id,
-                    principal.actor,
                     "import_create",
                     "vehicle",
                     vehicle_id,
                     after=row.fields,
-                    remote=request.remote,
                 )
             elif row.report.action == "update":
                 sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(row.changes, start=3))
@@ -303,15 +300,13 @@ async def _apply_vehicles(conn: asyncpg.Connection, request: web.Request, rows: 
                     row.existing_id,
                     *row.changes.values(),
                 )
-                await audit.record(
+                await record_change(
+                    request,
                     conn,
-                    principal.tenant_id,
-                    principal.actor,
                     "import_update",
                     "vehicle",
                     row.existing_id,
                     after=row.changes,
-                    remote=request.remote,
                 )
     except asyncpg.UniqueViolationError:
         raise ProblemError(
@@ -423,15 +418,13 @@ async def _apply_drivers(conn: asyncpg.Connection, request: web.Request, rows: l
             await conn.execute(
                 f"INSERT INTO drivers ({', '.join(values)}) VALUES ({marks})", *values.values()
             )
-            await audit.record(
+            await record_change(
+                request,
                 conn,
-                principal.tenant_id,
-                principal.actor,
                 "import_create",
                 "driver",
                 driver_id,
                 after={"fields": sorted(row.fields)},
-                remote=request.remote,
             )
         elif row.report.action == "update" and row.existing_id is not None:
             values = columns(row.existing_id, row.changes)
@@ -443,13 +436,11 @@ async def _apply_drivers(conn: asyncpg.Connection, request: web.Request, rows: l
                 row.existing_id,
                 *values.values(),
             )
-            await audit.record(
+            await record_change(
+                request,
                 conn,
-                principal.tenant_id,
-                principal.actor,
                 "import_update",
                 "driver",
                 row.existing_id,
                 after={"fields": sorted(row.changes)},
-                remote=request.remote,
             )

@@ -11,8 +11,7 @@ import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from fleetlink.cloud import audit
-from fleetlink.cloud.api.access import principal_of, tenant_transaction
+from fleetlink.cloud.api.access import principal_of, record_change, tenant_transaction
 from fleetlink.cloud.api.fleets import require_fleet
 from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.request_parsing import path_uuid, query_model
@@ -353,15 +352,13 @@ async def create_vehicle(request: web.Request) -> web.Response:
         except asyncpg.UniqueViolationError as exc:
             raise _unique_violation(exc) from None
         vehicle = await fetch_vehicle(conn, principal.tenant_id, vehicle_id)
-        await audit.record(
+        await record_change(
+            request,
             conn,
-            principal.tenant_id,
-            principal.actor,
             "create",
             "vehicle",
             vehicle_id,
-            after=vehicle.model_dump(mode="json"),
-            remote=request.remote,
+            after=vehicle,
         )
     response = json_response(vehicle, status=201, version=vehicle.version)
     response.headers["Location"] = f"/api/v1/vehicles/{vehicle_id}"
@@ -415,16 +412,14 @@ async def patch_vehicle(request: web.Request) -> web.Response:
                 raise _unique_violation(exc) from None
         after = await fetch_vehicle(conn, principal.tenant_id, vehicle_id)
         if changes:
-            await audit.record(
+            await record_change(
+                request,
                 conn,
-                principal.tenant_id,
-                principal.actor,
                 "update",
                 "vehicle",
                 vehicle_id,
-                before=before.model_dump(mode="json"),
-                after=after.model_dump(mode="json"),
-                remote=request.remote,
+                before=before,
+                after=after,
             )
     return json_response(after, version=after.version)
 
@@ -457,15 +452,13 @@ async def retire_vehicle(request: web.Request) -> web.Response:
             )
         after = await fetch_vehicle(conn, principal.tenant_id, vehicle_id)
         if before.status != "retired":
-            await audit.record(
+            await record_change(
+                request,
                 conn,
-                principal.tenant_id,
-                principal.actor,
                 "retire",
                 "vehicle",
                 vehicle_id,
-                before=before.model_dump(mode="json"),
-                after=after.model_dump(mode="json"),
-                remote=request.remote,
+                before=before,
+                after=after,
             )
     return json_response(after, version=after.version)
