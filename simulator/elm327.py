@@ -14,6 +14,7 @@ import os
 import random
 import re
 import select
+import termios
 import threading
 import time
 import tty
@@ -39,12 +40,22 @@ class Elm327Emulator:
     """Serves the ELM327 protocol for ``vehicle`` on a pty from its own thread.
 
     Every OBD request (not AT commands) waits ``latency_s`` seconds before its reply, like the
-    round trip to a real ECU. ``seed`` drives the garbage bytes of ``set_garbled``.
+    round trip to a real ECU. ``seed`` drives the garbage bytes of ``set_garbled``. With
+    ``baudrate`` set, the adapter hears only a client whose port is set to that rate (a UART
+    at another rate receives noise), so baud-rate detection can be tested on a pty.
     """
 
-    def __init__(self, vehicle: Vehicle, latency_s: float = 0.03, *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        vehicle: Vehicle,
+        latency_s: float = 0.03,
+        *,
+        seed: int = 0,
+        baudrate: int | None = None,
+    ) -> None:
         self.vehicle = vehicle
         self.latency_s = latency_s
+        self.baudrate = baudrate
         self.port: str | None = None
         self._interpreter = Elm327Interpreter(vehicle)
         self._rng = random.Random(seed)
@@ -204,7 +215,18 @@ class Elm327Emulator:
         self._respond(master, line)
         return True
 
+    def _client_baudrate_matches(self) -> bool:
+        if self.baudrate is None or self._slave_fd is None:
+            return True
+        speed = getattr(termios, f"B{self.baudrate}", None)
+        try:
+            return termios.tcgetattr(self._slave_fd)[5] == speed
+        except termios.error:
+            return False
+
     def _respond(self, master: int, line: bytes) -> None:
+        if not self._client_baudrate_matches():
+            return
         with self._lock:
             silent = self._silent
             wrong = _SINGLE_MODE_01.match(line) is not None and self._wrong_pid_remaining > 0
