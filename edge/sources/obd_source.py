@@ -135,8 +135,9 @@ class ObdSource(Source):
                 elif state == "no_vehicle":
                     battery = self._battery_group()
                     self._poll(link, [battery] if battery else [], until=delay_s)
-            except LinkLostError as exc:
-                self.counters["link_lost"] += 1
+            except LinkError as exc:
+                lost = isinstance(exc, LinkLostError)
+                self.counters["link_lost" if lost else "link_errors"] += 1
                 self._set_state("disconnected", str(exc))
             except Exception:
                 self.counters["poll_errors"] += 1

@@ -129,3 +129,21 @@ def test_counting_wrong_values_catches_a_value_under_another_signal() -> None:
     assert count_wrong({0x0C: [800.0, 820.0], 0x0D: [31.0]}, produced) == 0
     assert count_wrong({0x0C: [800.0, 31.0, 820.0]}, produced) == 1
     assert count_wrong({0x0C: [820.0, 800.0]}, produced) == 1
+
+
+def test_a_multi_pid_request_is_checked_pid_by_pid(car: SimulatedVehicle) -> None:
+    from fleetlink.edge.link.replies import mode_01_values
+
+    link = Elm327Link(str(car.port), timeout_s=0.5)
+    try:
+        assert link.open() == "vehicle"
+        reply = link.request(b"010C0D05")
+        assert reply.kind == "ok"
+        values = mode_01_values(reply.messages[0].data, [0x0C, 0x0D, 0x05])
+        assert sorted(values) == [0x05, 0x0C, 0x0D]
+        car.elm327.set_wrong_pid(1)
+        assert link.query("SPEED").kind == "mismatch"
+        assert link.query("SPEED").kind == "ok"
+        assert link.counters["mismatched_replies"] == 1
+    finally:
+        link.close()
