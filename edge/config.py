@@ -89,11 +89,18 @@ class ObdSection(_Section):
     port: str
     baudrate: Annotated[int, Field(gt=0)] | None = None
     protocol: str | None = None
-    timeout_s: PositiveFloat = 1.0
+    timeout_s: PositiveFloat = Field(
+        default=1.0, description="deadline of one request; nothing retries or stretches it"
+    )
+    stall_after_s: PositiveFloat = Field(
+        default=3.0,
+        description="an adapter that owes an answer this long is stalled (reported, probed "
+        "until it answers again)",
+    )
     battery_rate_hz: Annotated[float, Field(ge=0)] = 0.2
     reconnect_min_s: PositiveFloat = 1.0
     reconnect_max_s: PositiveFloat = 60.0
-    silent_rounds: Annotated[int, Field(ge=1)] = 3
+    no_data_rounds: Annotated[int, Field(ge=1)] = 3
     profile: str = Field(
         default=DEFAULT_PROFILE,
         description="firmware profile (shipped id or .toml path) whose poll groups are read "

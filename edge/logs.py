@@ -1,4 +1,4 @@
-"""Logging specific to the agent: python-obd's own handler and chatter."""
+"""Logging specific to the agent: python-obd's records."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ import logging
 
 
 def quiet_python_obd() -> None:
-    """Route python-obd's records through the root handler, errors only.
+    """Route python-obd's records through the root handler only, warnings and up.
 
-    python-obd installs its own handler and logs every serial exchange; the agent
-    reports adapter state changes itself.
+    The agent reports adapter state changes itself; python-obd (protocol parsers and
+    decoders only, since the link is ours) has little left to say.
     """
-    obd_logger = logging.getLogger("obd")
-    obd_logger.handlers.clear()
-    obd_logger.propagate = True
-    obd_logger.setLevel(logging.ERROR)
+    from fleetlink.edge.link.python_obd import route_python_obd_logging
+
+    route_python_obd_logging(logging.WARNING)

@@ -86,5 +86,5 @@ class Status(_Message):
     online: bool
     time_ms: UnixMs
     agent_version: str = ""
-    adapter: Literal["connected", "no_vehicle", "disconnected", "unknown"] = "unknown"
+    adapter: Literal["connected", "stalled", "no_vehicle", "disconnected", "unknown"] = "unknown"
     buffered_batches: Annotated[int, Field(ge=0)] = 0

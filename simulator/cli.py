@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import signal
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from fleetlink.simulator.fleet import SimulatedVehicle
+from fleetlink.simulator.j1979 import encode_dtc
 
 app = typer.Typer(help="Simulated vehicles that speak ELM327 on a pseudo-terminal.")
 
@@ -29,10 +32,36 @@ def run(
     ignition_off: Annotated[
         bool, typer.Option("--ignition-off", help="Start with the ignition off.")
     ] = False,
+    link: Annotated[
+        Path | None,
+        typer.Option(help="Also make this symlink to the port (like a /dev/serial/by-id name)."),
+    ] = None,
+    dtc: Annotated[
+        list[str] | None, typer.Option(help="A stored trouble code such as P0301 (repeatable).")
+    ] = None,
 ) -> None:
     """Start one simulated vehicle, print its serial port, and run until Ctrl-C."""
     sim = SimulatedVehicle(seed, style, latency_ms / 1000.0, ignition_on=not ignition_off)
+    for code in dtc or []:
+        try:
+            encode_dtc(code)
+        except ValueError as exc:
+            typer.echo(f"error: --dtc {code}: {exc}", err=True)
+            raise typer.Exit(2) from None
+        sim.vehicle.add_dtc(code)
+    # A run in the background (``&``) ignores Ctrl-C; SIGTERM stops it the same way.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     port = sim.start()
+    if link is not None:
+        if link.is_symlink():
+            link.unlink()
+        try:
+            link.symlink_to(port)
+        except OSError as exc:
+            sim.stop()
+            typer.echo(f"error: cannot make {link}: {exc.strerror or exc}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(f"{link} -> {port}")
     typer.echo(f"ELM327 on {port}  VIN {sim.vin}  style {style}  seed {seed}")
     typer.echo(f"connect with: python -c \"import obd; print(obd.OBD('{port}').status())\"")
     try:
@@ -48,3 +77,5 @@ def run(
         typer.echo("stopping")
     finally:
         sim.stop()
+        if link is not None and link.is_symlink():
+            link.unlink()

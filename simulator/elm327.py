@@ -1,8 +1,9 @@
 """An ELM327 adapter on a pseudo-terminal, answering for a simulated vehicle.
 
 Any serial client (python-obd, pyserial, screen) opens ``emulator.port`` as it would
-``/dev/ttyUSB0``. Fault injection lets resilience tests garble replies, go silent, or make
-the port disappear.
+``/dev/ttyUSB0``. Fault injection lets resilience tests garble replies, go silent, stall and
+then answer everything that queued up meanwhile, answer with another PID, or make the port
+disappear.
 """
 
 from __future__ import annotations
@@ -11,20 +12,24 @@ import contextlib
 import logging
 import os
 import random
+import re
 import select
+import termios
 import threading
 import time
 import tty
-from collections import Counter
+from collections import Counter, deque
 from types import TracebackType
 
-from fleetlink.simulator.elm327_interpreter import Elm327Interpreter
+from fleetlink.simulator.elm327_interpreter import Elm327Interpreter, Quirks
 from fleetlink.simulator.vehicle import Vehicle
 
 logger = logging.getLogger(__name__)
 
 _POLL_S = 0.05
 _MAX_LINE = 256
+_SERVED_MAX = 100_000
+_SINGLE_MODE_01 = re.compile(rb"^\s*01\s*([0-9A-Fa-f]{2})\s*$")
 
 
 class EmulatorStateError(RuntimeError):
@@ -35,12 +40,22 @@ class Elm327Emulator:
     """Serves the ELM327 protocol for ``vehicle`` on a pty from its own thread.
 
     Every OBD request (not AT commands) waits ``latency_s`` seconds before its reply, like the
-    round trip to a real ECU. ``seed`` drives the garbage bytes of ``set_garbled``.
+    round trip to a real ECU. ``seed`` drives the garbage bytes of ``set_garbled``. With
+    ``baudrate`` set, the adapter hears only a client whose port is set to that rate (a UART
+    at another rate receives noise), so baud-rate detection can be tested on a pty.
     """
 
-    def __init__(self, vehicle: Vehicle, latency_s: float = 0.03, *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        vehicle: Vehicle,
+        latency_s: float = 0.03,
+        *,
+        seed: int = 0,
+        baudrate: int | None = None,
+    ) -> None:
         self.vehicle = vehicle
         self.latency_s = latency_s
+        self.baudrate = baudrate
         self.port: str | None = None
         self._interpreter = Elm327Interpreter(vehicle)
         self._rng = random.Random(seed)
@@ -48,7 +63,11 @@ class Elm327Emulator:
         self._requests_by_mode: Counter[int] = Counter()
         self._at_commands = 0
         self._garbled_remaining = 0
+        self._wrong_pid_remaining = 0
         self._silent = False
+        self._stalled_until = 0.0
+        self._queued: deque[bytes] = deque()
+        self._served: deque[tuple[str, bytes]] = deque(maxlen=_SERVED_MAX)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._master_fd: int | None = None
@@ -111,6 +130,29 @@ class Elm327Emulator:
         with self._lock:
             self._silent = silent
 
+    def stall(self, seconds: float) -> None:
+        """Answer nothing for ``seconds``, then answer every request that arrived meanwhile,
+        in order and each after the latency, as a hung adapter that comes back does."""
+        with self._lock:
+            self._stalled_until = time.monotonic() + seconds
+
+    @property
+    def stalled(self) -> bool:
+        """Return True while a :meth:`stall` lasts or its queued requests are being answered."""
+        with self._lock:
+            return time.monotonic() < self._stalled_until or bool(self._queued)
+
+    def set_wrong_pid(self, n: int) -> None:
+        """Answer the next ``n`` single-PID mode 01 requests for another PID (0C for 0D, 0D
+        for any other), as an adapter whose replies slipped against its requests does."""
+        with self._lock:
+            self._wrong_pid_remaining = max(0, n)
+
+    @property
+    def quirks(self) -> Quirks:
+        """Return the ECU/adapter quirks in force; set their fields to switch one on."""
+        return self._interpreter.quirks
+
     # -------------------------------------------------------------- counters
 
     @property
@@ -125,6 +167,13 @@ class Elm327Emulator:
         with self._lock:
             return self._at_commands
 
+    def served(self) -> list[tuple[str, bytes]]:
+        """Return every OBD answer sent, oldest first: the request as the vehicle saw it
+        (``"010C"``) and the ECU's payload (``41 0C 1A F8``), for checking what a client
+        stored against what the vehicle produced (the last 100,000)."""
+        with self._lock:
+            return list(self._served)
+
     # ---------------------------------------------------------------- serving
 
     def _serve(self) -> None:
@@ -132,6 +181,8 @@ class Elm327Emulator:
         assert master is not None
         buffer = bytearray()
         while not self._stop.is_set():
+            if self._replay_one(master):
+                continue
             try:
                 ready, _, _ = select.select([master], [], [], _POLL_S)
                 if not ready:
@@ -146,15 +197,47 @@ class Elm327Emulator:
             while b"\r" in buffer:
                 line, _, rest = bytes(buffer).partition(b"\r")
                 buffer = bytearray(rest)
-                self._respond(master, line)
+                with self._lock:
+                    hold = time.monotonic() < self._stalled_until or bool(self._queued)
+                    if hold:
+                        self._queued.append(line)
+                if not hold:
+                    self._respond(master, line)
             if len(buffer) > _MAX_LINE:
                 buffer.clear()
 
+    def _replay_one(self, master: int) -> bool:
+        """Answer the oldest request queued during a stall once it is over; True if one was."""
+        with self._lock:
+            if not self._queued or time.monotonic() < self._stalled_until:
+                return False
+            line = self._queued.popleft()
+        self._respond(master, line)
+        return True
+
+    def _client_baudrate_matches(self) -> bool:
+        if self.baudrate is None or self._slave_fd is None:
+            return True
+        speed = getattr(termios, f"B{self.baudrate}", None)
+        try:
+            return termios.tcgetattr(self._slave_fd)[5] == speed
+        except termios.error:
+            return False
+
     def _respond(self, master: int, line: bytes) -> None:
+        if not self._client_baudrate_matches():
+            return
         with self._lock:
             silent = self._silent
+            wrong = _SINGLE_MODE_01.match(line) is not None and self._wrong_pid_remaining > 0
+            if wrong:
+                self._wrong_pid_remaining -= 1
         if silent:
             return
+        if wrong:
+            match = _SINGLE_MODE_01.match(line)
+            assert match is not None
+            line = b"010C" if match.group(1).upper() == b"0D" else b"010D"
         reply = self._interpreter.handle(line)
         if reply.obd_mode is not None and self.latency_s > 0:
             time.sleep(self.latency_s)
@@ -163,6 +246,9 @@ class Elm327Emulator:
                 self._at_commands += 1
             else:
                 self._requests_by_mode[reply.obd_mode] += 1
+            if reply.payload is not None:
+                request = "".join(line.decode("ascii", "replace").split()).upper()
+                self._served.append((request, reply.payload))
             data = reply.data
             if self._garbled_remaining > 0:
                 self._garbled_remaining -= 1

@@ -42,11 +42,13 @@ class Reply:
     """What the adapter sends back: ``data`` ends with the ``>`` prompt.
 
     ``obd_mode`` is the service of an OBD request (None for AT commands), so the transport
-    knows to apply the bus latency and count the request.
+    knows to apply the bus latency and count the request; ``payload`` is the ECU's answer
+    (service byte first) when there was one, so tests can compare what arrives with it.
     """
 
     data: bytes
     obd_mode: int | None = None
+    payload: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -63,12 +65,26 @@ class Settings:
     request_id: int = 0x7DF
 
 
+@dataclass(slots=True)
+class Quirks:
+    """Ways real adapters and ECUs depart from the standard, switched on by tests.
+
+    ``omit_dtc_count``: the adapter drops the ISO 15765-4 count byte of mode 03/07/0A replies
+    (seen on clones). ``refuse_clear``: the ECU answers mode 04 with ``7F 04 22``
+    (conditions not correct) and keeps its codes.
+    """
+
+    omit_dtc_count: bool = False
+    refuse_clear: bool = False
+
+
 class Elm327Interpreter:
     """Interprets ELM327 commands against ``vehicle``; not thread-safe (one serial line)."""
 
     def __init__(self, vehicle: Vehicle) -> None:
         self.vehicle = vehicle
         self.settings = Settings()
+        self.quirks = Quirks()
         self._last_command = ""
         self._at_handlers: list[tuple[re.Pattern[str], Callable[[re.Match[str]], list[str]]]] = [
             (re.compile(r"Z"), self._reset),
@@ -111,8 +127,8 @@ class Elm327Interpreter:
                 # ATZ prints two blank lines before the banner while the chip restarts.
                 return Reply((echo + self._eol * 2 + self._format(lines)).encode("ascii"))
             return Reply((echo + self._format(lines)).encode("ascii"))
-        mode, lines = self._obd(command)
-        return Reply((echo + self._format(lines)).encode("ascii"), obd_mode=mode)
+        mode, lines, payload = self._obd(command)
+        return Reply((echo + self._format(lines)).encode("ascii"), mode, payload)
 
     # --------------------------------------------------------------- framing
 
@@ -181,28 +197,29 @@ class Elm327Interpreter:
 
     # ----------------------------------------------------------- OBD request
 
-    def _obd(self, command: str) -> tuple[int | None, list[str]]:
+    def _obd(self, command: str) -> tuple[int | None, list[str], bytes | None]:
         if not re.fullmatch(r"[0-9A-F]{2,}", command):
-            return None, ["?"]
+            return None, ["?"], None
         if len(command) % 2:
             # An odd trailing digit is the number of responses to wait for; one ECU answers.
             command = command[:-1]
         request = bytes.fromhex(command)
         mode = request[0]
         if mode == 0x01 and len(request) - 1 > _MAX_MODE_01_PIDS:
-            return mode, ["?"]
+            return mode, ["?"], None
         prefix, reachable = self._bus_state()
         if not reachable:
-            return mode, prefix
+            return mode, prefix, None
         payload = self._answer(request, self.vehicle.snapshot())
         if payload is None:
-            return mode, [*prefix, "NO DATA"]
-        return mode, prefix + isotp.elm_lines(
+            return mode, [*prefix, "NO DATA"], None
+        lines = isotp.elm_lines(
             isotp.segment(payload),
             can_id=ECU_RESPONSE_ID,
             headers=self.settings.headers,
             spaces=self.settings.spaces,
         )
+        return mode, prefix + lines, payload
 
     def _bus_state(self) -> tuple[list[str], bool]:
         """Return the lines printed before the answer, and whether the ECU can answer."""
@@ -234,8 +251,13 @@ class Elm327Interpreter:
                 0x07: state.pending_dtcs,
                 0x0A: state.permanent_dtcs,
             }[mode]
-            return j1979.encode_dtc_list(mode, codes)
+            encoded = j1979.encode_dtc_list(mode, codes)
+            if self.quirks.omit_dtc_count:
+                return encoded[:1] + encoded[2:]
+            return encoded
         if mode == 0x04 and not pids:
+            if self.quirks.refuse_clear:
+                return bytes((0x7F, 0x04, 0x22))
             self.vehicle.clear_dtcs()
             return bytes((0x44,))
         if mode == 0x09 and len(pids) == 1:

@@ -23,6 +23,7 @@ class SimulatedVehicle:
 
     The physics advance in fixed 0.1 s steps paced by the wall clock (``speed_factor`` > 1
     runs faster than real time), so a given ``seed`` always drives the same trip.
+    ``baudrate``: the adapter answers only a client set to that rate (see Elm327Emulator).
     Raises ValueError for a style outside [0, 1] or a speed_factor <= 0.
     """
 
@@ -35,12 +36,13 @@ class SimulatedVehicle:
         ignition_on: bool = True,
         speed_factor: float = 1.0,
         vehicle: Vehicle | None = None,
+        baudrate: int | None = None,
     ) -> None:
         if speed_factor <= 0:
             raise ValueError(f"speed_factor must be > 0, got {speed_factor}")
         self.vehicle = vehicle or Vehicle(seed)
         self.driver = Driver(style, seed)
-        self.elm327 = Elm327Emulator(self.vehicle, latency_s, seed=seed)
+        self.elm327 = Elm327Emulator(self.vehicle, latency_s, seed=seed, baudrate=baudrate)
         self.speed_factor = speed_factor
         self._start_with_ignition = ignition_on
         self._stop = threading.Event()

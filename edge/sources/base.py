@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-AdapterState = Literal["connected", "no_vehicle", "disconnected", "unknown"]
+AdapterState = Literal["connected", "stalled", "no_vehicle", "disconnected", "unknown"]
 
 _PUT_TIMEOUT_S = 0.5
 

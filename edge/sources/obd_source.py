@@ -1,9 +1,11 @@
-"""The OBD-II source: an ELM327/STN adapter read through python-obd.
+"""The OBD-II source: an ELM327/STN adapter read through the checked link (``edge.link``).
 
 Named ``obd_source`` so that it does not shadow the ``obd`` package. Each poll group is
 read at its own rate; *how* a group is read (one PID per round trip today, several per
 request later) is a :class:`PollStrategy`, so the scheduler and the link handling stay
-as they are when a faster strategy arrives.
+as they are when a faster strategy arrives. Every strategy reads through
+:class:`~fleetlink.edge.link.elm327.Elm327Link`, which checks that each reply answers its
+request, so a sample is only ever stored from a reply to the request for its signal.
 """
 
 from __future__ import annotations
@@ -11,14 +13,13 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import obd
-from obd import OBDStatus
 
 from fleetlink.edge.config import ObdSection
+from fleetlink.edge.link.elm327 import Elm327Link, LinkStatus, Reading
+from fleetlink.edge.link.errors import LinkError, LinkLostError
 from fleetlink.edge.sources.base import AdapterState, Sample, Source
 from fleetlink.shared.signals import by_obd_command
 
@@ -27,61 +28,26 @@ log = logging.getLogger(__name__)
 BATTERY_COMMAND = "ELM_VOLTAGE"
 BATTERY_SIGNAL_ID = 256
 
-ReplyKind = Literal["ok", "silent", "null", "garbled"]
-
-_NO_ANSWER_REPLIES = ("NO DATA", "CAN ERROR", "UNABLE TO CONNECT", "STOPPED", "BUS", "ERROR", "?")
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """The outcome of asking for one command.
-
-    ``kind`` is ``ok`` (a value), ``silent`` (the adapter sent nothing before the timeout),
-    ``null`` (the adapter answered that the vehicle did not, e.g. ``NO DATA``) or
-    ``garbled`` (an answer that does not decode).
-    """
-
-    command: str
-    time_ms: int
-    value: float | None
-    kind: ReplyKind
-
-
-def reading_from_messages(command: str, messages: Sequence[Any] | None, time_ms: int) -> Reading:
-    """Return the :class:`Reading` for the python-obd messages parsed from one reply."""
-    if not messages:
-        return Reading(command, time_ms, None, "silent")
-    value = obd.commands[command](list(messages)).value
-    magnitude = getattr(value, "magnitude", value)
-    if isinstance(magnitude, int | float) and not isinstance(magnitude, bool):
-        return Reading(command, time_ms, float(magnitude), "ok")
-    raw = " ".join(str(m.raw()) for m in messages).strip().upper()
-    if raw.startswith(_NO_ANSWER_REPLIES):
-        return Reading(command, time_ms, None, "null")
-    return Reading(command, time_ms, None, "garbled")
+__all__ = ["BATTERY_COMMAND", "BATTERY_SIGNAL_ID", "ObdSource", "PollStrategy", "Reading"]
 
 
 class PollStrategy(ABC):
-    """How one poll group's commands are read over an open connection."""
+    """How one poll group's commands are read over an open, checked link."""
 
     @abstractmethod
-    def read(self, connection: obd.OBD, commands: Sequence[str]) -> Iterator[Reading]:
+    def read(self, link: Elm327Link, commands: Sequence[str]) -> Iterator[Reading]:
         """Yield one :class:`Reading` per command as soon as it is read; never raise for a
-        bad reply."""
+        bad reply (only :class:`LinkLostError` when the port goes away)."""
 
 
 class OnePidPerRequest(PollStrategy):
-    """python-obd's plain loop: one request and one round trip per PID.
+    """python-obd's plain loop: one request and one round trip per PID, each reply checked."""
 
-    It sends through the interface rather than ``OBD.query`` so that an empty reply (silence)
-    can be told from one that does not decode; for mode 01 and AT commands the bytes sent
-    are the same as ``query``'s.
-    """
-
-    def read(self, connection: obd.OBD, commands: Sequence[str]) -> Iterator[Reading]:
+    def read(self, link: Elm327Link, commands: Sequence[str]) -> Iterator[Reading]:
         for name in commands:
-            messages = connection.interface.send_and_parse(obd.commands[name].command)
-            yield reading_from_messages(name, messages, int(time.time() * 1000))
+            if link.stalled:
+                return
+            yield link.query(name)
 
 
 @dataclass
@@ -91,41 +57,41 @@ class _Group:
     next_due: float
 
 
-def open_connection(settings: ObdSection) -> obd.OBD:
-    """Return a python-obd connection to the configured port (its status tells if it worked)."""
-    connection = obd.OBD(
-        portstr=settings.port,
+def open_link(settings: ObdSection, counters: Counter[str]) -> Elm327Link:
+    """Return an unopened link for the configured port that counts into ``counters``."""
+    return Elm327Link(
+        settings.port,
         baudrate=settings.baudrate,
         protocol=settings.protocol,
-        fast=False,
-        timeout=settings.timeout_s,
-        check_voltage=True,
+        timeout_s=settings.timeout_s,
+        stall_after_s=settings.stall_after_s,
+        counters=counters,
     )
-    # python-obd 0.7.3 opens the port with a fixed 10 s read timeout and applies ``timeout``
-    # only while probing baud rates; a silent adapter would stall each query for 10 s.
-    port = getattr(connection.interface, "_ELM327__port", None)
-    if port is not None:
-        port.timeout = settings.timeout_s
-    return connection
 
 
-def state_of(status: str) -> AdapterState:
-    """Return the adapter state for a python-obd ``OBDStatus`` value."""
-    if status == OBDStatus.CAR_CONNECTED:
-        return "connected"
-    if status in (OBDStatus.OBD_CONNECTED, OBDStatus.ELM_CONNECTED):
-        return "no_vehicle"
-    return "disconnected"
+_STATE_OF: dict[LinkStatus, AdapterState] = {"vehicle": "connected", "adapter": "no_vehicle"}
+
+_MESSAGES: dict[AdapterState, str] = {
+    "connected": "OBD adapter on %s connected to the vehicle",
+    "no_vehicle": "OBD adapter on %s answers but no vehicle does (ignition off?)",
+    "disconnected": "OBD adapter on %s is not reachable; retrying with backoff",
+    "stalled": "OBD adapter on %s stopped answering; probing until it answers again",
+    "unknown": "OBD adapter on %s state unknown",
+}
 
 
 class ObdSource(Source):
     """Polls the configured groups (and the battery voltage) from an ELM327 adapter.
 
-    A link that fails, disappears, or gives no value for ``silent_rounds`` rounds in a row
-    (silence, or only ``NO DATA``) is closed and reopened with capped exponential backoff;
-    the state is logged once per change. ``counters`` holds ``silent_replies``,
-    ``null_replies``, ``garbled_replies``, ``connect_attempts``, ``link_lost``,
-    ``link_silent`` and more.
+    A link that cannot be opened or disappears is reopened with capped exponential backoff.
+    An adapter that owes an answer for ``stall_after_s`` is ``stalled``: it is probed
+    until it answers, then the link resynchronises and polling resumes without reopening.
+    ``no_data_rounds`` rounds in a row with nothing but ``NO DATA`` reopen the link (the
+    ignition may be off). The state is logged once per change. ``counters`` holds the
+    link's counts (``ok_replies``, ``silent_replies``, ``null_replies``,
+    ``garbled_replies``, ``mismatched_replies``, ``stale_replies_discarded``, ``resyncs``,
+    ``stalls``, ``stall_recoveries``) and the source's (``connect_attempts``,
+    ``link_lost``, ``link_no_data`` …).
     """
 
     name = "obd"
@@ -134,77 +100,68 @@ class ObdSource(Source):
         self,
         settings: ObdSection,
         strategy: PollStrategy | None = None,
-        connect: Callable[[ObdSection], obd.OBD] = open_connection,
+        connect: Callable[[ObdSection, Counter[str]], Elm327Link] = open_link,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.strategy = strategy or OnePidPerRequest()
         self._connect = connect
+        self._stalled_since: float | None = None
 
-    def _set_state(self, state: AdapterState) -> None:
+    def _set_state(self, state: AdapterState, reason: str = "") -> None:
         if state == self._state:
             return
         previous, self._state = self._state, state
         level = logging.INFO if state == "connected" else logging.WARNING
-        messages = {
-            "connected": "OBD adapter on %s connected to the vehicle",
-            "no_vehicle": "OBD adapter on %s answers but no vehicle does (ignition off?)",
-            "disconnected": "OBD adapter on %s is not reachable; retrying with backoff",
-            "unknown": "OBD adapter on %s state unknown",
-        }
-        log.log(level, messages[state], self.settings.port, extra={"previous": previous})
+        message = _MESSAGES[state] + (f" ({reason})" if reason else "")
+        log.log(level, message, self.settings.port, extra={"previous": previous})
 
     def _run(self) -> None:
         delay_s = self.settings.reconnect_min_s
         while not self.stopping.is_set():
             self.counters["connect_attempts"] += 1
-            connection = None
+            link = self._connect(self.settings, self.counters)
+            reason = ""
             try:
-                connection = self._connect(self.settings)
-                state = state_of(connection.status())
-            except Exception as exc:
+                state = _STATE_OF[link.open()]
+            except LinkError as exc:
                 self.counters["connect_errors"] += 1
-                log.debug("opening %s failed: %s", self.settings.port, exc)
-                state = "disconnected"
-            self._set_state(state)
+                reason, state = str(exc), "disconnected"
+            self._set_state(state, reason if state != self._state else "")
             try:
-                if connection is not None and state == "connected":
+                if state == "connected":
                     delay_s = self.settings.reconnect_min_s
-                    self._poll(connection, self._groups(connection))
-                elif connection is not None and state == "no_vehicle":
+                    self._poll(link, self._groups(link))
+                elif state == "no_vehicle":
                     battery = self._battery_group()
-                    self._poll(connection, [battery] if battery else [], until=delay_s)
+                    self._poll(link, [battery] if battery else [], until=delay_s)
+            except LinkError as exc:
+                lost = isinstance(exc, LinkLostError)
+                self.counters["link_lost" if lost else "link_errors"] += 1
+                self._set_state("disconnected", str(exc))
             except Exception:
                 self.counters["poll_errors"] += 1
                 log.exception("OBD polling on %s failed; reconnecting", self.settings.port)
             finally:
-                if connection is not None:
-                    self._close(connection)
+                link.close()
             if self.stopping.is_set():
                 break
             if self._state != "no_vehicle":
                 self.stopping.wait(delay_s)
             delay_s = min(delay_s * 2, self.settings.reconnect_max_s)
 
-    def _close(self, connection: obd.OBD) -> None:
-        try:
-            connection.close()
-        except Exception as exc:
-            self.counters["close_errors"] += 1
-            log.debug("closing %s failed: %s", self.settings.port, exc)
-
     def _battery_group(self) -> _Group | None:
         if self.settings.battery_rate_hz <= 0:
             return None
         return _Group([BATTERY_COMMAND], 1 / self.settings.battery_rate_hz, time.monotonic())
 
-    def _groups(self, connection: obd.OBD) -> list[_Group]:
+    def _groups(self, link: Elm327Link) -> list[_Group]:
         now = time.monotonic()
         groups = []
         for poll in self.settings.poll_groups():
             supported = []
             for name in poll.commands:
-                if connection.supports(obd.commands[name]):
+                if link.supports(name):
                     supported.append(name)
                 elif self.counters[f"unsupported:{name}"] == 0:
                     self.counters[f"unsupported:{name}"] += 1
@@ -216,11 +173,38 @@ class ObdSource(Source):
             groups.append(battery)
         return groups
 
-    def _poll(self, connection: obd.OBD, groups: list[_Group], until: float | None = None) -> None:
-        """Read due groups until stopped, the link drops, it stays silent, or ``until`` s pass."""
-        started = time.monotonic()
-        silent_rounds = 0
+    def _wait_out_stall(self, link: Elm327Link) -> None:
+        """Report the stall, probe until the adapter answers (or we stop), report recovery."""
+        self._stalled_since = link.stalled_at or time.monotonic()
+        self._set_state("stalled", f"no answer for {self.settings.stall_after_s:g} s")
         while not self.stopping.is_set():
+            discarded_before = self.counters["stale_replies_discarded"]
+            if link.recover():
+                silent_for = time.monotonic() - self._stalled_since
+                discarded = self.counters["stale_replies_discarded"] - discarded_before
+                self._stalled_since = None
+                self._set_state(
+                    "connected",
+                    f"answering again after {silent_for:.1f} s stalled; "
+                    f"{discarded} queued replies discarded",
+                )
+                return
+
+    def _poll(self, link: Elm327Link, groups: list[_Group], until: float | None = None) -> None:
+        """Read due groups until stopped, the link drops, it answers only NO DATA, or
+        ``until`` s pass.
+
+        Raises:
+            LinkLostError: the port went away.
+        """
+        started = time.monotonic()
+        no_data_rounds = 0
+        while not self.stopping.is_set():
+            if link.stalled:
+                self._wait_out_stall(link)
+                for group in groups:
+                    group.next_due = time.monotonic()
+                continue
             now = time.monotonic()
             if until is not None and now - started >= until:
                 return
@@ -229,32 +213,26 @@ class ObdSource(Source):
                 next_due = min((g.next_due for g in groups), default=now + 0.5)
                 self.stopping.wait(max(0.0, next_due - now))
                 continue
-            answered = False
-            if connection.status() == OBDStatus.NOT_CONNECTED:
-                self.counters["link_lost"] += 1
-                self._set_state("disconnected")
-                return
+            kinds: set[str] = set()
             for group in due:
                 group.next_due += group.period_s
                 if group.next_due < now:
                     self.counters["rounds_late"] += 1
                     group.next_due = now + group.period_s
-                for reading in self.strategy.read(connection, group.commands):
-                    answered |= self._take(reading)
-            silent_rounds = 0 if answered else silent_rounds + 1
-            if silent_rounds >= self.settings.silent_rounds:
-                self.counters["link_silent"] += 1
-                self._set_state("disconnected")
+                for reading in self.strategy.read(link, group.commands):
+                    self._take(reading)
+                    kinds.add(reading.kind)
+            no_data_rounds = no_data_rounds + 1 if kinds == {"null"} else 0
+            if no_data_rounds >= self.settings.no_data_rounds:
+                self.counters["link_no_data"] += 1
                 return
 
-    def _take(self, reading: Reading) -> bool:
-        """Emit an ok reading; count the others. Return True if the adapter's answer was live."""
+    def _take(self, reading: Reading) -> None:
+        """Emit a sample for an ok reading (the link counted every other kind)."""
         if reading.kind != "ok" or reading.value is None:
-            self.counters[f"{reading.kind}_replies"] += 1
-            return reading.kind == "garbled"
+            return
         if reading.command == BATTERY_COMMAND:
             signal_id = BATTERY_SIGNAL_ID
         else:
             signal_id = by_obd_command(reading.command).id
         self.emit(Sample(signal_id, reading.time_ms, reading.value))
-        return True

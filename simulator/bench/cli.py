@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(no_args_is_help=True)
@@ -37,3 +39,28 @@ except ModuleNotFoundError as exc:
 else:
     app.command("ingest")(_ingest)
     app.command("api")(_api)
+
+
+@app.command("link-stall")
+def link_stall_command(
+    stall: Annotated[
+        list[float] | None, typer.Option(help="Stall length in seconds (repeatable).")
+    ] = None,
+    adapter: Annotated[
+        list[str] | None, typer.Option(help="simulator and/or elm327-emulator (repeatable).")
+    ] = None,
+    stall_after: Annotated[float, typer.Option(help="The agent's obd.stall_after_s.")] = 2.0,
+    baseline: Annotated[
+        bool, typer.Option(help="Also run python-obd's plain loop through each stall.")
+    ] = True,
+) -> None:
+    """Stall the adapter for 20 s and 60 s, let it replay its queue, check every stored value."""
+    from fleetlink.simulator.bench import link_stall
+
+    stall = stall or [20.0, 60.0]
+    adapter = adapter or ["simulator", "elm327-emulator"]
+    kinds = [k for k in adapter if k in ("simulator", "elm327-emulator")]
+    if len(kinds) != len(adapter):
+        typer.echo("--adapter is simulator or elm327-emulator", err=True)
+        raise typer.Exit(2)
+    typer.echo(link_stall.report(kinds, stall, stall_after, baseline))  # type: ignore[arg-type]

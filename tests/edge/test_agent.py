@@ -149,3 +149,73 @@ def test_batches_the_outbox_refuses_wait_in_memory_and_are_stored_in_order_later
     assert [b.seq for b in stored] == [1, 2, 3]
     assert [b.series[0].values for b in stored] == [[1.0], [2.0], [3.0]]
     agent.outbox.close()
+
+
+async def test_a_stalled_adapter_is_reported_to_the_cloud_and_recovers_without_restart(
+    tmp_path: Path, mqtt_broker: Broker
+) -> None:
+    sim = fleet.SimulatedVehicle(seed=12, style=0.6, latency_s=0.005)
+    port = sim.start()
+    device_id = f"agent-{uuid.uuid4().hex[:8]}"
+    path = write_config(tmp_path, device_id, mqtt_broker.url, port, 0.5)
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "timeout_s = 0.2", "timeout_s = 0.2\nstall_after_s = 1.5"
+        ),
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    cloud = Cloud(mqtt_broker.url, device_id, auto_ack=True)
+    await cloud.wait_subscribed()
+    agent = Agent(config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    try:
+        await eventually(lambda: any(s.adapter == "connected" for s in cloud.statuses), 20)
+        sim.elm327.stall(6)
+        await eventually(lambda: cloud.statuses[-1].adapter == "stalled", 5)
+        await eventually(lambda: cloud.statuses[-1].adapter == "connected", 20)
+        received = len(cloud.bodies)
+        await eventually(lambda: len(cloud.bodies) > received, 10)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        cloud.close()
+        sim.stop()
+    adapters = [s.adapter for s in cloud.statuses if s.online]
+    assert "stalled" in adapters
+    assert agent.sources[0].counters["connect_attempts"] == 1
+
+
+def test_json_logs_stay_json_with_python_obd_routed_through_them(
+    tmp_path: Path, vehicle_port: str
+) -> None:
+    config = write_config(tmp_path, "dev-json", "mqtt://127.0.0.1:9", vehicle_port, 600)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fleetlink.edge", "run", "--config", str(config), "--log-json"],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stderr is not None
+    lines = []
+    deadline = time.monotonic() + 20
+    for line in proc.stderr:
+        lines.append(line)
+        if "connected to the vehicle" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, rest = proc.communicate(timeout=15)
+    lines.extend(rest.splitlines())
+    import json
+
+    records = [json.loads(line) for line in lines if line.strip()]
+    assert any("connected to the vehicle" in r["message"] for r in records)
+    assert not any("Redefining" in r["message"] for r in records)
+    import logging
+
+    obd_logger = logging.getLogger("obd")
+    import fleetlink.edge.link.python_obd  # noqa: F401
+
+    assert obd_logger.handlers == [] and obd_logger.propagate

@@ -1,7 +1,7 @@
 """The OBD source against the independent ELM327-emulator package, and recorded replies.
 
 Fault injection (silence, garbage, a vanishing port) runs against the project's simulator in
-test_obd_source_simulator.py.
+test_obd_source_simulator.py; reply parsing has its own tests in test_link_replies.py.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from obd.protocols import ISO_15765_4_11bit_500k
 
 from fleetlink.edge.config import ObdSection, PollGroup
 from fleetlink.edge.sources.base import Sample
-from fleetlink.edge.sources.obd_source import ObdSource, reading_from_messages
+from fleetlink.edge.sources.obd_source import ObdSource
 from tests.waiting import wait_until
 
 elm = pytest.importorskip("elm", reason="the ELM327-emulator package is not installed")
@@ -67,29 +66,6 @@ def drain(samples: queue.Queue[Sample]) -> list[Sample]:
     while not samples.empty():
         out.append(samples.get_nowait())
     return out
-
-
-PROTOCOL = ISO_15765_4_11bit_500k(["7E8 06 41 00 BE 3F A8 13"])
-
-
-@pytest.mark.parametrize(
-    ("command", "lines", "expected"),
-    [
-        ("RPM", ["7E8 04 41 0C 1A F8"], ("ok", 1726.0)),
-        ("SPEED", ["7E8 03 41 0D 3C"], ("ok", 60.0)),
-        ("COOLANT_TEMP", ["7E8 03 41 05 7B"], ("ok", 83.0)),
-        ("RPM", ["NO DATA"], ("null", None)),
-        ("RPM", ["CAN ERROR"], ("null", None)),
-        ("RPM", ["ZZ 41 GARBAGE"], ("garbled", None)),
-        ("RPM", ["\x93\x11q"], ("garbled", None)),
-        ("RPM", [], ("silent", None)),
-    ],
-)
-def test_recorded_replies_decode_to_catalog_units(
-    command: str, lines: list[str], expected: tuple[str, float | None]
-) -> None:
-    reading = reading_from_messages(command, PROTOCOL(lines), 123)
-    assert (reading.kind, reading.value) == expected
 
 
 def test_polls_each_group_at_its_rate_and_reads_battery_voltage(peer: Peer) -> None:

@@ -122,3 +122,55 @@ def test_simulated_vehicle_can_start_with_the_ignition_off() -> None:
             assert ask(port, b"0100") == b"SEARCHING...\rUNABLE TO CONNECT\r\r>"
             sim.set_ignition(True)
             assert ask(port, b"0100").startswith(b"SEARCHING...\r41 00")
+
+
+def test_a_stall_holds_every_request_then_answers_them_in_order(
+    emulator: Elm327Emulator, client: serial.Serial
+) -> None:
+    ask(client, b"0100")
+    emulator.stall(0.6)
+    assert emulator.stalled
+    client.timeout = 0.2
+    for command in (b"010C", b"010D", b"0105"):
+        assert ask(client, command) == b""
+    client.timeout = 2.0
+    replies = [client.read_until(b">") for _ in range(3)]
+    assert [r[:5] for r in replies] == [b"41 0C", b"41 0D", b"41 05"]
+    assert not emulator.stalled
+    assert ask(client, b"010C").startswith(b"41 0C")
+
+
+def test_wrong_pid_mode_answers_another_pid_then_the_right_one_again(
+    emulator: Elm327Emulator, client: serial.Serial
+) -> None:
+    ask(client, b"0100")
+    emulator.set_wrong_pid(2)
+    assert ask(client, b"010C").startswith(b"41 0D")
+    assert ask(client, b"010D").startswith(b"41 0C")
+    assert ask(client, b"010C").startswith(b"41 0C")
+    served = emulator.served()
+    assert [request for request, _ in served[-3:]] == ["010D", "010C", "010C"]
+    assert [payload[:2] for _, payload in served[-3:]] == [b"\x41\x0d", b"\x41\x0c", b"\x41\x0c"]
+
+
+def test_quirks_drop_the_dtc_count_byte_and_refuse_a_clear(
+    emulator: Elm327Emulator, client: serial.Serial
+) -> None:
+    emulator.vehicle.add_dtc("P0143")
+    emulator.quirks.omit_dtc_count = True
+    assert ask(client, b"03").startswith(b"SEARCHING...\r43 01 43\r")
+    emulator.quirks.refuse_clear = True
+    assert ask(client, b"04") == b"7F 04 22\r\r>"
+    assert emulator.vehicle.snapshot().stored_dtcs == ("P0143",)
+
+
+def test_an_adapter_at_a_fixed_baud_rate_hears_only_that_rate() -> None:
+    vehicle = Vehicle(seed=5)
+    with (
+        Elm327Emulator(vehicle, latency_s=0.0, baudrate=115200) as emu,
+        serial.Serial(emu.port, 38400, timeout=0.3) as port,
+    ):
+        assert ask(port, b"ATI") == b""
+        port.baudrate = 115200
+        port.reset_input_buffer()
+        assert ask(port, b"ATI").endswith(b"ELM327 v1.5\r\r>")
