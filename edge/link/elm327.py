@@ -236,9 +236,8 @@ class Elm327Link:
         if port is not None:
             try:
                 port.close()
-            except (serial.SerialException, OSError) as exc:
+            except (serial.SerialException, OSError):
                 self.counters["close_errors"] += 1
-                del exc
 
     @property
     def protocol_name(self) -> str:
