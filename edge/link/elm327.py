@@ -133,6 +133,7 @@ class Elm327Link:
         self._owed_since: float | None = None
         self.stalled = False
         self.stalled_at: float | None = None
+        self._setting_up = False
 
     # ------------------------------------------------------------------ session
 
@@ -152,11 +153,16 @@ class Elm327Link:
         opened = open_port(self.path, self.baudrate, probe_timeout_s=probe_s, give_up_at=give_up_at)
         self._port, self.device = opened.serial, opened.device
         self.baudrate, self.identity = opened.baudrate, opened.identity
+        # The protocol search may rightly take longer than a stall; set-up has its own limits.
+        self._setting_up = True
         try:
             return self._set_up(give_up_at)
         except BaseException:
             self.close()
             raise
+        finally:
+            self._setting_up = False
+            self._owed_since = None
 
     def _set_up(self, give_up_at: float) -> LinkStatus:
         reset = self._exchange(b"ATZ", min(_RESET_TIMEOUT_S, give_up_at - self._clock()))
@@ -188,7 +194,6 @@ class Elm327Link:
         if classify(b"0100", data_lines, protocol).kind != "ok":
             return "adapter"
         self.protocol = protocol
-        self._owed_since = None
         self._read_supported()
         return "vehicle"
 
@@ -231,9 +236,8 @@ class Elm327Link:
         if port is not None:
             try:
                 port.close()
-            except (serial.SerialException, OSError) as exc:
+            except (serial.SerialException, OSError):
                 self.counters["close_errors"] += 1
-                del exc
 
     @property
     def protocol_name(self) -> str:
@@ -274,14 +278,15 @@ class Elm327Link:
         if self._owed_since is None:
             self._owed_since = sent
         deadline = sent + max(timeout_s, 0.0)
-        if not self.stalled:
+        if not self.stalled and not self._setting_up:
             deadline = min(deadline, max(self._owed_since + self.stall_after_s, sent + 0.05))
         raw = read_reply(port, time.monotonic() + (deadline - sent))
         if not raw.endswith(PROMPT):
             self._needs_resync = True
             if raw:
                 self.counters["partial_replies"] += 1
-            if self._clock() - self._owed_since >= self.stall_after_s and not self.stalled:
+            owed_s = self._clock() - self._owed_since
+            if owed_s >= self.stall_after_s and not self.stalled and not self._setting_up:
                 self.stalled = True
                 self.stalled_at = self._clock()
                 self.counters["stalls"] += 1

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 BATTERY_COMMAND = "ELM_VOLTAGE"
 BATTERY_SIGNAL_ID = 256
+_PROBE_EVERY_S = 1.0
 
 __all__ = ["BATTERY_COMMAND", "BATTERY_SIGNAL_ID", "ObdSource", "PollStrategy", "Reading"]
 
@@ -177,18 +178,22 @@ class ObdSource(Source):
         """Report the stall, probe until the adapter answers (or we stop), report recovery."""
         self._stalled_since = link.stalled_at or time.monotonic()
         self._set_state("stalled", f"no answer for {self.settings.stall_after_s:g} s")
+        discarded_before = self.counters["stale_replies_discarded"]
         while not self.stopping.is_set():
-            discarded_before = self.counters["stale_replies_discarded"]
-            if link.recover():
-                silent_for = time.monotonic() - self._stalled_since
-                discarded = self.counters["stale_replies_discarded"] - discarded_before
-                self._stalled_since = None
-                self._set_state(
-                    "connected",
-                    f"answering again after {silent_for:.1f} s stalled; "
-                    f"{discarded} queued replies discarded",
-                )
-                return
+            probed_at = time.monotonic()
+            if not link.recover():
+                # a hung adapter may queue every probe and answer them all when it is back
+                self.stopping.wait(max(0.0, _PROBE_EVERY_S - (time.monotonic() - probed_at)))
+                continue
+            silent_for = time.monotonic() - self._stalled_since
+            discarded = self.counters["stale_replies_discarded"] - discarded_before
+            self._stalled_since = None
+            self._set_state(
+                "connected",
+                f"answering again after {silent_for:.1f} s stalled; "
+                f"{discarded} queued replies discarded",
+            )
+            return
 
     def _poll(self, link: Elm327Link, groups: list[_Group], until: float | None = None) -> None:
         """Read due groups until stopped, the link drops, it answers only NO DATA, or

@@ -140,7 +140,8 @@ class _Adapter:
 
         def stall(seconds: float) -> None:
             peer.threadState = peer.THREAD.PAUSED
-            resume = threading.Timer(seconds, lambda: setattr(peer, "threadState", 2))
+            active = peer.THREAD.ACTIVE
+            resume = threading.Timer(seconds, lambda: setattr(peer, "threadState", active))
             resume.daemon = True
             resume.start()
 
