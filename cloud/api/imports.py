@@ -253,6 +253,14 @@ async def import_vehicles(request: web.Request) -> web.Response:
                 continue
             seen.add(row.key)
             match = by_vin.get(fields.get("vin")) or by_plate.get(fields.get("plate"))
+            if match is not None and match["id"] in seen:
+                _refuse(
+                    row,
+                    [CellError(field="plate", message="an earlier row changes the same vehicle")],
+                )
+                continue
+            if match is not None:
+                seen.add(match["id"])
             if match is None:
                 fields.setdefault("name", default_name(fields))
                 if not fields["name"]:

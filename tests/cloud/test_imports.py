@@ -103,3 +103,17 @@ async def test_unknown_columns_and_non_utf8_files_are_refused_whole(admin) -> No
         "/api/v1/vehicles/import", data="plate\n\xff\n".encode("latin-1"), headers=headers
     )
     assert response.status == 422 and "UTF-8" in (await response.json())["detail"]
+
+
+async def test_two_rows_that_match_one_vehicle_are_refused_after_the_first(admin) -> None:
+    client, headers = admin
+    first = "plate,vin\nB-AB 1,1HGCM82633A004352\n"
+    await client.post(
+        "/api/v1/vehicles/import", params={"dry_run": "false"}, data=first, headers=headers
+    )
+    twice = "vin,plate,odometer_km\n1HGCM82633A004352,,100\n,B-AB 1,200\n"
+    report = await (
+        await client.post("/api/v1/vehicles/import", data=twice, headers=headers)
+    ).json()
+    assert [r["action"] for r in report["rows"]] == ["update", "refused"]
+    assert "same vehicle" in report["rows"][1]["errors"][0]["message"]
