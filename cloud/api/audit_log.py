@@ -61,7 +61,7 @@ async def audit_log(request: web.Request) -> web.Response:
         if value is not None:
             args.append(value)
             conditions.append(f"a.{column} = ${len(args)}")
-    after, order = keyset(_SORTS, _NEWEST_FIRST, query.cursor, "a.id", args)
+    after, order = keyset(_SORTS, _NEWEST_FIRST, query.cursor, "a.id", args, "bigint")
     if after:
         conditions.append(after)
     args.append(query.limit + 1)

@@ -13,7 +13,17 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from fleetlink.cloud import registry
 from fleetlink.cloud.api.access import principal_of, record_change, tenant_transaction
 from fleetlink.cloud.api.problems import ProblemError
-from fleetlink.cloud.api.rest import json_body, json_response, require_if_match
+from fleetlink.cloud.api.request_parsing import query_model
+from fleetlink.cloud.api.rest import (
+    PageQuery,
+    SortKey,
+    encode_cursor,
+    json_body,
+    json_response,
+    keyset,
+    require_if_match,
+    sort_pattern,
+)
 from fleetlink.cloud.api.spec import ResourceRoutes
 from fleetlink.cloud.auth.permissions import Permission
 from fleetlink.firmware_profiles import profile_ids
@@ -26,7 +36,6 @@ DEVICE_ID = {
     "description": "Device id",
     "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.:-]{1,64}$"},
 }
-MAX_DEVICES = 10_000
 
 
 class Device(BaseModel):
@@ -44,6 +53,7 @@ class Device(BaseModel):
 
 class DeviceList(BaseModel):
     items: list[Device]
+    next_cursor: str | None = Field(None, description="Pass as cursor for the next page")
 
 
 ProfileId = Annotated[
@@ -115,18 +125,53 @@ async def _fetch(conn: asyncpg.Connection, tenant: str, device_id: str) -> Devic
     return Device.model_validate(dict(row))
 
 
+SORTS = {
+    "id": SortKey("id", "d.id", "text"),
+    "name": SortKey("name", "d.name", "text"),
+    "created_at": SortKey("created_at", "d.created_at", "timestamptz"),
+}
+
+
+class DeviceQuery(PageQuery):
+    online: bool | None = None
+    assigned: bool | None = Field(None, description="Only devices in a vehicle (or not)")
+    firmware_profile: str | None = Field(None, max_length=64)
+    sort: str = Field("id", pattern=sort_pattern(SORTS), description="Column, '-' for descending")
+
+
 @api.get(
     "/api/v1/devices",
     summary="The tenant's devices with their state",
     response=DeviceList,
     permission=Permission.DEVICES_READ,
+    query=DeviceQuery,
+    errors=(400,),
 )
 async def list_devices(request: web.Request) -> web.Response:
+    query = query_model(request, DeviceQuery)
+    args: list[Any] = [principal_of(request).tenant_id]
+    conditions = []
+    for column, value in (
+        ("d.online", query.online),
+        ("d.firmware_profile", query.firmware_profile),
+    ):
+        if value is not None:
+            args.append(value)
+            conditions.append(f"{column} = ${len(args)}")
+    if query.assigned is not None:
+        conditions.append(f"a.vehicle_id IS {'NOT ' if query.assigned else ''}NULL")
+    after, order = keyset(SORTS, query.sort, query.cursor, "d.id", args, "text")
+    if after:
+        conditions.append(after)
+    args.append(query.limit + 1)
+    where = "".join(f" AND {c}" for c in conditions)
     async with tenant_transaction(request) as conn:
-        rows = await conn.fetch(
-            _SELECT + " ORDER BY d.id LIMIT $2", principal_of(request).tenant_id, MAX_DEVICES
-        )
-    return json_response(DeviceList(items=[Device.model_validate(dict(r)) for r in rows]))
+        rows = await conn.fetch(f"{_SELECT}{where} {order} LIMIT ${len(args)}", *args)
+    items = [Device.model_validate(dict(r)) for r in rows[: query.limit]]
+    cursor = None
+    if len(rows) > query.limit:
+        cursor = encode_cursor(SORTS, query.sort, rows[query.limit - 1])
+    return json_response(DeviceList(items=items, next_cursor=cursor))
 
 
 @api.get(

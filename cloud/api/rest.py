@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -83,15 +82,23 @@ def decode_cursor(cursor: str, sort: str) -> tuple[str, str]:
         raise ProblemError(400, "cursor is not one this API returned") from None
     if saved_sort != sort or not isinstance(row_id, str) or not isinstance(value, str):
         raise ProblemError(400, "cursor belongs to another sort order; start from the first page")
+    try:
+        check_text([value, row_id], "cursor")
+    except ProblemError:
+        raise ProblemError(400, "cursor is not one this API returned") from None
     return value, row_id
 
 
 def keyset(
-    sorts: dict[str, SortKey], sort: str, cursor: str | None, id_column: str, args: list[Any]
+    sorts: dict[str, SortKey],
+    sort: str,
+    cursor: str | None,
+    id_column: str,
+    args: list[Any],
+    id_type: str = "uuid",
 ) -> tuple[str, str]:
-    """Return (extra WHERE condition or '', ORDER BY clause) for ``sort`` after ``cursor``.
-
-    Parameters are appended to ``args``.
+    """Return (extra WHERE condition or '', ORDER BY clause) for ``sort`` after ``cursor``;
+    ``id_column`` (of PostgreSQL type ``id_type``) breaks ties. Parameters go into ``args``.
     """
     descending = sort.startswith("-")
     key = sorts[sort.lstrip("-")]
@@ -100,7 +107,6 @@ def keyset(
     if cursor is None:
         return "", order
     value, row_id = decode_cursor(cursor, sort)
-    id_type = "uuid" if re.fullmatch(r"[0-9a-f-]{36}", row_id) else "bigint"
     try:
         args.extend([_PARSERS[key.sql_type](value), _PARSERS[id_type](row_id)])
     except (ValueError, OverflowError):
