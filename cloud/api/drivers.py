@@ -398,6 +398,13 @@ async def retire_driver(request: web.Request) -> web.Response:
 async def _end_assignment(
     conn: asyncpg.Connection, tenant: str, driver_id: uuid.UUID, at: datetime | None
 ) -> None:
+    if at is None:  # ending now: an assignment planned for later is cancelled
+        await conn.execute(
+            "DELETE FROM driver_assignments WHERE tenant_id = $1 AND driver_id = $2 "
+            "AND valid_to IS NULL AND valid_from >= now()",
+            tenant,
+            driver_id,
+        )
     try:
         await conn.execute(
             "UPDATE driver_assignments SET valid_to = coalesce($3, now()) "

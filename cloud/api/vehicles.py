@@ -444,6 +444,13 @@ async def retire_vehicle(request: web.Request) -> web.Response:
                 principal.tenant_id,
                 vehicle_id,
             )
+            # An installation planned for later is cancelled; a running one ends now.
+            await conn.execute(
+                "DELETE FROM device_assignments WHERE tenant_id = $1 AND vehicle_id = $2 "
+                "AND valid_to IS NULL AND valid_from >= now()",
+                principal.tenant_id,
+                vehicle_id,
+            )
             await conn.execute(
                 "UPDATE device_assignments SET valid_to = now() "
                 "WHERE tenant_id = $1 AND vehicle_id = $2 AND valid_to IS NULL",

@@ -65,6 +65,9 @@ async def test_every_generated_request_gets_a_documented_answer_and_no_server_er
             f"http://127.0.0.1:{port}/api/v1/openapi.json",
             "--checks",
             "all",
+            # DELETE of a vehicle or driver retires it: it stays readable with its history.
+            "--exclude-checks",
+            "use_after_free",
             "--max-examples",
             "100",
             "--seed",

@@ -236,3 +236,21 @@ async def test_pages_follow_their_cursor_and_a_forged_cursor_is_a_400(two_tenant
         forged = base64.urlsafe_b64encode(json.dumps(["-id", "1", "x\ud800"]).encode()).decode()
         response = await client.get(path, params={"cursor": forged}, headers=bearer(a.owner_token))
         assert response.status == 400, path
+
+
+async def test_retiring_a_vehicle_cancels_a_device_installation_planned_for_later(
+    two_tenants,
+) -> None:
+    client, a, _ = two_tenants
+    headers = bearer(a.owner_token)
+    vehicle = await (
+        await client.post("/api/v1/vehicles", json={"name": "spare"}, headers=headers)
+    ).json()
+    planned = await client.post(
+        f"/api/v1/devices/{a.ids['device_id']}/assignment",
+        json={"vehicle_id": vehicle["id"], "at": "2099-01-01T00:00:00Z"},
+        headers=headers,
+    )
+    assert planned.status == 201, await planned.text()
+    retired = await client.delete(f"/api/v1/vehicles/{vehicle['id']}", headers=headers)
+    assert retired.status == 200 and (await retired.json())["status"] == "retired"
