@@ -8,14 +8,16 @@ fails is retried, unacked, until the database is back, so nothing is acked that 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
+import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 
+from fleetlink.cloud.db.unavailable import DATABASE_UNAVAILABLE
 from fleetlink.cloud.ingest.inbound import DeadLetter, Inbound
 from fleetlink.cloud.ingest.mqtt_source import MqttSource
 from fleetlink.cloud.ingest.protocol import (
@@ -26,6 +28,7 @@ from fleetlink.cloud.ingest.protocol import (
     plan_subscription,
 )
 from fleetlink.cloud.ingest.store import ChunkResult, ChunkStore
+from fleetlink.cloud.ingest.supervision import SupervisedTask
 from fleetlink.cloud.settings import CloudSettings
 from fleetlink.shared.codec import encode
 from fleetlink.shared.messages import Ack
@@ -34,7 +37,8 @@ from fleetlink.shared.topics import Kind, topic
 log = logging.getLogger(__name__)
 
 _REFUSED_BY_DATABASE = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
-_RETRYABLE = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ConnectionError)
+# Anything else from the database (a server error that is not about the data) is retried too.
+_RETRYABLE = (*DATABASE_UNAVAILABLE, asyncpg.PostgresError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,24 @@ class ChunkLimits:
     max_batches: int = 200
     max_wait_ms: int = 50
     queue_size: int = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerHealth:
+    """What ``/readyz`` reports about one worker."""
+
+    client_id: str
+    connected: bool
+    writer_alive: bool
+    database_ok: bool
+    in_hand: int
+    lag_s: float
+    last_commit_age_s: float | None
+    restarts: int
+
+    @property
+    def ready(self) -> bool:
+        return self.connected and self.writer_alive and self.database_ok
 
 
 class IngestWorker:
@@ -63,10 +85,14 @@ class IngestWorker:
             address, plan, client_id, self._queue, limits.queue_size, session_expiry_s
         )
         self._store = ChunkStore()
-        self._task: asyncio.Task[None] | None = None
+        self.totals: Counter[str] = Counter()
+        self._writer = SupervisedTask(f"ingest writer {client_id}", self._run, self.totals)
+        # The chunk taken from the queue and not yet committed: a restarted writer commits it
+        # first, so a crash loses nothing and the MQTT thread's slots are released once.
+        self._in_hand: list[Inbound] | None = None
         self._refused_logged: set[str] = set()
         self._failing = False
-        self.totals: Counter[str] = Counter()
+        self._last_commit: float | None = None
 
     @property
     def connected(self) -> bool:
@@ -74,15 +100,33 @@ class IngestWorker:
 
     def start(self) -> None:
         self.source.start()
-        self._task = asyncio.create_task(self._run(), name=f"ingest-{self.source.client_id}")
+        self._writer.start()
 
     async def stop(self) -> None:
-        """Stop taking messages, finish the chunk in hand, disconnect."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop the writer (an uncommitted chunk stays unacked with the broker), disconnect."""
+        await self._writer.stop()
         await asyncio.to_thread(self.source.stop)
+
+    def health(self) -> WorkerHealth:
+        """Return this worker's connection, writer and lag, for ``/readyz``."""
+        in_hand = self._in_hand or []
+        lag = 0.0
+        if in_hand:
+            lag = (datetime.now(UTC) - in_hand[0].delivery.received_at).total_seconds()
+        return WorkerHealth(
+            client_id=self.source.client_id,
+            connected=self.source.connected,
+            writer_alive=self._writer.alive,
+            database_ok=not self._failing,
+            in_hand=len(in_hand) + self._queue.qsize(),
+            lag_s=round(max(lag, 0.0), 3),
+            last_commit_age_s=(
+                None
+                if self._last_commit is None
+                else round(time.monotonic() - self._last_commit, 3)
+            ),
+            restarts=self._writer.restarts,
+        )
 
     async def _next_chunk(self) -> list[Inbound]:
         items = [await self._queue.get()]
@@ -105,8 +149,12 @@ class IngestWorker:
 
     async def _run(self) -> None:
         while True:
-            items = await self._next_chunk()
-            for part, result in await self._commit(items):
+            if self._in_hand is None:
+                self._in_hand = await self._next_chunk()
+            committed = await self._commit(self._in_hand)
+            self._in_hand = None
+            self._last_commit = time.monotonic()
+            for part, result in committed:
                 self._after_commit(part, result)
 
     async def _commit(self, items: list[Inbound]) -> list[tuple[list[Inbound], ChunkResult]]:
@@ -151,6 +199,13 @@ class IngestWorker:
             return result
 
     def _after_commit(self, items: list[Inbound], result: ChunkResult) -> None:
+        try:
+            self._publish_outcome(items, result)
+        finally:
+            self.totals.update(result.counters)
+            self.source.release(len(items))
+
+    def _publish_outcome(self, items: list[Inbound], result: ChunkResult) -> None:
         for item in items:
             self.source.ack(item.delivery.mid, item.delivery.qos)
         for acks in result.acks.values():
@@ -166,8 +221,6 @@ class IngestWorker:
                     key,
                     refused.reason,
                 )
-        self.totals.update(result.counters)
-        self.source.release(len(items))
 
 
 class IngestService:
@@ -182,6 +235,9 @@ class IngestService:
     @property
     def connected(self) -> bool:
         return bool(self.workers) and all(w.connected for w in self.workers)
+
+    def health(self) -> list[WorkerHealth]:
+        return [w.health() for w in self.workers]
 
     async def start(self, connect_timeout_s: float = 10.0) -> None:
         """Probe the broker, choose the plan, start the workers and wait until subscribed.
