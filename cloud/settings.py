@@ -61,6 +61,20 @@ class CloudSettings(BaseSettings):
     ingest_max_batches: int = Field(200, ge=1, le=10_000)
     ingest_max_wait_ms: int = Field(50, ge=0, le=10_000)
     ingest_queue_size: int = Field(2000, ge=1)
+    # The clock rule: batches whose times lie within this window around the cloud's clock are
+    # stored, others quarantined (docs/security.md).
+    ingest_accept_future_s: int = Field(3600, ge=0, le=366 * 86_400)
+    ingest_accept_past_days: int = Field(400, ge=1, le=36_500)
+    # A batch whose seq lies further than this beyond its device's high-water mark is refused.
+    ingest_max_seq_jump: int = Field(10_000_000, ge=1_000, le=2**40)
+    dead_letter_max_rows: int = Field(10_000, ge=1)
+    dead_letter_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    dead_letter_retention_days: int = Field(14, ge=1)
+    dead_letter_prune_every_s: float = Field(10.0, gt=0)
+    # paho's reconnect backoff doubles from min to max; max 4 s reconnects within 5 s of the
+    # broker's return.
+    mqtt_reconnect_min_s: int = Field(1, ge=1, le=3600)
+    mqtt_reconnect_max_s: int = Field(4, ge=1, le=3600)
     api_tenant: str = DEMO_TENANT
     db_pool_size: int = Field(8, ge=1, le=100)
     log_json: bool = False
