@@ -89,12 +89,34 @@ def tenant_add(
     typer.echo(_with_connection(lambda c: registry.create_tenant(c, tenant_id, name)))
 
 
+def _print_key(device_id: str, key: bytes) -> None:
+    typer.echo(f"{device_id}")
+    typer.echo(f'key = "{key.hex()}"')
+    typer.echo(
+        "# put the key line in the [device] section of this device's config; it is shown only now",
+        err=True,
+    )
+
+
 @device_app.command("add")
 def device_add(
     tenant_id: str, device_id: str, name: Annotated[str, typer.Option(help="Label")] = ""
 ) -> None:
-    """Register a device for a tenant."""
-    typer.echo(_with_connection(lambda c: registry.create_device(c, tenant_id, device_id, name)))
+    """Register a device for a tenant and print its key (for signed acks) once."""
+
+    async def add(conn: asyncpg.Connection) -> bytes:
+        async with conn.transaction():
+            await registry.create_device(conn, tenant_id, device_id, name)
+            return await registry.issue_device_key(conn, device_id)
+
+    _print_key(device_id, _with_connection(add))
+
+
+@device_app.command("rotate-key")
+def device_rotate_key(device_id: str) -> None:
+    """Replace a device's key and print the new one once (the device ignores acks until its
+    config has it)."""
+    _print_key(device_id, _with_connection(lambda c: registry.issue_device_key(c, device_id)))
 
 
 @vehicle_app.command("add")

@@ -24,6 +24,12 @@ class DeviceKeyError(ValueError):
     """Raised for a key that is not 64 hexadecimal characters."""
 
 
+def payload_digest(payload: bytes) -> str:
+    """Return the short digest an ack carries for a batch's exact bytes (16 hex characters);
+    the device deletes a batch only if the cloud holds bytes with this digest."""
+    return hashlib.blake2b(payload, digest_size=8).hexdigest()
+
+
 def new_key() -> bytes:
     """Return a fresh random device key."""
     return secrets.token_bytes(KEY_BYTES)

@@ -12,7 +12,6 @@ status from the future moves presence to the cloud's receive time, never beyond.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -21,6 +20,7 @@ from typing import Any
 from fleetlink.shared.codec import CodecError, decode, decode_raw
 from fleetlink.shared.messages import MAX_SEQ, EventBatch, Hello, Status, TelemetryBatch
 from fleetlink.shared.signals import BY_ID
+from fleetlink.shared.signing import payload_digest
 from fleetlink.shared.topics import MAX_TOPIC_LENGTH, Kind, Topic, TopicError, parse
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -38,11 +38,6 @@ class IngestRules:
 
     def window(self, now: datetime) -> tuple[datetime, datetime]:
         return now - self.accept_past, now + self.accept_future
-
-
-def payload_digest(payload: bytes) -> str:
-    """Return the short digest an ack carries for a batch's exact bytes (16 hex characters)."""
-    return hashlib.blake2b(payload, digest_size=8).hexdigest()
 
 
 @dataclass(slots=True)
