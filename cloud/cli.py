@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from fleetlink.cloud import registry
 from fleetlink.cloud.db.migrate import migrate_url
-from fleetlink.cloud.settings import CloudSettings
+from fleetlink.cloud.settings import CloudSettings, SettingsError
 from fleetlink.shared.logs import configure_logging
 
 T = TypeVar("T")
@@ -66,6 +66,11 @@ def serve(
     from fleetlink.cloud.app import create_app
 
     settings = _settings()
+    try:
+        settings.check_bind(host or settings.http_host)
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     web.run_app(
         create_app(settings),
         host=host or settings.http_host,

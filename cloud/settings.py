@@ -9,6 +9,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fleetlink.shared.netaddr import is_loopback
+
 DEMO_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/fleetlink"
 DEMO_MQTT_URL = "mqtt://127.0.0.1:1883"
 DEMO_TENANT = "demo"
@@ -22,6 +24,36 @@ class SharedSubscription(StrEnum):
 
 class SettingsError(ValueError):
     """Raised when the settings cannot run in the chosen mode; the message names the field."""
+
+
+MIN_PASSWORD_LENGTH = 12
+_GUESSABLE = (
+    "password",
+    "passw0rd",
+    "changeme",
+    "change-me",
+    "fleetlink",
+    "postgres",
+    "mosquitto",
+    "secret",
+    "admin",
+    "letmein",
+    "123456",
+    "qwerty",
+)
+
+
+def password_weakness(password: str) -> str | None:
+    """Return why ``password`` is too weak for production, or None if it is acceptable."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"shorter than {MIN_PASSWORD_LENGTH} characters"
+    if len(set(password)) < 6:
+        return "fewer than 6 different characters"
+    lowered = password.lower()
+    for word in _GUESSABLE:
+        if word in lowered:
+            return f"contains the guessable word {word!r}"
+    return None
 
 
 def redact_url(url: str) -> str:
@@ -75,6 +107,12 @@ class CloudSettings(BaseSettings):
     # broker's return.
     mqtt_reconnect_min_s: int = Field(1, ge=1, le=3600)
     mqtt_reconnect_max_s: int = Field(4, ge=1, le=3600)
+    # The MQTT v5 user property in which the broker states each publisher's username (e.g. an
+    # EMQX rule or a mosquitto plugin sets it); when set, only the topic's device may publish.
+    mqtt_publisher_property: str = Field("", pattern=r"^[A-Za-z0-9_.-]{0,64}$")
+    # Production refuses these unless explicitly allowed (docs/security.md).
+    mqtt_allow_plaintext: bool = False
+    api_allow_unauthenticated: bool = False
     api_tenant: str = DEMO_TENANT
     db_pool_size: int = Field(8, ge=1, le=100)
     log_json: bool = False
@@ -96,7 +134,39 @@ class CloudSettings(BaseSettings):
                 "FLEETLINK_MQTT_URL: production mode needs MQTT credentials "
                 "(mqtt://user:password@host:port)"
             )
+        for variable, password in (("DATABASE_URL", db.password), ("MQTT_URL", mqtt.password)):
+            weakness = password_weakness(password)
+            if weakness:
+                raise SettingsError(
+                    f"FLEETLINK_{variable}: the password is too weak for production mode "
+                    f"({weakness})"
+                )
+        if (
+            mqtt.scheme == "mqtt"
+            and not is_loopback(mqtt.hostname or "")
+            and not (self.mqtt_allow_plaintext)
+        ):
+            raise SettingsError(
+                f"FLEETLINK_MQTT_URL: plaintext mqtt:// to {mqtt.hostname} sends the password "
+                "and data unencrypted; use mqtts://, or set FLEETLINK_MQTT_ALLOW_PLAINTEXT=true "
+                "for a private network"
+            )
+        self.check_bind(self.http_host)
         return self
+
+    def check_bind(self, host: str) -> None:
+        """Raise SettingsError if production mode would serve the API beyond this machine
+        without authentication (the API has none yet; see docs/security.md)."""
+        if (
+            self.mode == "production"
+            and not is_loopback(host)
+            and not (self.api_allow_unauthenticated)
+        ):
+            raise SettingsError(
+                f"FLEETLINK_HTTP_HOST: binding {host} would serve the API without "
+                "authentication beyond this machine; bind 127.0.0.1 behind an authenticating "
+                "proxy, or set FLEETLINK_API_ALLOW_UNAUTHENTICATED=true"
+            )
 
     def database_dsn(self) -> str:
         """Return the database URL with its password, for the driver only."""

@@ -35,6 +35,9 @@ class IngestRules:
 
     accept_past: timedelta = timedelta(days=400)
     accept_future: timedelta = timedelta(hours=1)
+    # Name of the user property in which the broker states the publisher's username; when
+    # set, a message whose stated publisher is not the topic's device is refused.
+    publisher_property: str = ""
 
     def window(self, now: datetime) -> tuple[datetime, datetime]:
         return now - self.accept_past, now + self.accept_future
@@ -49,6 +52,9 @@ class Delivery:
     mid: int
     qos: int
     received_at: datetime
+    # The publisher's identity as the broker states it (an MQTT v5 user property the broker
+    # sets), or None where the broker does not say.
+    publisher: str | None = None
 
 
 @dataclass(slots=True)
@@ -267,6 +273,13 @@ def _classify(delivery: Delivery, now: datetime, rules: IngestRules) -> Inbound:
         topic = parse(delivery.topic)
     except TopicError as exc:
         return DeadLetter(delivery, str(exc))
+    if rules.publisher_property and delivery.publisher != topic.device:
+        return Refused(
+            delivery,
+            f"published by {delivery.publisher!r}, not by the topic's device",
+            "publisher_mismatch",
+            topic.device,
+        )
     model = _MODELS.get(topic.kind)
     if model is None:
         return DeadLetter(

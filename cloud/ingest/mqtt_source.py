@@ -146,6 +146,15 @@ class MqttSource:
             log.warning("ingest %s lost the broker: %s", self.client_id, reason_code)
         self._connected.clear()
 
+    def _publisher(self, message: mqtt.MQTTMessage) -> str | None:
+        name = self._rules.publisher_property
+        props = getattr(message, "properties", None)
+        if not name or props is None:
+            return None
+        stated = [v for k, v in getattr(props, "UserProperty", []) if k == name]
+        # A client can add the property itself; only the last one (the broker's) counts.
+        return stated[-1] if stated else None
+
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage):
         while not self._slots.acquire(timeout=0.5):
             if self._stopping.is_set():
@@ -155,7 +164,12 @@ class MqttSource:
         except UnicodeDecodeError:  # paho decodes the topic lazily; junk is not UTF-8
             topic_name = message._topic.decode("utf-8", "replace")
         delivery = Delivery(
-            topic_name, bytes(message.payload), message.mid, message.qos, datetime.now(UTC)
+            topic_name,
+            bytes(message.payload),
+            message.mid,
+            message.qos,
+            datetime.now(UTC),
+            self._publisher(message),
         )
         item: Inbound = classify(delivery, rules=self._rules)
         if delivery.topic.startswith("$"):  # a retained $SYS or stray topic; never ours

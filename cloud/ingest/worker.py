@@ -257,6 +257,7 @@ def ingest_rules(settings: CloudSettings) -> IngestRules:
     return IngestRules(
         accept_past=timedelta(days=settings.ingest_accept_past_days),
         accept_future=timedelta(seconds=settings.ingest_accept_future_s),
+        publisher_property=settings.mqtt_publisher_property,
     )
 
 

@@ -101,3 +101,19 @@ def test_an_empty_batch_needs_no_partition_whatever_its_base_time():
     payload = encode_raw({"device_id": "d", "seq": 1, "base_time_ms": 10**12, "series": []})
     item = classify(delivery("fl/v1/t/d/telemetry", payload), NOW, RULES)
     assert isinstance(item, TelemetryIn) and item.days == set()
+
+
+def test_where_the_broker_names_the_publisher_only_the_topics_device_may_publish():
+    from fleetlink.cloud.ingest.inbound import Refused
+
+    rules = IngestRules(publisher_property="fl-user")
+    payload = encode_raw({"device_id": "devA", "online": True, "time_ms": 1_700_000_000_000})
+    name = "fl/v1/t/devA/status"
+    for publisher in ("devB", None):
+        item = classify(Delivery(name, payload, 1, 1, NOW, publisher), NOW, rules)
+        assert isinstance(item, Refused) and item.counter == "publisher_mismatch"
+    accepted = classify(Delivery(name, payload, 1, 1, NOW, "devA"), NOW, rules)
+    assert not isinstance(accepted, Refused | DeadLetter)
+    # Without the setting the broker is not trusted to say, and nothing is refused for it.
+    plain = classify(Delivery(name, payload, 1, 1, NOW, "devB"), NOW, RULES)
+    assert not isinstance(plain, Refused | DeadLetter)
