@@ -28,6 +28,7 @@ from fleetlink.cloud.ingest.inbound import (
     TelemetryIn,
 )
 from fleetlink.cloud.ingest.partitions import DailyPartitions
+from fleetlink.shared.messages import MAX_SEQ
 
 SAMPLE_COLUMNS = ("tenant_id", "vehicle_id", "device_id", "signal_id", "ts", "value")
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
@@ -74,7 +75,8 @@ async def high_water_marks(conn: asyncpg.Connection, devices: Sequence[str]) -> 
     """Return each device's high-water mark: the largest seq the cloud holds for it (stored
     or quarantined), 0 for a device it holds nothing from."""
     rows = await conn.fetch(_HIGH_WATER_SQL, list(devices))
-    return {r["d"]: r["hw"] or 0 for r in rows}
+    # Seqs stored before the contract bounded them could exceed MAX_SEQ; an ack cannot.
+    return {r["d"]: min(r["hw"] or 0, MAX_SEQ) for r in rows}
 
 
 @dataclass(slots=True)
