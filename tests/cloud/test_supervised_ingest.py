@@ -61,6 +61,7 @@ async def test_ingest_keeps_storing_through_sixty_backend_terminations(
         await ack_listener.wait_for(lambda: set(ack_listener.seqs(device)) >= set(range(1, 411)))
         assert await stored_seqs(pool, device) == list(range(1, 411))
         assert all(h.writer_alive and h.database_ok for h in service.health())
+        assert sum(h.restarts for h in service.health()) == 0  # every fault was retried
     finally:
         await service.stop()
         await ingest_pool.close()
