@@ -271,6 +271,17 @@ class Uplink:
         assert self._client is not None
         if self._hello_nonce is None:
             self._hello_nonce = secrets.token_hex(16)
+        else:
+            self.counters["hellos_unanswered"] += 1
+            if _worth_logging(self.counters["hellos_unanswered"]):
+                log.warning(
+                    "the cloud has not answered this device's hello (%d times); is device %r "
+                    "registered in tenant %r, and does the cloud run?%s",
+                    self.counters["hellos_unanswered"],
+                    self.device.id,
+                    self.device.tenant,
+                    " Nothing is published until it answers." if not self.outbox.confirmed else "",
+                )
         hello = Hello(
             device_id=self.device.id,
             nonce=self._hello_nonce,

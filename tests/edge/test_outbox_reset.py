@@ -153,3 +153,24 @@ def test_no_seq_is_ever_used_for_two_batches(ops: list[tuple[str, int]]) -> None
                 used |= after
             for b in outbox.pending():
                 assert seq_in(b.payload) == b.seq
+
+
+def test_an_agent_whose_seq_space_is_used_up_keeps_running_and_keeps_its_samples(
+    tmp_path: Path,
+) -> None:
+    from fleetlink.edge.sources.base import Sample
+
+    config = parse_config(
+        {"device": {"id": "d1", "tenant": "acme"}, "outbox": {"path": str(tmp_path / "o.db")}}
+    )
+    agent = Agent(config, sources=[])
+    try:
+        agent.outbox.raise_next_seq(MAX_SEQ)  # the next seq would leave the contract
+        agent.batcher.add(Sample(13, 1_700_000_000_000, 50.0))
+        assert agent.flush() is None  # not stored, not lost, no exception
+        assert len(agent.unstored) == 1 and agent.counters["outbox_write_failures"] == 1
+        agent.outbox.adopt_high_water(7, with_seq)  # the cloud's answer to hello
+        assert agent.flush() == 8
+        assert [seq_in(b.payload) for b in agent.outbox.pending()] == [8]
+    finally:
+        agent.outbox.close()
