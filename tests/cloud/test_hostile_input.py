@@ -210,3 +210,33 @@ async def test_a_device_seq_far_beyond_its_high_water_mark_is_refused_not_acked(
     await ack_listener.wait_for(lambda: 2 in ack_listener.seqs(device))
     assert MAX_SEQ - 1 not in ack_listener.seqs(device)
     assert max(a.high_water for a in ack_listener.acks) == 2
+
+
+async def test_where_the_broker_states_the_publisher_another_identity_is_refused(
+    pool, migrated_db, mqtt_broker, fleet: Fleet, publisher, ack_listener: AckListener
+):
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    # Here the test plays the broker that sets the property (e.g. an EMQX rule).
+    settings = ingest_settings(migrated_db, mqtt_broker.url, mqtt_publisher_property="fl-user")
+    service = IngestService(settings, pool)
+    await service.start()
+    device = fleet.devices[0]
+
+    def stated(user: str) -> Properties:
+        props = Properties(PacketTypes.PUBLISH)
+        props.UserProperty = ("fl-user", user)
+        return props
+
+    try:
+        name = telemetry_topic(fleet.tenant, device)
+        publisher.publish(name, telemetry(device, 1), qos=1, properties=stated("someone-else"))
+        publisher.publish(name, telemetry(device, 2), qos=1)  # not stated: refused too
+        publisher.publish(name, telemetry(device, 3), qos=1, properties=stated(device))
+        await ack_listener.wait_for(lambda: ack_listener.seqs(device) == [3])
+        assert service.totals()["publisher_mismatch"] >= 2  # the shared broker may add more
+        stored = await pool.fetch("SELECT seq FROM ingested_batches WHERE device_id = $1", device)
+        assert [r["seq"] for r in stored] == [3]
+    finally:
+        await service.stop()
