@@ -112,12 +112,34 @@ def tenant_add(
     typer.echo(_with_connection(lambda c: registry.create_tenant(c, tenant_id, name)))
 
 
+def _print_key(device_id: str, key: bytes) -> None:
+    typer.echo(f"{device_id}")
+    typer.echo(f'key = "{key.hex()}"')
+    typer.echo(
+        "# put the key line in the [device] section of this device's config; it is shown only now",
+        err=True,
+    )
+
+
 @device_app.command("add")
 def device_add(
     tenant_id: str, device_id: str, name: Annotated[str, typer.Option(help="Label")] = ""
 ) -> None:
-    """Register a device for a tenant."""
-    typer.echo(_with_connection(lambda c: registry.create_device(c, tenant_id, device_id, name)))
+    """Register a device for a tenant and print its key (for signed acks) once."""
+
+    async def add(conn: asyncpg.Connection) -> bytes:
+        async with conn.transaction():
+            await registry.create_device(conn, tenant_id, device_id, name)
+            return await registry.issue_device_key(conn, device_id)
+
+    _print_key(device_id, _with_connection(add))
+
+
+@device_app.command("rotate-key")
+def device_rotate_key(device_id: str) -> None:
+    """Replace a device's key and print the new one once (the device ignores acks until its
+    config has it)."""
+    _print_key(device_id, _with_connection(lambda c: registry.issue_device_key(c, device_id)))
 
 
 @vehicle_app.command("add")
@@ -155,25 +177,37 @@ def counters() -> None:
         typer.echo(f"{row['name']:<20} {row['count']:>12,}")
 
 
-@app.command("dead-letters")
+dead_letter_app = typer.Typer(
+    help="Dead letters: list them (the default), replay the ones the rules now accept, prune.",
+    invoke_without_command=True,
+)
+app.add_typer(dead_letter_app, name="dead-letters")
+
+
+@dead_letter_app.callback()
 def dead_letters(
+    ctx: typer.Context,
     limit: Annotated[int, typer.Option(min=1, help="How many, newest first")] = 20,
 ) -> None:
-    """Print the newest dead-lettered messages: when, topic, size and why they were refused.
+    """Print the newest dead letters: when, topic, size, whether quarantined or replayed, why.
 
     The payloads themselves stay in the ``dead_letters`` table, verbatim.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     rows = _with_connection(
         lambda c: c.fetch(
-            "SELECT id, received_at, topic, length(payload) AS size, reason "
+            "SELECT id, received_at, topic, size, reason, quarantined, replayed_at "
             "FROM dead_letters ORDER BY id DESC LIMIT $1",
             limit,
         )
     )
     for row in rows:
+        marks = ("quarantined", row["quarantined"]), ("replayed", row["replayed_at"])
+        notes = "".join(f", {name}" for name, on in marks if on)
         typer.echo(
             f"#{row['id']} {row['received_at'].isoformat()} {row['topic']} "
-            f"({row['size']} bytes): {row['reason']}"
+            f"({row['size']} bytes{notes}): {row['reason']}"
         )
 
 
@@ -364,3 +398,50 @@ def keys_rotate() -> None:
     typer.echo(
         f"re-encrypted {changed} field(s) with key {cipher.active!r}; nothing else uses older keys"
     )
+
+
+@dead_letter_app.command("replay")
+def dead_letters_replay(
+    ids: Annotated[list[int] | None, typer.Argument(help="Letter ids (default: all)")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many letters")] = 1000,
+    shift_s: Annotated[
+        int,
+        typer.Option(
+            help="Move the times of quarantined batches by this many seconds first "
+            "(a clock 2 days ahead: --shift-s -172800)"
+        ),
+    ] = 0,
+) -> None:
+    """Re-ingest the dead letters the current rules accept; the others stay."""
+    from fleetlink.cloud.ingest.dead_letters import replay
+    from fleetlink.cloud.ingest.worker import ingest_rules
+
+    settings = _settings()
+
+    async def run(conn: asyncpg.Connection) -> dict[str, int]:
+        return dict(
+            await replay(
+                conn,
+                ingest_rules(settings),
+                ids=ids or None,
+                limit=limit,
+                shift_ms=shift_s * 1000,
+                max_seq_jump=settings.ingest_max_seq_jump,
+            )
+        )
+
+    outcome = _with_connection(run)
+    typer.echo(
+        f"replayed {outcome.get('replayed', 0)}, still refused by the rules "
+        f"{outcome.get('still_refused', 0)}, refused by the registry {outcome.get('refused', 0)}"
+    )
+
+
+@dead_letter_app.command("prune")
+def dead_letters_prune() -> None:
+    """Apply the caps and retention now (the ingest does it every few seconds)."""
+    from fleetlink.cloud.ingest.dead_letters import prune
+    from fleetlink.cloud.ingest.worker import dead_letter_limits
+
+    limits = dead_letter_limits(_settings())
+    typer.echo(f"deleted {_with_connection(lambda c: prune(c, limits))} dead letters")

@@ -12,6 +12,7 @@ from typing import TypeAlias
 
 import asyncpg
 
+from fleetlink.shared.signing import new_key
 from fleetlink.shared.topics import TopicError, check_segment
 
 Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
@@ -77,6 +78,26 @@ async def create_device(db: Executor, tenant_id: str, device_id: str, name: str 
     except asyncpg.ForeignKeyViolationError:
         raise RegistryError(f"tenant {tenant_id!r} does not exist") from None
     return device_id
+
+
+async def issue_device_key(db: Executor, device_id: str) -> bytes:
+    """Create (or replace) the device's key for signed acks and commands, and return it.
+
+    The key is shown to the operator once and goes into the device's config as
+    ``device.key``; replacing it makes the device ignore acks until its config has the new one.
+    Raises RegistryError if the device is not registered.
+    """
+    key = new_key()
+    try:
+        await db.execute(
+            "INSERT INTO device_keys (device_id, key) VALUES ($1, $2) ON CONFLICT (device_id) "
+            "DO UPDATE SET key = EXCLUDED.key, created_at = now()",
+            device_id,
+            key,
+        )
+    except asyncpg.ForeignKeyViolationError:
+        raise RegistryError(f"device {device_id!r} is not registered") from None
+    return key
 
 
 async def create_vehicle(

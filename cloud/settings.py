@@ -9,6 +9,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fleetlink.shared.netaddr import is_loopback
+
 DEMO_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/fleetlink"
 DEMO_MQTT_URL = "mqtt://127.0.0.1:1883"
 
@@ -21,6 +23,36 @@ class SharedSubscription(StrEnum):
 
 class SettingsError(ValueError):
     """Raised when the settings cannot run in the chosen mode; the message names the field."""
+
+
+MIN_PASSWORD_LENGTH = 12
+_GUESSABLE = (
+    "password",
+    "passw0rd",
+    "changeme",
+    "change-me",
+    "fleetlink",
+    "postgres",
+    "mosquitto",
+    "secret",
+    "admin",
+    "letmein",
+    "123456",
+    "qwerty",
+)
+
+
+def password_weakness(password: str) -> str | None:
+    """Return why ``password`` is too weak for production, or None if it is acceptable."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"shorter than {MIN_PASSWORD_LENGTH} characters"
+    if len(set(password)) < 6:
+        return "fewer than 6 different characters"
+    lowered = password.lower()
+    for word in _GUESSABLE:
+        if word in lowered:
+            return f"contains the guessable word {word!r}"
+    return None
 
 
 def redact_url(url: str) -> str:
@@ -60,6 +92,25 @@ class CloudSettings(BaseSettings):
     ingest_max_batches: int = Field(200, ge=1, le=10_000)
     ingest_max_wait_ms: int = Field(50, ge=0, le=10_000)
     ingest_queue_size: int = Field(2000, ge=1)
+    # The clock rule: batches whose times lie within this window around the cloud's clock are
+    # stored, others quarantined (docs/security.md).
+    ingest_accept_future_s: int = Field(3600, ge=0, le=366 * 86_400)
+    ingest_accept_past_days: int = Field(400, ge=1, le=36_500)
+    # A batch whose seq lies further than this beyond its device's high-water mark is refused.
+    ingest_max_seq_jump: int = Field(10_000_000, ge=1_000, le=2**40)
+    dead_letter_max_rows: int = Field(10_000, ge=1)
+    dead_letter_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    dead_letter_retention_days: int = Field(14, ge=1)
+    dead_letter_prune_every_s: float = Field(10.0, gt=0)
+    # paho's reconnect backoff doubles from min to max; max 4 s reconnects within 5 s of the
+    # broker's return.
+    mqtt_reconnect_min_s: int = Field(1, ge=1, le=3600)
+    mqtt_reconnect_max_s: int = Field(4, ge=1, le=3600)
+    # The MQTT v5 user property in which the broker states each publisher's username (e.g. an
+    # EMQX rule or a mosquitto plugin sets it); when set, only the topic's device may publish.
+    mqtt_publisher_property: str = Field("", pattern=r"^[A-Za-z0-9_.-]{0,64}$")
+    # Production refuses these unless explicitly allowed (docs/security.md).
+    mqtt_allow_plaintext: bool = False
     db_pool_size: int = Field(8, ge=1, le=100)
     # The API's connections run as the role fleetlink_api: through this URL's own login where
     # given (recommended in production), else by SET ROLE on the owner's connections.
@@ -96,7 +147,24 @@ class CloudSettings(BaseSettings):
                 "FLEETLINK_MQTT_URL: production mode needs MQTT credentials "
                 "(mqtt://user:password@host:port)"
             )
-        if self.field_keys is None:
+        for variable, password in (("DATABASE_URL", db.password), ("MQTT_URL", mqtt.password)):
+            weakness = password_weakness(password)
+            if weakness:
+                raise SettingsError(
+                    f"FLEETLINK_{variable}: the password is too weak for production mode "
+                    f"({weakness})"
+                )
+        if (
+            mqtt.scheme == "mqtt"
+            and not is_loopback(mqtt.hostname or "")
+            and not (self.mqtt_allow_plaintext)
+        ):
+            raise SettingsError(
+                f"FLEETLINK_MQTT_URL: plaintext mqtt:// to {mqtt.hostname} sends the password "
+                "and data unencrypted; use mqtts://, or set FLEETLINK_MQTT_ALLOW_PLAINTEXT=true "
+                "for a private network"
+            )
+        if self.field_keys is None or not self.field_keys.get_secret_value().strip():
             raise SettingsError(
                 "FLEETLINK_FIELD_KEYS: production mode needs the key ring of drivers' personal "
                 "fields (fleetlink cloud keys new prints one)"

@@ -18,9 +18,12 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from fleetlink.firmware_profiles import DEFAULT_PROFILE, PollGroup, ProfileError, load_profile
+from fleetlink.shared.netaddr import is_loopback
+from fleetlink.shared.signing import DeviceKeyError, parse_key
 from fleetlink.shared.topics import TopicError, check_segment
 from fleetlink.shared.validation import describe_errors
 
@@ -38,6 +41,24 @@ class _Section(BaseModel):
 class DeviceSection(_Section):
     id: str
     tenant: str
+    key: SecretStr | None = Field(
+        default=None,
+        description="the device's own 64-hex-character key (from `fleetlink cloud device add`, "
+        "later from enrollment); with it the agent acts only on acks the cloud signed",
+    )
+
+    @field_validator("key")
+    @classmethod
+    def _key_is_hex(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                parse_key(value.get_secret_value())
+            except DeviceKeyError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    def key_bytes(self) -> bytes | None:
+        return None if self.key is None else parse_key(self.key.get_secret_value())
 
     @field_validator("id", "tenant")
     @classmethod
@@ -58,6 +79,14 @@ class MqttSection(_Section):
     max_inflight: Annotated[int, Field(ge=1, le=1000)] = 20
     drain_on_stop_s: Annotated[float, Field(ge=0)] = 3.0
     protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    # paho doubles the wait between reconnects from min to max; max 4 s means the agent is
+    # back within 5 s of the broker's return.
+    reconnect_min_s: Annotated[int, Field(ge=1, le=3600)] = 1
+    reconnect_max_s: Annotated[int, Field(ge=1, le=3600)] = 4
+    allow_plaintext_remote: bool = Field(
+        default=False,
+        description="allow mqtt:// (no TLS) to a broker that is not on this machine",
+    )
 
     @field_validator("url")
     @classmethod
@@ -70,6 +99,15 @@ class MqttSection(_Section):
         except ValueError:
             raise ValueError("port must be a number from 1 to 65535") from None
         return value
+
+    @model_validator(mode="after")
+    def _no_plaintext_to_remote_brokers(self) -> MqttSection:
+        if not self.use_tls and not is_loopback(self.host) and not self.allow_plaintext_remote:
+            raise ValueError(
+                f"url: {self.url} sends credentials and data unencrypted to another machine; "
+                "use mqtts:// (or tls = true), or set allow_plaintext_remote = true"
+            )
+        return self
 
     @property
     def host(self) -> str:

@@ -5,10 +5,16 @@ committed batch and the advanced ``next_seq`` survive power loss, not only ``kil
 ``NORMAL`` would survive ``kill -9`` too, but a power cut could roll back the last commits
 after their batches were already published, and the device would then reuse those seqs.
 One fsync per batch (about one a second) is cheap.
+
+Local state cannot silently reset: an empty (0-byte) or corrupt file is moved aside with one
+log line and a new outbox starts *unconfirmed*: the uplink asks the cloud for the device's
+high-water mark ("hello") before it publishes, and batches stored meanwhile are renumbered
+above that mark (``adopt_high_water``), so no seq is ever reused.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -16,6 +22,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from fleetlink.shared.messages import MAX_SEQ
+from fleetlink.shared.signing import payload_digest
+
+log = logging.getLogger(__name__)
 
 BatchKind = Literal["telemetry", "events"]
 KINDS: tuple[BatchKind, ...] = ("telemetry", "events")
@@ -35,11 +46,31 @@ CREATE TABLE IF NOT EXISTS drops (
     dropped_ms INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 1);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('confirmed', 0);
 """
+# When fewer seqs than this are left, the agent says so and asks the cloud for help.
+SEQ_RESERVE = 1_000_000
+# Rebuilds a stored payload under a new seq: (kind, payload, new_seq) -> payload.
+Rebuild = Callable[[str, bytes, int], bytes]
 
 
 class OutboxError(RuntimeError):
     """Raised when the outbox database cannot be opened or written."""
+
+
+class SeqSpaceExhausted(OutboxError):
+    """Raised when no seq is left below the contract's maximum (ask the cloud: hello)."""
+
+
+def _move_aside(path: Path, why: str) -> Path:
+    """Rename the outbox file (and its WAL and shared-memory files) out of the way."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    target = path.with_name(f"{path.name}.{why}-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            source.rename(Path(f"{target}{suffix}"))
+    return target
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,16 +99,45 @@ class Outbox:
         self.path = Path(path)
         self.max_batches = max_batches
         self._lock = threading.Lock()
+        # Why this outbox started afresh ("empty", "corrupt"), or None.
+        self.reset_reason: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=10
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            if self.path.exists() and self.path.stat().st_size == 0:
+                self._reset("empty", "the file is empty (0 bytes)")
+            try:
+                self._db = self._open()
+            except sqlite3.DatabaseError as exc:
+                self._reset("corrupt", str(exc))
+                self._db = self._open()
         except (OSError, sqlite3.Error) as exc:
             raise OutboxError(f"{self.path}: cannot open the outbox: {exc}") from exc
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            (check,) = db.execute("PRAGMA quick_check").fetchone()
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"integrity check: {check}")
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _reset(self, why: str, detail: str) -> None:
+        moved = _move_aside(self.path, why)
+        self.reset_reason = why
+        log.error(
+            "outbox %s is %s (%s); moved it to %s and starting a new one that asks the cloud "
+            "for this device's high-water mark before publishing",
+            self.path,
+            why,
+            detail,
+            moved,
+        )
 
     def close(self) -> None:
         """Close the database; the outbox cannot be used afterwards."""
@@ -120,6 +180,11 @@ class Outbox:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     seq = self._meta("next_seq")
+                    if seq > MAX_SEQ:
+                        raise SeqSpaceExhausted(
+                            f"{self.path}: no seq left (next would be {seq}); the cloud's "
+                            "hello answer lets the device continue"
+                        )
                     payload = build_payload(seq)
                     now_ms = int(time.time() * 1000)
                     self._db.execute(
@@ -178,6 +243,121 @@ class Outbox:
                 self._db.execute("ROLLBACK")
                 raise
             return max(cursor.rowcount, 0)
+
+    def digests(self, seqs: Iterable[int]) -> dict[int, str]:
+        """Return the payload digest of each of these seqs still in the outbox."""
+        wanted = sorted({int(s) for s in seqs})
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT seq, payload FROM batches WHERE seq IN ({','.join('?' * len(wanted))})",
+                wanted,
+            ).fetchall()
+        return {int(seq): payload_digest(bytes(payload)) for seq, payload in rows}
+
+    @property
+    def confirmed(self) -> bool:
+        """Return True once the cloud's high-water mark was adopted (hello answered)."""
+        with self._lock:
+            return self._meta("confirmed") == 1
+
+    @property
+    def seq_space_low(self) -> bool:
+        """Return True when fewer than SEQ_RESERVE seqs are left."""
+        return self.next_seq > MAX_SEQ - SEQ_RESERVE
+
+    def _renumber(self, seqs: list[int], rebuild: Rebuild) -> int:
+        next_seq = self._meta("next_seq")
+        for old in seqs:
+            kind, payload = self._db.execute(
+                "SELECT kind, payload FROM batches WHERE seq = ?", (old,)
+            ).fetchone()
+            if next_seq > MAX_SEQ:
+                raise SeqSpaceExhausted(f"{self.path}: no seq left to renumber batch {old}")
+            self._db.execute(
+                "UPDATE batches SET seq = ?, payload = ? WHERE seq = ?",
+                (next_seq, rebuild(kind, bytes(payload), next_seq), old),
+            )
+            next_seq += 1
+        self._db.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (next_seq,))
+        return next_seq
+
+    def _transaction(self, work: Callable[[], int]) -> int:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work()
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise OutboxError(f"{self.path}: cannot renumber batches: {exc}") from exc
+            return result
+
+    def renumber(self, seqs: Iterable[int], rebuild: Rebuild) -> int:
+        """Give these batches new seqs (the next ones), rebuilding their payloads with
+        ``rebuild``; return how many were renumbered. Used when the cloud holds other bytes
+        under a seq (an ack whose digest is not this batch's)."""
+        todo = sorted(set(seqs))
+
+        def work() -> int:
+            present = [
+                s
+                for s in todo
+                if self._db.execute("SELECT 1 FROM batches WHERE seq = ?", (s,)).fetchone()
+            ]
+            self._db.execute(
+                "UPDATE meta SET value = max(value, ?) WHERE key = 'next_seq'",
+                (max(todo, default=0) + 1,),
+            )
+            self._renumber(present, rebuild)
+            return len(present)
+
+        return self._transaction(work)
+
+    def adopt_high_water(self, high_water: int, rebuild: Rebuild) -> int:
+        """Take the cloud's high-water mark (its answer to hello): the next seq goes above it,
+        batches stored under seqs at or below it are renumbered, the outbox is confirmed.
+
+        When the seq space is nearly used up and the cloud holds nothing at or above the
+        local seqs, the next seq comes down to just above everything either side ever used
+        (the cloud's mark, the outbox's batches and its dropped seqs): those seqs were never
+        stored by the cloud, so none is reused. Returns how many batches were renumbered.
+        """
+
+        def work() -> int:
+            next_seq = self._meta("next_seq")
+            if next_seq > MAX_SEQ - SEQ_RESERVE and high_water < next_seq:
+                (used,) = self._db.execute(
+                    "SELECT max(coalesce((SELECT max(seq) FROM batches), 0), "
+                    "coalesce((SELECT max(seq) FROM drops), 0))"
+                ).fetchone()
+                lowered = max(high_water, int(used)) + 1
+                if lowered < next_seq:
+                    log.warning(
+                        "seq space nearly used up (next seq %d); the cloud's mark is %d, "
+                        "so continuing from %d",
+                        next_seq,
+                        high_water,
+                        lowered,
+                    )
+                    self._db.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (lowered,))
+            stale = [
+                int(s)
+                for (s,) in self._db.execute(
+                    "SELECT seq FROM batches WHERE seq <= ? ORDER BY seq", (high_water,)
+                ).fetchall()
+            ]
+            self._db.execute(
+                "UPDATE meta SET value = max(value, ?) WHERE key = 'next_seq'",
+                (high_water + 1,),
+            )
+            self._renumber(stale, rebuild)
+            self._db.execute("UPDATE meta SET value = 1 WHERE key = 'confirmed'")
+            return len(stale)
+
+        return self._transaction(work)
 
     def raise_next_seq(self, high_water: int) -> int:
         """Make the next seq at least ``high_water + 1`` (the cloud's mark); return the next seq."""

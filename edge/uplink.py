@@ -4,12 +4,19 @@ paho-mqtt runs its network loop in its own thread (with its own reconnect backof
 callbacks only hand events to the asyncio loop, where the in-flight window, redelivery and
 outbox calls live. Every reconnect republishes everything still in the outbox, so a broker
 that is down for any length of time loses nothing within the outbox cap.
+
+What the uplink trusts (docs/security.md): with a device key configured, only acks whose
+HMAC verifies; a batch is deleted only if the ack's digest for its seq is the digest of this
+very batch (otherwise the cloud holds other bytes under that seq, and the batch is renumbered
+and sent again). Before the first publish from a new outbox, and on every connect, it sends a
+"hello" and adopts the high-water mark of the signed answer that echoes its nonce.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,7 +29,8 @@ from fleetlink.edge.config import DeviceSection, MqttSection
 from fleetlink.edge.outbox import Outbox, StoredBatch
 from fleetlink.edge.sources.base import AdapterState
 from fleetlink.shared.codec import CodecError, decode, encode
-from fleetlink.shared.messages import Ack, Status
+from fleetlink.shared.messages import MAX_SEQ, Ack, EventBatch, Hello, Status, TelemetryBatch
+from fleetlink.shared.signing import verify
 from fleetlink.shared.topics import Kind, topic
 from fleetlink.shared.version import VERSION
 
@@ -31,6 +39,19 @@ log = logging.getLogger(__name__)
 _UNSUPPORTED_PROTOCOL = 132
 _CLOSED_BEFORE_CONNACK_LIMIT = 2
 _TICK_S = 0.2
+_HELLO_RETRY_S = 5.0
+
+
+def with_seq(kind: str, payload: bytes, seq: int) -> bytes:
+    """Return a stored batch re-encoded under a new seq (raises CodecError if it does not
+    decode, which cannot happen for what this agent stored)."""
+    model = EventBatch if kind == "events" else TelemetryBatch
+    return encode(decode(payload, model).model_copy(update={"seq": seq}))
+
+
+def _worth_logging(count: int) -> bool:
+    """Return True for the 1st, 10th, 100th… occurrence: repeated refusals cost few lines."""
+    return count > 0 and 10 ** (len(str(count)) - 1) == count
 
 
 def _now_ms() -> int:
@@ -52,16 +73,18 @@ class Uplink:
         settings: MqttSection,
         outbox: Outbox,
         adapter_state: Callable[[], AdapterState] = lambda: "unknown",
-        reconnect_min_s: int = 1,
-        reconnect_max_s: int = 60,
         connack_timeout_s: float = 5.0,
     ) -> None:
         self.device = device
         self.settings = settings
         self.outbox = outbox
         self.adapter_state = adapter_state
-        self.reconnect_min_s = reconnect_min_s
-        self.reconnect_max_s = reconnect_max_s
+        self.reconnect_min_s = settings.reconnect_min_s
+        self.reconnect_max_s = max(settings.reconnect_min_s, settings.reconnect_max_s)
+        self._key = device.key_bytes()
+        self._hello_nonce: str | None = None
+        self._hello_sent = 0.0
+        self.high_water_adopted: int | None = None
         # amqtt (3.1.1 only) never answers an MQTT 5 CONNECT that carries a will.
         self.connack_timeout_s = connack_timeout_s
         self.counters: Counter[str] = Counter()
@@ -163,17 +186,31 @@ class Uplink:
         self._got_connack = False
         self._post(self._set_ready, False)
 
+    def _reject(self, why: str, *args: object) -> None:
+        self.counters["acks_rejected"] += 1
+        if _worth_logging(self.counters["acks_rejected"]):
+            log.warning(
+                "ignoring an ack: " + why + " (%d ignored so far)",
+                *args,
+                self.counters["acks_rejected"],
+            )
+
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
             ack = decode(bytes(message.payload), Ack)
         except CodecError as exc:
-            self.counters["acks_rejected"] += 1
-            log.warning("ignoring a malformed ack on %s: %s", message.topic, exc)
+            self._reject("malformed: %s", exc)
             return
         if ack.device_id != self.device.id:
-            self.counters["acks_rejected"] += 1
-            log.warning("ignoring an ack for device %r on %s", ack.device_id, message.topic)
+            self._reject("it names device %r", ack.device_id)
             return
+        if self._key is not None:
+            if not verify(self._key, ack):
+                self._reject("its signature does not verify with this device's key")
+                return
+            if ack.seqs and len(ack.digests) != len(ack.seqs):
+                self._reject("it carries no digest per seq")
+                return
         self._post(self._apply_ack, ack)
 
     def _set_ready(self, ready: bool) -> None:
@@ -181,18 +218,78 @@ class Uplink:
             return
         self._ready = ready
         self._inflight.clear()
+        self._hello_sent = 0.0  # ask again on every connect
         if not ready:
             log.warning("lost the connection to %s; buffering in the outbox", self.settings.url)
         self.wake()
 
     def _apply_ack(self, ack: Ack) -> None:
-        deleted = self.outbox.ack(ack.seqs)
-        self.counters["acked"] += deleted
+        if ack.nonce:
+            if ack.nonce == self._hello_nonce:
+                self._adopt(ack.high_water)
+            return  # an answer to an older hello: its mark may be stale
+        if ack.digests:
+            held = self.outbox.digests(ack.seqs)
+            mine = [s for s, d in zip(ack.seqs, ack.digests, strict=True) if held.get(s) == d]
+            other = [
+                s for s, d in zip(ack.seqs, ack.digests, strict=True) if s in held and held[s] != d
+            ]
+        else:
+            mine, other = ack.seqs, []
+        self.counters["acked"] += self.outbox.ack(mine)
         for seq in ack.seqs:
             self._inflight.pop(seq, None)
+        if other:
+            renumbered = self.outbox.renumber(other, with_seq)
+            self.counters["seq_collisions"] += renumbered
+            log.warning(
+                "the cloud holds other data under seqs %s; sending these batches again "
+                "under new seqs",
+                other[:10],
+            )
         if ack.high_water:
             self.outbox.raise_next_seq(ack.high_water)
         self.wake()
+
+    def _adopt(self, high_water: int) -> None:
+        first = self.high_water_adopted is None
+        renumbered = self.outbox.adopt_high_water(high_water, with_seq)
+        self._hello_nonce = None
+        self.high_water_adopted = high_water
+        if first or renumbered:
+            log.info(
+                "the cloud's high-water mark for %s is %d; next seq %d (%d stored batches "
+                "renumbered)",
+                self.device.id,
+                high_water,
+                self.outbox.next_seq,
+                renumbered,
+            )
+        self.wake()
+
+    def _send_hello(self) -> None:
+        assert self._client is not None
+        if self._hello_nonce is None:
+            self._hello_nonce = secrets.token_hex(16)
+        else:
+            self.counters["hellos_unanswered"] += 1
+            if _worth_logging(self.counters["hellos_unanswered"]):
+                log.warning(
+                    "the cloud has not answered this device's hello (%d times); is device %r "
+                    "registered in tenant %r, and does the cloud run?%s",
+                    self.counters["hellos_unanswered"],
+                    self.device.id,
+                    self.device.tenant,
+                    " Nothing is published until it answers." if not self.outbox.confirmed else "",
+                )
+        hello = Hello(
+            device_id=self.device.id,
+            nonce=self._hello_nonce,
+            next_seq=min(self.outbox.next_seq, MAX_SEQ + 1),
+        )
+        self._client.publish(self.topics[Kind.HELLO], encode(hello), qos=1)
+        self._hello_sent = time.monotonic()
+        self.counters["hellos"] += 1
 
     def _publish(self, batch: StoredBatch) -> None:
         assert self._client is not None
@@ -204,6 +301,23 @@ class Uplink:
         if not self._ready or self._client is None:
             return
         now = time.monotonic()
+        unconfirmed = not self.outbox.confirmed
+        low = self.outbox.seq_space_low
+        if low and self._hello_nonce is None:
+            self.counters["seq_space_low"] += 1
+            if _worth_logging(self.counters["seq_space_low"]):
+                log.error(
+                    "seq space nearly used up (next seq %d); asking the cloud for its "
+                    "high-water mark",
+                    self.outbox.next_seq,
+                )
+        asking = self._hello_nonce is not None
+        if self._hello_sent == 0.0 or (
+            (asking or low) and now - self._hello_sent >= _HELLO_RETRY_S
+        ):
+            self._send_hello()
+        if unconfirmed:
+            return  # a new outbox publishes nothing before the cloud's mark is known
         window = self.settings.max_inflight
         for batch in self.outbox.pending(limit=window + len(self._inflight)):
             sent = self._inflight.get(batch.seq)
@@ -274,6 +388,11 @@ class Uplink:
     async def run(self, stop: asyncio.Event) -> None:
         """Keep the outbox flowing to the broker until ``stop`` is set; return after a clean
         disconnect that leaves the retained status offline."""
+        if self._key is None:
+            log.warning(
+                "device.key is not set: acks are not verified, so anyone who can publish on "
+                "this device's ack topic can make it delete data (docs/security.md)"
+            )
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._start_client()

@@ -15,6 +15,7 @@ still talk.
 
 from __future__ import annotations
 
+import io
 import json
 from enum import IntEnum
 from typing import Any, TypeVar
@@ -27,7 +28,10 @@ CODEC_VERSION = 1
 COMPRESS_ABOVE_BYTES = 512
 _ZSTD_FLAG = 0b100
 _FORMAT_MASK = 0b011
-_MAX_DECOMPRESSED_BYTES = 16 * 1024 * 1024
+# The largest body a frame may hold, compressed or not. A full batch
+# (MAX_SAMPLES_PER_BATCH samples) is well under 1 MiB in msgpack; the cap is enforced while
+# decompressing, so a small zstd bomb never allocates more than this.
+MAX_BODY_BYTES = 1024 * 1024
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -76,6 +80,17 @@ def encode(
     return bytes((CODEC_VERSION, flags)) + body
 
 
+def encode_raw(body: dict[str, Any], fmt: Format = Format.MSGPACK, compress: bool = False) -> bytes:
+    """Return a frame holding ``body`` as is, unvalidated (for tests and tools that must
+    produce what a model would refuse)."""
+    data = _dumps(body, fmt)
+    flags = int(fmt)
+    if compress:
+        data = zstandard.ZstdCompressor(level=3).compress(data)
+        flags |= _ZSTD_FLAG
+    return bytes((CODEC_VERSION, flags)) + data
+
+
 def decode_raw(payload: bytes) -> Any:
     """Return the body of a frame as plain Python data; raise CodecError if it is not one."""
     if len(payload) < 3:
@@ -90,14 +105,35 @@ def decode_raw(payload: bytes) -> Any:
     except ValueError:
         raise CodecError(f"unknown body format {flags & _FORMAT_MASK}") from None
     body = payload[2:]
+    if len(body) > MAX_BODY_BYTES:
+        raise CodecError(f"body of {len(body)} bytes exceeds the {MAX_BODY_BYTES}-byte limit")
+    if flags & _ZSTD_FLAG:
+        body = _decompress(body)
     try:
-        if flags & _ZSTD_FLAG:
-            body = zstandard.ZstdDecompressor().decompress(
-                body, max_output_size=_MAX_DECOMPRESSED_BYTES
-            )
         return _loads(body, fmt)
     except Exception as exc:  # every library raises its own type for garbage
         raise CodecError(f"{fmt.name.lower()} body does not decode: {exc}") from exc
+
+
+def _decompress(body: bytes) -> bytes:
+    """Return the zstd ``body`` decompressed, reading at most MAX_BODY_BYTES + 1 bytes.
+
+    ``ZstdDecompressor.decompress(max_output_size=…)`` ignores its limit when the frame
+    header declares a content size, so the cap is applied by reading a stream instead.
+    """
+    out = bytearray()
+    try:
+        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body)) as reader:
+            while len(out) <= MAX_BODY_BYTES:
+                chunk = reader.read(MAX_BODY_BYTES + 1 - len(out))
+                if not chunk:
+                    break
+                out += chunk
+    except zstandard.ZstdError as exc:
+        raise CodecError(f"zstd body does not decode: {exc}") from exc
+    if len(out) > MAX_BODY_BYTES:
+        raise CodecError(f"body decompresses to more than {MAX_BODY_BYTES} bytes")
+    return bytes(out)
 
 
 def decode(payload: bytes, model: type[M]) -> M:

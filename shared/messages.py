@@ -1,4 +1,10 @@
-"""Pydantic v2 models of every message on the wire (see topics.py for where each travels)."""
+"""Pydantic v2 models of every message on the wire (see topics.py for where each travels).
+
+Every number and list is bounded here, at the edge of the system, so that no message a
+client can publish makes a receiver overflow, allocate without limit or crash: times lie
+in 1970..2100, seqs below 2**53 (exact in every JSON reader), a batch holds at most
+``MAX_SAMPLES_PER_BATCH`` samples. A message outside these bounds does not decode.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,21 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION: Literal[1] = 1
 
+MAX_SEQ = 2**53 - 1
+MIN_TIME_MS = 0
+MAX_TIME_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
+MAX_OFFSET_MS = 2**31 - 1
+MAX_SAMPLES_PER_BATCH = 20_000
+MAX_SERIES_PER_BATCH = 1_024
+MAX_EVENTS_PER_BATCH = 1_000
+MAX_SEQS_PER_ACK = 10_000
+
 DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
-Seq = Annotated[int, Field(ge=1, lt=2**63)]
+Seq = Annotated[int, Field(ge=1, le=MAX_SEQ)]
+HighWater = Annotated[int, Field(ge=0, le=MAX_SEQ)]
 SignalId = Annotated[int, Field(ge=0, lt=2**15)]
-UnixMs = Annotated[int, Field(ge=0, lt=2**53)]
+UnixMs = Annotated[int, Field(ge=MIN_TIME_MS, lt=MAX_TIME_MS)]
+ShortText = Annotated[str, Field(max_length=256)]
 
 
 class _Message(BaseModel):
@@ -23,8 +40,11 @@ class Series(_Message):
     """The samples of one signal in a batch, as columns: time offsets and values."""
 
     signal_id: SignalId
-    offsets_ms: list[Annotated[int, Field(ge=0, lt=2**31)]]
-    values: list[float]
+    offsets_ms: Annotated[
+        list[Annotated[int, Field(ge=0, le=MAX_OFFSET_MS)]],
+        Field(max_length=MAX_SAMPLES_PER_BATCH),
+    ]
+    values: Annotated[list[float], Field(max_length=MAX_SAMPLES_PER_BATCH)]
 
     @model_validator(mode="after")
     def _same_length(self) -> Series:
@@ -43,7 +63,14 @@ class TelemetryBatch(_Message):
     device_id: DeviceId
     seq: Seq
     base_time_ms: UnixMs
-    series: list[Series]
+    series: Annotated[list[Series], Field(max_length=MAX_SERIES_PER_BATCH)]
+
+    @model_validator(mode="after")
+    def _bounded(self) -> TelemetryBatch:
+        count = self.sample_count
+        if count > MAX_SAMPLES_PER_BATCH:
+            raise ValueError(f"{count} samples in one batch; at most {MAX_SAMPLES_PER_BATCH}")
+        return self
 
     @property
     def sample_count(self) -> int:
@@ -57,7 +84,10 @@ class Event(_Message):
     time_ms: UnixMs
     type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
     severity: Literal["info", "warning", "critical"] = "info"
-    data: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    data: Annotated[
+        dict[Annotated[str, Field(max_length=64)], ShortText | int | float | bool | None],
+        Field(max_length=64),
+    ] = Field(default_factory=dict)
 
 
 class EventBatch(_Message):
@@ -66,16 +96,51 @@ class EventBatch(_Message):
     v: Literal[1] = SCHEMA_VERSION
     device_id: DeviceId
     seq: Seq
-    events: list[Event]
+    events: Annotated[list[Event], Field(max_length=MAX_EVENTS_PER_BATCH)]
+
+
+Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+Nonce = Annotated[str, Field(pattern=r"^[0-9a-f]{16,64}$")]
 
 
 class Ack(_Message):
-    """The cloud's word that these batches are committed (or dead-lettered) and may be deleted."""
+    """The cloud's word that these batches are stored (or kept as dead letters) and may be
+    deleted; also its answer to a ``Hello`` (no seqs, the hello's ``nonce`` echoed).
+
+    ``digests[i]`` is the digest (``payload_digest``) of the bytes the cloud holds under
+    ``seqs[i]``: a device deletes a batch only if that is its own batch. ``counter`` grows
+    with every ack to the device; ``mac`` is the HMAC-SHA256 over all other fields with the
+    device's key (``fleetlink.shared.signing``). Empty ``mac``: an unsigned ack, which a
+    device with a key ignores.
+    """
 
     v: Literal[1] = SCHEMA_VERSION
     device_id: DeviceId
-    seqs: list[Seq]
-    high_water: Annotated[int, Field(ge=0)] = 0
+    seqs: Annotated[list[Seq], Field(max_length=MAX_SEQS_PER_ACK)]
+    high_water: HighWater = 0
+    digests: Annotated[list[Digest], Field(max_length=MAX_SEQS_PER_ACK)] = Field(
+        default_factory=list
+    )
+    counter: Annotated[int, Field(ge=0, le=MAX_SEQ)] = 0
+    nonce: Nonce | Literal[""] = ""
+    mac: Annotated[str, Field(pattern=r"^([0-9a-f]{64})?$")] = ""
+
+    @model_validator(mode="after")
+    def _one_digest_per_seq(self) -> Ack:
+        if self.digests and len(self.digests) != len(self.seqs):
+            raise ValueError(f"{len(self.digests)} digests for {len(self.seqs)} seqs")
+        return self
+
+
+class Hello(_Message):
+    """A device asks the cloud for its high-water mark before it publishes; the cloud answers
+    with a signed ``Ack`` carrying the same ``nonce``. ``next_seq`` is what the device would
+    use next (for the cloud's log)."""
+
+    v: Literal[1] = SCHEMA_VERSION
+    device_id: DeviceId
+    nonce: Nonce
+    next_seq: Annotated[int, Field(ge=1, le=MAX_SEQ + 1)]
 
 
 class Status(_Message):
@@ -85,6 +150,6 @@ class Status(_Message):
     device_id: DeviceId
     online: bool
     time_ms: UnixMs
-    agent_version: str = ""
+    agent_version: Annotated[str, Field(max_length=64)] = ""
     adapter: Literal["connected", "stalled", "no_vehicle", "disconnected", "unknown"] = "unknown"
-    buffered_batches: Annotated[int, Field(ge=0)] = 0
+    buffered_batches: Annotated[int, Field(ge=0, le=MAX_SEQ)] = 0

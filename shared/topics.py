@@ -9,6 +9,8 @@ from enum import StrEnum
 PREFIX = "fl/v1"
 SHARED_GROUP = "ingest"
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# The longest valid topic: prefix, two 64-character segments, the longest kind.
+MAX_TOPIC_LENGTH = len(PREFIX) + 2 * 65 + 1 + len("telemetry")
 
 
 class Kind(StrEnum):
@@ -17,6 +19,8 @@ class Kind(StrEnum):
     STATUS = "status"
     CMD = "cmd"
     ACK = "ack"
+    # device -> cloud: "what is my high-water mark?"; answered with an Ack (empty seqs)
+    HELLO = "hello"
 
 
 class TopicError(ValueError):
@@ -51,6 +55,8 @@ def topic(tenant: str, device: str, kind: Kind) -> str:
 
 def parse(topic_name: str) -> Topic:
     """Split a topic into tenant, device and kind; raise TopicError if it is not ours."""
+    if len(topic_name) > MAX_TOPIC_LENGTH:
+        raise TopicError(f"topic of {len(topic_name)} characters is longer than any of ours")
     parts = topic_name.split("/")
     if len(parts) != 5 or "/".join(parts[:2]) != PREFIX:
         raise TopicError(f"topic {topic_name!r} is not of the form {PREFIX}/tenant/device/kind")

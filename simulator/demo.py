@@ -116,11 +116,14 @@ async def _broker() -> AsyncIterator[tuple[str, str]]:
         await broker.shutdown()
 
 
-def _agent_config(path: Path, device_id: str, mqtt_url: str, mqtt_protocol: str, port: str) -> None:
+def _agent_config(
+    path: Path, device_id: str, mqtt_url: str, mqtt_protocol: str, port: str, key: bytes
+) -> None:
     path.write_text(
         f"""[device]
 id = "{device_id}"
 tenant = "{TENANT}"
+key = "{key.hex()}"
 
 [mqtt]
 url = "{mqtt_url}"
@@ -147,7 +150,11 @@ class _Access:
     token: str
 
 
-async def _register(database_url: str, vehicles: list[_Vehicle]) -> _Access:
+async def _register(
+    database_url: str, vehicles: list[_Vehicle]
+) -> tuple[_Access, dict[str, bytes]]:
+    """Register the demo's devices and vehicles and its owner; return how the owner gets in
+    and each device's (new) key."""
     conn = await asyncpg.connect(database_url)
     try:
         await registry.ensure_tenant(conn, TENANT, "Demo fleet")
@@ -159,9 +166,10 @@ async def _register(database_url: str, vehicles: list[_Vehicle]) -> _Access:
             await registry.create_device(conn, TENANT, v.device_id)
             vehicle_id = await registry.create_vehicle(conn, TENANT, v.name, vin=v.sim.vin)
             await registry.assign_device(conn, v.device_id, vehicle_id)
+        keys = {v.device_id: await registry.issue_device_key(conn, v.device_id) for v in vehicles}
     finally:
         await conn.close()
-    return access
+    return access, keys
 
 
 async def _demo_admin(conn: asyncpg.Connection) -> _Access:
@@ -251,8 +259,12 @@ async def _run_in(
                 device_id = f"demo-device-{i:03d}"
                 config = workdir / f"{device_id}.toml"
                 vehicles.append(_Vehicle(device_id, f"Vehicle {i}", sim, config))
-                _agent_config(config, device_id, mqtt_url, mqtt_protocol, sim.start())
-            access = await _register(database_url, vehicles)
+            access, keys = await _register(database_url, vehicles)
+            for v in vehicles:
+                port = v.sim.start()
+                _agent_config(
+                    v.config, v.device_id, mqtt_url, mqtt_protocol, port, keys[v.device_id]
+                )
             for v in vehicles:
                 v.agent = subprocess.Popen(
                     [sys.executable, "-m", "fleetlink.edge", "run", "--config", str(v.config)],

@@ -7,6 +7,7 @@ import asyncio
 from aiohttp import web
 
 from fleetlink.cloud.api.models import Health
+from fleetlink.cloud.api.problems import RETRY_AFTER_S
 from fleetlink.cloud.api.spec import ResourceRoutes
 from fleetlink.cloud.app_keys import INGEST, POOL
 from fleetlink.shared.version import VERSION
@@ -22,13 +23,15 @@ async def healthz(request: web.Request) -> web.Response:
 
 @api.get(
     "/readyz",
-    summary="Readiness: the database answers and every ingest worker is connected",
+    summary="Readiness: the database answers and every ingest worker is connected, "
+    "its writer alive and able to commit (lag and last commit age are reported)",
     response=Health,
     public=True,
     errors=(503,),
 )
 async def readyz(request: web.Request) -> web.Response:
     checks: dict[str, str] = {}
+    info: dict[str, str] = {}
     try:
         await asyncio.wait_for(request.app[POOL].fetchval("SELECT 1"), timeout=2)
         checks["database"] = "ok"
@@ -38,7 +41,27 @@ async def readyz(request: web.Request) -> web.Response:
     if ingest is None or not ingest.workers:
         checks["ingest"] = "disabled"
     else:
-        checks["ingest"] = "ok" if ingest.connected else "not connected to the broker"
+        problems = []
+        for worker in ingest.health():
+            if not worker.connected:
+                problems.append(f"{worker.client_id} not connected to the broker")
+            if not worker.writer_alive:
+                problems.append(f"{worker.client_id} writer restarting")
+            if not worker.database_ok:
+                problems.append(f"{worker.client_id} cannot write to the database")
+        checks["ingest"] = "ok" if not problems else "; ".join(problems)
+        workers = ingest.health()
+        alive = sum(w.writer_alive for w in workers)
+        ages = [w.last_commit_age_s for w in workers if w.last_commit_age_s is not None]
+        info["ingest_writers_alive"] = f"{alive}/{len(workers)}"
+        info["ingest_writer_restarts"] = str(sum(w.restarts for w in workers))
+        info["ingest_in_hand"] = str(sum(w.in_hand for w in workers))
+        info["ingest_lag_s"] = str(max(w.lag_s for w in workers))
+        info["ingest_last_commit_age_s"] = str(min(ages)) if ages else "never"
     ready = all(v in ("ok", "disabled") for v in checks.values())
+    checks.update(info)
     body = Health(status="ok" if ready else "unavailable", version=VERSION, checks=checks)
-    return web.json_response(text=body.model_dump_json(), status=200 if ready else 503)
+    headers = None if ready else {"Retry-After": str(RETRY_AFTER_S)}
+    return web.json_response(
+        text=body.model_dump_json(), status=200 if ready else 503, headers=headers
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -14,6 +14,9 @@ MAX_SERIES_POINTS = 10_000
 MAX_BUCKET_S = 86_400
 _BUCKET = re.compile(r"^(\d+)(s|m|h|d)?$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+# Query times outside this range are refused with 400 (the contract's sample times lie in it).
+EARLIEST_QUERY = datetime(1970, 1, 2, tzinfo=UTC)
+LATEST_QUERY = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class Vehicle(BaseModel):
@@ -55,6 +58,15 @@ class SeriesQuery(BaseModel):
         description="Bucket width: seconds, or a number with s, m, h or d (max 1d)",
         pattern=r"^\d+(s|m|h|d)?$",
     )
+
+    @field_validator("from_", "to")
+    @classmethod
+    def _time_in_range(cls, value: datetime | None) -> datetime | None:
+        if value is not None and not EARLIEST_QUERY <= value <= LATEST_QUERY:
+            raise ValueError(
+                f"must lie between {EARLIEST_QUERY.isoformat()} and {LATEST_QUERY.isoformat()}"
+            )
+        return value
 
     @field_validator("bucket")
     @classmethod

@@ -10,9 +10,12 @@ from typing import Any
 
 from aiohttp import web
 
+from fleetlink.cloud.db.unavailable import DATABASE_UNAVAILABLE
+
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "application/problem+json"
+RETRY_AFTER_S = 5
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -85,6 +88,14 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         elif isinstance(exc, web.HTTPNotFound) and not detail:
             detail = f"no resource at {request.path}"
         return problem_response(request, exc.status, detail or exc.reason, headers=headers)
+    except DATABASE_UNAVAILABLE as exc:
+        log.debug("database unavailable for %s %s: %r", request.method, request.path, exc)
+        return problem_response(
+            request,
+            503,
+            "the database cannot be reached; retry later",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return problem_response(request, 500, "the server failed to answer; see its log")

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from fleetlink.cloud.api.access import principal_of, tenant_transaction
 from fleetlink.cloud.api.models import (
+    EARLIEST_QUERY,
     MAX_SERIES_POINTS,
     LatestSignal,
     LatestSignals,
@@ -22,6 +23,7 @@ from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.request_parsing import path_uuid, query_model
 from fleetlink.cloud.api.spec import ResourceRoutes
 from fleetlink.cloud.api.vehicles import VEHICLE_ID
+from fleetlink.cloud.app_keys import SETTINGS
 from fleetlink.cloud.auth.permissions import Permission
 from fleetlink.shared.signals import Signal, UnknownSignalError, by_id, by_name
 
@@ -29,6 +31,9 @@ api = ResourceRoutes("signals")
 routes = api.routes
 
 _BUCKET_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
+# NaN sorts above every number in PostgreSQL, so this excludes NaN and both infinities, which
+# the schema's numbers cannot carry (rows stored before the ingest dropped them).
+FINITE = "value BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308"
 SIGNAL_PARAM = {
     "description": "VSS name (Vehicle.Speed) or numeric catalog id",
     "schema": {"type": "string"},
@@ -65,9 +70,12 @@ async def latest_signals(request: web.Request) -> web.Response:
         await _require_vehicle(conn, tenant, vehicle_id)
         rows = await conn.fetch(
             "SELECT signal_id, ts, value FROM latest_signals "
-            "WHERE tenant_id = $1 AND vehicle_id = $2 ORDER BY signal_id",
+            f"WHERE tenant_id = $1 AND vehicle_id = $2 AND {FINITE} "
+            "AND ts <= now() + $3::interval ORDER BY signal_id",
             tenant,
             vehicle_id,
+            # The future beyond the ingest's clock window is not "latest" (docs/security.md).
+            timedelta(seconds=request.app[SETTINGS].ingest_accept_future_s),
         )
     signals = []
     for r in rows:
@@ -98,7 +106,7 @@ async def signal_series(request: web.Request) -> web.Response:
     signal = _signal(request.match_info["signal"])
     query = query_model(request, SeriesQuery)
     to = query.to or datetime.now(UTC)
-    start = query.from_ or to - timedelta(hours=1)
+    start = query.from_ or max(to - timedelta(hours=1), EARLIEST_QUERY)
     if start >= to:
         raise ProblemError(422, "'from' must be before 'to'")
     step = bucket_seconds(query.bucket)
@@ -110,6 +118,9 @@ async def signal_series(request: web.Request) -> web.Response:
                   avg(value) AS avg, min(value) AS min, max(value) AS max, count(*) AS count
            FROM samples
            WHERE tenant_id = $1 AND vehicle_id = $2 AND signal_id = $3 AND ts >= $4 AND ts < $5
+             AND """
+            + FINITE
+            + """
            GROUP BY 1 ORDER BY 1
            LIMIT $8""",
             tenant,

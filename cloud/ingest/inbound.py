@@ -1,22 +1,46 @@
 """Turn one MQTT message into what the store needs: rows to write, or why it cannot be stored.
 
-This runs on the MQTT thread, so decoding overlaps the database work of the writer.
+This runs on the MQTT thread, so decoding overlaps the database work of the writer; it never
+raises (anything unforeseen becomes a dead letter with a reason).
+
+The clock rule (docs/security.md, docs/decisions.md): a batch whose sample or event times lie
+within ``IngestRules`` (``accept_past`` before and ``accept_future`` after the cloud's clock)
+is stored; one outside is *quarantined*: kept verbatim with its device and seq, acked, and
+re-ingested by ``fleetlink cloud dead-letters replay`` (optionally shifting its times). A
+status from the future moves presence to the cloud's receive time, never beyond.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fleetlink.shared.codec import CodecError, decode, decode_raw
-from fleetlink.shared.messages import EventBatch, Status, TelemetryBatch
+from fleetlink.shared.messages import MAX_SEQ, EventBatch, Hello, Status, TelemetryBatch
 from fleetlink.shared.signals import BY_ID
-from fleetlink.shared.topics import Kind, Topic, TopicError, parse
+from fleetlink.shared.signing import payload_digest
+from fleetlink.shared.topics import MAX_TOPIC_LENGTH, Kind, Topic, TopicError, parse
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-OLDEST_ACCEPTED = datetime(2000, 1, 1, tzinfo=UTC)
-FUTURE_TOLERANCE = timedelta(days=1)
+# Larger payloads are dead-lettered with only their first bytes kept.
+MAX_PAYLOAD_BYTES = 256 * 1024
+KEPT_OF_OVERSIZED = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class IngestRules:
+    """The time window a batch must fall in to be stored rather than quarantined."""
+
+    accept_past: timedelta = timedelta(days=400)
+    accept_future: timedelta = timedelta(hours=1)
+    # Name of the user property in which the broker states the publisher's username; when
+    # set, a message whose stated publisher is not the topic's device is refused.
+    publisher_property: str = ""
+
+    def window(self, now: datetime) -> tuple[datetime, datetime]:
+        return now - self.accept_past, now + self.accept_future
 
 
 @dataclass(slots=True)
@@ -28,6 +52,9 @@ class Delivery:
     mid: int
     qos: int
     received_at: datetime
+    # The publisher's identity as the broker states it (an MQTT v5 user property the broker
+    # sets), or None where the broker does not say.
+    publisher: str | None = None
 
 
 @dataclass(slots=True)
@@ -41,6 +68,10 @@ class _FromDevice:
     def device(self) -> str:
         return self.topic.device
 
+    @property
+    def digest(self) -> str:
+        return payload_digest(self.delivery.payload)
+
 
 @dataclass(slots=True)
 class TelemetryIn(_FromDevice):
@@ -49,10 +80,13 @@ class TelemetryIn(_FromDevice):
     latest: dict[int, tuple[datetime, float]]
     first_ts: datetime
     last_ts: datetime
+    not_finite: int = 0
 
     @property
     def days(self) -> set[date]:
-        """Return the UTC days this batch's samples fall on."""
+        """Return the UTC days this batch's samples fall on (none for an empty batch)."""
+        if not self.rows:
+            return set()
         first, last = self.first_ts.date(), self.last_ts.date()
         return {first + timedelta(days=n) for n in range((last - first).days + 1)}
 
@@ -66,6 +100,24 @@ class EventsIn(_FromDevice):
 @dataclass(slots=True)
 class StatusIn(_FromDevice):
     status: Status
+    # Presence time: the status's own, or the receive time if the status claims the future.
+    seen_at: datetime = EPOCH
+    skewed: bool = False
+
+
+@dataclass(slots=True)
+class HelloIn(_FromDevice):
+    """A device asking for its high-water mark before it publishes."""
+
+    hello: Hello
+
+
+@dataclass(slots=True)
+class Quarantined(_FromDevice):
+    """A valid batch whose times lie outside the accepted window: kept, acked, replayable."""
+
+    seq: int
+    reason: str
 
 
 @dataclass(slots=True)
@@ -76,6 +128,10 @@ class DeadLetter:
     reason: str
     topic: Topic | None = None
     seq: int | None = None
+
+    @property
+    def digest(self) -> str:
+        return payload_digest(self.delivery.payload)
 
 
 @dataclass(slots=True)
@@ -89,7 +145,7 @@ class Refused:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-Inbound = TelemetryIn | EventsIn | StatusIn | DeadLetter | Refused
+Inbound = TelemetryIn | EventsIn | StatusIn | HelloIn | Quarantined | DeadLetter | Refused
 
 
 def _readable_seq(payload: bytes, device: str) -> int | None:
@@ -100,20 +156,21 @@ def _readable_seq(payload: bytes, device: str) -> int | None:
     if not isinstance(body, dict) or body.get("device_id") != device:
         return None
     seq = body.get("seq")
-    if isinstance(seq, int) and not isinstance(seq, bool) and 1 <= seq < 2**63:
+    if isinstance(seq, int) and not isinstance(seq, bool) and 1 <= seq <= MAX_SEQ:
         return seq
     return None
 
 
 def _telemetry(
-    delivery: Delivery, topic: Topic, batch: TelemetryBatch, now: datetime
-) -> TelemetryIn | DeadLetter:
+    delivery: Delivery, topic: Topic, batch: TelemetryBatch, now: datetime, rules: IngestRules
+) -> TelemetryIn | Quarantined | DeadLetter:
     base = EPOCH + timedelta(milliseconds=batch.base_time_ms)
     rows: list[tuple[int, datetime, float]] = []
     latest: dict[int, tuple[datetime, float]] = {}
     # Signals polled in one cycle share offsets, so each timestamp is built once per batch.
     stamp_at: dict[int, datetime] = {}
     lowest, highest = 2**31, -1
+    not_finite = 0
     for series in batch.series:
         sid = series.signal_id
         if sid not in BY_ID:
@@ -127,39 +184,102 @@ def _telemetry(
             if ts is None:
                 ts = stamp_at[off] = base + timedelta(0, 0, 0, off)
             stamps.append(ts)
-        rows.extend(zip([sid] * len(stamps), stamps, series.values, strict=True))
+        # NaN and infinities are not measurements; they are dropped and counted.
+        for ts, value in zip(stamps, series.values, strict=True):
+            if math.isfinite(value):
+                rows.append((sid, ts, value))
+            else:
+                not_finite += 1
+        finite = [i for i, v in enumerate(series.values) if math.isfinite(v)]
+        if finite:
+            newest = max(finite, key=offsets.__getitem__)
+            if sid not in latest or latest[sid][0] < stamps[newest]:
+                latest[sid] = (stamps[newest], series.values[newest])
         newest = max(range(len(offsets)), key=offsets.__getitem__)
-        if sid not in latest or latest[sid][0] < stamps[newest]:
-            latest[sid] = (stamps[newest], series.values[newest])
         lowest = min(lowest, *offsets)
         highest = max(highest, offsets[newest])
-    if rows:
+    if highest >= 0:
         first, last = stamp_at[lowest], stamp_at[highest]
-        if first < OLDEST_ACCEPTED or last > now + FUTURE_TOLERANCE:
-            return DeadLetter(
+        earliest, latest_ok = rules.window(now)
+        if first < earliest or last > latest_ok:
+            return Quarantined(
                 delivery,
-                f"sample times {first.isoformat()}..{last.isoformat()} outside the accepted range",
                 topic,
                 batch.seq,
+                f"clock: sample times {first.isoformat()}..{last.isoformat()} outside "
+                f"{earliest.isoformat()}..{latest_ok.isoformat()}",
             )
     else:
         first = last = base
-    return TelemetryIn(delivery, topic, batch.seq, rows, latest, first, last)
+    return TelemetryIn(delivery, topic, batch.seq, rows, latest, first, last, not_finite)
 
 
-_MODELS: dict[Kind, type[TelemetryBatch | EventBatch | Status]] = {
+def _events(
+    delivery: Delivery, topic: Topic, batch: EventBatch, now: datetime, rules: IngestRules
+) -> EventsIn | Quarantined:
+    earliest, latest_ok = rules.window(now)
+    for event in batch.events:
+        ts = EPOCH + timedelta(milliseconds=event.time_ms)
+        if not earliest <= ts <= latest_ok:
+            return Quarantined(
+                delivery,
+                topic,
+                batch.seq,
+                f"clock: event time {ts.isoformat()} outside "
+                f"{earliest.isoformat()}..{latest_ok.isoformat()}",
+            )
+    return EventsIn(delivery, topic, batch.seq, batch)
+
+
+def _status(
+    delivery: Delivery, topic: Topic, status: Status, now: datetime, rules: IngestRules
+) -> StatusIn:
+    claimed = EPOCH + timedelta(milliseconds=status.time_ms)
+    if claimed > rules.window(now)[1]:
+        return StatusIn(delivery, topic, status, delivery.received_at, skewed=True)
+    return StatusIn(delivery, topic, status, claimed)
+
+
+_MODELS: dict[Kind, type[TelemetryBatch | EventBatch | Status | Hello]] = {
     Kind.TELEMETRY: TelemetryBatch,
     Kind.EVENTS: EventBatch,
     Kind.STATUS: Status,
+    Kind.HELLO: Hello,
 }
 
 
-def classify(delivery: Delivery, now: datetime | None = None) -> Inbound:
-    """Return what ``delivery`` is; never raises for bad input (that becomes a DeadLetter)."""
+def classify(
+    delivery: Delivery, now: datetime | None = None, rules: IngestRules | None = None
+) -> Inbound:
+    """Return what ``delivery`` is; never raises (bad input becomes a DeadLetter)."""
+    try:
+        return _classify(delivery, now or datetime.now(UTC), rules or IngestRules())
+    except Exception as exc:  # a bug here must not kill paho's thread; the payload is kept
+        return DeadLetter(delivery, f"the ingest could not classify it: {exc!r}"[:2000])
+
+
+def _classify(delivery: Delivery, now: datetime, rules: IngestRules) -> Inbound:
+    if len(delivery.topic) > MAX_TOPIC_LENGTH:
+        delivery.topic = delivery.topic[:MAX_TOPIC_LENGTH]
+        return DeadLetter(delivery, f"topic longer than {MAX_TOPIC_LENGTH} characters")
+    if len(delivery.payload) > MAX_PAYLOAD_BYTES:
+        size = len(delivery.payload)
+        delivery.payload = delivery.payload[:KEPT_OF_OVERSIZED]
+        return DeadLetter(
+            delivery,
+            f"payload of {size} bytes exceeds {MAX_PAYLOAD_BYTES}; first {KEPT_OF_OVERSIZED} kept",
+        )
     try:
         topic = parse(delivery.topic)
     except TopicError as exc:
         return DeadLetter(delivery, str(exc))
+    if rules.publisher_property and delivery.publisher != topic.device:
+        return Refused(
+            delivery,
+            f"published by {delivery.publisher!r}, not by the topic's device",
+            "publisher_mismatch",
+            topic.device,
+        )
     model = _MODELS.get(topic.kind)
     if model is None:
         return DeadLetter(
@@ -169,7 +289,7 @@ def classify(delivery: Delivery, now: datetime | None = None) -> Inbound:
         message = decode(delivery.payload, model)
     except CodecError as exc:
         seq = None
-        if topic.kind is not Kind.STATUS:
+        if topic.kind in (Kind.TELEMETRY, Kind.EVENTS):
             seq = _readable_seq(delivery.payload, topic.device)
         return DeadLetter(delivery, str(exc)[:2000], topic, seq)
     if message.device_id != topic.device:
@@ -180,7 +300,9 @@ def classify(delivery: Delivery, now: datetime | None = None) -> Inbound:
             topic.device,
         )
     if isinstance(message, TelemetryBatch):
-        return _telemetry(delivery, topic, message, now or datetime.now(UTC))
+        return _telemetry(delivery, topic, message, now, rules)
     if isinstance(message, EventBatch):
-        return EventsIn(delivery, topic, message.seq, message)
-    return StatusIn(delivery, topic, message)
+        return _events(delivery, topic, message, now, rules)
+    if isinstance(message, Hello):
+        return HelloIn(delivery, topic, message)
+    return _status(delivery, topic, message, now, rules)

@@ -17,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from fleetlink.cloud.ingest.inbound import Delivery, Inbound, classify
+from fleetlink.cloud.ingest.inbound import DeadLetter, Delivery, Inbound, IngestRules, classify
 from fleetlink.cloud.ingest.protocol import BrokerAddress, SubscriptionPlan
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ class MqttSource:
         queue: asyncio.Queue[Inbound],
         capacity: int,
         session_expiry_s: int = 0,
+        rules: IngestRules | None = None,
+        reconnect_s: tuple[int, int] = (1, 4),
     ) -> None:
         self.address = address
         self.plan = plan
@@ -49,6 +51,7 @@ class MqttSource:
         self._stopping = threading.Event()
         self._connected = threading.Event()
         self._session_expiry_s = session_expiry_s
+        self._rules = rules or IngestRules()
         self._loop: asyncio.AbstractEventLoop | None = None
         persistent = session_expiry_s > 0
         v5 = plan.protocol is MQTTProtocolVersion.MQTTv5
@@ -63,7 +66,7 @@ class MqttSource:
             self._client.username_pw_set(address.username, address.password)
         if address.tls:
             self._client.tls_set()
-        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._client.reconnect_delay_set(min_delay=reconnect_s[0], max_delay=reconnect_s[1])
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
@@ -143,13 +146,33 @@ class MqttSource:
             log.warning("ingest %s lost the broker: %s", self.client_id, reason_code)
         self._connected.clear()
 
+    def _publisher(self, message: mqtt.MQTTMessage) -> str | None:
+        name = self._rules.publisher_property
+        props = getattr(message, "properties", None)
+        if not name or props is None:
+            return None
+        stated = [v for k, v in getattr(props, "UserProperty", []) if k == name]
+        # A client can add the property itself; only the last one (the broker's) counts.
+        return stated[-1] if stated else None
+
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage):
         while not self._slots.acquire(timeout=0.5):
             if self._stopping.is_set():
                 return
+        try:
+            topic_name = message.topic
+        except UnicodeDecodeError:  # paho decodes the topic lazily; junk is not UTF-8
+            topic_name = message._topic.decode("utf-8", "replace")
         delivery = Delivery(
-            message.topic, bytes(message.payload), message.mid, message.qos, datetime.now(UTC)
+            topic_name,
+            bytes(message.payload),
+            message.mid,
+            message.qos,
+            datetime.now(UTC),
+            self._publisher(message),
         )
-        item = classify(delivery)
+        item: Inbound = classify(delivery, rules=self._rules)
+        if delivery.topic.startswith("$"):  # a retained $SYS or stray topic; never ours
+            item = DeadLetter(delivery, "not a Fleetlink topic")
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._queue.put_nowait, item)

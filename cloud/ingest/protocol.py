@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from fleetlink.cloud.settings import SharedSubscription
 from fleetlink.shared.topics import SHARED_GROUP, Kind, subscription
 
-INGESTED_KINDS = (Kind.TELEMETRY, Kind.EVENTS, Kind.STATUS)
+INGESTED_KINDS = (Kind.TELEMETRY, Kind.EVENTS, Kind.STATUS, Kind.HELLO)
 
 
 class IngestConfigError(ValueError):

@@ -13,18 +13,22 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any
 
 import asyncpg
 
 from fleetlink.cloud.ingest.inbound import (
     DeadLetter,
     EventsIn,
+    HelloIn,
     Inbound,
+    Quarantined,
     Refused,
     StatusIn,
     TelemetryIn,
 )
 from fleetlink.cloud.ingest.partitions import DailyPartitions
+from fleetlink.shared.messages import MAX_SEQ
 
 SAMPLE_COLUMNS = ("tenant_id", "vehicle_id", "device_id", "signal_id", "ts", "value")
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
@@ -32,10 +36,22 @@ _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
 @dataclass(slots=True)
 class DeviceAcks:
+    """What to tell one device after a commit: the seqs now held (with the digest of the bytes
+    held under each), the high-water mark, hello nonces to answer, and how to sign."""
+
     tenant: str
     device: str
     seqs: list[int] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)
     high_water: int = 0
+    nonces: list[str] = field(default_factory=list)
+    key: bytes | None = None
+    # Counter of the first message to this device from this chunk; each message takes one.
+    first_counter: int = 0
+
+    @property
+    def message_count(self) -> int:
+        return (1 if self.seqs else 0) + len(self.nonces)
 
 
 @dataclass(slots=True)
@@ -46,6 +62,21 @@ class ChunkResult:
     counters: Counter[str] = field(default_factory=Counter)
     refused: list[Refused] = field(default_factory=list)
     samples: int = 0
+
+
+_HIGH_WATER_SQL = """
+    SELECT d, greatest(
+        (SELECT max(seq) FROM ingested_batches WHERE device_id = d),
+        (SELECT max(seq) FROM dead_letters WHERE device_id = d AND quarantined)) AS hw
+    FROM unnest($1::text[]) AS d"""
+
+
+async def high_water_marks(conn: asyncpg.Connection, devices: Sequence[str]) -> dict[str, int]:
+    """Return each device's high-water mark: the largest seq the cloud holds for it (stored
+    or quarantined), 0 for a device it holds nothing from."""
+    rows = await conn.fetch(_HIGH_WATER_SQL, list(devices))
+    # Seqs stored before the contract bounded them could exceed MAX_SEQ; an ack cannot.
+    return {r["d"]: min(r["hw"] or 0, MAX_SEQ) for r in rows}
 
 
 @dataclass(slots=True)
@@ -65,11 +96,18 @@ def _vehicle_at(assignments: Sequence[_Assignment], ts: datetime) -> uuid.UUID |
     return current
 
 
+FromDevice = TelemetryIn | EventsIn | StatusIn | HelloIn | Quarantined
+# The largest jump a device's seq may make past its high-water mark: far more than any outbox
+# holds, far less than the seq space, so a forged or corrupt seq cannot exhaust it.
+DEFAULT_MAX_SEQ_JUMP = 10_000_000
+
+
 class ChunkStore:
     """Writes chunks; holds the partition cache, so keep one per worker."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_seq_jump: int = DEFAULT_MAX_SEQ_JUMP) -> None:
         self.partitions = DailyPartitions()
+        self.max_seq_jump = max_seq_jump
 
     async def write(self, conn: asyncpg.Connection, items: Sequence[Inbound]) -> ChunkResult:
         """Store ``items`` in one transaction and return what to ack and count.
@@ -78,17 +116,15 @@ class ChunkStore:
         whole chunk may be retried.
         """
         result = ChunkResult()
-        topic_devices = {
-            i.topic.device for i in items if isinstance(i, TelemetryIn | EventsIn | StatusIn)
-        }
+        from_devices = [i for i in items if isinstance(i, FromDevice)]
         registry = {
             r["id"]: r["tenant_id"]
             for r in await conn.fetch(
                 "SELECT id, tenant_id FROM devices WHERE id = ANY($1::text[])",
-                list(topic_devices),
+                list({i.topic.device for i in from_devices}),
             )
         }
-        accepted: list[TelemetryIn | EventsIn | StatusIn] = []
+        accepted: list[FromDevice] = []
         dead: list[DeadLetter] = []
         for item in items:
             if isinstance(item, DeadLetter):
@@ -97,39 +133,40 @@ class ChunkStore:
                 result.refused.append(item)
                 result.counters[item.counter] += 1
             elif registry.get(item.topic.device) is None:
-                result.refused.append(
-                    Refused(
-                        item.delivery,
-                        "device is not registered",
-                        "unknown_device",
-                        item.topic.device,
-                    )
-                )
-                result.counters["unknown_device"] += 1
+                self._refuse(result, item, "device is not registered", "unknown_device")
             elif registry[item.topic.device] != item.topic.tenant:
-                result.refused.append(
-                    Refused(
-                        item.delivery,
-                        f"device belongs to another tenant than {item.topic.tenant!r}",
-                        "wrong_tenant",
-                        item.topic.device,
-                    )
-                )
-                result.counters["wrong_tenant"] += 1
+                reason = f"device belongs to another tenant than {item.topic.tenant!r}"
+                self._refuse(result, item, reason, "wrong_tenant")
             else:
                 accepted.append(item)
 
+        sequenced = [i for i in accepted if isinstance(i, TelemetryIn | EventsIn | Quarantined)]
+        marks = await high_water_marks(conn, sorted({i.device for i in sequenced}))
         batches: dict[tuple[str, int], TelemetryIn | EventsIn] = {}
+        quarantined: dict[tuple[str, int], Quarantined] = {}
         statuses: list[StatusIn] = []
+        hellos: list[HelloIn] = []
         for item in accepted:
             if isinstance(item, StatusIn):
                 statuses.append(item)
                 continue
+            if isinstance(item, HelloIn):
+                hellos.append(item)
+                continue
+            limit = marks.get(item.device, 0) + self.max_seq_jump
+            if item.seq > limit:
+                reason = (
+                    f"seq {item.seq} is more than {self.max_seq_jump} beyond the device's "
+                    f"high-water mark {marks.get(item.device, 0)}"
+                )
+                self._refuse(result, item, reason, "seq_jump")
+                continue
             key = (item.device, item.seq)
-            if key in batches:
+            target = quarantined if isinstance(item, Quarantined) else batches
+            if key in target:
                 result.counters["duplicates"] += 1
             else:
-                batches[key] = item
+                target[key] = item  # type: ignore[assignment]
 
         assignments: dict[str, list[_Assignment]] = defaultdict(list)
         if batches:
@@ -147,15 +184,15 @@ class ChunkStore:
                     days |= b.days
             await self.partitions.ensure(conn, days)
 
+        held: dict[tuple[str, int], str] = {}
         async with conn.transaction():
-            new_keys: set[tuple[str, int]] = set()
             if batches:
                 keys = sorted(batches)
                 new_rows = await conn.fetch(
                     """INSERT INTO ingested_batches
-                           (tenant_id, device_id, seq, kind, received_at, sample_count)
+                           (tenant_id, device_id, seq, kind, received_at, sample_count, digest)
                        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[],
-                                            $5::timestamptz[], $6::int[])
+                                            $5::timestamptz[], $6::int[], $7::text[])
                        ON CONFLICT DO NOTHING
                        RETURNING device_id, seq""",
                     [batches[k].topic.tenant for k in keys],
@@ -167,11 +204,45 @@ class ChunkStore:
                         len(b.rows) if isinstance(b, TelemetryIn) else len(b.batch.events)
                         for b in (batches[k] for k in keys)
                     ],
+                    [batches[k].digest for k in keys],
                 )
                 new_keys = {(r["device_id"], r["seq"]) for r in new_rows}
                 result.counters["duplicates"] += len(batches) - len(new_keys)
+                held |= {k: batches[k].digest for k in new_keys}
+                held |= await self._held_digests(
+                    conn, "ingested_batches", [k for k in keys if k not in new_keys], batches
+                )
                 await self._write_new(
                     conn, [batches[k] for k in keys if k in new_keys], assignments, result
+                )
+            if quarantined:
+                keys = sorted(quarantined)
+                new_rows = await conn.fetch(
+                    """INSERT INTO dead_letters (received_at, topic, payload, reason, device_id,
+                                                 seq, quarantined, digest)
+                       SELECT r, t, p, why, d, s, true, g
+                       FROM unnest($1::timestamptz[], $2::text[], $3::bytea[], $4::text[],
+                                   $5::text[], $6::bigint[], $7::text[])
+                            AS u(r, t, p, why, d, s, g)
+                       ON CONFLICT (device_id, seq) WHERE quarantined DO NOTHING
+                       RETURNING device_id, seq""",
+                    [quarantined[k].delivery.received_at for k in keys],
+                    [quarantined[k].delivery.topic for k in keys],
+                    [quarantined[k].delivery.payload for k in keys],
+                    [quarantined[k].reason for k in keys],
+                    [k[0] for k in keys],
+                    [k[1] for k in keys],
+                    [quarantined[k].digest for k in keys],
+                )
+                new_keys = {(r["device_id"], r["seq"]) for r in new_rows}
+                result.counters["quarantined"] += len(new_keys)
+                result.counters["duplicates"] += len(keys) - len(new_keys)
+                held |= {k: quarantined[k].digest for k in new_keys}
+                held |= await self._held_digests(
+                    conn,
+                    "dead_letters",
+                    [k for k in keys if k not in new_keys],
+                    quarantined,
                 )
             for item in statuses:
                 await conn.execute(
@@ -179,40 +250,65 @@ class ChunkStore:
                            agent_version = $4, status = $5::jsonb
                        WHERE id = $1 AND (last_seen IS NULL OR last_seen <= $2)""",
                     item.device,
-                    datetime.fromtimestamp(item.status.time_ms / 1000, UTC),
+                    item.seen_at,
                     item.status.online,
                     item.status.agent_version,
                     item.status.model_dump_json(),
                 )
                 result.counters["status"] += 1
+                if item.skewed:
+                    result.counters["status_clock_ahead"] += 1
             if dead:
                 await conn.executemany(
-                    "INSERT INTO dead_letters (received_at, topic, payload, reason) "
-                    "VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO dead_letters (received_at, topic, payload, reason, device_id, "
+                    "seq, digest) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     [
-                        (d.delivery.received_at, d.delivery.topic, d.delivery.payload, d.reason)
+                        (
+                            d.delivery.received_at,
+                            d.delivery.topic,
+                            d.delivery.payload,
+                            d.reason,
+                            d.topic.device if d.topic else None,
+                            d.seq,
+                            d.digest,
+                        )
                         for d in dead
                     ],
                 )
                 result.counters["dead_lettered"] += len(dead)
 
-            for (device, seq), item in batches.items():
-                acks = result.acks.setdefault(device, DeviceAcks(item.topic.tenant, device))
+            def acks_for(tenant: str, device: str) -> DeviceAcks:
+                return result.acks.setdefault(device, DeviceAcks(tenant, device))
+
+            for (device, seq), digest in sorted(held.items()):
+                tenant = (batches.get((device, seq)) or quarantined[(device, seq)]).topic.tenant
+                acks = acks_for(tenant, device)
                 acks.seqs.append(seq)
+                acks.digests.append(digest)
             for d in dead:
                 if d.seq is not None and d.topic is not None:
-                    acks = result.acks.setdefault(
-                        d.topic.device, DeviceAcks(d.topic.tenant, d.topic.device)
-                    )
+                    acks = acks_for(d.topic.tenant, d.topic.device)
                     acks.seqs.append(d.seq)
+                    acks.digests.append(d.digest)
+            for hello in hellos:
+                acks_for(hello.topic.tenant, hello.device).nonces.append(hello.hello.nonce)
+                result.counters["hellos"] += 1
             if result.acks:
                 devices = sorted(result.acks)
+                for device, hw in (await high_water_marks(conn, devices)).items():
+                    result.acks[device].high_water = hw
+                # Every message to a device takes the next value of its counter.
                 for r in await conn.fetch(
-                    """SELECT d, (SELECT max(seq) FROM ingested_batches WHERE device_id = d) AS hw
-                       FROM unnest($1::text[]) AS d""",
+                    """UPDATE device_keys k SET counter = k.counter + u.n
+                       FROM unnest($1::text[], $2::int[]) AS u(d, n)
+                       WHERE k.device_id = u.d
+                       RETURNING k.device_id, k.key, k.counter, u.n""",
                     devices,
+                    [result.acks[d].message_count for d in devices],
                 ):
-                    result.acks[r["d"]].high_water = r["hw"] or 0
+                    acks = result.acks[r["device_id"]]
+                    acks.key = bytes(r["key"])
+                    acks.first_counter = r["counter"] - r["n"] + 1
             counters = sorted((k, v) for k, v in result.counters.items() if v)
             if counters:
                 await conn.execute(
@@ -223,9 +319,36 @@ class ChunkStore:
                     [k for k, _ in counters],
                     [v for _, v in counters],
                 )
-        for acks in result.acks.values():
-            acks.seqs.sort()
         return result
+
+    @staticmethod
+    def _refuse(result: ChunkResult, item: FromDevice, reason: str, counter: str) -> None:
+        result.refused.append(Refused(item.delivery, reason, counter, item.topic.device))
+        result.counters[counter] += 1
+
+    @staticmethod
+    async def _held_digests(
+        conn: asyncpg.Connection,
+        table: str,
+        keys: list[tuple[str, int]],
+        arrived: dict[tuple[str, int], Any],
+    ) -> dict[tuple[str, int], str]:
+        """Return the digest of what the cloud already holds under each (device, seq) in
+        ``keys``; rows written before digests were kept count as the arrived bytes."""
+        if not keys:
+            return {}
+        quarantine = " AND quarantined" if table == "dead_letters" else ""
+        rows = await conn.fetch(
+            f"""SELECT t.device_id, t.seq, t.digest FROM {table} t
+                JOIN unnest($1::text[], $2::bigint[]) AS u(d, s)
+                  ON t.device_id = u.d AND t.seq = u.s{quarantine}""",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+        )
+        return {
+            (r["device_id"], r["seq"]): r["digest"] or arrived[(r["device_id"], r["seq"])].digest
+            for r in rows
+        }
 
     async def _write_new(
         self,
@@ -250,6 +373,8 @@ class ChunkStore:
                         if seen is None or seen[1] < ts:
                             latest[(vehicle, sid)] = (tenant, ts, value)
                 result.counters["batches"] += 1
+                if item.not_finite:
+                    result.counters["samples_not_finite"] += item.not_finite
             else:
                 for event in item.batch.events:
                     ts = datetime.fromtimestamp(event.time_ms / 1000, UTC)

@@ -8,15 +8,18 @@ fails is retried, unacked, until the database is back, so nothing is acked that 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
+import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from fleetlink.cloud.ingest.inbound import DeadLetter, Inbound
+from fleetlink.cloud.db.unavailable import DATABASE_UNAVAILABLE
+from fleetlink.cloud.ingest.dead_letters import DeadLetterLimits, prune
+from fleetlink.cloud.ingest.inbound import DeadLetter, Inbound, IngestRules
 from fleetlink.cloud.ingest.mqtt_source import MqttSource
 from fleetlink.cloud.ingest.protocol import (
     BrokerAddress,
@@ -25,16 +28,20 @@ from fleetlink.cloud.ingest.protocol import (
     parse_mqtt_url,
     plan_subscription,
 )
-from fleetlink.cloud.ingest.store import ChunkResult, ChunkStore
+from fleetlink.cloud.ingest.refusal_log import RateLimitedLog
+from fleetlink.cloud.ingest.store import ChunkResult, ChunkStore, DeviceAcks
+from fleetlink.cloud.ingest.supervision import SupervisedTask
 from fleetlink.cloud.settings import CloudSettings
 from fleetlink.shared.codec import encode
 from fleetlink.shared.messages import Ack
+from fleetlink.shared.signing import sign
 from fleetlink.shared.topics import Kind, topic
 
 log = logging.getLogger(__name__)
 
 _REFUSED_BY_DATABASE = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
-_RETRYABLE = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ConnectionError)
+# Anything else from the database (a server error that is not about the data) is retried too.
+_RETRYABLE = (*DATABASE_UNAVAILABLE, asyncpg.PostgresError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +49,26 @@ class ChunkLimits:
     max_batches: int = 200
     max_wait_ms: int = 50
     queue_size: int = 2000
+    max_seq_jump: int = 10_000_000
+    reconnect_s: tuple[int, int] = (1, 4)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerHealth:
+    """What ``/readyz`` reports about one worker."""
+
+    client_id: str
+    connected: bool
+    writer_alive: bool
+    database_ok: bool
+    in_hand: int
+    lag_s: float
+    last_commit_age_s: float | None
+    restarts: int
+
+    @property
+    def ready(self) -> bool:
+        return self.connected and self.writer_alive and self.database_ok
 
 
 class IngestWorker:
@@ -55,18 +82,30 @@ class IngestWorker:
         client_id: str,
         limits: ChunkLimits,
         session_expiry_s: int = 0,
+        rules: IngestRules | None = None,
     ) -> None:
         self._pool = pool
         self._limits = limits
         self._queue: asyncio.Queue[Inbound] = asyncio.Queue()
         self.source = MqttSource(
-            address, plan, client_id, self._queue, limits.queue_size, session_expiry_s
+            address,
+            plan,
+            client_id,
+            self._queue,
+            limits.queue_size,
+            session_expiry_s,
+            rules,
+            limits.reconnect_s,
         )
-        self._store = ChunkStore()
-        self._task: asyncio.Task[None] | None = None
-        self._refused_logged: set[str] = set()
-        self._failing = False
+        self._store = ChunkStore(limits.max_seq_jump)
         self.totals: Counter[str] = Counter()
+        self._writer = SupervisedTask(f"ingest writer {client_id}", self._run, self.totals)
+        # The chunk taken from the queue and not yet committed: a restarted writer commits it
+        # first, so a crash loses nothing and the MQTT thread's slots are released once.
+        self._in_hand: list[Inbound] | None = None
+        self._refusals = RateLimitedLog(log)
+        self._failing = False
+        self._last_commit: float | None = None
 
     @property
     def connected(self) -> bool:
@@ -74,15 +113,33 @@ class IngestWorker:
 
     def start(self) -> None:
         self.source.start()
-        self._task = asyncio.create_task(self._run(), name=f"ingest-{self.source.client_id}")
+        self._writer.start()
 
     async def stop(self) -> None:
-        """Stop taking messages, finish the chunk in hand, disconnect."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop the writer (an uncommitted chunk stays unacked with the broker), disconnect."""
+        await self._writer.stop()
         await asyncio.to_thread(self.source.stop)
+
+    def health(self) -> WorkerHealth:
+        """Return this worker's connection, writer and lag, for ``/readyz``."""
+        in_hand = self._in_hand or []
+        lag = 0.0
+        if in_hand:
+            lag = (datetime.now(UTC) - in_hand[0].delivery.received_at).total_seconds()
+        return WorkerHealth(
+            client_id=self.source.client_id,
+            connected=self.source.connected,
+            writer_alive=self._writer.alive,
+            database_ok=not self._failing,
+            in_hand=len(in_hand) + self._queue.qsize(),
+            lag_s=round(max(lag, 0.0), 3),
+            last_commit_age_s=(
+                None
+                if self._last_commit is None
+                else round(time.monotonic() - self._last_commit, 3)
+            ),
+            restarts=self._writer.restarts,
+        )
 
     async def _next_chunk(self) -> list[Inbound]:
         items = [await self._queue.get()]
@@ -105,8 +162,12 @@ class IngestWorker:
 
     async def _run(self) -> None:
         while True:
-            items = await self._next_chunk()
-            for part, result in await self._commit(items):
+            if self._in_hand is None:
+                self._in_hand = await self._next_chunk()
+            committed = await self._commit(self._in_hand)
+            self._in_hand = None
+            self._last_commit = time.monotonic()
+            for part, result in committed:
                 self._after_commit(part, result)
 
     async def _commit(self, items: list[Inbound]) -> list[tuple[list[Inbound], ChunkResult]]:
@@ -151,23 +212,62 @@ class IngestWorker:
             return result
 
     def _after_commit(self, items: list[Inbound], result: ChunkResult) -> None:
+        try:
+            self._publish_outcome(items, result)
+        finally:
+            self.totals.update(result.counters)
+            self.source.release(len(items))
+
+    def _publish_outcome(self, items: list[Inbound], result: ChunkResult) -> None:
         for item in items:
             self.source.ack(item.delivery.mid, item.delivery.qos)
         for acks in result.acks.values():
-            message = Ack(device_id=acks.device, seqs=acks.seqs, high_water=acks.high_water)
-            self.source.publish(topic(acks.tenant, acks.device, Kind.ACK), encode(message), qos=1)
-        for refused in result.refused:
-            key = refused.device or refused.delivery.topic
-            if key not in self._refused_logged:
-                self._refused_logged.add(key)
-                log.warning(
-                    "refused %s from %s: %s (logged once per device)",
-                    refused.delivery.topic,
-                    key,
-                    refused.reason,
+            for message in ack_messages(acks):
+                self.source.publish(
+                    topic(acks.tenant, acks.device, Kind.ACK), encode(message), qos=1
                 )
-        self.totals.update(result.counters)
-        self.source.release(len(items))
+        for refused in result.refused:
+            self._refusals.warning(
+                "refused %s from %s: %s",
+                refused.delivery.topic[:200],
+                refused.device or "?",
+                refused.reason,
+            )
+
+
+def ack_messages(acks: DeviceAcks) -> list[Ack]:
+    """Return the messages that tell one device what a chunk did: one Ack for its seqs, one
+    per hello it asked; each signed with the device's key when it has one."""
+    messages: list[Ack] = []
+    counter = acks.first_counter
+    common = {"device_id": acks.device, "high_water": acks.high_water}
+    if acks.seqs:
+        messages.append(Ack(**common, seqs=acks.seqs, digests=acks.digests, counter=counter))
+        counter += 1
+    for nonce in acks.nonces:
+        messages.append(Ack(**common, seqs=[], nonce=nonce, counter=counter))
+        counter += 1
+    if acks.key is not None:
+        messages = [sign(acks.key, m) for m in messages]
+    return messages
+
+
+def ingest_rules(settings: CloudSettings) -> IngestRules:
+    """Return the clock window the settings ask for."""
+    return IngestRules(
+        accept_past=timedelta(days=settings.ingest_accept_past_days),
+        accept_future=timedelta(seconds=settings.ingest_accept_future_s),
+        publisher_property=settings.mqtt_publisher_property,
+    )
+
+
+def dead_letter_limits(settings: CloudSettings) -> DeadLetterLimits:
+    """Return the dead-letter caps and retention the settings ask for."""
+    return DeadLetterLimits(
+        settings.dead_letter_max_rows,
+        settings.dead_letter_max_bytes,
+        timedelta(days=settings.dead_letter_retention_days),
+    )
 
 
 class IngestService:
@@ -178,10 +278,26 @@ class IngestService:
         self._pool = pool
         self.workers: list[IngestWorker] = []
         self.plan: SubscriptionPlan | None = None
+        self.counters: Counter[str] = Counter()
+        self._pruner = SupervisedTask("dead-letter pruning", self._prune_forever, self.counters)
+        self.limits = dead_letter_limits(settings)
+        self.rules = ingest_rules(settings)
+
+    async def _prune_forever(self) -> None:
+        while True:
+            try:
+                async with self._pool.acquire() as conn:
+                    self.counters["dead_letters_dropped"] += await prune(conn, self.limits)
+            except DATABASE_UNAVAILABLE:
+                pass  # the writers report the outage; pruning waits for the next round
+            await asyncio.sleep(self._settings.dead_letter_prune_every_s)
 
     @property
     def connected(self) -> bool:
         return bool(self.workers) and all(w.connected for w in self.workers)
+
+    def health(self) -> list[WorkerHealth]:
+        return [w.health() for w in self.workers]
 
     async def start(self, connect_timeout_s: float = 10.0) -> None:
         """Probe the broker, choose the plan, start the workers and wait until subscribed.
@@ -202,7 +318,13 @@ class IngestService:
             )
             count = 1
         base_id = s.mqtt_client_id or f"fleetlink-ingest-{socket.gethostname()}"
-        limits = ChunkLimits(s.ingest_max_batches, s.ingest_max_wait_ms, s.ingest_queue_size)
+        limits = ChunkLimits(
+            s.ingest_max_batches,
+            s.ingest_max_wait_ms,
+            s.ingest_queue_size,
+            s.ingest_max_seq_jump,
+            (s.mqtt_reconnect_min_s, max(s.mqtt_reconnect_min_s, s.mqtt_reconnect_max_s)),
+        )
         for index in range(count):
             worker = IngestWorker(
                 self._pool,
@@ -211,9 +333,11 @@ class IngestService:
                 f"{base_id}-{index}",
                 limits,
                 s.mqtt_session_expiry_s,
+                self.rules,
             )
             worker.start()
             self.workers.append(worker)
+        self._pruner.start()
         for worker in self.workers:
             if not await worker.source.wait_connected(connect_timeout_s):
                 raise TimeoutError(
@@ -222,6 +346,7 @@ class IngestService:
                 )
 
     async def stop(self) -> None:
+        await self._pruner.stop()
         for worker in self.workers:
             await worker.stop()
         self.workers.clear()

@@ -145,8 +145,9 @@ def publisher(mqtt_broker) -> Iterator[mqtt.Client]:  # type: ignore[no-untyped-
     client.loop_stop()
 
 
-@pytest.fixture
-def ack_listener(mqtt_broker, fleet: Fleet) -> Iterator[AckListener]:  # type: ignore[no-untyped-def]
+def listen_for_acks(broker, tenant: str) -> tuple[AckListener, mqtt.Client]:  # type: ignore[no-untyped-def]
+    """Return a listener collecting every Ack published to ``tenant``'s devices, and its
+    client (disconnect it when done)."""
     listener = AckListener()
     subscribed = threading.Event()
 
@@ -154,11 +155,17 @@ def ack_listener(mqtt_broker, fleet: Fleet) -> Iterator[AckListener]:  # type: i
         with listener.lock:
             listener.acks.append(decode(message.payload, Ack))
 
-    client = mqtt_client(mqtt_broker)
+    client = mqtt_client(broker)
     client.on_message = on_message
     client.on_subscribe = lambda *args: subscribed.set()
-    client.subscribe(f"fl/v1/{fleet.tenant}/+/ack", qos=1)
+    client.subscribe(f"fl/v1/{tenant}/+/ack", qos=1)
     assert subscribed.wait(5)
+    return listener, client
+
+
+@pytest.fixture
+def ack_listener(mqtt_broker, fleet: Fleet) -> Iterator[AckListener]:  # type: ignore[no-untyped-def]
+    listener, client = listen_for_acks(mqtt_broker, fleet.tenant)
     yield listener
     client.disconnect()
     client.loop_stop()

@@ -262,3 +262,54 @@ async def test_unexpected_error_is_a_500_problem_without_internals(aiohttp_clien
     client = await aiohttp_client(app)
     body = await assert_problem(await client.get("/broken"), 500)
     assert "secret" not in body["detail"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "to=0001-01-01T00:00:00Z",
+        "from=0001-01-01T00:00:00Z",
+        "to=9999-12-31T23:59:59.999999Z",
+        "from=1969-12-31T00:00:00Z&to=1970-01-01T00:00:00Z",
+        "to=2100-01-01T00:00:01%2B00:00",
+        "bucket=999999999999999999999d",
+    ],
+)
+async def test_extreme_date_times_answer_400_not_500(client, api_fleet: Fleet, query):
+    response = await client.get(f"{vehicle_url(api_fleet)}/signals/Vehicle.Speed/series?{query}")
+    assert response.status == 400, await response.text()
+    assert response.content_type == "application/problem+json"
+
+
+async def test_nan_infinite_and_far_future_values_never_reach_the_api(
+    client, api_fleet: Fleet, pool
+):
+    device = api_fleet.devices[0]
+    vehicle = api_fleet.vehicles[device]
+    weird = [float("nan"), float("inf"), float("-inf")]
+    rows = [
+        (api_fleet.tenant, vehicle, device, SPEED, T0 + timedelta(seconds=s + 1), v)
+        for s, v in enumerate(weird)
+    ]
+    async with pool.acquire() as conn:
+        await conn.copy_records_to_table("samples", records=rows, columns=SAMPLE_COLUMNS)
+        await conn.execute(
+            "UPDATE latest_signals SET value = 'NaN' WHERE vehicle_id = $1 AND signal_id = $2",
+            vehicle,
+            RPM,
+        )
+        await conn.execute(
+            "UPDATE latest_signals SET ts = now() + interval '3 years' "
+            "WHERE vehicle_id = $1 AND signal_id = $2",
+            vehicle,
+            SPEED,
+        )
+    series = await client.get(
+        f"{vehicle_url(api_fleet)}/signals/Vehicle.Speed/series"
+        f"?from={T0.isoformat().replace('+', '%2B')}&bucket=1h"
+    )
+    assert series.status == 200
+    (bucket,) = (await series.json())["buckets"]
+    assert bucket["count"] == 10 and bucket["max"] == 9.0
+    latest = await client.get(f"{vehicle_url(api_fleet)}/signals/latest")
+    assert (await latest.json())["signals"] == []

@@ -161,3 +161,48 @@ def _rotate_keys_in(migrated_db: str) -> None:
     assert FieldCipher.from_env_value(new).decrypt(rotated, context) == "+49 30 1234567"
     printed = CliRunner().invoke(app, ["keys", "new", "--id", "k9"]).output.strip()
     assert printed.startswith("k9:") and FieldCipher.from_env_value(printed).active == "k9"
+
+
+def test_device_add_prints_a_key_and_replay_reingests_a_quarantined_batch(migrated_db: str):
+    import time
+
+    from fleetlink.shared.codec import encode
+    from fleetlink.shared.messages import Series, TelemetryBatch
+    from fleetlink.shared.signing import parse_key
+
+    runner = CliRunner()
+    env = {"FLEETLINK_DATABASE_URL": migrated_db, "FLEETLINK_MODE": "demo"}
+    tenant = f"cli-{uuid.uuid4().hex[:8]}"
+    device = f"{tenant}-dev"
+    assert runner.invoke(app, ["tenant", "add", tenant], env=env).exit_code == 0
+    added = runner.invoke(app, ["device", "add", tenant, device], env=env)
+    assert added.exit_code == 0, added.output
+    key_line = next(line for line in added.stdout.splitlines() if line.startswith("key = "))
+    key = parse_key(key_line.split('"')[1])
+    with psycopg.connect(migrated_db) as conn:
+        stored = conn.execute(
+            "SELECT key FROM device_keys WHERE device_id = %s", (device,)
+        ).fetchone()
+        assert stored == (key,)
+        day_ms = 86_400_000
+        ahead = int(time.time() * 1000) + 3 * day_ms
+        batch = TelemetryBatch(
+            device_id=device,
+            seq=1,
+            base_time_ms=ahead,
+            series=[Series(signal_id=13, offsets_ms=[0], values=[42.0])],
+        )
+        conn.execute(
+            "INSERT INTO dead_letters (topic, payload, reason, device_id, seq, quarantined) "
+            "VALUES (%s, %s, 'clock', %s, 1, true)",
+            (f"fl/v1/{tenant}/{device}/telemetry", encode(batch), device),
+        )
+    shifted = runner.invoke(app, ["dead-letters", "replay", "--shift-s", str(-3 * 86_400)], env=env)
+    assert shifted.exit_code == 0, shifted.output
+    assert "replayed 1" in shifted.output
+    with psycopg.connect(migrated_db) as conn:
+        assert conn.execute(
+            "SELECT value FROM samples WHERE device_id = %s", (device,)
+        ).fetchall() == [(42.0,)]
+    listed = runner.invoke(app, ["dead-letters"], env=env)
+    assert "quarantined, replayed" in listed.output

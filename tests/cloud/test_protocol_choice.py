@@ -42,7 +42,7 @@ def test_plan_follows_the_setting_and_what_the_broker_offers(
     plan = plan_subscription(setting, offers_v5)
     assert plan.protocol is protocol
     assert plan.filters[0] == first_filter
-    assert [f.rsplit("/", 1)[1] for f in plan.filters] == ["telemetry", "events", "status"]
+    assert [f.rsplit("/", 1)[1] for f in plan.filters] == ["telemetry", "events", "status", "hello"]
 
 
 def test_shared_subscription_group_is_configurable():

@@ -22,7 +22,9 @@ async def test_published_batch_shows_up_in_the_api_and_readyz_reports_ingest(
     assert client.app[INGEST].connected
     ready = await client.get("/readyz")
     assert ready.status == 200
-    assert (await ready.json())["checks"] == {"database": "ok", "ingest": "ok"}
+    checks = (await ready.json())["checks"]
+    assert checks["database"] == checks["ingest"] == "ok"
+    assert checks["ingest_writers_alive"] == "1/1"
 
     device = fleet.devices[0]
     base = now_ms() - 10_000

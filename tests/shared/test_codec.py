@@ -1,3 +1,4 @@
+import contextlib
 import uuid
 
 import pytest
@@ -5,11 +6,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fleetlink.shared import codec
-from fleetlink.shared.messages import Ack, Event, EventBatch, Series, Status, TelemetryBatch
+from fleetlink.shared.messages import (
+    MAX_SAMPLES_PER_BATCH,
+    MAX_SEQ,
+    MAX_TIME_MS,
+    Ack,
+    Event,
+    EventBatch,
+    Series,
+    Status,
+    TelemetryBatch,
+)
 
 device_ids = st.from_regex(r"[A-Za-z0-9_.:-]{1,64}", fullmatch=True)
-seqs = st.integers(min_value=1, max_value=2**63 - 1)
-unix_ms = st.integers(min_value=0, max_value=2**53 - 1)
+seqs = st.integers(min_value=1, max_value=MAX_SEQ)
+unix_ms = st.integers(min_value=0, max_value=MAX_TIME_MS - 1)
 finite = st.floats(allow_nan=False, allow_infinity=False)
 
 
@@ -30,7 +41,9 @@ telemetry = st.builds(
     base_time_ms=unix_ms,
     series=st.lists(series(), max_size=8),
 )
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53), finite, st.text())
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**53), 2**53), finite, st.text(max_size=256)
+)
 events = st.builds(
     Event,
     id=st.uuids(),
@@ -118,3 +131,56 @@ def test_event_ids_keep_their_uuid_type():
     )
     decoded = codec.decode(codec.encode(batch), EventBatch)
     assert isinstance(decoded.events[0].id, uuid.UUID)
+
+
+out_of_range_seqs = st.one_of(st.integers(max_value=0), st.integers(min_value=MAX_SEQ + 1))
+out_of_range_times = st.one_of(st.integers(max_value=-1), st.integers(min_value=MAX_TIME_MS))
+
+
+@given(device_ids, out_of_range_seqs, unix_ms)
+def test_seq_beyond_the_contract_does_not_decode(device, seq, time_ms):
+    body = {"v": 1, "device_id": device, "seq": seq, "base_time_ms": time_ms, "series": []}
+    payload = codec.encode_raw(body, codec.Format.JSON)
+    with pytest.raises(codec.CodecError, match="seq"):
+        codec.decode(payload, TelemetryBatch)
+
+
+@given(device_ids, seqs, out_of_range_times, st.sampled_from(["telemetry", "status", "event"]))
+def test_time_beyond_the_contract_does_not_decode(device, seq, time_ms, kind):
+    if kind == "telemetry":
+        body, model = (
+            {"device_id": device, "seq": seq, "base_time_ms": time_ms, "series": []},
+            TelemetryBatch,
+        )
+    elif kind == "status":
+        body, model = {"device_id": device, "online": True, "time_ms": time_ms}, Status
+    else:
+        event = {"id": str(uuid.uuid4()), "time_ms": time_ms, "type": "x"}
+        body, model = {"device_id": device, "seq": seq, "events": [event]}, EventBatch
+    with pytest.raises(codec.CodecError, match="time_ms"):
+        codec.decode(codec.encode_raw(body, codec.Format.JSON), model)
+
+
+def test_more_samples_than_a_batch_may_hold_do_not_decode():
+    n = MAX_SAMPLES_PER_BATCH // 2 + 1
+    series = [{"signal_id": sid, "offsets_ms": [0] * n, "values": [1.0] * n} for sid in (1, 2)]
+    body = {"device_id": "d", "seq": 1, "base_time_ms": 0, "series": series}
+    with pytest.raises(codec.CodecError, match="samples in one batch"):
+        codec.decode(codec.encode_raw(body, codec.Format.JSON), TelemetryBatch)
+
+
+@given(st.integers(min_value=codec.MAX_BODY_BYTES + 1, max_value=64 * 1024 * 1024))
+def test_a_zstd_bomb_is_refused_without_decompressing_it(size):
+    import zstandard
+
+    bomb = bytes((1, 0b100)) + zstandard.ZstdCompressor().compress(bytes(size))
+    assert len(bomb) < 4096
+    with pytest.raises(codec.CodecError, match="more than"):
+        codec.decode_raw(bomb)
+
+
+@given(st.binary(max_size=2048))
+def test_any_bytes_either_decode_or_raise_codec_error(payload):
+    for model in (TelemetryBatch, EventBatch, Status, Ack):
+        with contextlib.suppress(codec.CodecError):
+            codec.decode(payload, model)
