@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from fleetlink.cloud.api.access import principal_of, tenant_transaction
 from fleetlink.cloud.api.request_parsing import query_model
-from fleetlink.cloud.api.rest import PageQuery, SortKey, encode_cursor, keyset
+from fleetlink.cloud.api.rest import PageQuery, SortKey, keyset, split_page
 from fleetlink.cloud.api.spec import ResourceRoutes
 from fleetlink.cloud.auth.permissions import Permission
 
@@ -71,11 +71,6 @@ async def audit_log(request: web.Request) -> web.Response:
     )
     async with tenant_transaction(request) as conn:
         rows = await conn.fetch(sql, *args)
-    items = [AuditEntry.model_validate(dict(r)) for r in rows[: query.limit]]
-    cursor = (
-        encode_cursor(_SORTS, _NEWEST_FIRST, rows[query.limit - 1])
-        if len(rows) > query.limit
-        else None
-    )
-    page = AuditPage(items=items, next_cursor=cursor)
+    shown, cursor = split_page(rows, query.limit, _SORTS, _NEWEST_FIRST)
+    page = AuditPage(items=[AuditEntry.model_validate(dict(r)) for r in shown], next_cursor=cursor)
     return web.json_response(text=page.model_dump_json())

@@ -17,12 +17,12 @@ from fleetlink.cloud.api.request_parsing import query_model
 from fleetlink.cloud.api.rest import (
     PageQuery,
     SortKey,
-    encode_cursor,
     json_body,
     json_response,
     keyset,
     require_if_match,
     sort_pattern,
+    split_page,
 )
 from fleetlink.cloud.api.spec import ResourceRoutes
 from fleetlink.cloud.auth.permissions import Permission
@@ -167,10 +167,8 @@ async def list_devices(request: web.Request) -> web.Response:
     where = "".join(f" AND {c}" for c in conditions)
     async with tenant_transaction(request) as conn:
         rows = await conn.fetch(f"{_SELECT}{where} {order} LIMIT ${len(args)}", *args)
-    items = [Device.model_validate(dict(r)) for r in rows[: query.limit]]
-    cursor = None
-    if len(rows) > query.limit:
-        cursor = encode_cursor(SORTS, query.sort, rows[query.limit - 1])
+    shown, cursor = split_page(rows, query.limit, SORTS, query.sort)
+    items = [Device.model_validate(dict(r)) for r in shown]
     return json_response(DeviceList(items=items, next_cursor=cursor))
 
 

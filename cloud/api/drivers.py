@@ -23,12 +23,12 @@ from fleetlink.cloud.api.rest import (
     ETAG_HEADER,
     PageQuery,
     SortKey,
-    encode_cursor,
     json_body,
     json_response,
     keyset,
     require_if_match,
     sort_pattern,
+    split_page,
 )
 from fleetlink.cloud.api.spec import ResourceRoutes
 from fleetlink.cloud.api.vehicles import prefix_query
@@ -235,10 +235,8 @@ async def list_drivers(request: web.Request) -> web.Response:
         rows = await conn.fetch(sql, *args)
     personal = principal.can(Permission.DRIVERS_PERSONAL)
     cipher = request.app[FIELD_CIPHER]
-    items = [_driver(r, cipher, principal.tenant_id, personal) for r in rows[: query.limit]]
-    cursor = (
-        encode_cursor(SORTS, query.sort, rows[query.limit - 1]) if len(rows) > query.limit else None
-    )
+    shown, cursor = split_page(rows, query.limit, SORTS, query.sort)
+    items = [_driver(r, cipher, principal.tenant_id, personal) for r in shown]
     return json_response(DriverList(items=items, next_cursor=cursor))
 
 

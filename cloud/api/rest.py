@@ -7,7 +7,7 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -115,6 +115,15 @@ def keyset(
     n = len(args)
     condition = f"({key.expression}, {id_column}) {op} (${n - 1}::{key.sql_type}, ${n}::{id_type})"
     return condition, order
+
+
+def split_page(
+    rows: Sequence[Mapping[str, Any]], limit: int, sorts: dict[str, SortKey], sort: str
+) -> tuple[Sequence[Mapping[str, Any]], str | None]:
+    """Split rows fetched with ``LIMIT limit + 1`` into this page and the next page's cursor."""
+    if len(rows) <= limit:
+        return rows, None
+    return rows[:limit], encode_cursor(sorts, sort, rows[limit - 1])
 
 
 def sort_pattern(sorts: dict[str, SortKey]) -> str:

@@ -19,12 +19,12 @@ from fleetlink.cloud.api.rest import (
     ETAG_HEADER,
     PageQuery,
     SortKey,
-    encode_cursor,
     json_body,
     json_response,
     keyset,
     require_if_match,
     sort_pattern,
+    split_page,
 )
 from fleetlink.cloud.api.spec import ResourceRoutes
 from fleetlink.cloud.auth.permissions import Permission
@@ -243,11 +243,8 @@ async def list_vehicles(request: web.Request) -> web.Response:
     sql = f"SELECT {_COLUMNS} {_FROM} WHERE {' AND '.join(conditions)} {order} LIMIT ${len(args)}"
     async with tenant_transaction(request) as conn:
         rows = await conn.fetch(sql, *args)
-    items = [_vehicle(r) for r in rows[: query.limit]]
-    next_cursor = None
-    if len(rows) > query.limit:
-        next_cursor = encode_cursor(SORTS, query.sort, rows[query.limit - 1])
-    return json_response(VehicleList(items=items, next_cursor=next_cursor))
+    shown, cursor = split_page(rows, query.limit, SORTS, query.sort)
+    return json_response(VehicleList(items=[_vehicle(r) for r in shown], next_cursor=cursor))
 
 
 @api.get(
