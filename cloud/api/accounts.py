@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 from aiohttp import web
@@ -13,7 +13,15 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from fleetlink.cloud.api.access import principal_of, record_change, tenant_transaction
 from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.request_parsing import path_uuid, query_model
-from fleetlink.cloud.api.rest import json_body, json_response
+from fleetlink.cloud.api.rest import (
+    PageQuery,
+    SortKey,
+    json_body,
+    json_response,
+    keyset,
+    sort_pattern,
+    split_page,
+)
 from fleetlink.cloud.api.spec import ResourceRoutes
 from fleetlink.cloud.app_keys import POOL, PRINCIPALS
 from fleetlink.cloud.auth.accounts import AccountError, add_user
@@ -38,6 +46,19 @@ class Member(BaseModel):
 
 class MemberList(BaseModel):
     items: list[Member]
+    next_cursor: str | None = Field(None, description="Pass as cursor for the next page")
+
+
+MEMBER_SORTS = {
+    "email": SortKey("email", "u.email", "text"),
+    "since": SortKey("since", "m.created_at", "timestamptz"),
+}
+
+
+class MemberQuery(PageQuery):
+    role: Role | None = None
+    q: str | None = Field(None, max_length=254, description="Start of the e-mail or name")
+    sort: str = Field("email", pattern=sort_pattern(MEMBER_SORTS))
 
 
 class MemberCreate(BaseModel):
@@ -95,7 +116,7 @@ class TokenQuery(BaseModel):
 
 
 _MEMBERS = (
-    "SELECT u.id AS user_id, u.email, u.name, m.role, m.created_at AS since "
+    "SELECT u.id, u.id AS user_id, u.email, u.name, m.role, m.created_at AS since "
     "FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.tenant_id = $1"
 )
 
@@ -105,11 +126,29 @@ _MEMBERS = (
     summary="The tenant's members and their roles",
     response=MemberList,
     permission=Permission.USERS_READ,
+    query=MemberQuery,
+    errors=(400,),
 )
 async def list_members(request: web.Request) -> web.Response:
+    query = query_model(request, MemberQuery)
+    args: list[Any] = [principal_of(request).tenant_id]
+    conditions = []
+    if query.role is not None:
+        args.append(query.role.value)
+        conditions.append(f"m.role = ${len(args)}")
+    if query.q:
+        args.append(query.q.lower().replace("%", r"\%").replace("_", r"\_") + "%")
+        conditions.append(f"(u.email LIKE ${len(args)} OR lower(u.name) LIKE ${len(args)})")
+    after, order = keyset(MEMBER_SORTS, query.sort, query.cursor, "u.id", args)
+    if after:
+        conditions.append(after)
+    args.append(query.limit + 1)
+    where = "".join(f" AND {c}" for c in conditions)
     async with tenant_transaction(request) as conn:
-        rows = await conn.fetch(_MEMBERS + " ORDER BY u.email", principal_of(request).tenant_id)
-    return json_response(MemberList(items=[Member.model_validate(dict(r)) for r in rows]))
+        rows = await conn.fetch(f"{_MEMBERS}{where} {order} LIMIT ${len(args)}", *args)
+    shown, cursor = split_page(rows, query.limit, MEMBER_SORTS, query.sort)
+    items = [Member.model_validate(dict(r)) for r in shown]
+    return json_response(MemberList(items=items, next_cursor=cursor))
 
 
 @api.post(

@@ -192,3 +192,36 @@ async def test_a_body_over_the_limit_is_a_413_problem(
     )
     assert response.status == 413
     assert response.headers["Content-Type"].startswith("application/problem+json")
+
+
+async def test_members_are_listed_in_pages_filtered_by_role_and_name(
+    aiohttp_client, migrated_db, mqtt_broker, account, pool
+) -> None:
+    from .conftest import member_token
+
+    client = await aiohttp_client(
+        create_app(ingest_settings(migrated_db, mqtt_broker.url, ingest_workers=0))
+    )
+    tenant, _ = account
+    token = await member_token(pool, tenant, "admin")
+    async with pool.acquire() as conn:
+        for n in range(3):
+            await add_user(conn, tenant, f"viewer{n}@example.org", Role.VIEWER, name=f"Vic {n}")
+    emails, cursor = [], None
+    while True:
+        params = {"limit": "2", "sort": "email", **({"cursor": cursor} if cursor else {})}
+        page = await (
+            await client.get("/api/v1/users", params=params, headers=bearer(token))
+        ).json()
+        emails += [m["email"] for m in page["items"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert emails == sorted(emails) and len(emails) == 5
+    viewers = await client.get("/api/v1/users", params={"role": "viewer"}, headers=bearer(token))
+    assert [m["email"] for m in (await viewers.json())["items"]] == [
+        f"viewer{n}@example.org" for n in range(3)
+    ]
+    named = await client.get("/api/v1/users", params={"q": "vic 1"}, headers=bearer(token))
+    assert [m["email"] for m in (await named.json())["items"]] == ["viewer1@example.org"]
+    wildcard = await client.get("/api/v1/users", params={"q": "%"}, headers=bearer(token))
+    assert (await wildcard.json())["items"] == []
