@@ -190,6 +190,14 @@ async def add_member(request: web.Request) -> web.Response:
     return json_response(member, status=201)
 
 
+async def _locked_member(conn: asyncpg.Connection, tenant: str, user_id: uuid.UUID) -> Member:
+    """Return the member, locked for this transaction; raise ProblemError(404) if none."""
+    row = await conn.fetchrow(_MEMBERS + " AND u.id = $2 FOR UPDATE OF m", tenant, user_id)
+    if row is None:
+        raise ProblemError(404, f"no member {user_id}")
+    return Member.model_validate(dict(row))
+
+
 async def _owners(conn: asyncpg.Connection, tenant: str) -> int:
     return int(
         await conn.fetchval(
@@ -212,12 +220,7 @@ async def change_role(request: web.Request) -> web.Response:
     body: MemberPatch = await json_body(request, MemberPatch)
     principal = principal_of(request)
     async with tenant_transaction(request) as conn:
-        row = await conn.fetchrow(
-            _MEMBERS + " AND u.id = $2 FOR UPDATE OF m", principal.tenant_id, user_id
-        )
-        if row is None:
-            raise ProblemError(404, f"no member {user_id}")
-        before = Member.model_validate(dict(row))
+        before = await _locked_member(conn, principal.tenant_id, user_id)
         if user_id == principal.user_id:
             raise ProblemError(409, "another member with users:write changes your role")
         if Role.OWNER in (before.role, body.role) and principal.role is not Role.OWNER:
@@ -260,12 +263,7 @@ async def remove_member(request: web.Request) -> web.Response:
     user_id = path_uuid(request, "user_id")
     principal = principal_of(request)
     async with tenant_transaction(request) as conn:
-        row = await conn.fetchrow(
-            _MEMBERS + " AND u.id = $2 FOR UPDATE OF m", principal.tenant_id, user_id
-        )
-        if row is None:
-            raise ProblemError(404, f"no member {user_id}")
-        before = Member.model_validate(dict(row))
+        before = await _locked_member(conn, principal.tenant_id, user_id)
         if user_id == principal.user_id:
             raise ProblemError(409, "another member with users:write removes you")
         if before.role is Role.OWNER:

@@ -225,3 +225,28 @@ async def test_members_are_listed_in_pages_filtered_by_role_and_name(
     assert [m["email"] for m in (await named.json())["items"]] == ["viewer1@example.org"]
     wildcard = await client.get("/api/v1/users", params={"q": "%"}, headers=bearer(token))
     assert (await wildcard.json())["items"] == []
+
+
+async def test_member_changes_keep_an_owner_and_end_a_removed_members_tokens(
+    aiohttp_client, migrated_db, mqtt_broker, account, pool
+) -> None:
+    from .conftest import member_token
+
+    client = await aiohttp_client(
+        create_app(ingest_settings(migrated_db, mqtt_broker.url, ingest_workers=0))
+    )
+    tenant, _ = account
+    owner = await member_token(pool, tenant, "owner")
+    admin = await member_token(pool, tenant, "admin")
+    me = await (await client.get("/api/v1/auth/me", headers=bearer(owner))).json()
+    assert (
+        await client.delete(f"/api/v1/users/{me['user_id']}", headers=bearer(owner))
+    ).status == 409
+    admin_me = await (await client.get("/api/v1/auth/me", headers=bearer(admin))).json()
+    demote = await client.patch(
+        f"/api/v1/users/{me['user_id']}", json={"role": "viewer"}, headers=bearer(admin)
+    )
+    assert demote.status == 403
+    removed = await client.delete(f"/api/v1/users/{admin_me['user_id']}", headers=bearer(owner))
+    assert removed.status == 200
+    assert (await client.get("/api/v1/vehicles", headers=bearer(admin))).status == 401
