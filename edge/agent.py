@@ -14,6 +14,7 @@ from collections import Counter, deque
 
 from fleetlink.edge.batcher import Batcher, Draft
 from fleetlink.edge.config import DeviceConfig
+from fleetlink.edge.gaps import Gap
 from fleetlink.edge.outbox import Outbox, OutboxError
 from fleetlink.edge.sources import SampleQueue, Source, create_sources
 from fleetlink.edge.sources.base import AdapterState
@@ -42,11 +43,13 @@ class Agent:
         self.config = config
         self.samples: SampleQueue = queue.Queue(maxsize=_QUEUE_SIZE)
         self.sources = create_sources(config) if sources is None else sources
-        self.outbox = Outbox(config.outbox.path, config.outbox.max_batches)
+        self.outbox = Outbox(config.outbox.path, config.outbox.max_bytes)
         self.batcher = Batcher(config.outbox.batch_interval_s, config.outbox.max_batch_samples)
         self.uplink = Uplink(config.device, config.mqtt, self.outbox, self.adapter_state)
         self.unstored: deque[Draft] = deque()
         self.counters: Counter[str] = Counter()
+        # Batches dropped from ``unstored``: stored as a gap record once the outbox writes again.
+        self.unstored_gap = Gap("memory_overflow")
         self._outbox_failing = False
 
     def adapter_state(self) -> AdapterState:
@@ -73,18 +76,23 @@ class Agent:
         if draft is not None:
             self.unstored.append(draft)
             if len(self.unstored) > _UNSTORED_MAX:
-                self.unstored.popleft()
+                dropped = self.unstored.popleft()
+                self.unstored_gap.add_telemetry(dropped.to_message(self.config.device.id, 1))
                 self.counters["dropped_unstored"] += 1
         device_id = self.config.device.id
+        compress_above = self.config.outbox.compress_above_bytes
         seq = None
         while self.unstored:
             pending = self.unstored[0]
 
             def payload(seq: int, draft: Draft = pending) -> bytes:
-                return encode(draft.to_message(device_id, seq))
+                return encode(draft.to_message(device_id, seq), compress_above=compress_above)
 
             try:
-                seq = self.outbox.add("telemetry", payload)
+                if self.unstored_gap:
+                    self.outbox.add_gap(self.unstored_gap)
+                    self.unstored_gap = Gap("memory_overflow")
+                seq = self.outbox.add("telemetry", payload, len(pending.samples))
             except OutboxError as exc:
                 self.counters["outbox_write_failures"] += 1
                 if not self._outbox_failing:

@@ -21,7 +21,10 @@ from pydantic import (
     model_validator,
 )
 
+from fleetlink.edge.outbox import DEFAULT_MAX_BYTES
 from fleetlink.firmware_profiles import DEFAULT_PROFILE, PollGroup, ProfileError, load_profile
+from fleetlink.shared.codec import COMPRESS_ABOVE_BYTES
+from fleetlink.shared.messages import MAX_SAMPLES_PER_BATCH
 from fleetlink.shared.netaddr import is_loopback
 from fleetlink.shared.signing import DeviceKeyError, parse_key
 from fleetlink.shared.topics import TopicError, check_segment
@@ -83,6 +86,10 @@ class MqttSection(_Section):
     # back within 5 s of the broker's return.
     reconnect_min_s: Annotated[int, Field(ge=1, le=3600)] = 1
     reconnect_max_s: Annotated[int, Field(ge=1, le=3600)] = 4
+    # MQTT 5 only: how long the broker keeps this device's session (its ack subscription and
+    # queued acks) and each published message while the other side is away.
+    session_expiry_s: Annotated[int, Field(ge=0, le=2**32 - 1)] = 86_400
+    message_expiry_s: Annotated[int, Field(ge=0, le=2**32 - 1)] = 86_400
     allow_plaintext_remote: bool = Field(
         default=False,
         description="allow mqtt:// (no TLS) to a broker that is not on this machine",
@@ -163,8 +170,9 @@ class ObdSection(_Section):
 class OutboxSection(_Section):
     path: Path
     batch_interval_s: PositiveFloat = 1.0
-    max_batch_samples: Annotated[int, Field(ge=1)] = 500
-    max_batches: Annotated[int, Field(ge=1)] = 100_000
+    max_batch_samples: Annotated[int, Field(ge=1, le=MAX_SAMPLES_PER_BATCH)] = 500
+    compress_above_bytes: Annotated[int, Field(ge=0)] = COMPRESS_ABOVE_BYTES
+    max_bytes: Annotated[int, Field(ge=64 * 1024)] = DEFAULT_MAX_BYTES
 
 
 class LogSection(_Section):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from fleetlink.edge.gaps import Gap
 from fleetlink.shared.messages import MAX_SEQ
 from fleetlink.shared.signing import payload_digest
 
@@ -47,7 +48,21 @@ CREATE TABLE IF NOT EXISTS drops (
 );
 INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 1);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('confirmed', 0);
+INSERT OR IGNORE INTO meta (key, value)
+    SELECT 'stored_bytes', coalesce(sum(length(payload)), 0) FROM batches;
+CREATE TRIGGER IF NOT EXISTS batches_bytes_in AFTER INSERT ON batches BEGIN
+    UPDATE meta SET value = value + length(NEW.payload) WHERE key = 'stored_bytes';
+END;
+CREATE TRIGGER IF NOT EXISTS batches_bytes_out AFTER DELETE ON batches BEGIN
+    UPDATE meta SET value = value - length(OLD.payload) WHERE key = 'stored_bytes';
+END;
+CREATE TRIGGER IF NOT EXISTS batches_bytes_change AFTER UPDATE OF payload ON batches BEGIN
+    UPDATE meta SET value = value - length(OLD.payload) + length(NEW.payload)
+    WHERE key = 'stored_bytes';
+END;
 """
+# The default cap on the payload bytes the outbox holds (docs/decisions.md D33).
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 # When fewer seqs than this are left, the agent says so and asks the cloud for help.
 SEQ_RESERVE = 1_000_000
 # Rebuilds a stored payload under a new seq: (kind, payload, new_seq) -> payload.
@@ -83,21 +98,21 @@ class StoredBatch:
 
 
 class Outbox:
-    """A durable, capped queue of encoded batches keyed by the device's ``seq``.
+    """A durable queue of encoded batches keyed by the device's ``seq``, capped in bytes.
 
     Thread-safe: one connection guarded by a lock, shared by the agent and the uplink.
     """
 
-    def __init__(self, path: str | Path, max_batches: int = 100_000) -> None:
-        """Open (or create) the outbox at ``path``.
+    def __init__(self, path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        """Open (or create) the outbox at ``path``; it holds at most ``max_bytes`` of payload.
 
         Raises:
             OutboxError: the file cannot be opened as an SQLite database.
         """
-        if max_batches < 1:
-            raise ValueError("max_batches must be at least 1")
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be at least 1")
         self.path = Path(path)
-        self.max_batches = max_batches
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
         # Why this outbox started afresh ("empty", "corrupt"), or None.
         self.reset_reason: str | None = None
@@ -161,12 +176,13 @@ class Outbox:
             (key, by),
         )
 
-    def add(self, kind: BatchKind, build_payload: Callable[[int], bytes]) -> int:
-        """Store a new batch and return its seq.
+    def add(self, kind: BatchKind, build_payload: Callable[[int], bytes], samples: int = 0) -> int:
+        """Store a new batch of ``samples`` samples and return its seq.
 
         ``build_payload(seq)`` is called inside the transaction with the seq the batch gets;
-        the advanced seq and the batch commit together or not at all. At the cap the
-        oldest telemetry batches are dropped first, events only when no telemetry is left.
+        the advanced seq and the batch commit together or not at all. Beyond ``max_bytes``
+        the oldest telemetry batches are dropped first, events only when no telemetry is
+        left, and what was dropped is stored as one gap event (``fleetlink.edge.gaps``).
 
         Raises:
             ValueError: ``kind`` is not a batch kind.
@@ -192,6 +208,7 @@ class Outbox:
                         (seq, kind, payload, now_ms),
                     )
                     self._db.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (seq + 1,))
+                    self._bump("samples_added", samples)
                     self._enforce_cap(now_ms)
                     self._db.execute("COMMIT")
                 except BaseException:
@@ -202,21 +219,61 @@ class Outbox:
             return seq
 
     def _enforce_cap(self, now_ms: int) -> None:
-        (count,) = self._db.execute("SELECT count(*) FROM batches").fetchone()
-        excess = count - self.max_batches
+        excess = self._meta("stored_bytes") - self.max_bytes
+        if excess <= 0:
+            return
+        gap = Gap("outbox_cap")
         for kind in KINDS:
-            if excess <= 0:
-                return
-            victims = self._db.execute(
-                "SELECT seq FROM batches WHERE kind = ? ORDER BY seq LIMIT ?", (kind, excess)
-            ).fetchall()
-            self._db.executemany("DELETE FROM batches WHERE seq = ?", victims)
+            rows = self._db.execute(
+                "SELECT seq, payload FROM batches WHERE kind = ? ORDER BY seq", (kind,)
+            )
+            victims: list[int] = []
+            for seq, payload in rows:
+                if excess <= 0:
+                    break
+                victims.append(int(seq))
+                excess -= len(payload)
+                gap.add_payload(kind, bytes(payload))
+            rows.close()
+            self._db.executemany("DELETE FROM batches WHERE seq = ?", [(s,) for s in victims])
             self._db.executemany(
                 "INSERT INTO drops (seq, kind, dropped_ms) VALUES (?, ?, ?)",
-                [(seq, kind, now_ms) for (seq,) in victims],
+                [(seq, kind, now_ms) for seq in victims],
             )
             self._bump(f"dropped_{kind}", len(victims))
-            excess -= len(victims)
+        if gap and gap.device_id:
+            self._store_gap(gap, now_ms)
+
+    def _store_gap(self, gap: Gap, now_ms: int) -> None:
+        seq = self._meta("next_seq")
+        if seq > MAX_SEQ:
+            return  # no seq left for it; the drop counters still say what was lost
+        self._db.execute(
+            "INSERT INTO batches (seq, kind, payload, created_ms) VALUES (?, 'events', ?, ?)",
+            (seq, gap.to_batch(seq), now_ms),
+        )
+        self._db.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (seq + 1,))
+        self._bump("gaps", 1)
+        log.warning(
+            "outbox %s is at its cap of %d bytes: dropped %d batches (%d samples, %d events); "
+            "a gap record goes to the cloud",
+            self.path,
+            self.max_bytes,
+            gap.batches,
+            gap.samples,
+            gap.events,
+        )
+
+    def add_gap(self, gap: Gap) -> int | None:
+        """Store ``gap`` (given up before it reached the outbox) as an event batch; return
+        its seq, or None if the gap is empty.
+
+        Raises:
+            OutboxError: the database cannot be written.
+        """
+        if not gap or not gap.device_id:
+            return None
+        return self.add("events", gap.to_batch)
 
     def pending(self, limit: int | None = None) -> list[StoredBatch]:
         """Return up to ``limit`` unacked batches: events first, then telemetry, each by seq."""
@@ -377,6 +434,18 @@ class Outbox:
         with self._lock:
             (count,) = self._db.execute("SELECT count(*) FROM batches").fetchone()
         return int(count)
+
+    @property
+    def stored_bytes(self) -> int:
+        """Return the payload bytes the outbox holds now."""
+        with self._lock:
+            return self._meta("stored_bytes")
+
+    @property
+    def samples_added(self) -> int:
+        """Return how many samples were ever stored in this outbox file."""
+        with self._lock:
+            return self._meta("samples_added")
 
     def drop_counts(self) -> dict[BatchKind, int]:
         """Return how many batches of each kind were ever dropped at the cap."""

@@ -24,10 +24,13 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from fleetlink.edge.config import DeviceSection, MqttSection
 from fleetlink.edge.outbox import Outbox, StoredBatch
 from fleetlink.edge.sources.base import AdapterState
+from fleetlink.shared.backoff import Backoff
 from fleetlink.shared.codec import CodecError, decode, encode
 from fleetlink.shared.messages import MAX_SEQ, Ack, EventBatch, Hello, Status, TelemetryBatch
 from fleetlink.shared.signing import verify
@@ -81,6 +84,8 @@ class Uplink:
         self.adapter_state = adapter_state
         self.reconnect_min_s = settings.reconnect_min_s
         self.reconnect_max_s = max(settings.reconnect_min_s, settings.reconnect_max_s)
+        self._backoff = Backoff(self.reconnect_min_s, self.reconnect_max_s)
+        self.last_reconnect_delay_s = 0.0
         self._key = device.key_bytes()
         self._hello_nonce: str | None = None
         self._hello_sent = 0.0
@@ -141,12 +146,38 @@ class Uplink:
         if self.settings.use_tls:
             client.tls_set()
         client.will_set(self.topics[Kind.STATUS], self._status(online=False), qos=1, retain=True)
-        client.reconnect_delay_set(self.reconnect_min_s, self.reconnect_max_s)
+        self._jitter_next_reconnect(client)
+        client.max_inflight_messages_set(self.settings.max_inflight + 2)  # + hello and status
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         return client
+
+    def _jitter_next_reconnect(self, client: mqtt.Client) -> None:
+        """Make paho's next reconnect wait one jittered, exponentially growing delay (paho's
+        own doubling has no jitter; with min = max it waits exactly the delay given)."""
+        delay = self._backoff.next()
+        client.reconnect_delay_set(delay, delay)
+        self.last_reconnect_delay_s = delay
+
+    def _on_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
+        self._jitter_next_reconnect(client)
+
+    def _connect_properties(self) -> Properties | None:
+        if self.protocol != MQTTProtocolVersion.MQTTv5:
+            return None
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.settings.session_expiry_s
+        return props
+
+    def _publish_properties(self) -> Properties | None:
+        if self.protocol != MQTTProtocolVersion.MQTTv5 or not self.settings.message_expiry_s:
+            return None
+        props = Properties(PacketTypes.PUBLISH)
+        props.MessageExpiryInterval = self.settings.message_expiry_s
+        return props
 
     def _post(self, callback: Callable[..., None], *args: Any) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -168,6 +199,8 @@ class Uplink:
             log.warning("broker %s refused the connection: %s", self.settings.url, reason)
             return
         self.counters["connects"] += 1
+        self._backoff.reset()
+        self._jitter_next_reconnect(client)
         client.subscribe(self.topics[Kind.ACK], qos=1)
         client.publish(self.topics[Kind.STATUS], self._status(online=True), qos=1, retain=True)
         log.info("connected to %s (MQTT %s)", self.settings.url, self.protocol.name)
@@ -179,6 +212,7 @@ class Uplink:
     def _on_disconnect(self, client: mqtt.Client, _userdata: Any, *_rest: Any) -> None:
         if client is not self._client:
             return
+        self._jitter_next_reconnect(client)
         if not self._got_connack and self.protocol == MQTTProtocolVersion.MQTTv5:
             self._closed_before_connack += 1
             if self._closed_before_connack >= _CLOSED_BEFORE_CONNACK_LIMIT:
@@ -294,7 +328,9 @@ class Uplink:
     def _publish(self, batch: StoredBatch) -> None:
         assert self._client is not None
         kind = Kind.EVENTS if batch.kind == "events" else Kind.TELEMETRY
-        self._client.publish(self.topics[kind], batch.payload, qos=1)
+        self._client.publish(
+            self.topics[kind], batch.payload, qos=1, properties=self._publish_properties()
+        )
 
     def pump(self) -> None:
         """Republish timed-out batches and fill the in-flight window from the outbox."""
@@ -344,8 +380,15 @@ class Uplink:
         self._got_connack = self._ever_connacked = False
         self._socket_since = None
         self._closed_before_connack = 0
+        v5 = self.protocol == MQTTProtocolVersion.MQTTv5
         self._client.connect_async(
-            self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s
+            self.settings.host,
+            self.settings.port,
+            keepalive=self.settings.keepalive_s,
+            clean_start=self.settings.session_expiry_s == 0
+            if v5
+            else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=self._connect_properties(),
         )
         self._client.loop_start()
 

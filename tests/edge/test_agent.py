@@ -18,7 +18,7 @@ from fleetlink.edge.agent import Agent
 from fleetlink.edge.config import load_config
 from fleetlink.edge.outbox import Outbox
 from fleetlink.shared.codec import decode
-from fleetlink.shared.messages import TelemetryBatch
+from fleetlink.shared.messages import EventBatch, TelemetryBatch
 from tests.conftest import Broker
 from tests.edge.cloud_double import TENANT, Cloud
 from tests.waiting import eventually
@@ -134,10 +134,10 @@ def test_batches_the_outbox_refuses_wait_in_memory_and_are_stored_in_order_later
     real_add = agent.outbox.add
     failures = iter([True, True])
 
-    def failing_add(kind, build):  # type: ignore[no-untyped-def]
+    def failing_add(kind, build, samples=0):  # type: ignore[no-untyped-def]
         if next(failures, False):
             raise OutboxError("outbox.db: cannot store a telemetry batch: disk I/O error")
-        return real_add(kind, build)
+        return real_add(kind, build, samples)
 
     monkeypatch.setattr(agent.outbox, "add", failing_add)
     for value in (1.0, 2.0, 3.0):
@@ -148,6 +148,41 @@ def test_batches_the_outbox_refuses_wait_in_memory_and_are_stored_in_order_later
     stored = [decode(b.payload, TelemetryBatch) for b in agent.outbox.pending()]
     assert [b.seq for b in stored] == [1, 2, 3]
     assert [b.series[0].values for b in stored] == [[1.0], [2.0], [3.0]]
+    agent.outbox.close()
+
+
+def test_batches_that_overflow_memory_while_the_outbox_fails_become_one_gap_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fleetlink.edge import agent as agent_module
+    from fleetlink.edge.outbox import OutboxError
+    from fleetlink.edge.sources.base import Sample
+
+    monkeypatch.setattr(agent_module, "_UNSTORED_MAX", 2)
+    config = load_config(write_config(tmp_path, "dev-full", "mqtt://127.0.0.1:1", "/dev/null", 1))
+    agent = Agent(config, sources=[])
+    real_add = agent.outbox.add
+    failing = [True]
+
+    def add(kind, build, samples=0):  # type: ignore[no-untyped-def]
+        if failing[0]:
+            raise OutboxError("outbox.db: cannot store a telemetry batch: disk full")
+        return real_add(kind, build, samples)
+
+    monkeypatch.setattr(agent.outbox, "add", add)
+    for i in range(5):  # batches 1..3 overflow the two kept in memory
+        agent.batcher.add(Sample(signal_id=12 + i % 2, time_ms=1_000 + i, value=float(i)))
+        agent.flush()
+    assert agent.counters["dropped_unstored"] == 3
+    failing[0] = False
+    agent.flush()
+    pending = agent.outbox.pending()
+    assert [b.kind for b in pending] == ["events", "telemetry", "telemetry"]
+    (gap,) = decode(pending[0].payload, EventBatch).events
+    assert gap.type == "gap" and gap.data["reason"] == "memory_overflow"
+    assert (gap.data["start_ms"], gap.data["end_ms"]) == (1_000, 1_002)
+    assert gap.data["samples"] == 3 and gap.data["signals"] == "12-13"
+    assert agent.outbox.samples_added == 2
     agent.outbox.close()
 
 

@@ -76,7 +76,7 @@ def test_password_never_appears_in_the_config_repr(tmp_path: Path) -> None:
         ('tenant = "acme"\n', "", "device.tenant: is required"),
         ('url = "mqtt://127.0.0.1:1883"', 'url = "http://x"', "mqtt.url: must look like mqtt://"),
         ('url = "mqtt://127.0.0.1:1883"', 'url = "mqtt://h:99999"', "mqtt.url: port must be"),
-        ('path = "outbox.db"', 'path = "o.db"\nmax_batches = 0', "outbox.max_batches:"),
+        ('path = "outbox.db"', 'path = "o.db"\nmax_bytes = 0', "outbox.max_bytes:"),
         ('path = "outbox.db"', 'path = "o.db"\ncolour = "red"', "outbox.colour: is not a known"),
         ('port = "/dev/pts/9"\n', "", "obd.port: is required"),
     ],

@@ -15,12 +15,17 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from fleetlink.edge.outbox import Outbox
+from fleetlink.shared.codec import decode, encode
+from fleetlink.shared.messages import EventBatch, Series, TelemetryBatch
 
 ROOT = Path(__file__).parents[2]
 
 
 def payload(seq: int) -> bytes:
-    return f"batch-{seq}".encode()
+    return f"batch-{seq:08d}".encode()
+
+
+SIZE = len(payload(1))
 
 
 def test_seq_starts_at_one_and_the_payload_sees_its_own_seq(tmp_path: Path) -> None:
@@ -28,8 +33,8 @@ def test_seq_starts_at_one_and_the_payload_sees_its_own_seq(tmp_path: Path) -> N
         assert outbox.add("telemetry", payload) == 1
         assert outbox.add("events", payload) == 2
         assert [(b.seq, b.kind, b.payload) for b in outbox.pending()] == [
-            (2, "events", b"batch-2"),
-            (1, "telemetry", b"batch-1"),
+            (2, "events", payload(2)),
+            (1, "telemetry", payload(1)),
         ]
 
 
@@ -70,7 +75,7 @@ def test_ack_deletes_only_the_acked_seqs_and_ignores_unknown_ones(tmp_path: Path
 
 
 def test_cap_drops_oldest_telemetry_first_and_events_last(tmp_path: Path) -> None:
-    with Outbox(tmp_path / "o.db", max_batches=3) as outbox:
+    with Outbox(tmp_path / "o.db", max_bytes=3 * SIZE) as outbox:
         outbox.add("telemetry", payload)  # 1
         outbox.add("events", payload)  # 2
         outbox.add("telemetry", payload)  # 3
@@ -83,8 +88,37 @@ def test_cap_drops_oldest_telemetry_first_and_events_last(tmp_path: Path) -> Non
         assert outbox.drop_counts() == {"telemetry": 3, "events": 1}
         assert outbox.dropped_seqs() == [(1, "telemetry"), (2, "events"), (3, "telemetry"),
                                          (4, "telemetry")]  # fmt: skip
-    with Outbox(tmp_path / "o.db", max_batches=3) as outbox:
+    with Outbox(tmp_path / "o.db", max_bytes=3 * SIZE) as outbox:
         assert outbox.drop_counts() == {"telemetry": 3, "events": 1}
+
+
+def _telemetry(seq: int, base_ms: int, signals: range, per_signal: int) -> bytes:
+    series = [
+        Series(signal_id=sid, offsets_ms=list(range(per_signal)), values=[1.0] * per_signal)
+        for sid in signals
+    ]
+    return encode(TelemetryBatch(device_id="dev-1", seq=seq, base_time_ms=base_ms, series=series))
+
+
+def test_telemetry_dropped_at_the_byte_cap_becomes_one_gap_event_kept_last(tmp_path: Path):
+    one = len(_telemetry(1, 1_000, range(10, 15), 20))
+    with Outbox(tmp_path / "o.db", max_bytes=3 * one + 50) as outbox:
+        outbox.add("events", lambda s: encode(EventBatch(device_id="dev-1", seq=s, events=[])))
+        for i in range(4):
+            outbox.add(
+                "telemetry", lambda s, i=i: _telemetry(s, 1_000 + i * 100, range(10, 15), 20)
+            )
+        assert outbox.stored_bytes <= outbox.max_bytes + 300
+        kinds = [b.kind for b in outbox.pending()]
+        assert kinds[:2] == ["events", "events"] and kinds.count("telemetry") == 3
+        gap_batch = decode(outbox.pending()[1].payload, EventBatch)
+        (event,) = gap_batch.events
+        assert event.type == "gap" and event.data["reason"] == "outbox_cap"
+        assert event.data["start_ms"] == 1_000 and event.data["end_ms"] == 1_019
+        assert event.data["signals"] == "10-14" and event.data["samples"] == 100
+        assert event.data["batches"] == 1 and outbox.samples_added == 0
+    with Outbox(tmp_path / "o.db") as outbox:  # the byte count survives a reopen
+        assert outbox.stored_bytes == sum(len(b.payload) for b in outbox.pending())
 
 
 def test_cloud_high_water_mark_raises_the_next_seq_but_never_lowers_it(tmp_path: Path) -> None:
@@ -97,6 +131,8 @@ def test_cloud_high_water_mark_raises_the_next_seq_but_never_lowers_it(tmp_path:
 _WRITER = """
 import sys
 from fleetlink.edge.outbox import Outbox
+from fleetlink.shared.codec import decode, encode
+from fleetlink.shared.messages import EventBatch, Series, TelemetryBatch
 outbox = Outbox(sys.argv[1])
 while True:
     seq = outbox.add("telemetry", lambda s: b"x" * 100)
@@ -128,7 +164,7 @@ class OutboxMachine(RuleBasedStateMachine):
         self.dir = tempfile.mkdtemp()
         self.path = os.path.join(self.dir, "o.db")
         self.cap = 6
-        self.outbox = Outbox(self.path, max_batches=self.cap)
+        self.outbox = Outbox(self.path, max_bytes=self.cap * SIZE)
         self.live: dict[int, str] = {}
         self.issued: list[int] = []
         self.dropped = {"telemetry": 0, "events": 0}
@@ -156,7 +192,7 @@ class OutboxMachine(RuleBasedStateMachine):
     @rule()
     def reopen(self) -> None:
         self.outbox.close()
-        self.outbox = Outbox(self.path, max_batches=self.cap)
+        self.outbox = Outbox(self.path, max_bytes=self.cap * SIZE)
 
     @invariant()
     def matches_model(self) -> None:
