@@ -17,6 +17,7 @@ from fleetlink.cloud.api import (
     devices,
     drivers,
     fleets,
+    gaps,
     health,
     imports,
     searches,
@@ -34,13 +35,14 @@ from fleetlink.cloud.app_keys import (
     POOL,
     PRINCIPALS,
     SETTINGS,
+    STARTUP,
 )
 from fleetlink.cloud.auth.principal_cache import PrincipalCache
 from fleetlink.cloud.auth.rate_limit import RateLimiter
-from fleetlink.cloud.db.migrate import migrate
 from fleetlink.cloud.ingest.worker import IngestService
 from fleetlink.cloud.records.field_crypto import FieldCipher, generate_key_ring_entry
-from fleetlink.cloud.settings import CloudSettings, redact_url
+from fleetlink.cloud.settings import CloudSettings
+from fleetlink.cloud.startup import Startup
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ RESOURCES = (
     accounts.api,
     fleets.api,
     vehicles.api,
+    gaps.api,
     devices.api,
     drivers.api,
     imports.api,
@@ -62,37 +65,33 @@ RESOURCES = (
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     log.info("starting with %s", settings.describe())
+    # Pools with no connection yet: the service starts whether or not the database answers.
     pool = await asyncpg.create_pool(
-        settings.database_dsn(), min_size=1, max_size=settings.db_pool_size
+        settings.database_dsn(), min_size=0, max_size=settings.db_pool_size
     )
+    api_dsn, api_server_settings = settings.api_dsn()
+    api_pool = await asyncpg.create_pool(
+        api_dsn,
+        min_size=0,
+        max_size=settings.api_pool_size,
+        server_settings=api_server_settings,
+        init=_json_codecs,
+    )
+    app[POOL] = pool
+    app[API_POOL] = api_pool
+    ingest = IngestService(settings, pool)
+    app[INGEST] = ingest
+    startup = Startup(settings, pool, ingest)
+    app[STARTUP] = startup
+    startup.start()
     try:
-        async with pool.acquire() as conn:
-            await migrate(conn)
-        api_dsn, api_server_settings = settings.api_dsn()
-        api_pool = await asyncpg.create_pool(
-            api_dsn,
-            min_size=1,
-            max_size=settings.api_pool_size,
-            server_settings=api_server_settings,
-            init=_json_codecs,
-        )
-        app[POOL] = pool
-        app[API_POOL] = api_pool
-        ingest = IngestService(settings, pool)
-        app[INGEST] = ingest
-        try:
-            if settings.ingest_workers:
-                await ingest.start()
-            log.info(
-                "cloud ready: database %s, %d ingest worker(s)",
-                redact_url(settings.database_dsn()),
-                len(ingest.workers),
-            )
-            yield
-        finally:
-            await ingest.stop()
-            await api_pool.close()
+        # Ready before serving when everything answers; serving (503) while it waits if not.
+        await startup.settled.wait()
+        yield
     finally:
+        await startup.stop()
+        await ingest.stop()
+        await api_pool.close()
         await pool.close()
 
 
@@ -118,8 +117,9 @@ def _field_cipher(settings: CloudSettings) -> FieldCipher:
 def create_app(settings: CloudSettings | None = None) -> web.Application:
     """Return the application; its database pool and ingest start with the app, not here.
 
-    On start-up the migrations are applied; start-up fails with MigrationError,
-    IngestConfigError, OSError or TimeoutError when the database or broker cannot be used.
+    Start-up (``fleetlink.cloud.startup``) runs in the background: it waits for the database,
+    applies the migrations, then starts the ingest once the broker answers; ``/readyz`` says
+    what it waits for.
     """
     settings = settings or CloudSettings()
     app = web.Application(

@@ -10,6 +10,7 @@ from fleetlink.cloud.auth.rate_limit import RateLimiter
 from fleetlink.cloud.ingest.worker import IngestService
 from fleetlink.cloud.records.field_crypto import FieldCipher
 from fleetlink.cloud.settings import CloudSettings
+from fleetlink.cloud.startup import Startup
 
 SETTINGS = web.AppKey("settings", CloudSettings)
 # The owner's pool: migrations, ingest, authentication look-ups.
@@ -21,3 +22,4 @@ LOGIN_LIMITER = web.AppKey("login_limiter", RateLimiter)
 FIELD_CIPHER = web.AppKey("field_cipher", FieldCipher)
 PRINCIPALS = web.AppKey("principals", PrincipalCache)
 INGEST = web.AppKey("ingest", IngestService)
+STARTUP = web.AppKey("startup", Startup)

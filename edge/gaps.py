@@ -14,9 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from fleetlink.shared.codec import CodecError, decode, encode
-from fleetlink.shared.messages import Event, EventBatch, TelemetryBatch
+from fleetlink.shared.messages import GAP_EVENT, Event, EventBatch, TelemetryBatch
 
-GAP_EVENT = "gap"
 GapReason = str  # "outbox_cap" | "memory_overflow"
 _MAX_SIGNALS_TEXT = 256
 

@@ -159,7 +159,7 @@ class Uplink:
         """Make paho's next reconnect wait one jittered, exponentially growing delay (paho's
         own doubling has no jitter; with min = max it waits exactly the delay given)."""
         delay = self._backoff.next()
-        client.reconnect_delay_set(delay, delay)
+        client.reconnect_delay_set(delay, delay)  # type: ignore[arg-type]  # paho sleeps floats
         self.last_reconnect_delay_s = delay
 
     def _on_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:

@@ -23,6 +23,8 @@ MAX_SAMPLES_PER_BATCH = 20_000
 MAX_SERIES_PER_BATCH = 1_024
 MAX_EVENTS_PER_BATCH = 1_000
 MAX_SEQS_PER_ACK = 10_000
+# The event type of a gap record (samples a device gave up; fleetlink.edge.gaps).
+GAP_EVENT = "gap"
 
 DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 Seq = Annotated[int, Field(ge=1, le=MAX_SEQ)]

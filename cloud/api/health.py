@@ -9,7 +9,7 @@ from aiohttp import web
 from fleetlink.cloud.api.models import Health
 from fleetlink.cloud.api.problems import RETRY_AFTER_S
 from fleetlink.cloud.api.spec import ResourceRoutes
-from fleetlink.cloud.app_keys import INGEST, POOL
+from fleetlink.cloud.app_keys import INGEST, POOL, STARTUP
 from fleetlink.shared.version import VERSION
 
 api = ResourceRoutes("health")
@@ -37,6 +37,9 @@ async def readyz(request: web.Request) -> web.Response:
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}"
+    startup = request.app.get(STARTUP)
+    if startup is not None and not startup.ready:
+        checks["startup"] = f"waiting for {startup.waiting_for}"
     ingest = request.app.get(INGEST)
     if ingest is None or not ingest.workers:
         checks["ingest"] = "disabled"

@@ -28,7 +28,7 @@ from fleetlink.cloud.ingest.inbound import (
     TelemetryIn,
 )
 from fleetlink.cloud.ingest.partitions import DailyPartitions
-from fleetlink.shared.messages import MAX_SEQ
+from fleetlink.shared.messages import GAP_EVENT, MAX_SEQ, MAX_TIME_MS, Event
 
 SAMPLE_COLUMNS = ("tenant_id", "vehicle_id", "device_id", "signal_id", "ts", "value")
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
@@ -77,6 +77,43 @@ async def high_water_marks(conn: asyncpg.Connection, devices: Sequence[str]) -> 
     rows = await conn.fetch(_HIGH_WATER_SQL, list(devices))
     # Seqs stored before the contract bounded them could exceed MAX_SEQ; an ack cannot.
     return {r["d"]: min(r["hw"] or 0, MAX_SEQ) for r in rows}
+
+
+_GAP_COUNTS = ("samples", "batches", "events")
+
+
+def _ms(value: object, default: int) -> datetime:
+    ms = value if isinstance(value, int) and 0 <= value < MAX_TIME_MS else default
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def gap_row(
+    event: Event, tenant: str, device: str, vehicle: uuid.UUID | None
+) -> tuple[object, ...] | None:
+    """Return the ``gaps`` row a gap event describes, or None if its data is not a gap's
+    (the event itself is stored either way)."""
+    data = event.data
+    reason = data.get("reason")
+    counts = [data.get(k, 0) for k in _GAP_COUNTS]
+    if not isinstance(reason, str) or not all(
+        isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 2**31 for c in counts
+    ):
+        return None
+    start = _ms(data.get("start_ms"), event.time_ms)
+    end = max(start, _ms(data.get("end_ms"), event.time_ms))
+    signals = data.get("signals")
+    return (
+        event.id,
+        tenant,
+        device,
+        vehicle,
+        start,
+        end,
+        signals if isinstance(signals, str) else "",
+        data.get("signals_cut") is True,
+        *counts,
+        reason,
+    )
 
 
 @dataclass(slots=True)
@@ -360,6 +397,7 @@ class ChunkStore:
         records: list[tuple[object, ...]] = []
         latest: dict[tuple[uuid.UUID, int], tuple[str, datetime, float]] = {}
         events: list[tuple[object, ...]] = []
+        gaps: list[tuple[object, ...]] = []
         for item in new:
             tenant, device = item.topic.tenant, item.device
             if isinstance(item, TelemetryIn):
@@ -378,18 +416,25 @@ class ChunkStore:
             else:
                 for event in item.batch.events:
                     ts = datetime.fromtimestamp(event.time_ms / 1000, UTC)
+                    vehicle = _vehicle_at(assignments.get(device, ()), ts)
                     events.append(
                         (
                             event.id,
                             tenant,
                             device,
-                            _vehicle_at(assignments.get(device, ()), ts),
+                            vehicle,
                             ts,
                             event.type,
                             event.severity,
                             json.dumps(event.data),
                         )
                     )
+                    if event.type == GAP_EVENT:
+                        gap = gap_row(event, tenant, device, vehicle)
+                        if gap is None:
+                            result.counters["gaps_unreadable"] += 1
+                        else:
+                            gaps.append(gap)
                 result.counters["event_batches"] += 1
         if records:
             await conn.copy_records_to_table("samples", records=records, columns=SAMPLE_COLUMNS)
@@ -418,3 +463,13 @@ class ChunkStore:
                 events,
             )
             result.counters["events"] += len(events)
+        if gaps:
+            await conn.executemany(
+                """INSERT INTO gaps (id, tenant_id, device_id, vehicle_id, start_ts, end_ts,
+                                     signals, signals_cut, samples, batches, events, reason)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                   ON CONFLICT (id) DO NOTHING""",
+                gaps,
+            )
+            result.counters["gaps"] += len(gaps)
+            result.counters["gap_samples"] += sum(int(g[8]) for g in gaps)  # type: ignore[call-overload]

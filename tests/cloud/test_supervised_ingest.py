@@ -10,7 +10,7 @@ import pytest
 
 from fleetlink.cloud.app import create_app
 from fleetlink.cloud.ingest.worker import IngestService
-from tests.tcp_proxy import TcpProxy
+from fleetlink.simulator.chaos.tcp_proxy import TcpProxy
 from tests.waiting import eventually
 
 from .conftest import AckListener, Fleet, bearer, ingest_settings, member_token
