@@ -157,12 +157,18 @@ class Agent:
 
 def run_agent(config: DeviceConfig) -> None:
     """Run the agent in a new event loop until SIGINT or SIGTERM; return after a clean stop."""
+    run_agent_with(config, None)
+
+
+def run_agent_with(config: DeviceConfig, sources: list[Source] | None) -> None:
+    """Run the agent with ``sources`` (None: those the config asks for) until SIGINT or
+    SIGTERM; return after a clean stop."""
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await Agent(config).run(stop)
+        await Agent(config, sources).run(stop)
 
     asyncio.run(main())

@@ -172,7 +172,7 @@ class OutboxSection(_Section):
     batch_interval_s: PositiveFloat = 1.0
     max_batch_samples: Annotated[int, Field(ge=1, le=MAX_SAMPLES_PER_BATCH)] = 500
     compress_above_bytes: Annotated[int, Field(ge=0)] = COMPRESS_ABOVE_BYTES
-    max_bytes: Annotated[int, Field(ge=64 * 1024)] = DEFAULT_MAX_BYTES
+    max_bytes: Annotated[int, Field(ge=16 * 1024)] = DEFAULT_MAX_BYTES
 
 
 class LogSection(_Section):

@@ -63,6 +63,8 @@ END;
 """
 # The default cap on the payload bytes the outbox holds (docs/decisions.md D33).
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+# At the cap, batches are dropped until the outbox holds this share of it.
+CAP_LOW_WATER = 0.9
 # When fewer seqs than this are left, the agent says so and asks the cloud for help.
 SEQ_RESERVE = 1_000_000
 # Rebuilds a stored payload under a new seq: (kind, payload, new_seq) -> payload.
@@ -219,9 +221,12 @@ class Outbox:
             return seq
 
     def _enforce_cap(self, now_ms: int) -> None:
-        excess = self._meta("stored_bytes") - self.max_bytes
-        if excess <= 0:
+        stored = self._meta("stored_bytes")
+        if stored <= self.max_bytes:
             return
+        # Down to CAP_LOW_WATER of the cap at once: one gap record per ~10 % of the cap, not
+        # one per batch while the device stays offline.
+        excess = stored - int(self.max_bytes * CAP_LOW_WATER)
         gap = Gap("outbox_cap")
         for kind in KINDS:
             rows = self._db.execute(

@@ -79,3 +79,23 @@ def run(
         sim.stop()
         if link is not None and link.is_symlink():
             link.unlink()
+
+
+@app.command()
+def chaos(
+    vehicles: Annotated[int, typer.Option(min=4, help="Agents (each its own process).")] = 6,
+    minutes: Annotated[float, typer.Option(min=0.5, help="How long faults are injected.")] = 20.0,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the fault schedule (default: random, printed).")
+    ] = None,
+    quick: Annotated[bool, typer.Option(help="Shorter faults (the CI run).")] = False,
+    keep: Annotated[bool, typer.Option(help="Keep the run's directory (logs, outboxes).")] = False,
+) -> None:
+    """Run agents, broker, cloud and database under a seeded schedule of faults; print what
+    was produced, stored, duplicated and lost (exit 1 unless nothing was lost or doubled)."""
+    from fleetlink.simulator.chaos.run import run_chaos
+
+    summary = run_chaos(vehicles, minutes, seed, keep=keep, quick=quick)
+    typer.echo(summary.render())
+    if not summary.ok:
+        raise typer.Exit(1)

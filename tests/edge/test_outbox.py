@@ -14,7 +14,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from fleetlink.edge.outbox import Outbox
+from fleetlink.edge.outbox import CAP_LOW_WATER, Outbox
 from fleetlink.shared.codec import decode, encode
 from fleetlink.shared.messages import EventBatch, Series, TelemetryBatch
 
@@ -110,13 +110,14 @@ def test_telemetry_dropped_at_the_byte_cap_becomes_one_gap_event_kept_last(tmp_p
             )
         assert outbox.stored_bytes <= outbox.max_bytes + 300
         kinds = [b.kind for b in outbox.pending()]
-        assert kinds[:2] == ["events", "events"] and kinds.count("telemetry") == 3
+        # Over the cap, the oldest telemetry goes until the outbox is at 90 % of it.
+        assert kinds[:2] == ["events", "events"] and kinds.count("telemetry") == 2
         gap_batch = decode(outbox.pending()[1].payload, EventBatch)
         (event,) = gap_batch.events
         assert event.type == "gap" and event.data["reason"] == "outbox_cap"
-        assert event.data["start_ms"] == 1_000 and event.data["end_ms"] == 1_019
-        assert event.data["signals"] == "10-14" and event.data["samples"] == 100
-        assert event.data["batches"] == 1 and outbox.samples_added == 0
+        assert event.data["start_ms"] == 1_000 and event.data["end_ms"] == 1_119
+        assert event.data["signals"] == "10-14" and event.data["samples"] == 200
+        assert event.data["batches"] == 2 and outbox.samples_added == 0
     with Outbox(tmp_path / "o.db") as outbox:  # the byte count survives a reopen
         assert outbox.stored_bytes == sum(len(b.payload) for b in outbox.pending())
 
@@ -130,7 +131,7 @@ def test_cloud_high_water_mark_raises_the_next_seq_but_never_lowers_it(tmp_path:
 
 _WRITER = """
 import sys
-from fleetlink.edge.outbox import Outbox
+from fleetlink.edge.outbox import CAP_LOW_WATER, Outbox
 from fleetlink.shared.codec import decode, encode
 from fleetlink.shared.messages import EventBatch, Series, TelemetryBatch
 outbox = Outbox(sys.argv[1])
@@ -175,7 +176,9 @@ class OutboxMachine(RuleBasedStateMachine):
         assert not self.issued or seq > self.issued[-1]
         self.issued.append(seq)
         self.live[seq] = kind
-        while len(self.live) > self.cap:
+        if len(self.live) <= self.cap:
+            return
+        while len(self.live) * SIZE > int(self.cap * SIZE * CAP_LOW_WATER):
             telemetry = [s for s, k in self.live.items() if k == "telemetry"]
             victim = min(telemetry) if telemetry else min(self.live)
             self.dropped[self.live.pop(victim)] += 1
