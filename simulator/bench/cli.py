@@ -21,6 +21,7 @@ def codec_command(
 
 try:
     from fleetlink.simulator.bench.api import main as _api
+    from fleetlink.simulator.bench.drain import main as _drain
     from fleetlink.simulator.bench.ingest import main as _ingest
 except ModuleNotFoundError as exc:
     _missing = exc.name
@@ -28,6 +29,12 @@ except ModuleNotFoundError as exc:
     @app.command("ingest")
     def _ingest_unavailable() -> None:
         """Samples/s from MQTT publish to committed rows (needs fleetlink[cloud])."""
+        typer.echo(f"needs {_missing!r}: pip install 'fleetlink[cloud]'", err=True)
+        raise typer.Exit(2)
+
+    @app.command("drain")
+    def _drain_unavailable() -> None:
+        """Backlog drain after an outage and outbox endurance (needs fleetlink[cloud])."""
         typer.echo(f"needs {_missing!r}: pip install 'fleetlink[cloud]'", err=True)
         raise typer.Exit(2)
 
@@ -39,6 +46,7 @@ except ModuleNotFoundError as exc:
 else:
     app.command("ingest")(_ingest)
     app.command("api")(_api)
+    app.command("drain")(_drain)
 
 
 @app.command("link-stall")

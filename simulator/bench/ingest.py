@@ -49,7 +49,7 @@ class BenchResult:
         return self.ingest_samples_per_s / self.copy_samples_per_s
 
 
-def _batch(device: str, seq: int, base_ms: int, samples: int) -> TelemetryBatch:
+def make_batch(device: str, seq: int, base_ms: int, samples: int) -> TelemetryBatch:
     per_signal = max(1, samples // len(SIGNALS))
     offsets = [i * 100 for i in range(per_signal)]
     return TelemetryBatch(
@@ -76,7 +76,7 @@ def _rows(batch: TelemetryBatch, vehicle: uuid.UUID) -> list[tuple[object, ...]]
     ]
 
 
-def _publisher(mqtt_url: str) -> mqtt.Client:
+def bench_publisher(mqtt_url: str) -> mqtt.Client:
     address = parse_mqtt_url(mqtt_url)
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
@@ -92,7 +92,7 @@ def _publisher(mqtt_url: str) -> mqtt.Client:
     return client
 
 
-async def _wait_for_batches(conn: asyncpg.Connection, expected: int, timeout_s: float) -> float:
+async def wait_for_batches(conn: asyncpg.Connection, expected: int, timeout_s: float) -> float:
     deadline = time.perf_counter() + timeout_s
     while True:
         count = await conn.fetchval("SELECT count(*) FROM ingested_batches")
@@ -167,7 +167,7 @@ async def _run(
     )
     service = IngestService(settings, pool)
     await service.start()
-    publisher = _publisher(mqtt_url)
+    publisher = bench_publisher(mqtt_url)
     ingest_runs: list[float] = []
     copy_runs: list[float] = []
     total = 0
@@ -179,7 +179,7 @@ async def _run(
             for b in range(batches):
                 for device in vehicles:
                     seq = rep * batches + b + 1
-                    batch = _batch(device, seq, start_ms + seq * 20_000, samples)
+                    batch = make_batch(device, seq, start_ms + seq * 20_000, samples)
                     messages.append((topic(TENANT, device, Kind.TELEMETRY), encode(batch)))
                     rows.extend(_rows(batch, vehicles[device]))
             total = len(rows)
@@ -188,7 +188,7 @@ async def _run(
                 began = time.perf_counter()
                 for topic_name, payload in messages:
                     publisher.publish(topic_name, payload, qos=1)
-                ended = await _wait_for_batches(conn, before + len(messages), 60)
+                ended = await wait_for_batches(conn, before + len(messages), 60)
                 ingest_runs.append(total / (ended - began))
                 began = time.perf_counter()
                 async with conn.transaction():
