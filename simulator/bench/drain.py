@@ -22,6 +22,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -70,6 +71,15 @@ class DrainResult:
         return statistics.median(self.steady_runs)
 
 
+def _builder(
+    draft: Draft, device: str, compress_above: int | None = COMPRESS_ABOVE_BYTES
+) -> Callable[[int], bytes]:
+    def build(seq: int) -> bytes:
+        return encode(draft.to_message(device, seq), compress_above=compress_above)
+
+    return build
+
+
 def _fill(outbox: Outbox, device: str, samples: int, batch_samples: int, base_ms: int) -> int:
     """Store ``samples`` samples in batches as the agent would (10 signals, 1 Hz each)."""
     signals = [s.id for s in all_signals()][:10]
@@ -84,8 +94,7 @@ def _fill(outbox: Outbox, device: str, samples: int, batch_samples: int, base_ms
                 values[sid] = round(values[sid] + rng.uniform(-1, 1), 2)
                 draft.append(Sample(sid, base_ms + tick * 1000, values[sid]))
             tick += 1
-        batch = Draft(tuple(draft))
-        outbox.add("telemetry", lambda seq, b=batch: encode(b.to_message(device, seq)), len(draft))
+        outbox.add("telemetry", _builder(Draft(tuple(draft)), device), len(draft))
         stored += len(draft)
     return stored
 
@@ -238,14 +247,8 @@ def endurance(hours: float, ages_s: list[int], root: Path) -> list[tuple[int, bo
                             draft.append(
                                 Sample(sid, 1_700_000_000_000 + second * 1000, values[sid])
                             )
-                    batch = Draft(tuple(draft))
-                    outbox.add(
-                        "telemetry",
-                        lambda seq, b=batch, c=compress_above: encode(
-                            b.to_message("endurance-device", seq), compress_above=c
-                        ),
-                        len(draft),
-                    )
+                    build = _builder(Draft(tuple(draft)), "endurance-device", compress_above)
+                    outbox.add("telemetry", build, len(draft))
                     samples += len(draft)
             db = sqlite3.connect(path)
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
