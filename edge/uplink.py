@@ -273,6 +273,8 @@ class Uplink:
         self.counters["acked"] += self.outbox.ack(mine)
         for seq in ack.seqs:
             self._inflight.pop(seq, None)
+        if ack.high_water:  # first, so that a renumbered batch goes above the mark at once
+            self.outbox.raise_next_seq(ack.high_water)
         if other:
             renumbered = self.outbox.renumber(other, with_seq)
             self.counters["seq_collisions"] += renumbered
@@ -281,8 +283,6 @@ class Uplink:
                 "under new seqs",
                 other[:10],
             )
-        if ack.high_water:
-            self.outbox.raise_next_seq(ack.high_water)
         self.wake()
 
     def _adopt(self, high_water: int) -> None:

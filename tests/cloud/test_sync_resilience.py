@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -14,14 +16,19 @@ import pytest
 
 from fleetlink.cloud.app import create_app
 from fleetlink.cloud.app_keys import INGEST
+from fleetlink.cloud.ingest.worker import IngestService
+from fleetlink.cloud.registry import issue_device_key
+from fleetlink.edge.config import DeviceSection, MqttSection
 from fleetlink.edge.gaps import Gap
+from fleetlink.edge.outbox import Outbox
+from fleetlink.edge.uplink import Uplink, with_seq
 from fleetlink.shared.codec import encode
 from fleetlink.shared.messages import EventBatch
 from fleetlink.simulator.chaos.tcp_proxy import TcpProxy
 from tests.waiting import eventually
 
 from .conftest import AckListener, Fleet, bearer, ingest_settings, make_fleet, member_token
-from .helpers import events_topic, now_ms, telemetry, telemetry_topic
+from .helpers import SPEED, events_topic, now_ms, telemetry, telemetry_topic
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -177,3 +184,53 @@ async def test_gap_records_are_stored_once_and_listed_per_vehicle_with_paging(
     missing = await client.get(f"/api/v1/vehicles/{uuid.uuid4()}/gaps")
     assert missing.status == 404
     await client.close()
+
+
+async def test_an_outbox_restored_from_an_old_copy_loses_nothing_and_stores_nothing_twice(
+    migrated_db, mqtt_broker, pool: asyncpg.Pool, fleet: Fleet, tmp_path: Path
+):
+    device = fleet.devices[0]
+    key = await issue_device_key(pool, device)
+    service = IngestService(ingest_settings(migrated_db, mqtt_broker.url), pool)
+    await service.start()
+    path, backup = tmp_path / "o.db", tmp_path / "backup.db"
+    base = now_ms() - 600_000
+
+    def batch(n: int):  # type: ignore[no-untyped-def]
+        return lambda seq: telemetry(device, seq, base + n * 10_000, {SPEED: [float(n)] * 3})
+
+    async def drain(outbox: Outbox) -> None:
+        uplink = Uplink(
+            DeviceSection(id=device, tenant=fleet.tenant, key=key.hex()),
+            MqttSection(url=mqtt_broker.url, ack_timeout_s=2.0),
+            outbox,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(uplink.run(stop))
+        try:
+            await eventually(lambda: outbox.confirmed and len(outbox) == 0, 20)
+        finally:
+            stop.set()
+            await task
+
+    try:
+        with Outbox(path) as outbox:
+            outbox.adopt_high_water(0, with_seq)  # a device that has talked to the cloud
+            outbox.add("telemetry", batch(1))
+            outbox.add("telemetry", batch(2))
+        shutil.copy(path, backup)  # the old copy: seqs 1-2 pending, next seq 3, confirmed
+        with Outbox(path) as outbox:
+            for n in (3, 4, 5):
+                outbox.add("telemetry", batch(n))
+            await drain(outbox)  # the cloud holds seqs 1-5
+        shutil.copy(backup, path)  # restored: it would give seq 3 to a new batch
+        with Outbox(path) as outbox:
+            assert outbox.add("telemetry", batch(6)) == 3
+            await drain(outbox)
+        rows = await pool.fetch(
+            "SELECT value, count(*) AS n FROM samples WHERE device_id = $1 GROUP BY value",
+            device,
+        )
+        assert {r["value"]: r["n"] for r in rows} == {float(n): 3 for n in range(1, 7)}
+    finally:
+        await service.stop()
