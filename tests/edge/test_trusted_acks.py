@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from paho.mqtt.enums import MQTTProtocolVersion
+
 from fleetlink.edge.config import DeviceSection, MqttSection
 from fleetlink.edge.outbox import Outbox
 from fleetlink.edge.uplink import Uplink
@@ -102,3 +104,17 @@ async def test_a_new_outbox_publishes_only_after_the_clouds_mark_and_above_it(
                 assert cloud.hellos and outbox.confirmed
         finally:
             cloud.close()
+
+
+def test_with_mqtt_5_the_session_and_each_message_carry_their_expiry(tmp_path: Path) -> None:
+    """The broker keeps the device's session (its ack subscription and queued acks) across a
+    lost link, and drops a batch nobody took within a day (the outbox still holds it)."""
+    with Outbox(tmp_path / "o.db") as outbox:
+        settings = MqttSection(protocol="5", session_expiry_s=3600, message_expiry_s=600)
+        uplink = Uplink(DeviceSection(id="dev-expiry", tenant=TENANT), settings, outbox)
+        connect = uplink._connect_properties()
+        publish = uplink._publish_properties()
+        assert connect is not None and connect.SessionExpiryInterval == 3600
+        assert publish is not None and publish.MessageExpiryInterval == 600
+        uplink.protocol = MQTTProtocolVersion.MQTTv311
+        assert uplink._connect_properties() is None and uplink._publish_properties() is None
