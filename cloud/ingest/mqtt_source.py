@@ -19,6 +19,7 @@ from paho.mqtt.properties import Properties
 
 from fleetlink.cloud.ingest.inbound import DeadLetter, Delivery, Inbound, IngestRules, classify
 from fleetlink.cloud.ingest.protocol import BrokerAddress, SubscriptionPlan
+from fleetlink.shared.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +67,17 @@ class MqttSource:
             self._client.username_pw_set(address.username, address.password)
         if address.tls:
             self._client.tls_set()
-        self._client.reconnect_delay_set(min_delay=reconnect_s[0], max_delay=reconnect_s[1])
+        self._backoff = Backoff(reconnect_s[0], max(reconnect_s))
+        self._jitter_next_reconnect()
         self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = lambda *_: self._jitter_next_reconnect()
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+
+    def _jitter_next_reconnect(self) -> None:
+        """One jittered, exponentially growing delay before paho's next attempt (D35)."""
+        delay = self._backoff.next()
+        self._client.reconnect_delay_set(delay, delay)  # type: ignore[arg-type]  # floats work
 
     @property
     def connected(self) -> bool:
@@ -130,6 +138,8 @@ class MqttSource:
                 reason_code,
             )
             return
+        self._backoff.reset()
+        self._jitter_next_reconnect()
         client.subscribe([(f, 1) for f in self.plan.filters])
         log.info(
             "ingest %s connected to %s:%s (%s), subscribed to %s",
@@ -142,6 +152,7 @@ class MqttSource:
         self._connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        self._jitter_next_reconnect()
         if self._connected.is_set() and not self._stopping.is_set():
             log.warning("ingest %s lost the broker: %s", self.client_id, reason_code)
         self._connected.clear()
