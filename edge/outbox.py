@@ -379,8 +379,9 @@ class Outbox:
         return self._transaction(work)
 
     def adopt_high_water(self, high_water: int, rebuild: Rebuild) -> int:
-        """Take the cloud's high-water mark (its answer to hello): the next seq goes above it,
-        batches stored under seqs at or below it are renumbered, the outbox is confirmed.
+        """Take the cloud's high-water mark (its answer to hello): the next seq goes above it;
+        in a new (unconfirmed) outbox, batches stored under seqs at or below it are renumbered;
+        the outbox is confirmed.
 
         When the seq space is nearly used up and the cloud holds nothing at or above the
         local seqs, the next seq comes down to just above everything either side ever used
@@ -405,12 +406,20 @@ class Outbox:
                         lowered,
                     )
                     self._db.execute("UPDATE meta SET value = ? WHERE key = 'next_seq'", (lowered,))
-            stale = [
-                int(s)
-                for (s,) in self._db.execute(
-                    "SELECT seq FROM batches WHERE seq <= ? ORDER BY seq", (high_water,)
-                ).fetchall()
-            ]
+            # Only a new outbox's batches are certainly not the cloud's: they were never
+            # published. A confirmed outbox's batch at or below the mark may be held by the
+            # cloud already (its ack lost with the link): renumbering it would store it twice.
+            # It is sent under its seq, and the ack's digest says whether it is this batch.
+            stale = (
+                []
+                if self._meta("confirmed") == 1
+                else [
+                    int(s)
+                    for (s,) in self._db.execute(
+                        "SELECT seq FROM batches WHERE seq <= ? ORDER BY seq", (high_water,)
+                    ).fetchall()
+                ]
+            )
             self._db.execute(
                 "UPDATE meta SET value = max(value, ?) WHERE key = 'next_seq'",
                 (high_water + 1,),

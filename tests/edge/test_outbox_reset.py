@@ -75,6 +75,16 @@ def test_adopting_the_clouds_mark_renumbers_batches_stored_before_it(tmp_path: P
         assert outbox.next_seq == 504
 
 
+def test_a_confirmed_outbox_keeps_the_seq_of_a_batch_the_cloud_may_already_hold(tmp_path: Path):
+    """Its ack was lost with the link: renumbering it on the next hello would store it twice."""
+    with Outbox(tmp_path / "o.db") as outbox:
+        outbox.adopt_high_water(0, with_seq)
+        outbox.add("telemetry", batch)  # published, stored by the cloud, ack lost
+        assert outbox.adopt_high_water(1, with_seq) == 0
+        assert [b.seq for b in outbox.pending()] == [1]  # sent again under seq 1: a duplicate
+        assert outbox.add("telemetry", batch) == 2
+
+
 def test_a_batch_the_cloud_holds_other_bytes_for_is_renumbered_not_deleted(tmp_path: Path):
     with Outbox(tmp_path / "o.db") as outbox:
         outbox.add("telemetry", batch)
