@@ -83,7 +83,7 @@ class Device:
     def outbox(self) -> Path:
         return self.dir / "outbox.db"
 
-    def config(self, broker_port: int) -> Path:
+    def config(self) -> Path:
         interval = 0.1 if self.index == CAP_DEVICE else 1.0
         cap = _CAP_BYTES if self.index == CAP_DEVICE else 64 * 1024 * 1024
         path = self.dir / "device.toml"
@@ -98,14 +98,14 @@ class Device:
         )
         return path
 
-    def start(self, broker_port: int) -> None:
+    def start(self) -> None:
         log = (self.dir / "agent.log").open("ab")
         self.proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "fleetlink.simulator.chaos.device",
-                str(self.config(broker_port)),
+                str(self.config()),
                 str(self.signals),
                 str(self.rate_hz),
                 str(self.skew_ms),
@@ -331,7 +331,7 @@ class ChaosRun:
         self.replayer = Replayer(self.broker.port, self.rng)
         self.replayer.start()
         for device in self.devices:
-            device.start(self.broker.port)
+            device.start()
 
     async def _apply(self, fault: Fault) -> None:
         targets = [self.devices[i] for i in fault.targets]
@@ -361,7 +361,7 @@ class ChaosRun:
             (d,) = targets
             d.kill9()
             await asyncio.sleep(fault.duration_s)
-            d.start(self.broker.port)
+            d.start()
         elif kind == "reinstall":
             (d,) = targets
             await asyncio.to_thread(d.stop)
@@ -369,7 +369,7 @@ class ChaosRun:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{d.outbox}{suffix}").unlink(missing_ok=True)
             await asyncio.sleep(fault.duration_s)
-            d.start(self.broker.port)
+            d.start()
         elif kind == "broker_restart":
             await asyncio.to_thread(self.broker.stop)
             await asyncio.sleep(fault.duration_s)

@@ -125,8 +125,8 @@ class OwnedMosquitto:
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            shutil.chown(self.root, "mosquitto") if _has_user("mosquitto") else None
+        if os.geteuid() == 0 and _has_user("mosquitto"):  # mosquitto drops root for this user
+            shutil.chown(self.root, "mosquitto")
         conf = self.root / "mosquitto.conf"
         conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
