@@ -44,7 +44,11 @@ class Agent:
         self.samples: SampleQueue = queue.Queue(maxsize=_QUEUE_SIZE)
         self.sources = create_sources(config) if sources is None else sources
         self.outbox = Outbox(config.outbox.path, config.outbox.max_bytes)
-        self.batcher = Batcher(config.outbox.batch_interval_s, config.outbox.max_batch_samples)
+        self.batcher = Batcher(
+            config.outbox.batch_interval_s,
+            config.outbox.max_batch_samples,
+            offline_interval_s=config.outbox.offline_batch_interval_s,
+        )
         self.uplink = Uplink(config.device, config.mqtt, self.outbox, self.adapter_state)
         self.unstored: deque[Draft] = deque()
         self.counters: Counter[str] = Counter()
@@ -123,6 +127,7 @@ class Agent:
         try:
             while not stop.is_set() and not uplink.done():
                 self._drain()
+                self.batcher.online = self.uplink.ready
                 if self.batcher.due():
                     self.flush()
                 if self.adapter_state() != state:

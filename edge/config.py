@@ -170,7 +170,9 @@ class ObdSection(_Section):
 class OutboxSection(_Section):
     path: Path
     batch_interval_s: PositiveFloat = 1.0
-    max_batch_samples: Annotated[int, Field(ge=1, le=MAX_SAMPLES_PER_BATCH)] = 500
+    # While the uplink is offline, batches grow to this age (D34).
+    offline_batch_interval_s: PositiveFloat = 60.0
+    max_batch_samples: Annotated[int, Field(ge=1, le=MAX_SAMPLES_PER_BATCH)] = 3000
     compress_above_bytes: Annotated[int, Field(ge=0)] = COMPRESS_ABOVE_BYTES
     max_bytes: Annotated[int, Field(ge=16 * 1024)] = DEFAULT_MAX_BYTES
 

@@ -2,9 +2,9 @@
 device can stay offline.
 
 Backlog drain: ``devices`` outboxes hold ``samples`` samples between them, stored while offline
-by the real ``Outbox`` in batches of the agent's default size. Then every device's real
-``Uplink`` connects (hello, signed acks, in-flight window) to the real broker and an ingest
-on a scratch database; the figure is samples/s from the connect until every outbox is empty.
+by the real ``Outbox`` in batches of the size an offline agent makes by default (D34). Then
+every device's real ``Uplink`` connects (hello, signed acks, in-flight window) to the real
+broker and an ingest on a scratch database; the figure is samples/s from the connect until every outbox is empty.
 Beside it, in the same run and database: the ingest's steady-state rate, the same number of
 batches published by a plain client with no outbox, no window and no acks awaited.
 
@@ -42,7 +42,7 @@ from fleetlink.cloud.registry import (
 )
 from fleetlink.cloud.settings import CloudSettings
 from fleetlink.edge.batcher import Draft
-from fleetlink.edge.config import DeviceSection, MqttSection
+from fleetlink.edge.config import DeviceSection, MqttSection, OutboxSection
 from fleetlink.edge.outbox import Outbox
 from fleetlink.edge.sources.base import Sample
 from fleetlink.edge.uplink import Uplink
@@ -81,8 +81,9 @@ def _builder(
 
 
 def _fill(outbox: Outbox, device: str, samples: int, batch_samples: int, base_ms: int) -> int:
-    """Store ``samples`` samples in batches as the agent would (10 signals, 1 Hz each)."""
-    signals = [s.id for s in all_signals()][:10]
+    """Store ``samples`` samples in batches of ``batch_samples`` as an offline agent would
+    (every catalog signal at 1 Hz, random walks)."""
+    signals = [s.id for s in all_signals()]
     stored = 0
     tick = 0
     rng = random.Random(device)
@@ -261,7 +262,9 @@ def endurance(hours: float, ages_s: list[int], root: Path) -> list[tuple[int, bo
 def main(
     devices: Annotated[int, typer.Option(help="Devices whose outboxes hold the backlog")] = 50,
     samples: Annotated[int, typer.Option(help="Samples buffered across the fleet")] = 1_000_000,
-    batch_samples: Annotated[int, typer.Option(help="Samples per stored batch")] = 500,
+    batch_samples: Annotated[
+        int, typer.Option(help="Samples per stored batch (the agent's offline default)")
+    ] = OutboxSection.model_fields["max_batch_samples"].default,
     repetitions: Annotated[int, typer.Option(help="Runs; medians are reported")] = 3,
     hours: Annotated[float, typer.Option(help="Simulated offline hours for endurance")] = 2.0,
     admin_url: Annotated[
@@ -287,7 +290,7 @@ def main(
     )
     typer.echo(f"drain / steady state:                  {result.drain / result.steady:>9.0%}")
     with tempfile.TemporaryDirectory(prefix="fleetlink-endurance-") as tmp:
-        rows = endurance(hours, [1, 5, 10, 30], Path(tmp))
+        rows = endurance(hours, [1, 10, 30, 60], Path(tmp))
     typer.echo("offline endurance, 50 signals at 1 Hz (bytes on disk per sample; days in 1 GB):")
     for age, compressed, per_sample in rows:
         days = GIB / (per_sample * 50 * 86_400)

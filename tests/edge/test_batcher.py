@@ -93,3 +93,19 @@ def test_every_sample_survives_batching_and_the_codec(items: list[Sample]) -> No
     )
     assert back == sorted((s.signal_id, s.time_ms, s.value) for s in items)
     assert batch.sample_count == len(items)
+
+
+def test_while_offline_a_batch_grows_to_the_offline_age() -> None:
+    clock = FakeClock()
+    batcher = Batcher(interval_s=1.0, max_samples=100, monotonic=clock, offline_interval_s=30)
+    batcher.online = False
+    batcher.add(Sample(12, 1_000, 800.0))
+    clock.now += 29
+    assert not batcher.due()
+    clock.now += 1
+    assert batcher.due()
+    batcher.take()
+    batcher.add(Sample(12, 2_000, 800.0))
+    batcher.online = True  # back online: the usual age again
+    clock.now += 1
+    assert batcher.due()
