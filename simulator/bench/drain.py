@@ -5,8 +5,9 @@ Backlog drain: ``devices`` outboxes hold ``samples`` samples between them, store
 by the real ``Outbox`` in batches of the size an offline agent makes by default (D34). Then
 every device's real ``Uplink`` connects (hello, signed acks, in-flight window) to the real
 broker and an ingest on a scratch database; the figure is samples/s from the connect until
-every outbox is empty. Beside it, in the same run and database: the ingest's steady-state rate, the same number of
-batches published by a plain client with no outbox, no window and no acks awaited.
+every outbox is empty. Beside it, in the same run and database: the ingest's steady-state
+rate, the same number of batches published by a plain client with no outbox, no window and
+no acks awaited.
 
 Offline endurance: one device with 50 signals at 1 Hz fills an outbox for ``hours`` of
 simulated time at several batch ages, with and without compression; the figure is bytes on
