@@ -157,7 +157,7 @@ class ObdSection(_Section):
 
     def poll_groups(self) -> list[PollGroup]:
         """Return the poll groups to read: this section's own, else its profile's."""
-        return self.poll or load_profile(self.profile).obd.poll
+        return self.poll or load_profile(self.profile).poll_groups
 
 
 class OutboxSection(_Section):
