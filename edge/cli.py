@@ -9,9 +9,11 @@ import typer
 
 from fleetlink.edge.config import ConfigError, DeviceConfig, load_config
 from fleetlink.edge.logs import quiet_python_obd
+from fleetlink.edge.profile_cli import app as profile_app
 from fleetlink.shared.logs import configure_logging
 
 app = typer.Typer(help="The Fleetlink edge agent.", no_args_is_help=True)
+app.add_typer(profile_app, name="profile")
 
 ConfigPath = Annotated[Path, typer.Option("--config", "-c", help="Device configuration (TOML).")]
 
@@ -56,16 +58,3 @@ def check_config(
         f"{sum(len(p.commands) for p in polls)} OBD commands in {len(polls)} poll groups"
         f"{f' ({source})' if source else ''}, outbox {device_config.outbox.path})"
     )
-
-
-@app.command("profiles")
-def profiles() -> None:
-    """List the shipped firmware profiles with what each one polls."""
-    from fleetlink.firmware_profiles import load_profile, profile_ids
-
-    for profile_id in profile_ids():
-        profile = load_profile(profile_id)
-        commands = sum(len(group.commands) for group in profile.obd.poll)
-        scope = "any vehicle" if profile.match.is_fallback else "matched vehicles"
-        what = f"{commands} OBD commands, {scope}"
-        typer.echo(f"{profile.id:<24} {profile.version:<8} {what}: {profile.name}")

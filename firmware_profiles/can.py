@@ -99,16 +99,16 @@ def load_can(settings: CanProfile, profile_dir: Path, source: str) -> LoadedCan:
         field = f"{source}: can.signals[{index}]"
         rule = _rule(database, mapping, field)
         rules.setdefault(rule.message, []).append(rule)
-    return LoadedCan(
-        settings, database, tuple(files), {k: tuple(v) for k, v in rules.items()}
-    )
+    return LoadedCan(settings, database, tuple(files), {k: tuple(v) for k, v in rules.items()})
 
 
 def _rule(database: Database, mapping: CanSignalMap, field: str) -> SignalRule:
     try:
         message = database.get_message_by_name(mapping.message)
     except KeyError:
-        raise ProfileError(f"{field}.message: no message {mapping.message!r} in the DBC files")
+        raise ProfileError(
+            f"{field}.message: no message {mapping.message!r} in the DBC files"
+        ) from None
     try:
         signal = message.get_signal_by_name(mapping.signal)
     except KeyError:

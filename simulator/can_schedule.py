@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Literal
 
 import can
-import cantools
 from cantools.database import Database
 
+from fleetlink.firmware_profiles.can import load_dbc
 from fleetlink.simulator.vehicle import VehicleState
 
 VehicleKind = Literal["car", "truck"]
@@ -29,9 +29,7 @@ DBC_FILES: dict[VehicleKind, Path] = {
     "truck": _DBC_DIR / "fleetlink_truck_j1939.dbc",
 }
 # Modules the car's DBC does not describe (body, comfort, infotainment): id and period.
-UNDESCRIBED_CAR_IDS: tuple[tuple[int, float], ...] = tuple(
-    (0x300 + i, 0.01) for i in range(10)
-)
+UNDESCRIBED_CAR_IDS: tuple[tuple[int, float], ...] = tuple((0x300 + i, 0.01) for i in range(10))
 _TRACK_M = 1.55  # the car's track width, for wheel speeds in a turn
 
 
@@ -147,7 +145,7 @@ class CanSchedule:
         if rate_factor <= 0:
             raise ValueError(f"rate_factor must be > 0, got {rate_factor}")
         self.kind = kind
-        self.database: Database = cantools.database.load_file(str(DBC_FILES[kind]))
+        self.database: Database = load_dbc(DBC_FILES[kind])
         self.dm1_fault = (0, 0)
         self._counter = 0
         self._periodic: list[_Periodic] = []

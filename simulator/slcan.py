@@ -28,9 +28,12 @@ import can
 
 logger = logging.getLogger(__name__)
 
-_BITRATE_COMMANDS = {f"S{i}": rate for i, rate in enumerate(
-    (10_000, 20_000, 50_000, 100_000, 125_000, 250_000, 500_000, 750_000, 1_000_000)
-)}
+_BITRATE_COMMANDS = {
+    f"S{i}": rate
+    for i, rate in enumerate(
+        (10_000, 20_000, 50_000, 100_000, 125_000, 250_000, 500_000, 750_000, 1_000_000)
+    )
+}
 _OK = b"\r"
 _ERROR = b"\a"
 _BUFFER_MAX = 256 * 1024
