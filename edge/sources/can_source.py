@@ -22,6 +22,7 @@ from cantools.database import Message
 
 from fleetlink.edge.config import CanSection
 from fleetlink.edge.sources.base import AdapterState, Sample, Source
+from fleetlink.edge.sources.slcan_bus import ChunkedSlcanBus
 from fleetlink.firmware_profiles import load_can_profile
 from fleetlink.firmware_profiles.can import LoadedCan, SignalRule
 from fleetlink.shared.messages import CanStatus
@@ -49,11 +50,13 @@ _MESSAGES: dict[BusState, str] = {
 
 
 def open_bus(interface: str, channel: str, bitrate: int) -> can.BusABC:
-    """Return an open python-can bus.
+    """Return an open python-can bus (SLCAN through :class:`ChunkedSlcanBus`).
 
     Raises:
         can.CanError: the interface cannot be opened (no such port, no such device).
     """
+    if interface == "slcan":
+        return ChunkedSlcanBus(channel, bitrate=bitrate)
     kwargs: dict[str, Any] = {}
     if interface != "virtual":
         kwargs["bitrate"] = bitrate
@@ -193,7 +196,10 @@ class CanSource(Source):
             finally:
                 if recorder is not None:
                     recorder.stop()
-                bus.shutdown()
+                try:
+                    bus.shutdown()
+                except (can.CanError, OSError) as exc:
+                    log.debug("closing the CAN interface failed: %s", exc)
             if not self.stopping.is_set() and self._bus_state == "disconnected":
                 self.stopping.wait(delay_s)
 
