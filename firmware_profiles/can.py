@@ -55,7 +55,6 @@ def load_dbc(path: Path, *, strict: bool = True) -> Database:
             message names the file and, for a syntax error, the line.
     """
     import cantools
-    from cantools.database import UnsupportedDatabaseFormatError
 
     try:
         text = path.read_text(encoding="cp1252")
@@ -64,12 +63,10 @@ def load_dbc(path: Path, *, strict: bool = True) -> Database:
     try:
         database = cantools.database.Database(strict=strict)
         database.add_dbc_string(text)
-    except UnsupportedDatabaseFormatError as exc:
-        line = getattr(exc.__cause__, "line", None)
+    except Exception as exc:  # a parse error (with its line), or cantools' semantic errors
+        line = getattr(exc, "line", None) or getattr(exc.__cause__, "line", None)
         where = f"{path}:{line}" if line else str(path)
         raise ProfileError(f"{where}: not a valid DBC file: {exc}") from None
-    except Exception as exc:  # cantools raises plain errors for semantic problems
-        raise ProfileError(f"{path}: not a valid DBC file: {exc}") from None
     return database
 
 
@@ -89,7 +86,7 @@ def load_can(settings: CanProfile, profile_dir: Path, source: str) -> LoadedCan:
         path = profile_dir / name
         if not path.is_file():
             raise ProfileError(f"{source}: can.dbc[{index}]: no DBC file {path}")
-        loaded = load_dbc(path)
+        loaded = load_dbc(path, strict=False)  # opendbc files overlap signals; decoding copes
         for message in loaded.messages:
             database.messages.append(message)
         files.append(path)

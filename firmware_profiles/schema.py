@@ -211,11 +211,11 @@ class Profile(_Strict):
     @model_validator(mode="after")
     def _sections_fit_the_format(self) -> Profile:
         if self.format == 1:
-            if self.obd is None:
-                raise ValueError("obd: is required in a format 1 profile")
             newer = [k for k in ("can", "alerts", "models") if k in self.model_fields_set]
             if newer:
                 raise ValueError(f"{', '.join(newer)}: need format = 2")
+            if self.obd is None:
+                raise ValueError("obd: is required in a format 1 profile")
         elif self.obd is None and self.can is None:
             raise ValueError("a profile reads something: give [obd] or [can] (or both)")
         return self

@@ -55,7 +55,7 @@ def compile_math(expression: str) -> Transform:
 
 def _compile(node: ast.expr, source: str) -> Transform:
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        constant = float(node.value)  # type: ignore[arg-type]
+        constant: float = node.value  # type: ignore[assignment]
         return lambda x: constant
     if isinstance(node, ast.Name) and node.id == "x":
         return lambda x: x

@@ -165,7 +165,6 @@ def report(frames_per_s: float = 4500.0, seconds: float = 10.0, repeat: int = 3)
         f"{int(median('samples_stored')):,} samples stored",
         f"  cantools decode_message loop, same frames: {median('baseline_frames_per_s'):,.0f} "
         f"frames/s, {median('baseline_cpu_s_per_10k'):.3f} CPU s per 10,000 frames",
-        f"  runs: dropped {[r.dropped for r in runs]}, CPU % "
-        f"{[round(r.cpu_pct, 1) for r in runs]}",
+        f"  runs: dropped {[r.dropped for r in runs]}, CPU % {[round(r.cpu_pct, 1) for r in runs]}",
     ]
     return "\n".join(lines)
