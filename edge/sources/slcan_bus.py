@@ -17,7 +17,7 @@ from can.interfaces.slcan import slcanBus
 _MAX_LINE = 1024
 
 
-class ChunkedSlcanBus(slcanBus):  # type: ignore[misc]
+class ChunkedSlcanBus(slcanBus):
     """An SLCAN bus whose line reader takes all waiting bytes at once."""
 
     def _read(self, timeout: float | None) -> str | None:
