@@ -183,3 +183,34 @@ def test_garbled_slcan_lines_are_counted_and_decoding_carries_on() -> None:
     assert errors > 0
     assert source.counters["samples"] > 0 and source.bus_state == "traffic"
     assert {s.signal_id for s in drain(samples)} >= {SPEED, RPM}
+
+
+def test_the_agents_status_message_carries_the_can_state_and_counters(
+    channel: str, sender: can.BusABC, tmp_path: Path
+) -> None:
+    from fleetlink.edge.agent import Agent
+    from fleetlink.edge.config import parse_config
+    from fleetlink.shared.codec import decode
+    from fleetlink.shared.messages import Status
+
+    config = parse_config(
+        {
+            "device": {"id": "can-status", "tenant": "acme"},
+            "mqtt": {"url": "mqtt://127.0.0.1:9"},
+            "can": {"profile": "fleetlink-sim-car", "interface": "virtual", "channel": channel},
+            "outbox": {"path": str(tmp_path / "o.db")},
+        }
+    )
+    agent = Agent(config)
+    source = agent.sources[0]
+    source.start(agent.samples)
+    try:
+        sender.send(can.Message(arbitration_id=0x7FF, is_extended_id=False, data=b"\x01"))
+        wait_until(lambda: source.counters["frames"] == 1, 5, "a frame")
+        status = decode(agent.uplink._status(online=True), Status)
+    finally:
+        source.stop()
+        agent.outbox.close()
+    assert status.adapter == "connected"
+    assert status.can is not None and status.can.bus == "traffic"
+    assert (status.can.frames, status.can.unknown_id_frames) == (1, 1)
