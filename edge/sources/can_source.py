@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import can
+from can.util import channel2int
 from cantools.database import Message
 
 from fleetlink.edge.config import CanSection
@@ -123,7 +124,7 @@ class CanSource(Source):
 
     ``counters``: ``frames``, ``unknown_id_frames`` (ids no DBC describes),
     ``decode_errors``, ``garbled_lines`` (lines the adapter interface could not parse),
-    ``transform_errors``, ``samples``, ``connect_attempts``, ``link_lost`` and
+    ``transform_errors``, ``samples``, ``connect_attempts``, ``connects``, ``link_lost`` and
     ``frames_recorded``. ``bus_state`` is ``traffic`` while frames arrive and ``silent``
     once none came for ``silent_after_s``.
     """
@@ -149,6 +150,8 @@ class CanSource(Source):
         self._last_frame_at = 0.0
         self._garbled_at: float | None = None
         self._unknown_ids: set[int] = set()
+        number = channel2int(self.channel)
+        self._record_channel = number if number is not None and 0 <= number <= 255 else 0
 
     @property
     def bus_state(self) -> BusState:
@@ -185,6 +188,7 @@ class CanSource(Source):
                 self.stopping.wait(delay_s)
                 delay_s = min(delay_s * 2, self.settings.reconnect_max_s)
                 continue
+            self.counters["connects"] += 1
             delay_s = self.settings.reconnect_min_s
             recorder = self._recorder()
             self._last_frame_at = time.monotonic()
@@ -193,6 +197,10 @@ class CanSource(Source):
             except (can.CanError, OSError) as exc:
                 self.counters["link_lost"] += 1
                 self._set_bus_state("disconnected", str(exc))
+            except Exception:
+                self.counters["listen_errors"] += 1
+                log.exception("reading the CAN bus on %s failed; reopening it", self.channel)
+                self._set_bus_state("disconnected", "reader failed")
             finally:
                 if recorder is not None:
                     recorder.stop()
@@ -232,9 +240,23 @@ class CanSource(Source):
                 log.info("CAN adapter on %s: lines parse again", self.channel)
             self.counters["frames"] += 1
             if recorder is not None:
-                recorder.on_message_received(frame)
-                self.counters["frames_recorded"] += 1
+                recorder = self._record(recorder, frame)
             self._decode(frame)
+
+    def _record(self, recorder: can.Listener, frame: can.Message) -> can.Listener | None:
+        """Write ``frame`` to the recording; on failure stop recording (decoding goes on)."""
+        # Log formats number channels (BLF: 0-65535); a name like "/dev/ttyACM0" is not one.
+        frame.channel = self._record_channel
+        try:
+            recorder.on_message_received(frame)
+        except Exception as exc:
+            self.counters["record_errors"] += 1
+            log.error(
+                "recording CAN frames to %s failed (%s); recording stops", self.settings.record, exc
+            )
+            return None
+        self.counters["frames_recorded"] += 1
+        return recorder
 
     def _garbled(self) -> None:
         self.counters["garbled_lines"] += 1

@@ -121,7 +121,7 @@ interval_ms = 0
     source.start(samples)
     sender = can.Bus(interface="virtual", channel="prius-test")
     try:
-        wait_until(lambda: source.bus_state == "silent" or source.counters["connect_attempts"], 5)
+        wait_until(lambda: source.counters["connects"] > 0, 5, "the source to open the bus")
         values = {s.name: _value(s) for s in message.signals}
         values["SPEED"] = 87.5
         sender.send(

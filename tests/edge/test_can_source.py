@@ -44,7 +44,7 @@ def start(profile: str, channel: str, **settings: object) -> tuple[CanSource, qu
     )
     samples: queue.Queue[Sample] = queue.Queue()
     source.start(samples)
-    wait_until(lambda: source.counters["connect_attempts"] > 0, 5, "the source to open the bus")
+    wait_until(lambda: source.counters["connects"] > 0, 5, "the source to open the bus")
     return source, samples
 
 
@@ -205,6 +205,7 @@ def test_the_agents_status_message_carries_the_can_state_and_counters(
     source = agent.sources[0]
     source.start(agent.samples)
     try:
+        wait_until(lambda: source.counters["connects"] > 0, 5, "the source to open the bus")
         sender.send(can.Message(arbitration_id=0x7FF, is_extended_id=False, data=b"\x01"))
         wait_until(lambda: source.counters["frames"] == 1, 5, "a frame")
         status = decode(agent.uplink._status(online=True), Status)
