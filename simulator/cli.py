@@ -52,6 +52,10 @@ def run(
             "in-process virtual bus (virtual).",
         ),
     ] = None,
+    can_link: Annotated[
+        Path | None,
+        typer.Option(help="Also make this symlink to the SLCAN port (like /dev/serial/by-id)."),
+    ] = None,
 ) -> None:
     """Start one simulated vehicle, print its serial port(s), and run until Ctrl-C."""
     if vehicle not in ("car", "truck"):
@@ -70,6 +74,9 @@ def run(
         sim.vehicle.add_dtc(code)
     # A run in the background (``&``) ignores Ctrl-C; SIGTERM stops it the same way.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if can_link is not None and can_bus != "slcan":
+        typer.echo("error: --can-link needs --can slcan", err=True)
+        raise typer.Exit(2)
     port = sim.start()
     bus = None
     if can_bus is not None:
@@ -80,6 +87,9 @@ def run(
         rate = bus.schedule.frames_per_s
         if transport == "slcan":
             typer.echo(f"SLCAN ({vehicle} CAN bus, {rate:.0f} frames/s) on {where}")
+            if can_link is not None:
+                _link(can_link, where)
+                typer.echo(f"{can_link} -> {where}")
         else:
             typer.echo(f"{vehicle} CAN bus ({rate:.0f} frames/s) on virtual channel {where}")
     if link is not None:
@@ -111,5 +121,18 @@ def run(
         if bus is not None:
             bus.stop()
         sim.stop()
+        if can_link is not None and can_link.is_symlink():
+            can_link.unlink()
         if link is not None and link.is_symlink():
             link.unlink()
+
+
+def _link(link: Path, target: str) -> None:
+    """Point ``link`` at ``target`` (replacing an old symlink); exit 2 if it cannot be made."""
+    if link.is_symlink():
+        link.unlink()
+    try:
+        link.symlink_to(target)
+    except OSError as exc:
+        typer.echo(f"error: cannot make {link}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
