@@ -25,8 +25,8 @@ import can
 
 from fleetlink.edge.agent import Agent
 from fleetlink.edge.config import parse_config
-from fleetlink.edge.sources.can_source import CanSource
 from fleetlink.edge.outbox import Outbox
+from fleetlink.edge.sources.can_source import CanSource
 from fleetlink.shared.codec import decode
 from fleetlink.shared.messages import TelemetryBatch
 
@@ -119,8 +119,9 @@ async def _one_run(
         }
     )
     assert config.can is not None
-    source = CanSource(config.can, connect=_stock_slcan) if stock_reader else None
-    agent = Agent(config, sources=None if source is None else [source])
+    agent = Agent(
+        config, sources=[CanSource(config.can, connect=_stock_slcan)] if stock_reader else None
+    )
     source = agent.sources[0]
     stop = asyncio.Event()
     running = asyncio.create_task(agent.run(stop))
