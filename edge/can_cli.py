@@ -27,7 +27,9 @@ def can_record(
         str | None, typer.Option(help="socketcan, slcan or virtual (default: the profile's).")
     ] = None,
     bitrate: Annotated[int | None, typer.Option(help="Bit/s (default: the profile's).")] = None,
-    seconds: Annotated[float, typer.Option(min=0.1, help="How long to listen.")] = 10.0,
+    seconds: Annotated[
+        float, typer.Option(min=0.1, help="How long to listen once the interface is open.")
+    ] = 10.0,
 ) -> None:
     """Record the bus to a candump/ASC/BLF file and print decoded signals and counters."""
     from fleetlink.edge.sources.can_source import CanSource
@@ -48,6 +50,9 @@ def can_record(
     source = CanSource(settings)
     samples: queue.Queue = queue.Queue()
     source.start(samples)
+    opening_until = time.monotonic() + 10.0  # an SLCAN adapter takes 2 s to open
+    while source.counters["connects"] == 0 and time.monotonic() < opening_until:
+        time.sleep(0.05)
     time.sleep(seconds)
     source.stop()
     latest: dict[int, float] = {}

@@ -58,5 +58,19 @@ def check_config(
     typer.echo(
         f"{path}: ok (device {device_config.device.tenant}/{device_config.device.id}, "
         f"{sum(len(p.commands) for p in polls)} OBD commands in {len(polls)} poll groups"
-        f"{f' ({source})' if source else ''}, outbox {device_config.outbox.path})"
+        f"{f' ({source})' if source else ''}{_can_summary(device_config)}, "
+        f"outbox {device_config.outbox.path})"
     )
+
+
+def _can_summary(device_config: DeviceConfig) -> str:
+    can = device_config.can
+    if can is None:
+        return ""
+    from fleetlink.firmware_profiles import load_can_profile
+
+    loaded = load_can_profile(can.profile)
+    interface = can.interface or loaded.settings.interface
+    channel = can.channel or loaded.settings.channel
+    signals = sum(len(rules) for rules in loaded.rules.values())
+    return f", {signals} CAN signals (profile {can.profile}) on {interface} {channel}"

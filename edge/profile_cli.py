@@ -107,5 +107,9 @@ def validate(
 ) -> None:
     """Check a profile file and the DBC files it names; exit 2 naming the file and the line
     or field if it is broken."""
-    profile = _load(str(path) if str(path).endswith(".toml") else f"{path}.toml")
+    try:
+        profile = load_profile(path)
+    except ProfileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"{path}: ok ({profile.id} {profile.version}: {_summary(profile)})")
