@@ -30,7 +30,10 @@ DBC_FILES: dict[VehicleKind, Path] = {
 }
 # Modules the car's DBC does not describe (body, comfort, infotainment): id and period.
 UNDESCRIBED_CAR_IDS: tuple[tuple[int, float], ...] = tuple((0x300 + i, 0.01) for i in range(10))
-_TRACK_M = 1.55  # the car's track width, for wheel speeds in a turn
+_TRACK_M = 1.55
+# A sender that stalls briefly catches up (frames queue in a real controller too); past this
+# it skips ahead.
+_MAX_LAG_S = 0.05  # the car's track width, for wheel speeds in a turn
 
 
 Values = dict[str, dict[str, float]]
@@ -195,7 +198,8 @@ class CanSchedule:
     def due(self, now_s: float, state: VehicleState) -> list[can.Message]:
         """Return the frames due at ``now_s`` (monotonic seconds), oldest due first.
 
-        A schedule that fell behind by more than one period sends each late message once.
+        A schedule that fell behind catches up, unless it fell more than 50 ms behind: then
+        each late message is sent once and the schedule starts again from ``now_s``.
         """
         values: Values | None = None
         frames = []
@@ -204,7 +208,9 @@ class CanSchedule:
                 continue
             if values is None:
                 values = self.values(state)
-            periodic.next_due_s = max(periodic.next_due_s + periodic.period_s, now_s)
+            periodic.next_due_s += periodic.period_s
+            if periodic.next_due_s < now_s - _MAX_LAG_S:
+                periodic.next_due_s = now_s  # long stalled: skip ahead rather than burst
             frames.append(
                 can.Message(
                     arbitration_id=periodic.frame_id,
