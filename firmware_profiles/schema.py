@@ -106,10 +106,9 @@ class Transform(_Strict):
 class CanSignalMap(_Strict):
     """One DBC signal read as one catalog (VSS) signal, downsampled before the outbox.
 
-    A decoded value is kept when ``interval_ms`` passed since the last kept one, or, with
-    ``on_change``, as soon as it differs from the last kept value by more than ``deadband``
-    (a changed value is also held back until ``interval_ms`` passed, so a noisy signal
-    cannot flood the outbox).
+    A decoded value is kept only when ``interval_ms`` passed since the last kept one (0: every
+    frame); with ``on_change`` it must also differ from the last kept value, by more than
+    ``deadband`` when one is set (kuksa-can-provider's semantics, decision D25).
     """
 
     message: str = Field(description="the DBC message's name")
