@@ -124,9 +124,10 @@ class CanSource(Source):
 
     ``counters``: ``frames``, ``unknown_id_frames`` (ids no DBC describes),
     ``decode_errors``, ``garbled_lines`` (lines the adapter interface could not parse),
-    ``transform_errors``, ``samples``, ``connect_attempts``, ``connects``, ``link_lost`` and
-    ``frames_recorded``. ``bus_state`` is ``traffic`` while frames arrive and ``silent``
-    once none came for ``silent_after_s``.
+    ``transform_errors``, ``samples``, ``connect_attempts``, ``connects``, ``link_lost``,
+    ``frames_recorded`` and ``record_errors`` (a recording that fails stops; decoding goes
+    on). ``bus_state`` is ``traffic`` while frames arrive and ``silent`` once none came for
+    ``silent_after_s``.
     """
 
     name = "can"
@@ -214,9 +215,14 @@ class CanSource(Source):
     def _recorder(self) -> can.Listener | None:
         if self.settings.record is None:
             return None
-        self.settings.record.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.settings.record.parent.mkdir(parents=True, exist_ok=True)
+            recorder: can.Listener = can.Logger(self.settings.record)
+        except (OSError, ValueError) as exc:
+            self.counters["record_errors"] += 1
+            log.error("cannot record CAN frames to %s: %s", self.settings.record, exc)
+            return None
         log.info("recording CAN frames to %s", self.settings.record)
-        recorder: can.Listener = can.Logger(self.settings.record)
         return recorder
 
     def _listen(self, bus: can.BusABC, recorder: can.Listener | None) -> None:

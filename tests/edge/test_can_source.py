@@ -215,3 +215,18 @@ def test_the_agents_status_message_carries_the_can_state_and_counters(
     assert status.adapter == "connected"
     assert status.can is not None and status.can.bus == "traffic"
     assert (status.can.frames, status.can.unknown_id_frames) == (1, 1)
+
+
+def test_a_recording_that_cannot_be_written_is_counted_and_decoding_goes_on(
+    channel: str, sender: can.BusABC, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("", encoding="utf-8")
+    source, samples = start("fleetlink-sim-car", channel, record=blocker / "capture.asc")
+    try:
+        sender.send(frame(CAR, "VEHICLE_SPEED", VehicleSpeed=33.0))
+        wait_until(lambda: source.counters["frames"] == 1, 5, "a frame")
+    finally:
+        source.stop()
+    assert source.counters["record_errors"] == 1
+    assert [s.value for s in drain(samples)] == [33.0]

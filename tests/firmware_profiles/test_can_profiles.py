@@ -163,3 +163,28 @@ def test_profile_commands_list_show_and_validate(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["profile", "validate", str(write(tmp_path, dbc="x.dbc"))])
     assert bad.exit_code == 2
     assert "acme-car.toml: can.dbc[0]: no DBC file" in bad.output
+
+
+def test_a_device_config_whose_can_profile_names_a_missing_dbc_does_not_start(
+    tmp_path: Path,
+) -> None:
+    from fleetlink.edge.config import ConfigError, load_config
+
+    profile = write(tmp_path, dbc="gone.dbc")
+    config = tmp_path / "device.toml"
+    config.write_text(
+        f"""[device]
+id = "van-1"
+tenant = "acme"
+[can]
+profile = "{profile}"
+[outbox]
+path = "o.db"
+""",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(config)
+    message = str(raised.value)
+    assert message.startswith(f"{config}: can.profile: {profile}: can.dbc[0]: no DBC file")
+    assert "gone.dbc" in message
