@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING
 
 from fleetlink.firmware_profiles.errors import ProfileError
 from fleetlink.firmware_profiles.schema import CanProfile, CanSignalMap
-from fleetlink.firmware_profiles.transform import Transform, compile_mapping, compile_math
+from fleetlink.firmware_profiles.transform import (
+    Transform,
+    TransformError,
+    compile_mapping,
+    compile_math,
+)
 from fleetlink.shared.signals import by_name
 
 if TYPE_CHECKING:
@@ -114,7 +119,11 @@ def _rule(database: Database, mapping: CanSignalMap, field: str) -> SignalRule:
         ) from None
     transform: Transform | None = None
     if mapping.transform is not None and mapping.transform.math is not None:
-        transform = compile_math(mapping.transform.math)
+        others = {s.name for s in message.signals}
+        try:
+            transform = compile_math(mapping.transform.math, others)
+        except TransformError as exc:
+            raise ProfileError(f"{field}.transform.math: {exc}") from None
     elif mapping.transform is not None and mapping.transform.mapping is not None:
         names = {str(name): float(value) for value, name in (signal.choices or {}).items()}
         table: dict[float, float] = {}

@@ -1,9 +1,11 @@
 """Signal transforms of firmware profiles: a math expression in ``x``, or a value mapping.
 
 A math transform is parsed once into a closure over a tiny, whitelisted subset of Python
-expressions (numbers, ``x``, ``+ - * / // % **``, unary minus, and the functions ``abs``,
-``min``, ``max``, ``round``); nothing is ever passed to ``eval``. A mapping turns one raw
-value into another (a gear lever's ``P``/``R``/``N``/``D`` into numbers).
+expressions (numbers, ``x``, the names of other signals of the same message, ``+ - * / // %
+**``, unary minus, and the functions ``abs``, ``min``, ``max``, ``round``); nothing is ever
+passed to ``eval``. A mapping turns one raw value into another (a gear lever's
+``P``/``R``/``N``/``D`` into numbers). Both are called with the decoded value ``x`` and the
+decoded values of the whole message (by signal name).
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from __future__ import annotations
 import ast
 import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 
-Transform = Callable[[float], float]
+Signals = Mapping[str, float]
+Transform = Callable[[float, Signals], float]
 
 _BINARY: dict[type[ast.operator], Callable[[float, float], float]] = {
     ast.Add: operator.add,
@@ -36,12 +39,16 @@ class TransformError(ValueError):
     """Raised for a math expression outside the allowed subset."""
 
 
-def compile_math(expression: str) -> Transform:
-    """Return a function of ``x`` computing ``expression`` (for example ``"x * 3.6 - 40"``).
+def compile_math(expression: str, names: Collection[str] | None = None) -> Transform:
+    """Return a function of ``x`` (and the message's other signals) computing ``expression``,
+    for example ``"x * 3.6 - 40"`` or ``"x + 65536 * SPN_High"``.
+
+    ``names`` are the signals the expression may read besides ``x``; None accepts any name
+    (to check the syntax before the DBC files are loaded).
 
     Raises:
         TransformError: the expression is empty, too long, not valid syntax, or uses
-            anything but numbers, ``x``, arithmetic and the allowed functions.
+            anything but numbers, ``x``, the given names, arithmetic and the allowed functions.
     """
     if not expression.strip() or len(expression) > _MAX_LENGTH:
         raise TransformError(f"must be an expression in x of 1 to {_MAX_LENGTH} characters")
@@ -49,25 +56,29 @@ def compile_math(expression: str) -> Transform:
         tree = ast.parse(expression.strip(), mode="eval")
     except SyntaxError as exc:
         raise TransformError(f"{expression!r} is not a valid expression: {exc.msg}") from None
-    build = _compile(tree.body, expression)
-    return build
+    return _compile(tree.body, expression, names)
 
 
-def _compile(node: ast.expr, source: str) -> Transform:
+def _compile(node: ast.expr, source: str, names: Collection[str] | None) -> Transform:
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
         constant: float = node.value  # type: ignore[assignment]
-        return lambda x: constant
+        return lambda x, s: constant
     if isinstance(node, ast.Name) and node.id == "x":
-        return lambda x: x
+        return lambda x, s: x
+    if isinstance(node, ast.Name) and (names is None or node.id in names):
+        name = node.id
+        return lambda x, s: s[name]
+    if isinstance(node, ast.Name):
+        raise TransformError(f"{node.id!r} is neither x nor a signal of this message")
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         op = _BINARY[type(node.op)]
-        left, right = _compile(node.left, source), _compile(node.right, source)
+        left, right = _compile(node.left, source, names), _compile(node.right, source, names)
         if isinstance(node.op, ast.Pow):
-            return lambda x: _bounded_pow(left(x), right(x))
-        return lambda x: op(left(x), right(x))
+            return lambda x, s: _bounded_pow(left(x, s), right(x, s))
+        return lambda x, s: op(left(x, s), right(x, s))
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        unary, operand = _UNARY[type(node.op)], _compile(node.operand, source)
-        return lambda x: unary(operand(x))
+        unary, operand = _UNARY[type(node.op)], _compile(node.operand, source, names)
+        return lambda x, s: unary(operand(x, s))
     if (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
@@ -76,9 +87,9 @@ def _compile(node: ast.expr, source: str) -> Transform:
         and node.args
     ):
         function = _FUNCTIONS[node.func.id]
-        args = [_compile(a, source) for a in node.args]
-        return lambda x: float(function(*(a(x) for a in args)))
-    allowed = "numbers, x, + - * / // % **, abs(), min(), max(), round()"
+        args = [_compile(a, source, names) for a in node.args]
+        return lambda x, s: float(function(*(a(x, s) for a in args)))
+    allowed = "numbers, x, signal names, + - * / // % **, abs(), min(), max(), round()"
     fragment = ast.get_source_segment(source.strip(), node) or type(node).__name__
     raise TransformError(f"{fragment!r} is not allowed in a transform (allowed: {allowed})")
 
@@ -99,4 +110,4 @@ def compile_mapping(table: dict[float, float]) -> Transform:
     and counts that sample).
     """
     frozen = dict(table)
-    return lambda x: frozen[x]
+    return lambda x, s: frozen[x]

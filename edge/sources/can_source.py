@@ -309,7 +309,7 @@ class CanSource(Source):
             value = float(raw)
             if kept.rule.transform is not None:
                 try:
-                    value = kept.rule.transform(value)
+                    value = kept.rule.transform(value, values)  # type: ignore[arg-type]
                 except (ArithmeticError, KeyError, ValueError, TypeError):
                     self.counters["transform_errors"] += 1
                     continue

@@ -112,8 +112,16 @@ def test_j1939_frames_match_by_pgn_from_any_source_address_with_transforms(
         sender.send(frame(TRUCK, "EEC1", 0x18F00401, EngineSpeed=1500.0))
         sender.send(frame(TRUCK, "HRVD", HighResolutionTotalVehicleDistance=123_456_785))
         sender.send(frame(TRUCK, "CCVS1", ParkingBrakeSwitch=1, WheelBasedVehicleSpeed=80.5))
+        # DM1: SPN 520192 (0x7F000) arrives as 16 low bits and 3 high bits, FMI 31.
         sender.send(
-            frame(TRUCK, "DM1", MalfunctionIndicatorLampStatus=1, DTC1_SPN_Low=110, DTC1_FMI=0)
+            frame(
+                TRUCK,
+                "DM1",
+                MalfunctionIndicatorLampStatus=1,
+                DTC1_SPN_Low=0xF000,
+                DTC1_SPN_High=7,
+                DTC1_FMI=31,
+            )
         )
         wait_until(lambda: source.counters["frames"] == 4, 5, "4 frames")
     finally:
@@ -124,7 +132,8 @@ def test_j1939_frames_match_by_pgn_from_any_source_address_with_transforms(
     assert values[by_name("Vehicle.Chassis.ParkingBrake.IsEngaged").id] == 1.0
     assert values[SPEED] == pytest.approx(80.5)
     assert values[by_name("Vehicle.OBD.Status.IsMILOn").id] == 1.0
-    assert values[by_name("Vehicle.OBD.DM1.ActiveSPN").id] == 110
+    assert values[by_name("Vehicle.OBD.DM1.ActiveSPN").id] == 520_192
+    assert values[by_name("Vehicle.OBD.DM1.ActiveFMI").id] == 31
 
 
 @pytest.mark.parametrize("suffix", [".log", ".asc", ".blf"])

@@ -129,23 +129,30 @@ def test_a_value_mapping_resolves_the_dbcs_names_and_refuses_unknown_ones(tmp_pa
     )
     rule = load_can_profile(path).rules["TRANSMISSION"][0]
     assert rule.transform is not None
-    assert (rule.transform(-1.0), rule.transform(0.0), rule.transform(1.0)) == (-1, 0, 1)
+    assert [rule.transform(raw, {}) for raw in (-1.0, 0.0, 1.0)] == [-1, 0, 1]
     with pytest.raises(KeyError):
-        rule.transform(2.0)
+        rule.transform(2.0, {})
     path.write_text(path.read_text().replace("REVERSE", "BACKWARDS"), encoding="utf-8")
     with pytest.raises(ProfileError, match=r"transform.mapping: 'BACKWARDS' is neither"):
         load_profile(path)
 
 
 def test_math_transforms_compute_without_eval() -> None:
-    assert compile_math("x / 1000")(123_456.0) == 123.456
-    assert compile_math("round(max(0, x * 3.6 - 1), 1)")(10.0) == 35.0
-    assert compile_math("-x ** 2 + abs(-3) % 2")(3.0) == -8.0
+    assert compile_math("x / 1000")(123_456.0, {}) == 123.456
+    assert compile_math("round(max(0, x * 3.6 - 1), 1)")(10.0, {}) == 35.0
+    assert compile_math("-x ** 2 + abs(-3) % 2")(3.0, {}) == -8.0
+    assert compile_math("x + 65536 * High", {"High"})(0xF000, {"High": 7}) == 520_192
     for bad in ("open('f')", "x if x else 1", "[x]", "x.__class__", "lambda: 1", "", "y + 1"):
         with pytest.raises(TransformError):
-            compile_math(bad)
+            compile_math(bad, {"High"})
     with pytest.raises(OverflowError):
-        compile_math("x ** 1000")(2.0)
+        compile_math("x ** 1000")(2.0, {})
+
+
+def test_a_transform_naming_a_signal_the_message_lacks_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, extra='transform = { math = "x + Nope" }')
+    with pytest.raises(ProfileError, match=r"signals\[0\].transform.math: 'Nope' is neither x"):
+        load_profile(path)
 
 
 def test_profile_commands_list_show_and_validate(tmp_path: Path) -> None:
