@@ -20,6 +20,7 @@ from fleetlink.edge.sources import SampleQueue, Source, create_sources
 from fleetlink.edge.sources.base import AdapterState
 from fleetlink.edge.uplink import Uplink
 from fleetlink.shared.codec import encode
+from fleetlink.shared.messages import CanStatus
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,9 @@ class Agent:
             config.outbox.max_batch_samples,
             offline_interval_s=config.outbox.offline_batch_interval_s,
         )
-        self.uplink = Uplink(config.device, config.mqtt, self.outbox, self.adapter_state)
+        self.uplink = Uplink(
+            config.device, config.mqtt, self.outbox, self.adapter_state, self.can_status
+        )
         self.unstored: deque[Draft] = deque()
         self.counters: Counter[str] = Counter()
         # Batches dropped from ``unstored``: stored as a gap record once the outbox writes again.
@@ -59,6 +62,18 @@ class Agent:
     def adapter_state(self) -> AdapterState:
         """Return the first source's link state ("unknown" with no sources)."""
         return self.sources[0].state if self.sources else "unknown"
+
+    def can_status(self) -> CanStatus | None:
+        """Return the first CAN source's bus state and counters (None without one)."""
+        for source in self.sources:
+            status = source.can_status()
+            if status is not None:
+                return status
+        return None
+
+    def _link_states(self) -> tuple[AdapterState, str | None]:
+        can = self.can_status()
+        return self.adapter_state(), None if can is None else can.bus
 
     def _drain(self) -> None:
         while True:
@@ -122,7 +137,7 @@ class Agent:
             source.start(self.samples)
         uplink_stop = asyncio.Event()
         uplink = asyncio.create_task(self.uplink.run(uplink_stop), name="uplink")
-        state = self.adapter_state()
+        state = self._link_states()
         log.info("agent for device %s started", self.config.device.id)
         try:
             while not stop.is_set() and not uplink.done():
@@ -130,8 +145,8 @@ class Agent:
                 self.batcher.online = self.uplink.ready
                 if self.batcher.due():
                     self.flush()
-                if self.adapter_state() != state:
-                    state = self.adapter_state()
+                if self._link_states() != state:
+                    state = self._link_states()
                     self.uplink.publish_status()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), _DRAIN_EVERY_S)

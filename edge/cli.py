@@ -7,11 +7,15 @@ from typing import Annotated
 
 import typer
 
+from fleetlink.edge.can_cli import can_record
 from fleetlink.edge.config import ConfigError, DeviceConfig, load_config
 from fleetlink.edge.logs import quiet_python_obd
+from fleetlink.edge.profile_cli import app as profile_app
 from fleetlink.shared.logs import configure_logging
 
 app = typer.Typer(help="The Fleetlink edge agent.", no_args_is_help=True)
+app.add_typer(profile_app, name="profile")
+app.command("can-record")(can_record)
 
 ConfigPath = Annotated[Path, typer.Option("--config", "-c", help="Device configuration (TOML).")]
 
@@ -54,18 +58,19 @@ def check_config(
     typer.echo(
         f"{path}: ok (device {device_config.device.tenant}/{device_config.device.id}, "
         f"{sum(len(p.commands) for p in polls)} OBD commands in {len(polls)} poll groups"
-        f"{f' ({source})' if source else ''}, outbox {device_config.outbox.path})"
+        f"{f' ({source})' if source else ''}{_can_summary(device_config)}, "
+        f"outbox {device_config.outbox.path})"
     )
 
 
-@app.command("profiles")
-def profiles() -> None:
-    """List the shipped firmware profiles with what each one polls."""
-    from fleetlink.firmware_profiles import load_profile, profile_ids
+def _can_summary(device_config: DeviceConfig) -> str:
+    can = device_config.can
+    if can is None:
+        return ""
+    from fleetlink.firmware_profiles import load_can_profile
 
-    for profile_id in profile_ids():
-        profile = load_profile(profile_id)
-        commands = sum(len(group.commands) for group in profile.obd.poll)
-        scope = "any vehicle" if profile.match.is_fallback else "matched vehicles"
-        what = f"{commands} OBD commands, {scope}"
-        typer.echo(f"{profile.id:<24} {profile.version:<8} {what}: {profile.name}")
+    loaded = load_can_profile(can.profile)
+    interface = can.interface or loaded.settings.interface
+    channel = can.channel or loaded.settings.channel
+    signals = sum(len(rules) for rules in loaded.rules.values())
+    return f", {signals} CAN signals (profile {can.profile}) on {interface} {channel}"

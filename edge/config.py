@@ -22,9 +22,15 @@ from pydantic import (
 )
 
 from fleetlink.edge.outbox import DEFAULT_MAX_BYTES
-from fleetlink.firmware_profiles import DEFAULT_PROFILE, PollGroup, ProfileError, load_profile
 from fleetlink.shared.codec import COMPRESS_ABOVE_BYTES
 from fleetlink.shared.messages import MAX_SAMPLES_PER_BATCH
+from fleetlink.firmware_profiles import (
+    DEFAULT_PROFILE,
+    PollGroup,
+    ProfileError,
+    load_can_profile,
+    load_profile,
+)
 from fleetlink.shared.netaddr import is_loopback
 from fleetlink.shared.signing import DeviceKeyError, parse_key
 from fleetlink.shared.topics import TopicError, check_segment
@@ -164,7 +170,46 @@ class ObdSection(_Section):
 
     def poll_groups(self) -> list[PollGroup]:
         """Return the poll groups to read: this section's own, else its profile's."""
-        return self.poll or load_profile(self.profile).obd.poll
+        return self.poll or load_profile(self.profile).poll_groups
+
+
+CanInterface = Literal["socketcan", "slcan", "virtual"]
+RECORD_SUFFIXES = (".log", ".asc", ".blf")
+
+
+class CanSection(_Section):
+    """The CAN bus the agent listens to; the profile supplies the DBC files and the mapping
+    (and the interface, channel and bitrate this section does not set)."""
+
+    profile: str = Field(description="firmware profile (shipped id or .toml path) with [can]")
+    interface: CanInterface | None = None
+    channel: str | None = None
+    bitrate: Annotated[int, Field(gt=0)] | None = None
+    silent_after_s: PositiveFloat = Field(
+        default=2.0, description="no frame for this long: the bus is silent (ignition off?)"
+    )
+    reconnect_min_s: PositiveFloat = 1.0
+    reconnect_max_s: PositiveFloat = 60.0
+    record: Path | None = Field(
+        default=None,
+        description="also record every frame to this file: .log (candump), .asc or .blf",
+    )
+
+    @field_validator("profile")
+    @classmethod
+    def _profile_has_can(cls, value: str) -> str:
+        try:
+            load_can_profile(value)
+        except ProfileError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("record")
+    @classmethod
+    def _record_format(cls, value: Path | None) -> Path | None:
+        if value is not None and value.suffix.lower() not in RECORD_SUFFIXES:
+            raise ValueError(f"must end in one of {', '.join(RECORD_SUFFIXES)}")
+        return value
 
 
 class OutboxSection(_Section):
@@ -188,6 +233,7 @@ class DeviceConfig(_Section):
     device: DeviceSection
     mqtt: MqttSection = Field(default_factory=MqttSection)
     obd: ObdSection | None = None
+    can: CanSection | None = None
     outbox: OutboxSection
     log: LogSection = Field(default_factory=LogSection)
 
@@ -208,7 +254,8 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> DeviceConfig
 def load_config(path: str | Path) -> DeviceConfig:
     """Return the device configuration read from the TOML file at ``path``.
 
-    A relative ``outbox.path`` is taken relative to the configuration file's folder.
+    A relative ``outbox.path`` or ``can.record`` is taken relative to the configuration
+    file's folder.
 
     Raises:
         ConfigError: the file cannot be read, is not TOML, or a field is invalid; the
@@ -227,4 +274,7 @@ def load_config(path: str | Path) -> DeviceConfig:
     if not config.outbox.path.is_absolute():
         outbox = config.outbox.model_copy(update={"path": path.parent / config.outbox.path})
         config = config.model_copy(update={"outbox": outbox})
+    if config.can is not None and config.can.record and not config.can.record.is_absolute():
+        can = config.can.model_copy(update={"record": path.parent / config.can.record})
+        config = config.model_copy(update={"can": can})
     return config

@@ -32,7 +32,15 @@ from fleetlink.edge.outbox import Outbox, StoredBatch
 from fleetlink.edge.sources.base import AdapterState
 from fleetlink.shared.backoff import Backoff
 from fleetlink.shared.codec import CodecError, decode, encode
-from fleetlink.shared.messages import MAX_SEQ, Ack, EventBatch, Hello, Status, TelemetryBatch
+from fleetlink.shared.messages import (
+    MAX_SEQ,
+    Ack,
+    CanStatus,
+    EventBatch,
+    Hello,
+    Status,
+    TelemetryBatch,
+)
 from fleetlink.shared.signing import verify
 from fleetlink.shared.topics import Kind, topic
 from fleetlink.shared.version import VERSION
@@ -76,12 +84,14 @@ class Uplink:
         settings: MqttSection,
         outbox: Outbox,
         adapter_state: Callable[[], AdapterState] = lambda: "unknown",
+        can_status: Callable[[], CanStatus | None] = lambda: None,
         connack_timeout_s: float = 5.0,
     ) -> None:
         self.device = device
         self.settings = settings
         self.outbox = outbox
         self.adapter_state = adapter_state
+        self.can_status = can_status
         self.reconnect_min_s = settings.reconnect_min_s
         self.reconnect_max_s = max(settings.reconnect_min_s, settings.reconnect_max_s)
         self._backoff = Backoff(self.reconnect_min_s, self.reconnect_max_s)
@@ -129,6 +139,7 @@ class Uplink:
                 agent_version=VERSION,
                 adapter=self.adapter_state(),
                 buffered_batches=len(self.outbox),
+                can=self.can_status(),
             )
         )
 

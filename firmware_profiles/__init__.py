@@ -9,28 +9,44 @@ from __future__ import annotations
 import tomllib
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from fleetlink.firmware_profiles.schema import Match, ObdProfile, PollGroup, Profile
+from fleetlink.firmware_profiles.errors import ProfileError
+from fleetlink.firmware_profiles.schema import (
+    AlertThresholds,
+    CanProfile,
+    CanSignalMap,
+    Match,
+    ModelRef,
+    ObdProfile,
+    PollGroup,
+    Profile,
+)
 from fleetlink.shared.validation import describe_errors
+
+if TYPE_CHECKING:
+    from fleetlink.firmware_profiles.can import LoadedCan
 
 __all__ = [
     "DEFAULT_PROFILE",
+    "AlertThresholds",
+    "CanProfile",
+    "CanSignalMap",
     "Match",
+    "ModelRef",
     "ObdProfile",
     "PollGroup",
     "Profile",
     "ProfileError",
+    "load_can_profile",
     "load_profile",
     "profile_ids",
 ]
 
 DEFAULT_PROFILE = "generic-obd2"
-
-
-class ProfileError(ValueError):
-    """Raised for a profile that does not exist, cannot be read or is not valid."""
+_SHIPPED_DIR = Path(__file__).parent
 
 
 def profile_ids() -> list[str]:
@@ -42,17 +58,47 @@ def profile_ids() -> list[str]:
 def load_profile(ref: str | Path) -> Profile:
     """Return the profile ``ref``: a shipped profile's id, or the path of a TOML file.
 
+    A ``[can]`` section's DBC files are loaded and its mapping checked against them.
+
     Raises:
-        ProfileError: no such profile, unreadable or not TOML, or an invalid field; the
-            message names the file and the field.
+        ProfileError: no such profile, unreadable or not TOML, an invalid field, or a DBC
+            file that is missing or fails to load; the message names the file and the line
+            or field.
     """
+    profile, folder, source = _load(ref)
+    if profile.can is not None:
+        from fleetlink.firmware_profiles.can import load_can
+
+        load_can(profile.can, folder, source)
+    return profile
+
+
+def load_can_profile(ref: str | Path) -> LoadedCan:
+    """Return the ``[can]`` section of profile ``ref`` with its DBC files loaded.
+
+    Raises:
+        ProfileError: as :func:`load_profile`, or the profile has no ``[can]`` section.
+    """
+    from fleetlink.firmware_profiles.can import load_can
+
+    profile, folder, source = _load(ref)
+    if profile.can is None:
+        raise ProfileError(f"{source}: has no [can] section")
+    return load_can(profile.can, folder, source)
+
+
+def _load(ref: str | Path) -> tuple[Profile, Path, str]:
+    """Return the validated profile, the folder its relative paths start from, and its name
+    for messages."""
     if isinstance(ref, Path) or ref.endswith(".toml"):
+        folder = Path(ref).parent
         source = str(ref)
         try:
             text = Path(ref).read_text(encoding="utf-8")
         except OSError as exc:
             raise ProfileError(f"{source}: cannot read: {exc.strerror or exc}") from None
     else:
+        folder = _SHIPPED_DIR
         entry = resources.files(__name__) / f"{ref}.toml"
         source = f"firmware profile {ref!r}"
         if not entry.is_file():
@@ -69,4 +115,4 @@ def load_profile(ref: str | Path) -> Profile:
         raise ProfileError(describe_errors(exc, source)) from None
     if not isinstance(ref, Path) and not ref.endswith(".toml") and profile.id != ref:
         raise ProfileError(f"{source}: id: is {profile.id!r}, not the file's name")
-    return profile
+    return profile, folder, source

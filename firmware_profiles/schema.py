@@ -1,8 +1,10 @@
 """The firmware profile format: what the agent reads from one vehicle platform.
 
 A profile is a TOML file in this package, validated by :class:`Profile` on load. Format 1
-holds the match rules and the OBD poll groups; CAN buses, DBC files, alert thresholds and
-on-device models join it in later formats.
+holds the match rules and the OBD poll groups. Format 2 adds optional sections: ``[can]``
+(the bus, its DBC files and the DBC signal → VSS mapping), ``[alerts]`` (the thresholds the
+in-cab alert rules read) and ``[[models]]`` (on-device models); a format 2 profile may
+leave out ``[obd]`` (a J1939 truck is read from its CAN bus only). Format 1 files still load.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from fleetlink.shared.signals import UnknownSignalError, by_obd_command
+from fleetlink.firmware_profiles.transform import TransformError, compile_math
+from fleetlink.shared.signals import UnknownSignalError, by_name, by_obd_command
 
 PROFILE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
@@ -71,16 +74,131 @@ class ObdProfile(_Strict):
     poll: Annotated[list[PollGroup], Field(min_length=1)]
 
 
-class Profile(_Strict):
-    """One vehicle platform's profile (format 1)."""
+class Transform(_Strict):
+    """How a decoded DBC value becomes the catalog signal's value: one of ``math`` or ``mapping``.
 
-    format: Literal[1]
+    ``math`` is an expression in ``x`` (``"x * 3.6"``); ``mapping`` turns a raw value, given
+    as a number or as the DBC's name for it (``"DRIVE"``), into a number.
+    """
+
+    math: str | None = None
+    mapping: dict[str, float] | None = None
+
+    @field_validator("math")
+    @classmethod
+    def _math_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                compile_math(value)
+            except TransformError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Transform:
+        if (self.math is None) == (self.mapping is None):
+            raise ValueError("give exactly one of math or mapping")
+        if self.mapping is not None and not self.mapping:
+            raise ValueError("mapping: must list at least one value")
+        return self
+
+
+class CanSignalMap(_Strict):
+    """One DBC signal read as one catalog (VSS) signal, downsampled before the outbox.
+
+    A decoded value is kept only when ``interval_ms`` passed since the last kept one (0: every
+    frame); with ``on_change`` it must also differ from the last kept value, by more than
+    ``deadband`` when one is set (kuksa-can-provider's semantics, decision D25).
+    """
+
+    message: str = Field(description="the DBC message's name")
+    signal: str = Field(description="the DBC signal's name")
+    vss: str = Field(description="the catalog (VSS) name the value is stored under")
+    interval_ms: Annotated[int, Field(ge=0, le=3_600_000)] = 1000
+    on_change: bool = False
+    deadband: Annotated[float, Field(ge=0)] = 0.0
+    transform: Transform | None = None
+
+    @field_validator("vss")
+    @classmethod
+    def _in_catalog(cls, value: str) -> str:
+        try:
+            by_name(value)
+        except UnknownSignalError:
+            raise ValueError(f"{value!r} is not a signal in the catalog") from None
+        return value
+
+
+class CanProfile(_Strict):
+    """The vehicle's CAN bus: how to reach it, its DBC files, and the signals to keep.
+
+    ``dbc`` names files in this package's ``dbc/`` folder, or paths relative to the profile
+    file. With ``j1939`` a 29-bit frame matches its DBC message by parameter group number,
+    whatever its priority and source address.
+    """
+
+    interface: Literal["socketcan", "slcan", "virtual"] = "socketcan"
+    channel: str = "can0"
+    bitrate: Literal[10_000, 20_000, 50_000, 100_000, 125_000, 250_000, 500_000, 1_000_000] = (
+        500_000
+    )
+    j1939: bool = False
+    dbc: Annotated[list[str], Field(min_length=1)]
+    signals: Annotated[list[CanSignalMap], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _one_source_per_vss_name(self) -> CanProfile:
+        seen: set[str] = set()
+        for mapping in self.signals:
+            if mapping.vss in seen:
+                raise ValueError(f"signals: {mapping.vss!r} is mapped more than once")
+            seen.add(mapping.vss)
+        return self
+
+
+class AlertThresholds(_Strict):
+    """Named limits the in-cab alert rules compare signals with; unset means no alert."""
+
+    overspeed_kmh: Annotated[float, Field(gt=0, le=300)] | None = None
+    coolant_overheat_c: Annotated[float, Field(gt=0, le=150)] | None = None
+    harsh_brake_mps2: Annotated[float, Field(gt=0, le=15)] | None = None
+    harsh_accel_mps2: Annotated[float, Field(gt=0, le=15)] | None = None
+    idle_minutes: Annotated[float, Field(gt=0, le=240)] | None = None
+    low_battery_v: Annotated[float, Field(gt=0, le=36)] | None = None
+
+
+class ModelRef(_Strict):
+    """An on-device model the profile uses: its file, its SHA-256 and its input signals."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+    file: str
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    features: Annotated[list[str], Field(min_length=1)]
+
+    @field_validator("features")
+    @classmethod
+    def _features_in_catalog(cls, value: list[str]) -> list[str]:
+        for name in value:
+            try:
+                by_name(name)
+            except UnknownSignalError:
+                raise ValueError(f"{name!r} is not a signal in the catalog") from None
+        return value
+
+
+class Profile(_Strict):
+    """One vehicle platform's profile (format 1 or 2)."""
+
+    format: Literal[1, 2]
     id: str
     name: str
     version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")]
     description: str = ""
     match: Match = Field(default_factory=Match)
-    obd: ObdProfile
+    obd: ObdProfile | None = None
+    can: CanProfile | None = None
+    alerts: AlertThresholds = Field(default_factory=AlertThresholds)
+    models: list[ModelRef] = Field(default_factory=list)
 
     @field_validator("id")
     @classmethod
@@ -90,9 +208,26 @@ class Profile(_Strict):
         return value
 
     @model_validator(mode="after")
+    def _sections_fit_the_format(self) -> Profile:
+        if self.format == 1:
+            newer = [k for k in ("can", "alerts", "models") if k in self.model_fields_set]
+            if newer:
+                raise ValueError(f"{', '.join(newer)}: need format = 2")
+            if self.obd is None:
+                raise ValueError("obd: is required in a format 1 profile")
+        elif self.obd is None and self.can is None:
+            raise ValueError("a profile reads something: give [obd] or [can] (or both)")
+        return self
+
+    @property
+    def poll_groups(self) -> list[PollGroup]:
+        """Return the profile's OBD poll groups (none for a CAN-only profile)."""
+        return self.obd.poll if self.obd else []
+
+    @model_validator(mode="after")
     def _no_command_twice(self) -> Profile:
         seen: set[str] = set()
-        for group in self.obd.poll:
+        for group in self.poll_groups:
             twice = seen.intersection(group.commands)
             if twice:
                 raise ValueError(f"obd.poll names {sorted(twice)} in more than one group")

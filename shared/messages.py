@@ -145,6 +145,16 @@ class Hello(_Message):
     next_seq: Annotated[int, Field(ge=1, le=MAX_SEQ + 1)]
 
 
+class CanStatus(_Message):
+    """What a device's CAN source sees: traffic or a silent bus (ignition off), and its counts."""
+
+    bus: Literal["traffic", "silent", "disconnected", "unknown"]
+    frames: Annotated[int, Field(ge=0)] = 0
+    unknown_id_frames: Annotated[int, Field(ge=0)] = 0
+    decode_errors: Annotated[int, Field(ge=0)] = 0
+    garbled_lines: Annotated[int, Field(ge=0)] = 0
+
+
 class Status(_Message):
     """A device's retained presence message, also its MQTT last will (``online=False``)."""
 
@@ -155,3 +165,4 @@ class Status(_Message):
     agent_version: Annotated[str, Field(max_length=64)] = ""
     adapter: Literal["connected", "stalled", "no_vehicle", "disconnected", "unknown"] = "unknown"
     buffered_batches: Annotated[int, Field(ge=0, le=MAX_SEQ)] = 0
+    can: CanStatus | None = None

@@ -228,6 +228,69 @@ _SIGNALS: tuple[Signal, ...] = (
         "h",
         description="Accumulated engine hours",
     ),
+    # Read from the vehicle's CAN bus (firmware profiles map DBC signals to these names).
+    Signal(262, "Vehicle.Chassis.Axle.Row1.Wheel.Left.Speed", "km/h", description="Wheel speed"),
+    Signal(263, "Vehicle.Chassis.Axle.Row1.Wheel.Right.Speed", "km/h", description="Wheel speed"),
+    Signal(264, "Vehicle.Chassis.Axle.Row2.Wheel.Left.Speed", "km/h", description="Wheel speed"),
+    Signal(265, "Vehicle.Chassis.Axle.Row2.Wheel.Right.Speed", "km/h", description="Wheel speed"),
+    Signal(
+        266, "Vehicle.Chassis.Brake.PedalPosition", "percent", description="Brake pedal position"
+    ),
+    Signal(
+        267,
+        "Vehicle.Chassis.SteeringWheel.Angle",
+        "degrees",
+        description="Steering wheel angle, positive to the left",
+    ),
+    Signal(
+        268,
+        "Vehicle.Acceleration.Longitudinal",
+        "m/s^2",
+        description="Longitudinal acceleration, positive forwards",
+    ),
+    Signal(
+        269,
+        "Vehicle.Acceleration.Lateral",
+        "m/s^2",
+        description="Lateral acceleration, positive to the left",
+    ),
+    Signal(270, "Vehicle.AngularVelocity.Yaw", "degrees/s", description="Yaw rate"),
+    Signal(
+        271,
+        "Vehicle.Powertrain.Transmission.CurrentGear",
+        "count",
+        description="Engaged gear: 0 neutral, -1 reverse",
+    ),
+    Signal(
+        272,
+        "Vehicle.Chassis.Accelerator.PedalPosition",
+        "percent",
+        description="Accelerator pedal position",
+    ),
+    Signal(
+        273,
+        "Vehicle.OBD.Status.IsMILOn",
+        "bool",
+        description="Malfunction indicator lamp lit (1) or not (0)",
+    ),
+    Signal(
+        274,
+        "Vehicle.OBD.DM1.ActiveSPN",
+        "count",
+        description="J1939 DM1: suspect parameter number of the active fault (0: none)",
+    ),
+    Signal(
+        275,
+        "Vehicle.OBD.DM1.ActiveFMI",
+        "count",
+        description="J1939 DM1: failure mode identifier of the active fault",
+    ),
+    Signal(
+        276,
+        "Vehicle.Chassis.ParkingBrake.IsEngaged",
+        "bool",
+        description="Parking brake set (1) or released (0)",
+    ),
 )
 
 BY_ID: MappingProxyType[int, Signal] = MappingProxyType({s.id: s for s in _SIGNALS})

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from fleetlink.simulator.can_bus import SimulatedCanBus, Transport
+from fleetlink.simulator.can_schedule import VehicleKind
 from fleetlink.simulator.fleet import SimulatedVehicle
 from fleetlink.simulator.j1979 import encode_dtc
 
@@ -39,8 +41,29 @@ def run(
     dtc: Annotated[
         list[str] | None, typer.Option(help="A stored trouble code such as P0301 (repeatable).")
     ] = None,
+    vehicle: Annotated[
+        str, typer.Option(help="car (11-bit powertrain CAN) or truck (J1939, 29-bit ids).")
+    ] = "car",
+    can_bus: Annotated[
+        str | None,
+        typer.Option(
+            "--can",
+            help="Also put the vehicle's CAN bus on an SLCAN pty (slcan) or on python-can's "
+            "in-process virtual bus (virtual).",
+        ),
+    ] = None,
+    can_link: Annotated[
+        Path | None,
+        typer.Option(help="Also make this symlink to the SLCAN port (like /dev/serial/by-id)."),
+    ] = None,
 ) -> None:
-    """Start one simulated vehicle, print its serial port, and run until Ctrl-C."""
+    """Start one simulated vehicle, print its serial port(s), and run until Ctrl-C."""
+    if vehicle not in ("car", "truck"):
+        typer.echo("error: --vehicle is car or truck", err=True)
+        raise typer.Exit(2)
+    if can_bus not in (None, "slcan", "virtual"):
+        typer.echo("error: --can is slcan or virtual", err=True)
+        raise typer.Exit(2)
     sim = SimulatedVehicle(seed, style, latency_ms / 1000.0, ignition_on=not ignition_off)
     for code in dtc or []:
         try:
@@ -51,13 +74,32 @@ def run(
         sim.vehicle.add_dtc(code)
     # A run in the background (``&``) ignores Ctrl-C; SIGTERM stops it the same way.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if can_link is not None and can_bus != "slcan":
+        typer.echo("error: --can-link needs --can slcan", err=True)
+        raise typer.Exit(2)
     port = sim.start()
+    bus = None
+    if can_bus is not None:
+        kind: VehicleKind = "truck" if vehicle == "truck" else "car"
+        transport: Transport = "virtual" if can_bus == "virtual" else "slcan"
+        bus = SimulatedCanBus(sim.vehicle, kind, transport, seed=seed)
+        where = bus.start()
+        rate = bus.schedule.frames_per_s
+        if transport == "slcan":
+            typer.echo(f"SLCAN ({vehicle} CAN bus, {rate:.0f} frames/s) on {where}")
+            if can_link is not None:
+                _link(can_link, where)
+                typer.echo(f"{can_link} -> {where}")
+        else:
+            typer.echo(f"{vehicle} CAN bus ({rate:.0f} frames/s) on virtual channel {where}")
     if link is not None:
         if link.is_symlink():
             link.unlink()
         try:
             link.symlink_to(port)
         except OSError as exc:
+            if bus is not None:
+                bus.stop()
             sim.stop()
             typer.echo(f"error: cannot make {link}: {exc.strerror or exc}", err=True)
             raise typer.Exit(2) from None
@@ -76,7 +118,11 @@ def run(
     except KeyboardInterrupt:
         typer.echo("stopping")
     finally:
+        if bus is not None:
+            bus.stop()
         sim.stop()
+        if can_link is not None and can_link.is_symlink():
+            can_link.unlink()
         if link is not None and link.is_symlink():
             link.unlink()
 
@@ -99,3 +145,12 @@ def chaos(
     typer.echo(summary.render())
     if not summary.ok:
         raise typer.Exit(1)
+def _link(link: Path, target: str) -> None:
+    """Point ``link`` at ``target`` (replacing an old symlink); exit 2 if it cannot be made."""
+    if link.is_symlink():
+        link.unlink()
+    try:
+        link.symlink_to(target)
+    except OSError as exc:
+        typer.echo(f"error: cannot make {link}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None

@@ -71,6 +71,10 @@ def test_the_wheel_carries_its_package_data(dist: Path) -> None:
         assert f"fleetlink/cloud/migrations/{sql.name}" in names
     for profile in (ROOT / "firmware_profiles").glob("*.toml"):
         assert f"fleetlink/firmware_profiles/{profile.name}" in names
+    dbc_files = list((ROOT / "firmware_profiles/dbc").glob("*.dbc"))
+    assert dbc_files
+    for dbc in dbc_files:
+        assert f"fleetlink/firmware_profiles/dbc/{dbc.name}" in names
     assert "fleetlink/py.typed" in names
     assert "fleetlink/__main__.py" in names
 
@@ -117,7 +121,13 @@ def test_an_edge_only_install_from_the_wheel_runs_and_lacks_the_cloud_stack(
     )
     assert check.returncode == 0, check.stdout + check.stderr
     assert "8 OBD commands in 2 poll groups (profile generic-obd2)" in check.stdout
-    assert _run(fleetlink, "edge", "profiles", cwd=tmp_path).stdout.startswith("generic-obd2 ")
+    listed = _run(fleetlink, "edge", "profile", "list", cwd=tmp_path).stdout.splitlines()
+    # The CAN profiles load their DBC files from the wheel with the edge extra's cantools.
+    assert [line.split()[0] for line in listed] == [
+        "fleetlink-sim-car",
+        "generic-obd2",
+        "heavy-truck-j1939",
+    ]
 
     probe = _run(
         python,

@@ -23,7 +23,15 @@ def _obd(config: DeviceConfig) -> Source | None:
     return source
 
 
-_FACTORIES: dict[str, Callable[[DeviceConfig], Source | None]] = {"obd": _obd}
+def _can(config: DeviceConfig) -> Source | None:
+    if config.can is None:
+        return None
+    module = importlib.import_module("fleetlink.edge.sources.can_source")
+    source: Source = module.CanSource(config.can)
+    return source
+
+
+_FACTORIES: dict[str, Callable[[DeviceConfig], Source | None]] = {"obd": _obd, "can": _can}
 
 
 def create_sources(config: DeviceConfig) -> list[Source]:

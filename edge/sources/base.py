@@ -14,6 +14,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
+from fleetlink.shared.messages import CanStatus
+
 AdapterState = Literal["connected", "stalled", "no_vehicle", "disconnected", "unknown"]
 
 _PUT_TIMEOUT_S = 0.5
@@ -52,6 +54,10 @@ class Source(ABC):
     def state(self) -> AdapterState:
         """Return the source's last known link state."""
         return self._state
+
+    def can_status(self) -> CanStatus | None:
+        """Return the CAN bus state and counters for the status message (None: not a bus)."""
+        return None
 
     def start(self, samples: SampleQueue) -> None:
         """Start the reader thread, which puts samples on ``samples``; return at once.

@@ -49,6 +49,18 @@ else:
     app.command("drain")(_drain)
 
 
+@app.command("can")
+def can_command(
+    rate: Annotated[float, typer.Option(help="Frames per second on the bus.")] = 4500.0,
+    seconds: Annotated[float, typer.Option(min=1.0, help="Length of each run.")] = 10.0,
+    repeat: Annotated[int, typer.Option(min=1, help="Runs; medians are reported.")] = 3,
+) -> None:
+    """Frames/s from an SLCAN pty to samples in the outbox, beside cantools' decode loop."""
+    from fleetlink.simulator.bench import can
+
+    typer.echo(can.report(rate, seconds, repeat))
+
+
 @app.command("link-stall")
 def link_stall_command(
     stall: Annotated[

@@ -127,12 +127,12 @@ def test_a_device_naming_a_missing_profile_is_refused_at_load(tmp_path: Path) ->
         load_config(path)
 
 
-def test_edge_profiles_lists_each_shipped_profile() -> None:
+def test_edge_profile_list_lists_each_shipped_profile() -> None:
     from typer.testing import CliRunner
 
     from fleetlink.edge.cli import app
 
-    result = CliRunner().invoke(app, ["profiles"])
+    result = CliRunner().invoke(app, ["profile", "list"])
     assert result.exit_code == 0
     listed = [line.split()[0] for line in result.output.splitlines()]
     assert listed == profile_ids()

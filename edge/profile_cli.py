@@ -1,0 +1,115 @@
+"""``fleetlink edge profile``: list, show and validate firmware profiles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fleetlink.firmware_profiles import (
+    Profile,
+    ProfileError,
+    load_can_profile,
+    load_profile,
+    profile_ids,
+)
+from fleetlink.shared.signals import by_obd_command
+
+app = typer.Typer(help="Firmware profiles: what the agent reads from each vehicle platform.")
+
+
+@app.callback()
+def _profile() -> None:
+    """Firmware profiles: what the agent reads from each vehicle platform."""
+
+
+def _load(ref: str) -> Profile:
+    try:
+        return load_profile(Path(ref) if ref.endswith(".toml") else ref)
+    except ProfileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _summary(profile: Profile) -> str:
+    parts = []
+    commands = sum(len(group.commands) for group in profile.poll_groups)
+    if commands:
+        parts.append(f"{commands} OBD commands")
+    if profile.can is not None:
+        kind = "J1939" if profile.can.j1939 else "CAN"
+        parts.append(f"{len(profile.can.signals)} {kind} signals")
+    scope = "any vehicle" if profile.match.is_fallback else "matched vehicles"
+    return f"{', '.join(parts)}, {scope}"
+
+
+@app.command("list")
+def list_profiles() -> None:
+    """List the shipped profiles with what each one reads."""
+    for profile_id in profile_ids():
+        profile = _load(profile_id)
+        typer.echo(f"{profile.id:<24} {profile.version:<8} {_summary(profile)}: {profile.name}")
+
+
+@app.command()
+def show(
+    name: Annotated[str, typer.Argument(help="A shipped profile's id or a .toml file.")],
+) -> None:
+    """Print one profile: match rules, OBD poll groups, CAN bus and mapping, alert limits."""
+    profile = _load(name)
+    typer.echo(f"{profile.id} {profile.version} (format {profile.format}): {profile.name}")
+    if profile.description:
+        typer.echo(f"  {profile.description}")
+    match = profile.match
+    if match.is_fallback:
+        typer.echo("match: any vehicle (fallback)")
+    else:
+        rules = {"wmi": match.wmi, "makes": match.makes, "models": match.models}
+        shown = [f"{k} {', '.join(v)}" for k, v in rules.items() if v]
+        if match.years:
+            shown.append(f"years {match.years[0]}-{match.years[1]}")
+        typer.echo(f"match: {'; '.join(shown)}")
+    for group in profile.poll_groups:
+        names = ", ".join(f"{c} ({by_obd_command(c).name})" for c in group.commands)
+        typer.echo(f"obd {group.rate_hz:g} Hz: {names}")
+    if profile.can is not None:
+        can = profile.can
+        loaded = load_can_profile(Path(name) if name.endswith(".toml") else name)
+        typer.echo(
+            f"can: {can.interface} {can.channel} at {can.bitrate} bit/s"
+            f"{', J1939 (matched by PGN)' if can.j1939 else ''}; DBC "
+            f"{', '.join(p.name for p in loaded.dbc_files)} "
+            f"({len(loaded.database.messages)} messages)"
+        )
+        for mapping in can.signals:
+            how = [f"{'at most ' if mapping.on_change else ''}every {mapping.interval_ms} ms"]
+            if mapping.on_change:
+                how.append(f"on change > {mapping.deadband:g}" if mapping.deadband else "on change")
+            if mapping.transform is not None and mapping.transform.math:
+                how.append(f"x -> {mapping.transform.math}")
+            elif mapping.transform is not None and mapping.transform.mapping:
+                how.append(f"map {mapping.transform.mapping}")
+            typer.echo(f"  {mapping.message}.{mapping.signal} -> {mapping.vss} ({', '.join(how)})")
+    limits = profile.alerts.model_dump(exclude_none=True)
+    if limits:
+        typer.echo("alerts: " + ", ".join(f"{k} {v:g}" for k, v in limits.items()))
+    for model in profile.models:
+        features = len(model.features)
+        typer.echo(
+            f"model {model.name}: {model.file} sha256 {model.sha256[:12]}… ({features} inputs)"
+        )
+
+
+@app.command()
+def validate(
+    path: Annotated[Path, typer.Argument(help="A profile file (.toml).")],
+) -> None:
+    """Check a profile file and the DBC files it names; exit 2 naming the file and the line
+    or field if it is broken."""
+    try:
+        profile = load_profile(path)
+    except ProfileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{path}: ok ({profile.id} {profile.version}: {_summary(profile)})")
