@@ -22,8 +22,6 @@ from pydantic import (
 )
 
 from fleetlink.edge.outbox import DEFAULT_MAX_BYTES
-from fleetlink.shared.codec import COMPRESS_ABOVE_BYTES
-from fleetlink.shared.messages import MAX_SAMPLES_PER_BATCH
 from fleetlink.firmware_profiles import (
     DEFAULT_PROFILE,
     PollGroup,
@@ -31,6 +29,8 @@ from fleetlink.firmware_profiles import (
     load_can_profile,
     load_profile,
 )
+from fleetlink.shared.codec import COMPRESS_ABOVE_BYTES
+from fleetlink.shared.messages import MAX_SAMPLES_PER_BATCH
 from fleetlink.shared.netaddr import is_loopback
 from fleetlink.shared.signing import DeviceKeyError, parse_key
 from fleetlink.shared.topics import TopicError, check_segment

@@ -145,6 +145,8 @@ def chaos(
     typer.echo(summary.render())
     if not summary.ok:
         raise typer.Exit(1)
+
+
 def _link(link: Path, target: str) -> None:
     """Point ``link`` at ``target`` (replacing an old symlink); exit 2 if it cannot be made."""
     if link.is_symlink():
