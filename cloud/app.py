@@ -114,6 +114,9 @@ def _field_cipher(settings: CloudSettings) -> FieldCipher:
     return FieldCipher.from_env_value(generate_key_ring_entry("ephemeral"))
 
 
+_MAX_REQUEST_LINE = 32 * 1024
+
+
 def create_app(settings: CloudSettings | None = None) -> web.Application:
     """Return the application; its database pool and ingest start with the app, not here.
 
@@ -123,7 +126,12 @@ def create_app(settings: CloudSettings | None = None) -> web.Application:
     """
     settings = settings or CloudSettings()
     app = web.Application(
-        middlewares=[problem_middleware], client_max_size=settings.api_max_body_bytes
+        middlewares=[problem_middleware],
+        client_max_size=settings.api_max_body_bytes,
+        # Query strings within every parameter's documented maxLength can pass aiohttp's 8 KiB
+        # request-line default once percent-encoded; a longer line still gets a plain 400 from
+        # the HTTP parser, a documented one reaches the handlers and gets a problem document.
+        handler_args={"max_line_size": _MAX_REQUEST_LINE},
     )
     app[SETTINGS] = settings
     app[LIMITER] = RateLimiter(settings.api_rate_per_s, settings.api_rate_burst)
