@@ -32,6 +32,8 @@ from fleetlink.edge.link.errors import (
 from fleetlink.edge.link.python_obd import Message, obd
 from fleetlink.edge.link.replies import (
     PROMPT,
+    STATUS_MESSAGES,
+    TRUNCATED,
     Classified,
     ReplyKind,
     classify,
@@ -129,6 +131,8 @@ class Elm327Link:
         self.protocol: obd.protocols.protocol.Protocol | None = None
         self.battery_v: float | None = None
         self.supported: set[obd.OBDCommand] = set()
+        self.responders = 0
+        self.timing_commands: list[bytes] = []
         self._needs_resync = False
         self._owed_since: float | None = None
         self.stalled = False
@@ -191,8 +195,10 @@ class Elm327Link:
                 "python-obd cannot parse; set the protocol (1-9, A) explicitly"
             )
         protocol = parser(data_lines)
-        if classify(b"0100", data_lines, protocol).kind != "ok":
+        found = classify(b"0100", data_lines, protocol)
+        if found.kind != "ok":
             return "adapter"
+        self.responders = len(found.messages)
         self.protocol = protocol
         self._read_supported()
         return "vehicle"
@@ -205,6 +211,10 @@ class Elm327Link:
                     f"the device on {describe(self.path)} answers ATI but refused "
                     f"{command.decode()} ({reply.detail or reply.kind}); is it an ELM327?"
                 )
+        for command in self.timing_commands:
+            # accepted once (see .timing); an adapter that restarted gets them again
+            if self.at(command).kind != "ok":
+                self.counters["timing_reapply_failed"] += 1
 
     def _read_supported(self) -> None:
         self.supported = set(obd.commands.base_commands())
@@ -297,12 +307,21 @@ class Elm327Link:
     def _finish(self, request: bytes, result: Classified, silent: bool) -> Reply:
         kind: ReplyKind = "silent" if silent else result.kind
         self.counters[_COUNTER[kind]] += 1
+        if kind == "null" and result.detail in STATUS_MESSAGES:
+            self.counters[f"adapter_said:{result.detail}"] += 1
+        elif kind == "garbled" and result.detail.startswith(TRUNCATED):
+            self.counters["truncated_replies"] += 1
         if kind in ("mismatch", "garbled"):
             self._needs_resync = True
         return Reply(request, kind, result.messages, _now_ms(), result.detail, result.negative_code)
 
-    def request(self, command: bytes, timeout_s: float | None = None) -> Reply:
+    def request(
+        self, command: bytes, timeout_s: float | None = None, *, responses: int | None = None
+    ) -> Reply:
         """Send the OBD request ``command`` (``b"010C"``) and return its checked reply.
+
+        ``responses`` (1-15) is appended as the ELM327's response count: the adapter stops
+        listening once that many frames came instead of waiting out its timeout.
 
         Never raises for a bad reply: silence, ``NO DATA``, garbage and replies to other
         requests are kinds of :class:`Reply`. While the link is stalled nothing is sent and
@@ -313,7 +332,8 @@ class Elm327Link:
         """
         if self.stalled:
             return self._finish(command, Classified("silent"), silent=True)
-        lines = self._exchange(command, self.timeout_s if timeout_s is None else timeout_s)
+        sent = command if responses is None else command + b"%X" % min(max(responses, 1), 15)
+        lines = self._exchange(sent, self.timeout_s if timeout_s is None else timeout_s)
         if not lines:
             return self._finish(command, Classified("silent"), silent=True)
         if self.protocol is None:
@@ -347,13 +367,45 @@ class Elm327Link:
             reply = self.request(command.command)
         if reply.kind != "ok":
             return Reading(name, reply.time_ms, None, reply.kind)
-        value = command(reply.messages).value
+        return self.decode(name, reply.messages, reply.time_ms)
+
+    def decode(self, name: str, messages: list[Message], time_ms: int) -> Reading:
+        """Return the value python-obd's decoder for ``name`` reads from checked ``messages``
+        (a ``garbled`` reading, counted as ``undecodable_replies``, when it is not a number)."""
+        command = obd.commands[name]
+        value = command(messages).value
         magnitude = getattr(value, "magnitude", value)
         if isinstance(magnitude, int | float) and not isinstance(magnitude, bool):
             unit = f"{value.units:~}" if hasattr(value, "units") else ""
-            return Reading(name, reply.time_ms, float(magnitude), "ok", unit)
+            return Reading(name, time_ms, float(magnitude), "ok", unit)
         self.counters["undecodable_replies"] += 1
-        return Reading(name, reply.time_ms, None, "garbled")
+        return Reading(name, time_ms, None, "garbled")
+
+    def read_vin(self) -> str | None:
+        """Return the 17-character VIN from the raw mode 09 02 reply, or None.
+
+        python-obd's own VIN decoder strips leading and trailing '0', '1', '2' and 'x'
+        characters, which are legitimate in a VIN, so the raw message bytes are read instead.
+
+        Raises:
+            LinkLostError: the port went away.
+        """
+        reply = self.request(b"0902", max(self.timeout_s, _SETUP_TIMEOUT_S))
+        if reply.kind != "ok":
+            return None
+        # after mode, PID and item count; some ECUs pad the VIN with NULs on either side
+        raw = bytes(reply.messages[0].data)[3:].strip(b"\x00")[-17:]
+        vin = raw.decode("ascii", errors="replace")
+        return vin if len(vin) == 17 and vin.isalnum() else None
+
+    def read_battery_v(self) -> float | None:
+        """Return the voltage at the OBD port (ATRV), or None when the adapter gave none.
+
+        Raises:
+            LinkLostError: the port went away.
+        """
+        reading = self.query("ELM_VOLTAGE")
+        return reading.value
 
     # ------------------------------------------------------------- resync, stall
 
