@@ -98,7 +98,9 @@ class CapabilityStore:
             )
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
-            raise CapabilityStoreError(f"{self.path}: cannot open the vehicle record: {exc}") from exc
+            raise CapabilityStoreError(
+                f"{self.path}: cannot open the vehicle record: {exc}"
+            ) from exc
 
     def save(self, record: Capabilities) -> bool:
         """Store ``record`` (replacing the same vehicle's); return True when it is a vehicle

@@ -29,7 +29,15 @@ from fleetlink.edge.config import DeviceSection, MqttSection
 from fleetlink.edge.outbox import Outbox, StoredBatch
 from fleetlink.edge.sources.base import AdapterState
 from fleetlink.shared.codec import CodecError, decode, encode
-from fleetlink.shared.messages import MAX_SEQ, Ack, EventBatch, Hello, Status, TelemetryBatch
+from fleetlink.shared.messages import (
+    MAX_SEQ,
+    Ack,
+    EventBatch,
+    Hello,
+    Status,
+    TelemetryBatch,
+    VehicleReport,
+)
 from fleetlink.shared.signing import verify
 from fleetlink.shared.topics import Kind, topic
 from fleetlink.shared.version import VERSION
@@ -73,12 +81,14 @@ class Uplink:
         settings: MqttSection,
         outbox: Outbox,
         adapter_state: Callable[[], AdapterState] = lambda: "unknown",
+        vehicle_report: Callable[[], VehicleReport | None] = lambda: None,
         connack_timeout_s: float = 5.0,
     ) -> None:
         self.device = device
         self.settings = settings
         self.outbox = outbox
         self.adapter_state = adapter_state
+        self.vehicle_report = vehicle_report
         self.reconnect_min_s = settings.reconnect_min_s
         self.reconnect_max_s = max(settings.reconnect_min_s, settings.reconnect_max_s)
         self._key = device.key_bytes()
@@ -124,6 +134,7 @@ class Uplink:
                 agent_version=VERSION,
                 adapter=self.adapter_state(),
                 buffered_batches=len(self.outbox),
+                vehicle=self.vehicle_report(),
             )
         )
 

@@ -1,7 +1,8 @@
 """Firmware profiles: what the agent reads from each vehicle platform, as validated data.
 
 Each ``<id>.toml`` in this package is one profile (format: :mod:`.schema`). The agent reads
-``generic-obd2`` unless its configuration names another profile or its own poll groups.
+the profile that best fits the vehicle (:mod:`.matching`; ``generic-obd2`` fits any) unless
+its configuration names a profile or its own poll groups.
 """
 
 from __future__ import annotations
@@ -12,13 +13,23 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from fleetlink.firmware_profiles.schema import Match, ObdProfile, PollGroup, Profile
+from fleetlink.firmware_profiles.schema import (
+    Match,
+    ObdAdapter,
+    ObdProfile,
+    PidRate,
+    PollGroup,
+    Profile,
+)
 from fleetlink.shared.validation import describe_errors
 
 __all__ = [
+    "AUTO_PROFILE",
     "DEFAULT_PROFILE",
     "Match",
+    "ObdAdapter",
     "ObdProfile",
+    "PidRate",
     "PollGroup",
     "Profile",
     "ProfileError",
@@ -27,6 +38,8 @@ __all__ = [
 ]
 
 DEFAULT_PROFILE = "generic-obd2"
+# The device configuration's word for "choose the profile at connect" (firmware_profiles.matching)
+AUTO_PROFILE = "auto"
 
 
 class ProfileError(ValueError):

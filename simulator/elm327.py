@@ -49,9 +49,10 @@ class Elm327Emulator:
     Every OBD request (not AT commands) waits ``latency_s`` seconds before its reply, like the
     round trip to a real ECU, and then as long as the adapter listens for more ECUs (ATST,
     ATAT and the request's response count decide; see
-    :meth:`~fleetlink.simulator.elm327_interpreter.Elm327Interpreter.wait_after_s`). ``seed`` drives the garbage bytes of ``set_garbled``. With
-    ``baudrate`` set, the adapter hears only a client whose port is set to that rate (a UART
-    at another rate receives noise), so baud-rate detection can be tested on a pty.
+    :meth:`~fleetlink.simulator.elm327_interpreter.Elm327Interpreter.wait_after_s`).
+    ``seed`` drives the garbage bytes of ``set_garbled``. With ``baudrate`` set, the adapter
+    hears only a client whose port is set to that rate (a UART at another rate receives
+    noise), so baud-rate detection can be tested on a pty.
     """
 
     def __init__(

@@ -326,4 +326,3 @@ class Elm327Interpreter:
             data = j1979.encode_mode_09(pids[0], state)
             return None if data is None else bytes((0x49, pids[0])) + data
         return None
-

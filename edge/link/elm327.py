@@ -86,6 +86,7 @@ class Reading:
     value: float | None
     kind: ReplyKind
     unit: str = ""
+    detail: str = ""
 
 
 def _looks_like_data(line: str) -> bool:
@@ -130,8 +131,12 @@ class Elm327Link:
         self.identity = ""
         self.protocol: obd.protocols.protocol.Protocol | None = None
         self.battery_v: float | None = None
+        # below this voltage at the OBD port open() does not look for the vehicle
+        self.min_voltage_v = _MIN_VOLTAGE
         self.supported: set[obd.OBDCommand] = set()
         self.responders = 0
+        # False once the adapter refused a request with a response count (see multi_pid)
+        self.response_counts = True
         self.timing_commands: list[bytes] = []
         self._needs_resync = False
         self._owed_since: float | None = None
@@ -175,7 +180,7 @@ class Elm327Link:
         voltage = self.at(b"ATRV")
         if voltage.kind == "ok":
             self.battery_v = float(voltage.messages[0].frames[0].raw.upper().rstrip("V"))
-        if self.battery_v is None or self.battery_v < _MIN_VOLTAGE:
+        if self.battery_v is None or self.battery_v < self.min_voltage_v:
             return "adapter"
         select = b"ATTP" + self.protocol_request.encode() if self.protocol_request else b"ATSP0"
         self.at(select, max(self.timeout_s, _SETUP_TIMEOUT_S))
@@ -366,7 +371,7 @@ class Elm327Link:
         else:
             reply = self.request(command.command)
         if reply.kind != "ok":
-            return Reading(name, reply.time_ms, None, reply.kind)
+            return Reading(name, reply.time_ms, None, reply.kind, detail=reply.detail)
         return self.decode(name, reply.messages, reply.time_ms)
 
     def decode(self, name: str, messages: list[Message], time_ms: int) -> Reading:

@@ -17,6 +17,7 @@ from fleetlink.edge.link.replies import mode_01_values
 
 MAX_PIDS_PER_REQUEST = 6
 CAN_PROTOCOLS = frozenset({"6", "7", "8", "9"})
+LEFT_OUT = "PID left out of the answer"
 _SINGLE_FRAME_BYTES = 7
 _FIRST_FRAME_BYTES = 6
 _NEXT_FRAME_BYTES = 7
@@ -51,9 +52,11 @@ def read_pids(link: Elm327Link, names: Sequence[str]) -> list[Reading]:
     request and return one :class:`Reading` per name, in order.
 
     When one ECU answered at connect, the request carries the number of frames to expect,
-    so the adapter answers without waiting out its timeout. A PID the ECU left out of its
-    answer is a ``null`` reading (counted as ``pids_left_out``); a reply that is not ok
-    makes every reading of this request that kind (the link counted it once).
+    so the adapter answers without waiting out its timeout; an adapter that answers ``?``
+    to that is asked again without it, and never with a count again on this link. A PID
+    the ECU left out of its answer is a ``null`` reading with detail :data:`LEFT_OUT`
+    (counted as ``pids_left_out``); a reply that is not ok makes every reading of this
+    request that kind (the link counted it once).
 
     Raises:
         ValueError: more than six names, or one that is not a mode 01 PID.
@@ -64,10 +67,16 @@ def read_pids(link: Elm327Link, names: Sequence[str]) -> list[Reading]:
     for name in names:
         if not is_mode_01(name):
             raise ValueError(f"{name} is not a mode 01 PID")
-    responses = frames_for(names) if link.responders == 1 else None
-    reply = link.request(request_for(names), responses=responses)
+    request = request_for(names)
+    counted = link.responders == 1 and link.response_counts
+    reply = link.request(request, responses=frames_for(names) if counted else None)
+    if counted and reply.kind == "null" and reply.detail == "?":
+        # some adapters refuse a request that carries a response count: ask without it
+        link.response_counts = False
+        link.counters["response_counts_refused"] += 1
+        reply = link.request(request)
     if reply.kind != "ok":
-        return [Reading(n, reply.time_ms, None, reply.kind) for n in names]
+        return [Reading(n, reply.time_ms, None, reply.kind, detail=reply.detail) for n in names]
     pids = [obd.commands[n].pid for n in names]
     found: dict[int, list[Message]] = {}
     for message in reply.messages:
@@ -82,5 +91,5 @@ def read_pids(link: Elm327Link, names: Sequence[str]) -> list[Reading]:
             readings.append(link.decode(name, found[pid], reply.time_ms))
         else:
             link.counters["pids_left_out"] += 1
-            readings.append(Reading(name, reply.time_ms, None, "null"))
+            readings.append(Reading(name, reply.time_ms, None, "null", detail=LEFT_OUT))
     return readings

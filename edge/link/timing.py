@@ -38,7 +38,9 @@ class Timing:
     def summary(self) -> str:
         """Return a short description for logs and status, e.g. ``ATAT2 ATST0A``."""
         parts = [
-            f"ATAT{self.adaptive}" if self.adaptive is not None else "adapter's own adaptive timing",
+            f"ATAT{self.adaptive}"
+            if self.adaptive is not None
+            else "adapter's own adaptive timing",
             f"ATST{self.timeout_st:02X}" if self.timeout_st is not None else "adapter's own ATST",
         ]
         if self.refused:
