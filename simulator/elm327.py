@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 _POLL_S = 0.05
 _MAX_LINE = 256
 _SERVED_MAX = 100_000
-_SINGLE_MODE_01 = re.compile(rb"^\s*01\s*([0-9A-Fa-f]{2})\s*$")
+_SINGLE_MODE_01 = re.compile(rb"^\s*01\s*([0-9A-Fa-f]{2})\s*[0-9A-Fa-f]?\s*$")
 
 
 class EmulatorStateError(RuntimeError):

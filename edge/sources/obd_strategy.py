@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 
 from fleetlink.edge.link.elm327 import Elm327Link, Reading
+from fleetlink.edge.link.multi_pid import is_mode_01, read_pids
 
 
 class PollStrategy(ABC):
@@ -24,10 +25,11 @@ class PollStrategy(ABC):
 
 
 class OnePidPerRequest(PollStrategy):
-    """python-obd's plain loop: one request and one round trip per PID, each reply checked."""
+    """python-obd's plain loop: one request and one round trip per PID, each reply checked
+    (with the response count when one ECU answers, as python-obd's fast mode does)."""
 
     def read(self, link: Elm327Link, commands: Sequence[str]) -> Iterator[Reading]:
         for name in commands:
             if link.stalled:
                 return
-            yield link.query(name)
+            yield read_pids(link, [name])[0] if is_mode_01(name) else link.query(name)
