@@ -13,8 +13,12 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from fleetlink.edge.link.elm327 import Elm327Link
+from fleetlink.firmware_profiles.matching import identify
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS vehicles (
@@ -24,6 +28,9 @@ CREATE TABLE IF NOT EXISTS vehicles (
     last_seen_ms INTEGER NOT NULL
 );
 """
+
+
+_BITMAP_PIDS = frozenset({0x00, 0x20, 0x40, 0x60, 0x80, 0xA0, 0xC0})
 
 
 class CapabilityStoreError(RuntimeError):
@@ -83,6 +90,40 @@ class Capabilities:
             return cls(**json.loads(text))
         except (TypeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a capability record: {exc}") from None
+
+
+def read_capabilities(
+    link: Elm327Link,
+    vin: str | None,
+    *,
+    can_ids: Iterable[int] = (),
+    timing: str = "",
+    profile: str = "",
+    profile_version: str = "",
+) -> Capabilities:
+    """Return the record of the vehicle on an open ``link`` (protocol and supported PIDs as
+    the link found them at connect), its ``vin`` decoded offline."""
+    vehicle = identify(vin, link.protocol_id)
+    return Capabilities(
+        vin=vin,
+        protocol_id=link.protocol_id,
+        protocol_name=link.protocol_name,
+        supported_pids=sorted(
+            c.pid
+            for c in link.supported
+            if c.mode == 1 and c.pid is not None and c.pid not in _BITMAP_PIDS
+        ),
+        adapter=link.identity,
+        make=vehicle.make,
+        model_years=vehicle.model_years,
+        can_ids=sorted(set(can_ids)),
+        ecus=link.responders,
+        timing=timing,
+        profile=profile,
+        profile_version=profile_version,
+        battery_v=link.battery_v,
+        found_ms=int(time.time() * 1000),
+    )
 
 
 class CapabilityStore:

@@ -24,7 +24,12 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from fleetlink.edge.capabilities import Capabilities, CapabilityStore, CapabilityStoreError
+from fleetlink.edge.capabilities import (
+    Capabilities,
+    CapabilityStore,
+    CapabilityStoreError,
+    read_capabilities,
+)
 from fleetlink.edge.config import ObdSection
 from fleetlink.edge.link.elm327 import Elm327Link, LinkStatus, Reading
 from fleetlink.edge.link.errors import LinkError, LinkLostError
@@ -55,7 +60,6 @@ _PROBE_EVERY_S = 1.0
 _VOLTAGE_HYSTERESIS_V = 0.3
 # Requests answered cleanly in a row before the adapter counts as healthy again.
 _CLEAN_BATCHES = 50
-_BITMAP_PIDS = frozenset({0x00, 0x20, 0x40, 0x60, 0x80, 0xA0, 0xC0})
 # What an adapter says when the vehicle is not there to answer (ignition off).
 _ASLEEP_REPLIES = frozenset({"NO DATA", "UNABLE TO CONNECT"})
 # Adapter messages and reply faults reported once per change (never a vehicle asleep).
@@ -322,26 +326,13 @@ class ObdSource(Source):
         if self.settings.tune_timing:
             wanted = profile.obd.adapter.timing
             self.timing = tune(link, wanted.adaptive, wanted.timeout_ms)
-        vehicle = identify(vin, link.protocol_id)
-        record = Capabilities(
-            vin=vin,
-            protocol_id=link.protocol_id,
-            protocol_name=link.protocol_name,
-            supported_pids=sorted(
-                c.pid
-                for c in link.supported
-                if c.mode == 1 and c.pid is not None and c.pid not in _BITMAP_PIDS
-            ),
-            adapter=link.identity,
-            make=vehicle.make,
-            model_years=vehicle.model_years,
-            can_ids=sorted(self._can.can_ids_seen()) if self._can else [],
-            ecus=link.responders,
+        record = read_capabilities(
+            link,
+            vin,
+            can_ids=self._can.can_ids_seen() if self._can else (),
             timing=self.timing.summary() if self.timing else "",
             profile=profile.id,
             profile_version=profile.version,
-            battery_v=link.battery_v,
-            found_ms=int(time.time() * 1000),
         )
         first_time = self._store(record)
         changed = self.profile is None or self.profile.id != profile.id

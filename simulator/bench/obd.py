@@ -72,7 +72,7 @@ def agent_source(port: str, seconds: float, strategy: str) -> float:
         baudrate=38400,
         timeout_s=1.0,
         battery_rate_hz=0,
-        strategy=strategy,  # type: ignore[arg-type]
+        strategy=strategy,
         poll=[PollGroup(commands=list(COMMANDS), rate_hz=_SATURATING_HZ)],
     )
     source = ObdSource(settings)
