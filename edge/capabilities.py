@@ -108,11 +108,7 @@ def read_capabilities(
         vin=vin,
         protocol_id=link.protocol_id,
         protocol_name=link.protocol_name,
-        supported_pids=sorted(
-            c.pid
-            for c in link.supported
-            if c.mode == 1 and c.pid is not None and c.pid not in _BITMAP_PIDS
-        ),
+        supported_pids=sorted(link.supported_pids - _BITMAP_PIDS),
         adapter=link.identity,
         make=vehicle.make,
         model_years=vehicle.model_years,

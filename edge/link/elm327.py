@@ -134,6 +134,8 @@ class Elm327Link:
         # below this voltage at the OBD port open() does not look for the vehicle
         self.min_voltage_v = _MIN_VOLTAGE
         self.supported: set[obd.OBDCommand] = set()
+        # every mode 01 PID the vehicle's bitmaps list, python-obd knowing it or not
+        self.supported_pids: set[int] = set()
         self.responders = 0
         # False once the adapter refused a request with a response count (see multi_pid)
         self.response_counts = True
@@ -223,6 +225,7 @@ class Elm327Link:
 
     def _read_supported(self) -> None:
         self.supported = set(obd.commands.base_commands())
+        self.supported_pids = set()
         for getter in obd.commands.pid_getters():
             if getter.mode != 1 or (getter.pid and getter not in self.supported):
                 continue
@@ -232,10 +235,23 @@ class Elm327Link:
             bits = getter(reply.messages).value
             for i, bit in enumerate(bits or []):
                 pid = getter.pid + i + 1
+                if bit:
+                    self.supported_pids.add(pid)
                 if bit and obd.commands.has_pid(1, pid):
                     self.supported.add(obd.commands[1][pid])
                     if obd.commands.has_pid(2, pid):
                         self.supported.add(obd.commands[2][pid])
+        # bitmaps beyond python-obd's table (01 60, 01 80 …) are read from the raw bytes
+        base = 0x60
+        while base in self.supported_pids and base < 0xE0:
+            if any(g.mode == 1 and g.pid == base for g in obd.commands.pid_getters()):
+                break
+            reply = self.request(b"01%02X" % base)
+            if reply.kind != "ok" or len(reply.messages[0].data) < 6:
+                break
+            bits = int.from_bytes(bytes(reply.messages[0].data[2:6]), "big")
+            self.supported_pids.update(base + i for i in range(1, 33) if bits >> (32 - i) & 1)
+            base += 0x20
 
     def supports(self, name: str) -> bool:
         """Return True when the command ``name`` can be asked: an AT command, a base command,
