@@ -131,7 +131,7 @@ def test_a_quiet_can_bus_means_ignition_off_and_its_ids_join_the_record(
     source = ObdSource(settings(str(sim.port), can_quiet_s=1.0))
     bus = QuietBus()
     source.observe_can(bus)
-    run = Running(source)
+    Running(source)
     try:
         wait_until(lambda: source.power == "awake")
         assert source.capabilities is not None and source.capabilities.can_ids == [
