@@ -39,9 +39,19 @@ def run(
     dtc: Annotated[
         list[str] | None, typer.Option(help="A stored trouble code such as P0301 (repeatable).")
     ] = None,
+    clone: Annotated[
+        bool, typer.Option("--clone", help="Act as a clone adapter that refuses ATAT and ATST.")
+    ] = False,
+    battery_drain: Annotated[
+        float,
+        typer.Option(min=0.0, help="Volts per second the battery loses while the engine is off."),
+    ] = 0.0,
 ) -> None:
     """Start one simulated vehicle, print its serial port, and run until Ctrl-C."""
-    sim = SimulatedVehicle(seed, style, latency_ms / 1000.0, ignition_on=not ignition_off)
+    sim = SimulatedVehicle(
+        seed, style, latency_ms / 1000.0, ignition_on=not ignition_off, clone=clone
+    )
+    sim.vehicle.set_battery_drain(battery_drain)
     for code in dtc or []:
         try:
             encode_dtc(code)

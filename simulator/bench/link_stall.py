@@ -191,6 +191,7 @@ def run_stall(
         reconnect_min_s=0.2,
         reconnect_max_s=1.0,
         poll=[PollGroup(commands=list(COMMANDS), rate_hz=rate_hz)],
+        strategy="one_pid",
     )
     source = ObdSource(settings)
     samples: queue.Queue[Sample] = queue.Queue()
