@@ -141,6 +141,9 @@ class ObdSource(Source):
         self._stalled_since: float | None = None
         self._store_path = capabilities_path
         self._can: CanActivity | None = None
+        # False while the vehicle answers OBD on a silent CAN bus (the CAN source listens
+        # elsewhere, or is unplugged): its silence then says nothing about the ignition
+        self._can_says_sleep = True
         self.power: PowerState = "unknown"
         self.battery_v: float | None = None
         self.profile: Profile | None = None
@@ -264,6 +267,12 @@ class ObdSource(Source):
             try:
                 if state == "connected" and self.power != "low_voltage":
                     delay_s = self.settings.reconnect_min_s
+                    if self._can_quiet():
+                        self._can_says_sleep = False
+                        log.warning(
+                            "the vehicle answers OBD while the CAN bus is silent: the CAN bus's "
+                            "silence is not taken as ignition off until it carries traffic again"
+                        )
                     self._set_power("awake", "the vehicle answers")
                     self._poll(link, self._discover(link))
                 elif state in ("connected", "no_vehicle"):
@@ -410,11 +419,15 @@ class ObdSource(Source):
             return
 
     def _can_quiet(self) -> bool:
-        """Return True when a CAN source that saw traffic has seen none for ``can_quiet_s``."""
+        """Return True when a CAN source that saw traffic has seen none for ``can_quiet_s``
+        (unless the vehicle answered OBD through that silence; traffic makes it count again)."""
         if self._can is None:
             return False
+        if self._can_active():
+            self._can_says_sleep = True
         since = self._can.seconds_since_can_frame()
-        return since is not None and since >= self.settings.can_quiet_s
+        quiet = since is not None and since >= self.settings.can_quiet_s
+        return quiet and self._can_says_sleep
 
     def _can_active(self) -> bool:
         """Return True when a CAN source saw a frame within the last second."""

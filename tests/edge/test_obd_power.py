@@ -133,7 +133,7 @@ def test_a_quiet_can_bus_means_ignition_off_and_its_ids_join_the_record(
     source.observe_can(bus)
     Running(source)
     try:
-        wait_until(lambda: source.power == "awake")
+        wait_until(lambda: source.capabilities is not None)
         assert source.capabilities is not None and source.capabilities.can_ids == [
             0x0C9,
             0x1E5,
@@ -142,6 +142,12 @@ def test_a_quiet_can_bus_means_ignition_off_and_its_ids_join_the_record(
         assert source.vehicle_report().capabilities["can_ids"] == 3
         wait_until(lambda: source.power == "ignition_off")  # frames stopped 1 s ago
         assert source.counters["can_quiet"] >= 1
+        # the vehicle still answers OBD: the silent bus says nothing of the ignition then
+        wait_until(lambda: source.power == "awake")
+        time.sleep(1.5)
+        assert source.power == "awake" and source.counters["can_quiet"] == 1
+        bus.last_frame = time.monotonic()  # traffic again: its silence counts once more
+        wait_until(lambda: source.counters["can_quiet"] == 2)
     finally:
         source.stop()
 
