@@ -1,6 +1,7 @@
 """The agent's asyncio core: sources → batcher → outbox → uplink.
 
-The core only drains the sources' queue; it does not know what kind of source fills it.
+The core only drains the sources' queues (samples, and events such as the ignition going
+off); it does not know what kind of source fills them.
 """
 
 from __future__ import annotations
@@ -16,11 +17,17 @@ from fleetlink.edge.batcher import Batcher, Draft
 from fleetlink.edge.config import DeviceConfig
 from fleetlink.edge.gaps import Gap
 from fleetlink.edge.outbox import Outbox, OutboxError
-from fleetlink.edge.sources import SampleQueue, Source, create_sources
+from fleetlink.edge.sources import EventQueue, SampleQueue, Source, create_sources
 from fleetlink.edge.sources.base import AdapterState
 from fleetlink.edge.uplink import Uplink
 from fleetlink.shared.codec import encode
-from fleetlink.shared.messages import CanStatus
+from fleetlink.shared.messages import (
+    MAX_EVENTS_PER_BATCH,
+    CanStatus,
+    Event,
+    EventBatch,
+    VehicleReport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +50,7 @@ class Agent:
     def __init__(self, config: DeviceConfig, sources: list[Source] | None = None) -> None:
         self.config = config
         self.samples: SampleQueue = queue.Queue(maxsize=_QUEUE_SIZE)
+        self.events: EventQueue = queue.Queue(maxsize=_QUEUE_SIZE)
         self.sources = create_sources(config) if sources is None else sources
         self.outbox = Outbox(config.outbox.path, config.outbox.max_bytes)
         self.batcher = Batcher(
@@ -51,9 +59,15 @@ class Agent:
             offline_interval_s=config.outbox.offline_batch_interval_s,
         )
         self.uplink = Uplink(
-            config.device, config.mqtt, self.outbox, self.adapter_state, self.can_status
+            config.device,
+            config.mqtt,
+            self.outbox,
+            self.adapter_state,
+            can_status=self.can_status,
+            vehicle_report=self.vehicle_report,
         )
         self.unstored: deque[Draft] = deque()
+        self.unstored_events: deque[Event] = deque(maxlen=_UNSTORED_MAX)
         self.counters: Counter[str] = Counter()
         # Batches dropped from ``unstored``: stored as a gap record once the outbox writes again.
         self.unstored_gap = Gap("memory_overflow")
@@ -71,9 +85,48 @@ class Agent:
                 return status
         return None
 
-    def _link_states(self) -> tuple[AdapterState, str | None]:
+    def vehicle_report(self) -> VehicleReport | None:
+        """Return the first vehicle report a source gives (None when none gives one)."""
+        for source in self.sources:
+            report = source.vehicle_report()
+            if report is not None:
+                return report
+        return None
+
+    def _status_key(self) -> tuple[AdapterState, str | None, int]:
         can = self.can_status()
-        return self.adapter_state(), None if can is None else can.bus
+        bus = None if can is None else can.bus
+        return self.adapter_state(), bus, sum(s.report_changes for s in self.sources)
+
+    def store_events(self) -> int | None:
+        """Store the events the sources sent as one events batch; return its seq, or None.
+
+        Events the outbox refuses wait in memory (the newest ``_UNSTORED_MAX``) and are
+        retried on the next call.
+        """
+        while len(self.unstored_events) < MAX_EVENTS_PER_BATCH:
+            try:
+                self.unstored_events.append(self.events.get_nowait())
+            except queue.Empty:
+                break
+        if not self.unstored_events:
+            return None
+        events = list(self.unstored_events)[:MAX_EVENTS_PER_BATCH]
+        device_id = self.config.device.id
+
+        def payload(seq: int) -> bytes:
+            return encode(EventBatch(device_id=device_id, seq=seq, events=events))
+
+        try:
+            seq = self.outbox.add("events", payload)
+        except OutboxError as exc:
+            self.counters["outbox_event_write_failures"] += 1
+            log.error("%s; keeping %d events in memory", exc, len(self.unstored_events))
+            return None
+        for _ in events:
+            self.unstored_events.popleft()
+        self.uplink.wake()
+        return seq
 
     def _drain(self) -> None:
         while True:
@@ -134,19 +187,21 @@ class Agent:
             Exception: whatever the uplink task raised, after the batch was stored.
         """
         for source in self.sources:
-            source.start(self.samples)
+            source.start(self.samples, self.events)
         uplink_stop = asyncio.Event()
         uplink = asyncio.create_task(self.uplink.run(uplink_stop), name="uplink")
-        state = self._link_states()
+        state = self._status_key()
         log.info("agent for device %s started", self.config.device.id)
         try:
             while not stop.is_set() and not uplink.done():
                 self._drain()
                 self.batcher.online = self.uplink.ready
+                if not self.events.empty():
+                    self.store_events()
                 if self.batcher.due():
                     self.flush()
-                if self._link_states() != state:
-                    state = self._link_states()
+                if self._status_key() != state:
+                    state = self._status_key()
                     self.uplink.publish_status()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), _DRAIN_EVERY_S)
@@ -154,6 +209,7 @@ class Agent:
             await asyncio.gather(*(asyncio.to_thread(s.stop) for s in self.sources))
             self._drain()
             self.flush()
+            self.store_events()
             await self._drain_outbox(self.config.mqtt.drain_on_stop_s, uplink)
             uplink_stop.set()
             try:

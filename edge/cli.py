@@ -11,6 +11,7 @@ from fleetlink.edge.can_cli import can_record
 from fleetlink.edge.config import ConfigError, DeviceConfig, load_config
 from fleetlink.edge.logs import quiet_python_obd
 from fleetlink.edge.profile_cli import app as profile_app
+from fleetlink.firmware_profiles import DEFAULT_PROFILE
 from fleetlink.shared.logs import configure_logging
 
 app = typer.Typer(help="The Fleetlink edge agent.", no_args_is_help=True)
@@ -55,6 +56,8 @@ def check_config(
     obd = device_config.obd
     polls = obd.poll_groups() if obd else []
     source = "" if obd is None else "own" if obd.poll else f"profile {obd.profile}"
+    if obd is not None and not obd.poll and obd.fixed_profile() is None:
+        source = f"profile auto: {DEFAULT_PROFILE} until the vehicle answers"
     typer.echo(
         f"{path}: ok (device {device_config.device.tenant}/{device_config.device.id}, "
         f"{sum(len(p.commands) for p in polls)} OBD commands in {len(polls)} poll groups"

@@ -23,8 +23,11 @@ from pydantic import (
 
 from fleetlink.edge.outbox import DEFAULT_MAX_BYTES
 from fleetlink.firmware_profiles import (
+    AUTO_PROFILE,
     DEFAULT_PROFILE,
+    PidRate,
     PollGroup,
+    Profile,
     ProfileError,
     load_can_profile,
     load_profile,
@@ -153,24 +156,61 @@ class ObdSection(_Section):
     reconnect_max_s: PositiveFloat = 60.0
     no_data_rounds: Annotated[int, Field(ge=1)] = 3
     profile: str = Field(
-        default=DEFAULT_PROFILE,
-        description="firmware profile (shipped id or .toml path) whose poll groups are read "
-        "when this section lists none of its own",
+        default=AUTO_PROFILE,
+        description="firmware profile (shipped id or .toml path) whose PIDs are read when "
+        "this section lists no poll groups of its own; 'auto': the shipped profile that best "
+        "fits the vehicle's VIN and protocol, chosen at connect",
     )
     poll: list[PollGroup] = Field(default_factory=list)
+    strategy: Literal["multi_pid", "one_pid"] = Field(
+        default="multi_pid",
+        description="multi_pid: up to six mode 01 PIDs per request on CAN; one_pid: one each",
+    )
+    tune_timing: bool = Field(
+        default=True, description="ask the adapter for the profile's ELM timing (ATAT/ATST)"
+    )
+    low_voltage_v: Annotated[float, Field(ge=0, le=60)] = Field(
+        default=11.8,
+        description="below this voltage at the OBD port polling stops to spare the battery "
+        "(resumes 0.3 V above it); 0 turns the protection off",
+    )
+    can_quiet_s: PositiveFloat = Field(
+        default=5.0,
+        description="with a CAN source: a bus silent this long means the ignition is off",
+    )
 
     @field_validator("profile")
     @classmethod
     def _profile_loads(cls, value: str) -> str:
+        if value == AUTO_PROFILE:
+            return value
         try:
-            load_profile(value)
+            profile = load_profile(value)
         except ProfileError as exc:
             raise ValueError(str(exc)) from None
+        if profile.obd is None:
+            raise ValueError(f"profile {value}: has no [obd] section (a CAN-only profile)")
         return value
 
+    def fixed_profile(self) -> Profile | None:
+        """Return the profile this section names, None when it is chosen at connect."""
+        return None if self.profile == AUTO_PROFILE else load_profile(self.profile)
+
     def poll_groups(self) -> list[PollGroup]:
-        """Return the poll groups to read: this section's own, else its profile's."""
-        return self.poll or load_profile(self.profile).poll_groups
+        """Return the poll groups to read: this section's own, else its profile's (the
+        fallback profile's while the profile is chosen at connect)."""
+        return self.poll or (self.fixed_profile() or load_profile(DEFAULT_PROFILE)).poll_groups
+
+    def schedule(self, profile: Profile) -> list[PidRate]:
+        """Return the commands to poll with their rates: this section's own groups, else
+        ``profile``'s groups and PIDs."""
+        if self.poll:
+            return [
+                PidRate(command=c, rate_hz=g.rate_hz, priority=g.priority)
+                for g in self.poll
+                for c in g.commands
+            ]
+        return profile.obd.schedule() if profile.obd is not None else []
 
 
 CanInterface = Literal["socketcan", "slcan", "virtual"]

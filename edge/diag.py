@@ -85,21 +85,6 @@ def _run(fn: Any) -> None:
         raise typer.Exit(1) from None
 
 
-def _vin(link: Elm327Link) -> str | None:
-    """Return the 17-character VIN from the raw mode 09 reply.
-
-    python-obd's own VIN decoder strips leading and trailing '0', '1', '2' and 'x' characters,
-    which are legitimate in a VIN, so the raw message bytes are read instead.
-    """
-    reply = link.request(b"0902")
-    if reply.kind != "ok":
-        return None
-    # after mode, PID and item count; some ECUs pad the VIN with NULs on either side
-    raw = bytes(reply.messages[0].data)[3:].strip(b"\x00")[-17:]
-    vin = raw.decode("ascii", errors="replace")
-    return vin if len(vin) == 17 and vin.isalnum() else None
-
-
 @app.command("info")
 def info(port: Port, baudrate: Baudrate = None, as_json: AsJson = False) -> None:
     """Adapter, baud rate, protocol, battery voltage, VIN and the number of supported PIDs."""
@@ -114,7 +99,7 @@ def info(port: Port, baudrate: Baudrate = None, as_json: AsJson = False) -> None
                 "adapter": link.identity,
                 "protocol": {"id": link.protocol_id, "name": link.protocol_name},
                 "battery": None if battery.value is None else {"value": battery.value, "unit": "V"},
-                "vin": _vin(link),
+                "vin": link.read_vin(),
                 "supported_mode01_pids": sum(
                     1 for c in link.supported if c.mode == 1 and c.pid not in (0, 32, 64, 96)
                 ),

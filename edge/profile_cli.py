@@ -34,7 +34,7 @@ def _load(ref: str) -> Profile:
 
 def _summary(profile: Profile) -> str:
     parts = []
-    commands = sum(len(group.commands) for group in profile.poll_groups)
+    commands = len(profile.obd.schedule()) if profile.obd is not None else 0
     if commands:
         parts.append(f"{commands} OBD commands")
     if profile.can is not None:
@@ -113,3 +113,79 @@ def validate(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"{path}: ok ({profile.id} {profile.version}: {_summary(profile)})")
+
+
+@app.command("suggest")
+def profile_suggest(
+    port: Annotated[
+        str | None, typer.Option(help="Read the vehicle live through the adapter on this port.")
+    ] = None,
+    record: Annotated[
+        Path | None,
+        typer.Option(help="Or use the vehicle the agent recorded last (its vehicle.sqlite)."),
+    ] = None,
+    baudrate: Annotated[int | None, typer.Option(help="The adapter's baud rate.")] = None,
+    profile_id: Annotated[
+        str | None, typer.Option("--id", help="The profile's id (default: make and year).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the profile here (default: print it).")
+    ] = None,
+) -> None:
+    """Write a starting profile for a vehicle no shipped profile fits, from what it reports."""
+    from fleetlink.edge.capabilities import CapabilityStore, CapabilityStoreError
+    from fleetlink.edge.link.elm327 import Elm327Link
+    from fleetlink.edge.link.errors import LinkError
+    from fleetlink.edge.profile_suggest import suggest_profile
+
+    if (port is None) == (record is None):
+        typer.echo("error: give either --port or --record", err=True)
+        raise typer.Exit(2)
+    if port is not None:
+        from fleetlink.edge.capabilities import read_capabilities
+
+        link = Elm327Link(port, baudrate=baudrate)
+        try:
+            if link.open() != "vehicle":
+                typer.echo(
+                    f"error: the adapter on {port} answers but no vehicle does; "
+                    "switch the ignition on and try again",
+                    err=True,
+                )
+                raise typer.Exit(1)
+            found = read_capabilities(link, link.read_vin())
+        except LinkError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        finally:
+            link.close()
+    else:
+        assert record is not None
+        if not record.is_file():
+            typer.echo(
+                f"error: {record}: no such file (the agent keeps vehicle.sqlite beside its outbox)",
+                err=True,
+            )
+            raise typer.Exit(2)
+        try:
+            store = CapabilityStore(record)
+            latest = store.latest()
+            store.close()
+        except (CapabilityStoreError, ValueError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        if latest is None:
+            typer.echo(f"error: {record}: no vehicle recorded yet", err=True)
+            raise typer.Exit(1)
+        found = latest
+    try:
+        text = suggest_profile(found, profile_id)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.write_text(text, encoding="utf-8")
+    pids = text.count("[[obd.pids]]")
+    typer.echo(f"{out}: profile for VIN {found.vin or '(none)'} with {pids} PIDs written")

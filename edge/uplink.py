@@ -40,6 +40,7 @@ from fleetlink.shared.messages import (
     Hello,
     Status,
     TelemetryBatch,
+    VehicleReport,
 )
 from fleetlink.shared.signing import verify
 from fleetlink.shared.topics import Kind, topic
@@ -85,6 +86,7 @@ class Uplink:
         outbox: Outbox,
         adapter_state: Callable[[], AdapterState] = lambda: "unknown",
         can_status: Callable[[], CanStatus | None] = lambda: None,
+        vehicle_report: Callable[[], VehicleReport | None] = lambda: None,
         connack_timeout_s: float = 5.0,
     ) -> None:
         self.device = device
@@ -92,6 +94,7 @@ class Uplink:
         self.outbox = outbox
         self.adapter_state = adapter_state
         self.can_status = can_status
+        self.vehicle_report = vehicle_report
         self.reconnect_min_s = settings.reconnect_min_s
         self.reconnect_max_s = max(settings.reconnect_min_s, settings.reconnect_max_s)
         self._backoff = Backoff(self.reconnect_min_s, self.reconnect_max_s)
@@ -140,6 +143,7 @@ class Uplink:
                 adapter=self.adapter_state(),
                 buffered_batches=len(self.outbox),
                 can=self.can_status(),
+                vehicle=self.vehicle_report(),
             )
         )
 

@@ -1,7 +1,8 @@
 """Firmware profiles: what the agent reads from each vehicle platform, as validated data.
 
 Each ``<id>.toml`` in this package is one profile (format: :mod:`.schema`). The agent reads
-``generic-obd2`` unless its configuration names another profile or its own poll groups.
+the profile that best fits the vehicle (:mod:`.matching`; ``generic-obd2`` fits any) unless
+its configuration names a profile or its own poll groups.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from fleetlink.firmware_profiles.schema import (
     CanSignalMap,
     Match,
     ModelRef,
+    ObdAdapter,
     ObdProfile,
+    PidRate,
     PollGroup,
     Profile,
 )
@@ -30,13 +33,16 @@ if TYPE_CHECKING:
     from fleetlink.firmware_profiles.can import LoadedCan
 
 __all__ = [
+    "AUTO_PROFILE",
     "DEFAULT_PROFILE",
     "AlertThresholds",
     "CanProfile",
     "CanSignalMap",
     "Match",
     "ModelRef",
+    "ObdAdapter",
     "ObdProfile",
+    "PidRate",
     "PollGroup",
     "Profile",
     "ProfileError",
@@ -47,6 +53,8 @@ __all__ = [
 
 DEFAULT_PROFILE = "generic-obd2"
 _SHIPPED_DIR = Path(__file__).parent
+# The device configuration's word for "choose the profile at connect" (firmware_profiles.matching)
+AUTO_PROFILE = "auto"
 
 
 def profile_ids() -> list[str]:

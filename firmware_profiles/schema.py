@@ -1,10 +1,11 @@
 """The firmware profile format: what the agent reads from one vehicle platform.
 
 A profile is a TOML file in this package, validated by :class:`Profile` on load. Format 1
-holds the match rules and the OBD poll groups. Format 2 adds optional sections: ``[can]``
-(the bus, its DBC files and the DBC signal → VSS mapping), ``[alerts]`` (the thresholds the
-in-cab alert rules read) and ``[[models]]`` (on-device models); a format 2 profile may
-leave out ``[obd]`` (a J1939 truck is read from its CAN bus only). Format 1 files still load.
+holds the match rules, the OBD poll groups and per-PID rates with priorities, and the OBD
+adapter's settings (:class:`ObdAdapter`). Format 2 adds optional sections: ``[can]`` (the bus,
+its DBC files and the DBC signal → VSS mapping), ``[alerts]`` (the thresholds the in-cab alert
+rules read) and ``[[models]]`` (on-device models); a format 2 profile may leave out ``[obd]``
+(a J1939 truck is read from its CAN bus only). Format 1 files still load.
 """
 
 from __future__ import annotations
@@ -24,11 +25,56 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Priority = Literal["high", "normal", "low"]
+
+# ELM327 protocol numbers (ATSP) and the names the ELM327 prints for them (ATDP).
+OBD_PROTOCOLS: dict[str, str] = {
+    "1": "SAE J1850 PWM",
+    "2": "SAE J1850 VPW",
+    "3": "ISO 9141-2",
+    "4": "ISO 14230-4 (KWP 5BAUD)",
+    "5": "ISO 14230-4 (KWP FAST)",
+    "6": "ISO 15765-4 (CAN 11/500)",
+    "7": "ISO 15765-4 (CAN 29/500)",
+    "8": "ISO 15765-4 (CAN 11/250)",
+    "9": "ISO 15765-4 (CAN 29/250)",
+    "A": "SAE J1939 (CAN 29/250)",
+}
+
+
+def protocol_id(value: str) -> str:
+    """Return the ELM327 protocol number for ``value``: a number ("6", "a") or a name as the
+    ELM327 prints it ("ISO 15765-4 (CAN 11/500)"), case-insensitive.
+
+    Raises:
+        ValueError: neither a protocol number nor a protocol name.
+    """
+    upper = value.strip().upper()
+    if upper in OBD_PROTOCOLS:
+        return upper
+    for number, name in OBD_PROTOCOLS.items():
+        if upper == name.upper():
+            return number
+    raise ValueError(
+        f"{value!r} is not an OBD protocol: use a number 1-9 or A, or a name such as "
+        f"{OBD_PROTOCOLS['6']!r}"
+    )
+
+
+def _known_command(name: str) -> str:
+    try:
+        by_obd_command(name)
+    except UnknownSignalError:
+        raise ValueError(f"{name!r} is not an OBD command in the signal catalog") from None
+    return name
+
+
 class PollGroup(_Strict):
     """OBD commands (python-obd names, all in the signal catalog) read at one rate."""
 
     commands: Annotated[list[str], Field(min_length=1)]
     rate_hz: float
+    priority: Priority = "normal"
 
     @field_validator("rate_hz")
     @classmethod
@@ -41,11 +87,48 @@ class PollGroup(_Strict):
     @classmethod
     def _known_commands(cls, value: list[str]) -> list[str]:
         for name in value:
-            try:
-                by_obd_command(name)
-            except UnknownSignalError:
-                raise ValueError(f"{name!r} is not an OBD command in the signal catalog") from None
+            _known_command(name)
         return value
+
+
+class PidRate(_Strict):
+    """One OBD command read at its own rate; ``high`` ones are read first when PIDs fall due
+    together or the bus cannot keep up."""
+
+    command: str
+    rate_hz: Annotated[float, Field(gt=0, le=100)]
+    priority: Priority = "normal"
+
+    @field_validator("command")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return _known_command(value)
+
+
+class ElmTiming(_Strict):
+    """ELM327 response timing the agent asks for; an adapter that answers ``?`` keeps its own.
+
+    ``adaptive`` is ATAT (0 off, 1 the chip's default, 2 aggressive); ``timeout_ms`` is ATST
+    (the wait for an ECU's reply, 4 ms steps up to 1020 ms); None: derive it from the ECU's
+    measured response time at connect.
+    """
+
+    adaptive: Literal[0, 1, 2] = 2
+    timeout_ms: Annotated[int, Field(ge=4, le=1020)] | None = None
+
+
+class ObdAdapter(_Strict):
+    """The OBD adapter's settings for this platform; the device configuration may override."""
+
+    protocol: str | None = Field(default=None, description="ELM327 protocol number or name")
+    baudrate: Annotated[int, Field(gt=0)] | None = None
+    timing: ElmTiming = Field(default_factory=ElmTiming)
+    max_pids_per_request: Annotated[int, Field(ge=1, le=6)] = 6
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol(cls, value: str | None) -> str | None:
+        return None if value is None else protocol_id(value)
 
 
 class Match(_Strict):
@@ -57,6 +140,14 @@ class Match(_Strict):
     makes: list[str] = Field(default_factory=list)
     models: list[str] = Field(default_factory=list)
     years: tuple[int, int] | None = None
+    protocols: list[str] = Field(
+        default_factory=list, description="OBD protocols (ELM327 numbers or names)"
+    )
+
+    @field_validator("protocols")
+    @classmethod
+    def _protocol_ids(cls, value: list[str]) -> list[str]:
+        return [protocol_id(v) for v in value]
 
     @field_validator("years")
     @classmethod
@@ -67,11 +158,30 @@ class Match(_Strict):
 
     @property
     def is_fallback(self) -> bool:
-        return not (self.wmi or self.makes or self.models or self.years)
+        return not (self.wmi or self.makes or self.models or self.years or self.protocols)
 
 
 class ObdProfile(_Strict):
-    poll: Annotated[list[PollGroup], Field(min_length=1)]
+    """What to poll over OBD: groups sharing a rate, and/or single PIDs with their own."""
+
+    poll: list[PollGroup] = Field(default_factory=list)
+    pids: list[PidRate] = Field(default_factory=list)
+    adapter: ObdAdapter = Field(default_factory=ObdAdapter)
+
+    @model_validator(mode="after")
+    def _something_to_poll(self) -> ObdProfile:
+        if not self.poll and not self.pids:
+            raise ValueError("needs at least one [[obd.poll]] group or [[obd.pids]] entry")
+        return self
+
+    def schedule(self) -> list[PidRate]:
+        """Return every command to poll with its rate and priority, groups first."""
+        rates = [
+            PidRate(command=c, rate_hz=g.rate_hz, priority=g.priority)
+            for g in self.poll
+            for c in g.commands
+        ]
+        return rates + list(self.pids)
 
 
 class Transform(_Strict):
@@ -224,6 +334,11 @@ class Profile(_Strict):
         """Return the profile's OBD poll groups (none for a CAN-only profile)."""
         return self.obd.poll if self.obd else []
 
+    @property
+    def obd_adapter(self) -> ObdAdapter:
+        """Return the profile's OBD adapter settings (the defaults for a CAN-only profile)."""
+        return self.obd.adapter if self.obd else ObdAdapter()
+
     @model_validator(mode="after")
     def _no_command_twice(self) -> Profile:
         seen: set[str] = set()
@@ -232,4 +347,8 @@ class Profile(_Strict):
             if twice:
                 raise ValueError(f"obd.poll names {sorted(twice)} in more than one group")
             seen.update(group.commands)
+        for pid in self.obd.pids if self.obd else []:
+            if pid.command in seen:
+                raise ValueError(f"obd.pids names {pid.command!r} twice or also in obd.poll")
+            seen.add(pid.command)
         return self

@@ -155,8 +155,31 @@ class CanStatus(_Message):
     garbled_lines: Annotated[int, Field(ge=0)] = 0
 
 
+PowerState = Literal["awake", "ignition_off", "low_voltage", "unknown"]
+
+
+class VehicleReport(_Message):
+    """What the device found of its vehicle: the firmware profile it reads it with, whether
+    the vehicle is awake (``ignition_off``: polling paused so the ECUs sleep;
+    ``low_voltage``: polling stopped to spare the battery), the voltage at the OBD port, and
+    a capability summary (protocol, number of supported PIDs, CAN ids seen, VIN…)."""
+
+    profile: ShortText = ""
+    profile_version: Annotated[str, Field(max_length=32)] = ""
+    power: PowerState = "unknown"
+    battery_v: Annotated[float, Field(ge=0, le=100)] | None = None
+    capabilities: Annotated[
+        dict[Annotated[str, Field(max_length=64)], ShortText | int | float | bool | None],
+        Field(max_length=32),
+    ] = Field(default_factory=dict)
+
+
 class Status(_Message):
-    """A device's retained presence message, also its MQTT last will (``online=False``)."""
+    """A device's retained presence message, also its MQTT last will (``online=False``).
+
+    ``vehicle`` is absent in statuses from devices without a vehicle report (and from
+    earlier versions): receivers treat it as optional.
+    """
 
     v: Literal[1] = SCHEMA_VERSION
     device_id: DeviceId
@@ -166,3 +189,4 @@ class Status(_Message):
     adapter: Literal["connected", "stalled", "no_vehicle", "disconnected", "unknown"] = "unknown"
     buffered_batches: Annotated[int, Field(ge=0, le=MAX_SEQ)] = 0
     can: CanStatus | None = None
+    vehicle: VehicleReport | None = None

@@ -56,6 +56,13 @@ def run(
         Path | None,
         typer.Option(help="Also make this symlink to the SLCAN port (like /dev/serial/by-id)."),
     ] = None,
+    clone: Annotated[
+        bool, typer.Option("--clone", help="Act as a clone adapter that refuses ATAT and ATST.")
+    ] = False,
+    battery_drain: Annotated[
+        float,
+        typer.Option(min=0.0, help="Volts per second the battery loses while the engine is off."),
+    ] = 0.0,
 ) -> None:
     """Start one simulated vehicle, print its serial port(s), and run until Ctrl-C."""
     if vehicle not in ("car", "truck"):
@@ -64,7 +71,10 @@ def run(
     if can_bus not in (None, "slcan", "virtual"):
         typer.echo("error: --can is slcan or virtual", err=True)
         raise typer.Exit(2)
-    sim = SimulatedVehicle(seed, style, latency_ms / 1000.0, ignition_on=not ignition_off)
+    sim = SimulatedVehicle(
+        seed, style, latency_ms / 1000.0, ignition_on=not ignition_off, clone=clone
+    )
+    sim.vehicle.set_battery_drain(battery_drain)
     for code in dtc or []:
         try:
             encode_dtc(code)

@@ -3,7 +3,9 @@
 Any serial client (python-obd, pyserial, screen) opens ``emulator.port`` as it would
 ``/dev/ttyUSB0``. Fault injection lets resilience tests garble replies, go silent, stall and
 then answer everything that queued up meanwhile, answer with another PID, or make the port
-disappear.
+disappear, print the adapter's error messages (``?``, ``BUFFER FULL``, ``CAN ERROR``,
+``STOPPED``) or cut a multi-frame reply short. ``clone=True`` makes it a clone that answers
+``?`` to the timing commands (ATAT, ATST).
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ import tty
 from collections import Counter, deque
 from types import TracebackType
 
-from fleetlink.simulator.elm327_interpreter import Elm327Interpreter, Quirks
+from fleetlink.simulator.elm327_interpreter import (
+    CLONE_REJECTED_AT,
+    ERROR_REPLIES,
+    Elm327Interpreter,
+    Quirks,
+)
 from fleetlink.simulator.vehicle import Vehicle
 
 logger = logging.getLogger(__name__)
@@ -29,7 +36,7 @@ logger = logging.getLogger(__name__)
 _POLL_S = 0.05
 _MAX_LINE = 256
 _SERVED_MAX = 100_000
-_SINGLE_MODE_01 = re.compile(rb"^\s*01\s*([0-9A-Fa-f]{2})\s*$")
+_SINGLE_MODE_01 = re.compile(rb"^\s*01\s*([0-9A-Fa-f]{2})\s*[0-9A-Fa-f]?\s*$")
 
 
 class EmulatorStateError(RuntimeError):
@@ -40,9 +47,12 @@ class Elm327Emulator:
     """Serves the ELM327 protocol for ``vehicle`` on a pty from its own thread.
 
     Every OBD request (not AT commands) waits ``latency_s`` seconds before its reply, like the
-    round trip to a real ECU. ``seed`` drives the garbage bytes of ``set_garbled``. With
-    ``baudrate`` set, the adapter hears only a client whose port is set to that rate (a UART
-    at another rate receives noise), so baud-rate detection can be tested on a pty.
+    round trip to a real ECU, and then as long as the adapter listens for more ECUs (ATST,
+    ATAT and the request's response count decide; see
+    :meth:`~fleetlink.simulator.elm327_interpreter.Elm327Interpreter.wait_after_s`).
+    ``seed`` drives the garbage bytes of ``set_garbled``. With ``baudrate`` set, the adapter
+    hears only a client whose port is set to that rate (a UART at another rate receives
+    noise), so baud-rate detection can be tested on a pty.
     """
 
     def __init__(
@@ -52,12 +62,15 @@ class Elm327Emulator:
         *,
         seed: int = 0,
         baudrate: int | None = None,
+        clone: bool = False,
     ) -> None:
         self.vehicle = vehicle
         self.latency_s = latency_s
         self.baudrate = baudrate
         self.port: str | None = None
         self._interpreter = Elm327Interpreter(vehicle)
+        if clone:
+            self._interpreter.quirks.rejected_at = CLONE_REJECTED_AT
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._requests_by_mode: Counter[int] = Counter()
@@ -147,6 +160,24 @@ class Elm327Emulator:
         for any other), as an adapter whose replies slipped against its requests does."""
         with self._lock:
             self._wrong_pid_remaining = max(0, n)
+
+    def inject_error_replies(self, *replies: str) -> None:
+        """Answer the next OBD requests, one each and in order, with these adapter messages
+        (``?``, ``BUFFER FULL``, ``CAN ERROR``, ``STOPPED``) or ``TRUNCATED`` (the reply's last
+        frame is lost).
+
+        Raises ValueError for a reply not in :data:`ERROR_REPLIES`.
+        """
+        unknown = [r for r in replies if r not in ERROR_REPLIES]
+        if unknown:
+            raise ValueError(f"not an injectable reply: {unknown} (known: {ERROR_REPLIES})")
+        self._interpreter.quirks.faults.extend(replies)
+
+    @property
+    def timing(self) -> tuple[int, int]:
+        """Return the adapter's response timing: (ATST value, ATAT mode)."""
+        settings = self._interpreter.settings
+        return settings.timeout_st, settings.adaptive
 
     @property
     def quirks(self) -> Quirks:
@@ -239,8 +270,10 @@ class Elm327Emulator:
             assert match is not None
             line = b"010C" if match.group(1).upper() == b"0D" else b"010D"
         reply = self._interpreter.handle(line)
-        if reply.obd_mode is not None and self.latency_s > 0:
-            time.sleep(self.latency_s)
+        if reply.obd_mode is not None:
+            wait_s = self.latency_s + self._interpreter.wait_after_s(reply, self.latency_s)
+            if wait_s > 0:
+                time.sleep(wait_s)
         with self._lock:
             if reply.obd_mode is None:
                 self._at_commands += 1

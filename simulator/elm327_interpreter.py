@@ -1,15 +1,17 @@
 """The ELM327 command interpreter: one request line in, the adapter's exact reply bytes out.
 
-It holds the adapter's settings (echo, headers, linefeeds, spaces, protocol) and answers OBD
-requests as a single engine ECU at 7E8 on ISO 15765-4 CAN 11-bit 500 kbit/s (protocol 6).
-It does no I/O and no waiting; ``simulator.elm327`` puts it on a pseudo-terminal.
+It holds the adapter's settings (echo, headers, linefeeds, spaces, protocol, response timing)
+and answers OBD requests as a single engine ECU at 7E8 on ISO 15765-4 CAN 11-bit 500 kbit/s
+(protocol 6). It does no I/O and no waiting; ``simulator.elm327`` puts it on a
+pseudo-terminal and waits as the timing settings say (:meth:`Elm327Interpreter.wait_after_s`).
 """
 
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fleetlink.simulator import isotp, j1979
 from fleetlink.simulator.vehicle import Vehicle, VehicleState
@@ -20,6 +22,14 @@ ECU_RESPONSE_ID = 0x7E8
 _ACCEPTED_REQUEST_IDS = frozenset({0x7DF, 0x7E0})
 _VEHICLE_PROTOCOL = "6"
 _MAX_MODE_01_PIDS = 6
+# ATST's unit, and its value after ATZ (0x32: about 200 ms).
+ST_STEP_S = 0.004096
+_DEFAULT_ST = 0x32
+# A cheap clone (a v1.5 banner on older firmware): no adaptive timing, no ATST.
+CLONE_REJECTED_AT = frozenset({"AT0", "AT1", "AT2", "ST"})
+# Faults an adapter prints instead of data (datasheet, "Messages"), injectable one by one;
+# TRUNCATED cuts the last frame off a multi-frame reply (or bytes off a single frame).
+ERROR_REPLIES = ("?", "BUFFER FULL", "CAN ERROR", "STOPPED", "TRUNCATED")
 _PROTOCOL_NAMES = {
     "0": "AUTO",
     "1": "SAE J1850 PWM",
@@ -49,6 +59,8 @@ class Reply:
     data: bytes
     obd_mode: int | None = None
     payload: bytes | None = None
+    frames: int = 0
+    responses_expected: int | None = None
 
 
 @dataclass(slots=True)
@@ -63,6 +75,8 @@ class Settings:
     auto_protocol: bool = True
     established: bool = False
     request_id: int = 0x7DF
+    timeout_st: int = _DEFAULT_ST
+    adaptive: int = 1
 
 
 @dataclass(slots=True)
@@ -71,11 +85,16 @@ class Quirks:
 
     ``omit_dtc_count``: the adapter drops the ISO 15765-4 count byte of mode 03/07/0A replies
     (seen on clones). ``refuse_clear``: the ECU answers mode 04 with ``7F 04 22``
-    (conditions not correct) and keeps its codes.
+    (conditions not correct) and keeps its codes. ``rejected_at``: AT commands (without
+    ``AT``; a prefix such as ``ST`` covers ``ST19``) answered ``?`` as clones do
+    (:data:`CLONE_REJECTED_AT`). ``faults``: replies from :data:`ERROR_REPLIES` given instead
+    of the next OBD answers, one each, in order.
     """
 
     omit_dtc_count: bool = False
     refuse_clear: bool = False
+    rejected_at: frozenset[str] = frozenset()
+    faults: deque[str] = field(default_factory=deque)
 
 
 class Elm327Interpreter:
@@ -102,8 +121,8 @@ class Elm327Interpreter:
             (re.compile(r"DPN"), self._describe_protocol_number),
             (re.compile(r"DP"), self._describe_protocol),
             (re.compile(r"SH([0-9A-F]{3})"), self._set_header),
-            (re.compile(r"ST[0-9A-F]{1,2}"), lambda m: ["OK"]),
-            (re.compile(r"AT[0-2]"), lambda m: ["OK"]),
+            (re.compile(r"ST([0-9A-F]{1,2})"), self._set_timeout),
+            (re.compile(r"AT([0-2])"), self._set_adaptive),
             (re.compile(r"M[01]|CAF[01]|AL|NL|AR|PC|LP"), self._ok_and_maybe_close),
         ]
 
@@ -127,8 +146,14 @@ class Elm327Interpreter:
                 # ATZ prints two blank lines before the banner while the chip restarts.
                 return Reply((echo + self._eol * 2 + self._format(lines)).encode("ascii"))
             return Reply((echo + self._format(lines)).encode("ascii"))
-        mode, lines, payload = self._obd(command)
-        return Reply((echo + self._format(lines)).encode("ascii"), mode, payload)
+        expected = None
+        if re.fullmatch(r"[0-9A-F]{3,}", command) and len(command) % 2:
+            # An odd trailing digit is the number of responses to wait for.
+            expected = int(command[-1], 16)
+            command = command[:-1]
+        mode, lines, payload, frames = self._obd(command)
+        data = (echo + self._format(lines)).encode("ascii")
+        return Reply(data, mode, payload, frames, expected)
 
     # --------------------------------------------------------------- framing
 
@@ -142,7 +167,30 @@ class Elm327Interpreter:
 
     # ------------------------------------------------------------ AT command
 
+    def wait_after_s(self, reply: Reply, ecu_latency_s: float) -> float:
+        """Return how long the adapter listens for more ECUs after the last frame of ``reply``.
+
+        With a response count (``010C1``) it stops as soon as that many frames came. Else it
+        waits ATST; adaptive timing shortens that to what it measured of the ECU (ATAT1:
+        twice its response time, ATAT2: once, plus a few ms), never beyond ATST. ``NO DATA``
+        is printed after the full ATST.
+        """
+        if reply.obd_mode is None:
+            return 0.0
+        timeout_s = self.settings.timeout_st * ST_STEP_S
+        if reply.frames == 0:
+            return timeout_s
+        if reply.responses_expected is not None and reply.frames >= reply.responses_expected:
+            return 0.0
+        if self.settings.adaptive == 1:
+            return min(timeout_s, 2 * ecu_latency_s + 0.008)
+        if self.settings.adaptive == 2:
+            return min(timeout_s, ecu_latency_s + 0.004)
+        return timeout_s
+
     def _at(self, command: str) -> list[str]:
+        if any(command.startswith(rejected) for rejected in self.quirks.rejected_at):
+            return ["?"]
         for pattern, handler in self._at_handlers:
             match = pattern.fullmatch(command)
             if match:
@@ -159,6 +207,14 @@ class Elm327Interpreter:
 
     def _set(self, name: str, match: re.Match[str]) -> list[str]:
         setattr(self.settings, name, match.group(1) == "1")
+        return ["OK"]
+
+    def _set_timeout(self, match: re.Match[str]) -> list[str]:
+        self.settings.timeout_st = int(match.group(1), 16) or _DEFAULT_ST
+        return ["OK"]
+
+    def _set_adaptive(self, match: re.Match[str]) -> list[str]:
+        self.settings.adaptive = int(match.group(1))
         return ["OK"]
 
     def _read_voltage(self, _: re.Match[str]) -> list[str]:
@@ -197,29 +253,35 @@ class Elm327Interpreter:
 
     # ----------------------------------------------------------- OBD request
 
-    def _obd(self, command: str) -> tuple[int | None, list[str], bytes | None]:
-        if not re.fullmatch(r"[0-9A-F]{2,}", command):
-            return None, ["?"], None
-        if len(command) % 2:
-            # An odd trailing digit is the number of responses to wait for; one ECU answers.
-            command = command[:-1]
+    def _obd(self, command: str) -> tuple[int | None, list[str], bytes | None, int]:
+        """Return the mode, the lines printed, the ECU's payload and its number of frames."""
+        if not re.fullmatch(r"[0-9A-F]{2,}", command) or len(command) % 2:
+            return None, ["?"], None, 0
         request = bytes.fromhex(command)
         mode = request[0]
         if mode == 0x01 and len(request) - 1 > _MAX_MODE_01_PIDS:
-            return mode, ["?"], None
+            return mode, ["?"], None, 0
         prefix, reachable = self._bus_state()
         if not reachable:
-            return mode, prefix, None
+            return mode, prefix, None, 0
+        fault = self.quirks.faults.popleft() if self.quirks.faults else None
+        if fault is not None and fault != "TRUNCATED":
+            return mode, [*prefix, fault], None, 0
         payload = self._answer(request, self.vehicle.snapshot())
         if payload is None:
-            return mode, [*prefix, "NO DATA"], None
+            return mode, [*prefix, "NO DATA"], None, 0
+        segmented = isotp.segment(payload)
         lines = isotp.elm_lines(
-            isotp.segment(payload),
+            segmented,
             can_id=ECU_RESPONSE_ID,
             headers=self.settings.headers,
             spaces=self.settings.spaces,
         )
-        return mode, prefix + lines, payload
+        frames = len(segmented.frames)
+        if fault == "TRUNCATED":
+            lines = lines[:-1] if frames > 1 else [lines[0][:-6]]
+            return mode, prefix + lines, None, frames - 1 if frames > 1 else 1
+        return mode, prefix + lines, payload, frames
 
     def _bus_state(self) -> tuple[list[str], bool]:
         """Return the lines printed before the answer, and whether the ECU can answer."""

@@ -37,12 +37,15 @@ class SimulatedVehicle:
         speed_factor: float = 1.0,
         vehicle: Vehicle | None = None,
         baudrate: int | None = None,
+        clone: bool = False,
     ) -> None:
         if speed_factor <= 0:
             raise ValueError(f"speed_factor must be > 0, got {speed_factor}")
         self.vehicle = vehicle or Vehicle(seed)
         self.driver = Driver(style, seed)
-        self.elm327 = Elm327Emulator(self.vehicle, latency_s, seed=seed, baudrate=baudrate)
+        self.elm327 = Elm327Emulator(
+            self.vehicle, latency_s, seed=seed, baudrate=baudrate, clone=clone
+        )
         self.speed_factor = speed_factor
         self._start_with_ignition = ignition_on
         self._stop = threading.Event()

@@ -145,6 +145,8 @@ class Vehicle:
         self._route_offset_m = route_offset_m
         self._distance_m = 0.0
         self._engine_off_s = 3600.0
+        self._drain_v_per_s = 0.0
+        self._drained_v = 0.0
         self._warmup_armed = False
         self._state = VehicleState(
             time_s=0.0,
@@ -221,6 +223,17 @@ class Vehicle:
             else:
                 self._engine_off_s = 0.0
                 self._state = replace(s, ignition_on=False, engine_running=False)
+
+    def set_battery_drain(self, volts_per_s: float) -> None:
+        """Drain the battery by ``volts_per_s`` while the engine is off (a parasitic load, or a
+        test that wants the voltage to fall fast); 0 stops draining. A running engine recharges.
+
+        Raises ValueError when ``volts_per_s`` is negative.
+        """
+        if volts_per_s < 0:
+            raise ValueError(f"volts_per_s must be >= 0, got {volts_per_s}")
+        with self._lock:
+            self._drain_v_per_s = volts_per_s
 
     def set_pedals(self, accelerator_pct: float, brake_pct: float) -> None:
         """Set the accelerator and brake pedal positions (each clamped to 0-100 %)."""
@@ -349,10 +362,13 @@ class Vehicle:
         # Electrics.
         if running:
             self._engine_off_s = 0.0
+            self._drained_v = 0.0
             battery = 14.2 - 0.25 * _clamp(1.0 - rpm / 1500.0, 0.0, 1.0) + rng.gauss(0.0, 0.01)
         else:
             self._engine_off_s += dt
+            self._drained_v = min(12.0, self._drained_v + self._drain_v_per_s * dt)
             battery = 12.4 + 0.3 * math.exp(-self._engine_off_s / 600.0) + rng.gauss(0.0, 0.005)
+            battery -= self._drained_v
 
         # Odometer, clocks and position.
         km = travelled_m / 1000.0

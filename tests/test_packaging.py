@@ -120,7 +120,7 @@ def test_an_edge_only_install_from_the_wheel_runs_and_lacks_the_cloud_stack(
         fleetlink, "edge", "check-config", ROOT / "deploy/edge/device.example.toml", cwd=tmp_path
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "8 OBD commands in 2 poll groups (profile generic-obd2)" in check.stdout
+    assert "8 OBD commands in 2 poll groups (profile auto: generic-obd2 until" in check.stdout
     listed = _run(fleetlink, "edge", "profile", "list", cwd=tmp_path).stdout.splitlines()
     # The CAN profiles load their DBC files from the wheel with the edge extra's cantools.
     assert [line.split()[0] for line in listed] == [

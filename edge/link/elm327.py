@@ -32,6 +32,8 @@ from fleetlink.edge.link.errors import (
 from fleetlink.edge.link.python_obd import Message, obd
 from fleetlink.edge.link.replies import (
     PROMPT,
+    STATUS_MESSAGES,
+    TRUNCATED,
     Classified,
     ReplyKind,
     classify,
@@ -84,6 +86,7 @@ class Reading:
     value: float | None
     kind: ReplyKind
     unit: str = ""
+    detail: str = ""
 
 
 def _looks_like_data(line: str) -> bool:
@@ -128,7 +131,15 @@ class Elm327Link:
         self.identity = ""
         self.protocol: obd.protocols.protocol.Protocol | None = None
         self.battery_v: float | None = None
+        # below this voltage at the OBD port open() does not look for the vehicle
+        self.min_voltage_v = _MIN_VOLTAGE
         self.supported: set[obd.OBDCommand] = set()
+        # every mode 01 PID the vehicle's bitmaps list, python-obd knowing it or not
+        self.supported_pids: set[int] = set()
+        self.responders = 0
+        # False once the adapter refused a request with a response count (see multi_pid)
+        self.response_counts = True
+        self.timing_commands: list[bytes] = []
         self._needs_resync = False
         self._owed_since: float | None = None
         self.stalled = False
@@ -171,7 +182,7 @@ class Elm327Link:
         voltage = self.at(b"ATRV")
         if voltage.kind == "ok":
             self.battery_v = float(voltage.messages[0].frames[0].raw.upper().rstrip("V"))
-        if self.battery_v is None or self.battery_v < _MIN_VOLTAGE:
+        if self.battery_v is None or self.battery_v < self.min_voltage_v:
             return "adapter"
         select = b"ATTP" + self.protocol_request.encode() if self.protocol_request else b"ATSP0"
         self.at(select, max(self.timeout_s, _SETUP_TIMEOUT_S))
@@ -191,8 +202,10 @@ class Elm327Link:
                 "python-obd cannot parse; set the protocol (1-9, A) explicitly"
             )
         protocol = parser(data_lines)
-        if classify(b"0100", data_lines, protocol).kind != "ok":
+        found = classify(b"0100", data_lines, protocol)
+        if found.kind != "ok":
             return "adapter"
+        self.responders = len(found.messages)
         self.protocol = protocol
         self._read_supported()
         return "vehicle"
@@ -205,9 +218,14 @@ class Elm327Link:
                     f"the device on {describe(self.path)} answers ATI but refused "
                     f"{command.decode()} ({reply.detail or reply.kind}); is it an ELM327?"
                 )
+        for command in self.timing_commands:
+            # accepted once (see .timing); an adapter that restarted gets them again
+            if self.at(command).kind != "ok":
+                self.counters["timing_reapply_failed"] += 1
 
     def _read_supported(self) -> None:
         self.supported = set(obd.commands.base_commands())
+        self.supported_pids = set()
         for getter in obd.commands.pid_getters():
             if getter.mode != 1 or (getter.pid and getter not in self.supported):
                 continue
@@ -217,10 +235,23 @@ class Elm327Link:
             bits = getter(reply.messages).value
             for i, bit in enumerate(bits or []):
                 pid = getter.pid + i + 1
+                if bit:
+                    self.supported_pids.add(pid)
                 if bit and obd.commands.has_pid(1, pid):
                     self.supported.add(obd.commands[1][pid])
                     if obd.commands.has_pid(2, pid):
                         self.supported.add(obd.commands[2][pid])
+        # bitmaps beyond python-obd's table (01 60, 01 80 …) are read from the raw bytes
+        base = 0x60
+        while base in self.supported_pids and base < 0xE0:
+            if any(g.mode == 1 and g.pid == base for g in obd.commands.pid_getters()):
+                break
+            reply = self.request(b"01%02X" % base)
+            if reply.kind != "ok" or len(reply.messages[0].data) < 6:
+                break
+            bits = int.from_bytes(bytes(reply.messages[0].data[2:6]), "big")
+            self.supported_pids.update(base + i for i in range(1, 33) if bits >> (32 - i) & 1)
+            base += 0x20
 
     def supports(self, name: str) -> bool:
         """Return True when the command ``name`` can be asked: an AT command, a base command,
@@ -297,12 +328,21 @@ class Elm327Link:
     def _finish(self, request: bytes, result: Classified, silent: bool) -> Reply:
         kind: ReplyKind = "silent" if silent else result.kind
         self.counters[_COUNTER[kind]] += 1
+        if kind == "null" and result.detail in STATUS_MESSAGES:
+            self.counters[f"adapter_said:{result.detail}"] += 1
+        elif kind == "garbled" and result.detail.startswith(TRUNCATED):
+            self.counters["truncated_replies"] += 1
         if kind in ("mismatch", "garbled"):
             self._needs_resync = True
         return Reply(request, kind, result.messages, _now_ms(), result.detail, result.negative_code)
 
-    def request(self, command: bytes, timeout_s: float | None = None) -> Reply:
+    def request(
+        self, command: bytes, timeout_s: float | None = None, *, responses: int | None = None
+    ) -> Reply:
         """Send the OBD request ``command`` (``b"010C"``) and return its checked reply.
+
+        ``responses`` (1-15) is appended as the ELM327's response count: the adapter stops
+        listening once that many frames came instead of waiting out its timeout.
 
         Never raises for a bad reply: silence, ``NO DATA``, garbage and replies to other
         requests are kinds of :class:`Reply`. While the link is stalled nothing is sent and
@@ -313,7 +353,8 @@ class Elm327Link:
         """
         if self.stalled:
             return self._finish(command, Classified("silent"), silent=True)
-        lines = self._exchange(command, self.timeout_s if timeout_s is None else timeout_s)
+        sent = command if responses is None else command + b"%X" % min(max(responses, 1), 15)
+        lines = self._exchange(sent, self.timeout_s if timeout_s is None else timeout_s)
         if not lines:
             return self._finish(command, Classified("silent"), silent=True)
         if self.protocol is None:
@@ -346,14 +387,46 @@ class Elm327Link:
         else:
             reply = self.request(command.command)
         if reply.kind != "ok":
-            return Reading(name, reply.time_ms, None, reply.kind)
-        value = command(reply.messages).value
+            return Reading(name, reply.time_ms, None, reply.kind, detail=reply.detail)
+        return self.decode(name, reply.messages, reply.time_ms)
+
+    def decode(self, name: str, messages: list[Message], time_ms: int) -> Reading:
+        """Return the value python-obd's decoder for ``name`` reads from checked ``messages``
+        (a ``garbled`` reading, counted as ``undecodable_replies``, when it is not a number)."""
+        command = obd.commands[name]
+        value = command(messages).value
         magnitude = getattr(value, "magnitude", value)
         if isinstance(magnitude, int | float) and not isinstance(magnitude, bool):
             unit = f"{value.units:~}" if hasattr(value, "units") else ""
-            return Reading(name, reply.time_ms, float(magnitude), "ok", unit)
+            return Reading(name, time_ms, float(magnitude), "ok", unit)
         self.counters["undecodable_replies"] += 1
-        return Reading(name, reply.time_ms, None, "garbled")
+        return Reading(name, time_ms, None, "garbled")
+
+    def read_vin(self) -> str | None:
+        """Return the 17-character VIN from the raw mode 09 02 reply, or None.
+
+        python-obd's own VIN decoder strips leading and trailing '0', '1', '2' and 'x'
+        characters, which are legitimate in a VIN, so the raw message bytes are read instead.
+
+        Raises:
+            LinkLostError: the port went away.
+        """
+        reply = self.request(b"0902", max(self.timeout_s, _SETUP_TIMEOUT_S))
+        if reply.kind != "ok":
+            return None
+        # after mode, PID and item count; some ECUs pad the VIN with NULs on either side
+        raw = bytes(reply.messages[0].data)[3:].strip(b"\x00")[-17:]
+        vin = raw.decode("ascii", errors="replace")
+        return vin if len(vin) == 17 and vin.isalnum() else None
+
+    def read_battery_v(self) -> float | None:
+        """Return the voltage at the OBD port (ATRV), or None when the adapter gave none.
+
+        Raises:
+            LinkLostError: the port went away.
+        """
+        reading = self.query("ELM_VOLTAGE")
+        return reading.value
 
     # ------------------------------------------------------------- resync, stall
 

@@ -38,6 +38,7 @@ STATUS_MESSAGES = (
     "ERR",
     "?",
 )
+TRUNCATED = "reply cut short"
 _PROGRESS = re.compile(r"^(SEARCHING\.\.\.|BUS INIT:.*OK)$")
 _BUS_INIT_FAILED = re.compile(r"^BUS INIT:.*ERROR$")
 _HEX = re.compile(r"^[0-9A-F ]+$")
@@ -162,6 +163,21 @@ def _hexes(values: Sequence[int]) -> str:
     return " ".join(f"{v:02X}" for v in values)
 
 
+def cut_short(message: Message, protocol_id: str) -> str:
+    """Return why a CAN ``message`` holds fewer bytes than its first frame announced (frames
+    lost on the way: ``BUFFER FULL``, a dropped consecutive frame), or "" when it is whole."""
+    if protocol_id not in _CAN_PROTOCOLS or not message.frames:
+        return ""
+    first = message.frames[0]
+    announced = first.data_len or 0
+    # bytes carried by the frames themselves (python-obd shortens some services' data)
+    pci = 2 if first.type == 0x10 else 1
+    carried = len(first.data) - pci + sum(len(f.data) - 1 for f in message.frames[1:])
+    if carried >= announced:
+        return ""
+    return f"{TRUNCATED}: {max(carried, 0)} of {announced} bytes"
+
+
 def _header_ok(message: Message, protocol_id: str, target: int | None) -> bool:
     """Return True when every frame came from an ECU answering the tester (CAN only).
 
@@ -249,6 +265,9 @@ def classify(
         if not _header_ok(message, protocol_id, target):
             return Classified("mismatch", detail=f"reply from {message.frames[0].raw[:8]!r}")
         why = _answers(message.data, parsed_request)
+        short = cut_short(message, protocol_id)
+        if short and (why is None or why.endswith("is cut short")):
+            return Classified("garbled", detail=short)
         if why is not None:
             return Classified("mismatch", detail=why)
         if message.data[0] == NEGATIVE_RESPONSE:

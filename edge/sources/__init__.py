@@ -10,16 +10,20 @@ import importlib
 from collections.abc import Callable
 
 from fleetlink.edge.config import DeviceConfig
-from fleetlink.edge.sources.base import Sample, SampleQueue, Source
+from fleetlink.edge.sources.base import CanActivity, EventQueue, Sample, SampleQueue, Source
 
-__all__ = ["Sample", "SampleQueue", "Source", "create_sources"]
+__all__ = ["EventQueue", "Sample", "SampleQueue", "Source", "create_sources"]
+
+# The vehicle records beside the outbox (their own file: an outbox moved aside keeps them).
+CAPABILITIES_FILE = "vehicle.sqlite"
 
 
 def _obd(config: DeviceConfig) -> Source | None:
     if config.obd is None:
         return None
     module = importlib.import_module("fleetlink.edge.sources.obd_source")
-    source: Source = module.ObdSource(config.obd)
+    path = config.outbox.path.parent / CAPABILITIES_FILE
+    source: Source = module.ObdSource(config.obd, capabilities_path=path)
     return source
 
 
@@ -41,4 +45,17 @@ def create_sources(config: DeviceConfig) -> list[Source]:
         source = factory(config)
         if source is not None:
             sources.append(source)
+    connect_can_activity(sources)
     return sources
+
+
+def connect_can_activity(sources: list[Source]) -> None:
+    """Let every source that observes CAN activity (``observe_can``) see the first source
+    that reports it (:class:`~fleetlink.edge.sources.base.CanActivity`)."""
+    activity = next((s for s in sources if isinstance(s, CanActivity)), None)
+    if activity is None:
+        return
+    for source in sources:
+        observe = getattr(source, "observe_can", None)
+        if observe is not None and source is not activity:
+            observe(activity)

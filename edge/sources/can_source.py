@@ -151,6 +151,8 @@ class CanSource(Source):
         self._last_frame_at = 0.0
         self._garbled_at: float | None = None
         self._unknown_ids: set[int] = set()
+        self._ids_seen: set[int] = set()
+        self._frame_seen_at: float | None = None
         number = channel2int(self.channel)
         self._record_channel = number if number is not None and 0 <= number <= 255 else 0
 
@@ -169,6 +171,16 @@ class CanSource(Source):
             decode_errors=c["decode_errors"],
             garbled_lines=c["garbled_lines"],
         )
+
+    def can_ids_seen(self) -> frozenset[int]:
+        """Return every CAN id seen since the source started (the vehicle's capability record)."""
+        return frozenset(self._ids_seen)
+
+    def seconds_since_can_frame(self) -> float | None:
+        """Return the seconds since the last frame, None before the first (ignition-off
+        detection by the OBD source)."""
+        seen = self._frame_seen_at
+        return None if seen is None else time.monotonic() - seen
 
     def _set_bus_state(self, state: BusState, reason: str = "") -> None:
         if state == self._bus_state:
@@ -238,7 +250,8 @@ class CanSource(Source):
                 if now - self._last_frame_at >= silent_after_s:
                     self._set_bus_state("silent", f"no frame for {silent_after_s:g} s")
                 continue
-            self._last_frame_at = now
+            self._last_frame_at = self._frame_seen_at = now
+            self._ids_seen.add(frame.arbitration_id)
             if self._bus_state != "traffic":
                 self._set_bus_state("traffic")
             if self._garbled_at is not None and now - self._garbled_at > _GARBLE_QUIET_S:

@@ -84,3 +84,17 @@ def link_stall_command(
         typer.echo("--adapter is simulator or elm327-emulator", err=True)
         raise typer.Exit(2)
     typer.echo(link_stall.report(kinds, stall, stall_after, baseline))  # type: ignore[arg-type]
+
+
+@app.command("obd")
+def obd_command(
+    seconds: Annotated[float, typer.Option(min=1.0, help="Length of each run (s).")] = 5.0,
+    repeat: Annotated[int, typer.Option(min=1, help="Runs per reader; medians are shown.")] = 3,
+    latency_ms: Annotated[
+        float, typer.Option(min=0.0, help="The simulated ECU's response time per request.")
+    ] = 30.0,
+) -> None:
+    """OBD values/s: the agent's multi-PID scheduling beside python-obd's one-PID loop."""
+    from fleetlink.simulator.bench import obd
+
+    typer.echo(obd.report(seconds, repeat, latency_ms))

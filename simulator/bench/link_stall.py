@@ -62,16 +62,23 @@ class StallRun:
         )
 
 
-def decode_payload(payload: bytes) -> tuple[int, float] | None:
-    """Return (PID, value in python-obd's unit) for a mode 01 payload such as 41 0C 1A F8."""
-    if len(payload) < 3 or payload[0] != 0x41 or not obd.commands.has_pid(1, payload[1]):
-        return None
-    message = Message([])
-    message.data = bytearray(payload)
-    message.ecu = obd.ECU.ALL
-    value = obd.commands[1][payload[1]]([message]).value
-    magnitude = getattr(value, "magnitude", value)
-    return (payload[1], float(magnitude)) if isinstance(magnitude, int | float) else None
+def decode_payload(payload: bytes) -> list[tuple[int, float]]:
+    """Return (PID, value in python-obd's unit) for each PID of a mode 01 payload such as
+    ``41 0C 1A F8`` or ``41 0C 1A F8 0D 3C`` (several PIDs in one answer)."""
+    decoded: list[tuple[int, float]] = []
+    i = 1
+    while payload[:1] == b"\x41" and i < len(payload) and obd.commands.has_pid(1, payload[i]):
+        pid = payload[i]
+        size = obd.commands[1][pid].bytes - 2
+        message = Message([])
+        message.data = bytearray((0x41, pid)) + payload[i + 1 : i + 1 + size]
+        message.ecu = obd.ECU.ALL
+        value = obd.commands[1][pid]([message]).value
+        magnitude = getattr(value, "magnitude", value)
+        if isinstance(magnitude, int | float):
+            decoded.append((pid, float(magnitude)))
+        i += 1 + size
+    return decoded
 
 
 def count_wrong(stored: dict[int, list[float]], produced: dict[int, list[float]]) -> int:
@@ -184,6 +191,7 @@ def run_stall(
         reconnect_min_s=0.2,
         reconnect_max_s=1.0,
         poll=[PollGroup(commands=list(COMMANDS), rate_hz=rate_hz)],
+        strategy="one_pid",
     )
     source = ObdSource(settings)
     samples: queue.Queue[Sample] = queue.Queue()
@@ -224,9 +232,8 @@ def run_stall(
             run.samples_after_recovery[sample.signal_id] += 1
     produced: dict[int, list[float]] = {}
     for payload in adapter.produced():
-        decoded = decode_payload(payload)
-        if decoded is not None:
-            produced.setdefault(decoded[0], []).append(decoded[1])
+        for pid, value in decode_payload(payload):
+            produced.setdefault(pid, []).append(value)
     run.wrong_values = count_wrong(stored, produced)
     run.counters = Counter(source.counters)
     return run
@@ -273,9 +280,8 @@ def run_baseline(
         adapter.stop()
     produced: dict[int, list[float]] = {}
     for payload in adapter.produced():
-        decoded = decode_payload(payload)
-        if decoded is not None:
-            produced.setdefault(decoded[0], []).append(decoded[1])
+        for pid, value in decode_payload(payload):
+            produced.setdefault(pid, []).append(value)
     run.wrong_values = count_wrong(stored, produced)
     return run
 

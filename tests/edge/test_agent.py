@@ -86,11 +86,14 @@ async def test_samples_reach_the_cloud_and_leave_the_outbox_once_acked(
         stop.set()
         await asyncio.wait_for(task, 15)
         cloud.close()
-    batches = [TelemetryBatch.model_validate(body) for body in cloud.bodies]
+    batches = [TelemetryBatch.model_validate(body) for body in cloud.bodies if "series" in body]
     seqs = [b.seq for b in batches]
     assert seqs == sorted(set(seqs))
     signals = {s.signal_id for b in batches for s in b.series}
     assert {0x0C, 0x0D, 0x05, 256} <= signals
+    events = [EventBatch.model_validate(body) for body in cloud.bodies if "events" in body]
+    identified = [e for b in events for e in b.events if e.type == "vehicle_identified"]
+    assert identified and identified[0].data["profile"] == "generic-obd2"
     with Outbox(config.outbox.path) as outbox:
         left = {b.seq for b in outbox.pending()}
         assert left.isdisjoint(seqs)
@@ -118,9 +121,10 @@ def test_sigterm_stores_the_partial_batch_before_exiting(tmp_path: Path, vehicle
     assert proc.wait(timeout=15) == 0
     with Outbox(tmp_path / "outbox.db") as outbox:
         pending = outbox.pending()
-    assert len(pending) == 1
-    batch = decode(pending[0].payload, TelemetryBatch)
-    assert batch.seq == 1 and batch.sample_count >= 5
+    telemetry = [p for p in pending if p.kind == "telemetry"]
+    assert len(telemetry) == 1 and [p.kind for p in pending].count("events") == 1
+    batch = decode(telemetry[0].payload, TelemetryBatch)
+    assert batch.seq == 2 and batch.sample_count >= 5
 
 
 def test_batches_the_outbox_refuses_wait_in_memory_and_are_stored_in_order_later(

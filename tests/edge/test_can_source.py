@@ -12,7 +12,7 @@ import can
 import pytest
 
 from fleetlink.edge.config import CanSection
-from fleetlink.edge.sources.base import Sample
+from fleetlink.edge.sources.base import CanActivity, Sample
 from fleetlink.edge.sources.can_source import CanSource
 from fleetlink.firmware_profiles import load_can_profile
 from fleetlink.shared.signals import by_name
@@ -101,6 +101,15 @@ def test_unknown_ids_and_undecodable_frames_are_counted_and_the_source_keeps_goi
     assert [s.value for s in drain(samples)] == [42.0]
     status = source.can_status()
     assert (status.frames, status.unknown_id_frames, status.decode_errors) == (3, 1, 1)
+    # What the OBD source reads for the capability record and ignition-off detection.
+    assert isinstance(source, CanActivity)
+    assert source.can_ids_seen() == {
+        0x7FF,
+        0x3E9,
+        CAR.get_message_by_name("VEHICLE_SPEED").frame_id,
+    }
+    since = source.seconds_since_can_frame()
+    assert since is not None and 0 <= since < 5
 
 
 def test_j1939_frames_match_by_pgn_from_any_source_address_with_transforms(

@@ -47,7 +47,7 @@ def write(tmp_path: Path, text: str, name: str = "device.toml") -> Path:
 def test_example_config_in_deploy_is_valid() -> None:
     config = load_config(EXAMPLE)
     assert config.device.id == "truck-042"
-    assert config.obd is not None and config.obd.profile == "generic-obd2"
+    assert config.obd is not None and config.obd.profile == "auto"
     assert config.obd.poll == [] and config.obd.poll_groups()[0].rate_hz == 2
 
 

@@ -47,7 +47,15 @@ CAN29 = ISO_15765_4_29bit_500k(["18 DA F1 10 06 41 00 BE 3F A8 13"])
         (b"03", b"7E8 06 43 02 01 43 01 96\r\r>", "ok"),
         (b"04", b"7E8 01 44\r\r>", "ok"),
         (b"04", b"7E8 03 7F 04 22\r\r>", "negative"),
-        (b"0902", b"7E8 10 14 49 02 01 57 50 30\r7E8 21 5A 5A 5A 39 39 5A 54\r\r>", "ok"),
+        (
+            b"0902",
+            b"7E8 10 14 49 02 01 57 50 30\r7E8 21 5A 5A 5A 39 39 5A 54\r"
+            b"7E8 22 31 32 33 34 35 36 37\r\r>",
+            "ok",
+        ),
+        # a multi-frame reply that lost its last frame, and a single frame cut short
+        (b"0902", b"7E8 10 14 49 02 01 57 50 30\r7E8 21 5A 5A 5A 39 39 5A 54\r\r>", "garbled"),
+        (b"010C0D", b"7E8 05 41 0C 1A F8\r\r>", "garbled"),
     ],
 )
 def test_recorded_replies_are_classified_against_their_request(

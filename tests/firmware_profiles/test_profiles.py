@@ -107,9 +107,11 @@ path = "outbox.db"
 """
 
 
-def test_a_device_without_poll_groups_reads_the_generic_profile(tmp_path: Path) -> None:
+def test_a_device_without_poll_groups_has_its_profile_chosen_at_connect(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, DEVICE.format(obd=""), "device.toml"))
-    assert config.obd is not None and config.obd.profile == DEFAULT_PROFILE
+    assert config.obd is not None and config.obd.profile == "auto"
+    assert config.obd.fixed_profile() is None
+    # until the vehicle answers, the fallback profile is what it would read
     assert config.obd.poll_groups() == load_profile(DEFAULT_PROFILE).obd.poll
 
 

@@ -184,3 +184,21 @@ def test_any_bytes_either_decode_or_raise_codec_error(payload):
     for model in (TelemetryBatch, EventBatch, Status, Ack):
         with contextlib.suppress(codec.CodecError):
             codec.decode(payload, model)
+
+
+def test_a_status_from_an_earlier_device_decodes_without_a_vehicle_report() -> None:
+    from fleetlink.shared.messages import VehicleReport
+
+    earlier = {"v": 1, "device_id": "van-1", "online": True, "time_ms": 1, "adapter": "connected"}
+    assert codec.decode(codec.encode_raw(earlier), Status).vehicle is None
+    report = VehicleReport(
+        profile="generic-obd2",
+        profile_version="1.0.0",
+        power="ignition_off",
+        battery_v=12.4,
+        capabilities={"vin": "1G1JC5444R7252367", "protocol": "6", "supported_pids": 42},
+    )
+    now = Status(device_id="van-1", online=True, time_ms=1, vehicle=report)
+    assert codec.decode(codec.encode(now), Status) == now
+    with pytest.raises(codec.CodecError):
+        codec.decode(codec.encode_raw({**earlier, "vehicle": {"power": "asleep"}}), Status)
