@@ -69,8 +69,10 @@ class LiveFeed:
         signals: dict[str, Any] = {}
         for sid, (ts, value) in item.latest.items():
             signal = BY_ID.get(sid)
-            name = signal.name if signal is not None else str(sid)
-            signals[name] = {"value": value, "ts": ts.isoformat()}
+            if signal is None:
+                signals[str(sid)] = {"value": value, "ts": ts.isoformat()}
+            else:
+                signals[signal.name] = {"value": value, "unit": signal.unit, "ts": ts.isoformat()}
         if not signals:
             return
         self.hub.publish(
