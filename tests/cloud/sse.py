@@ -30,7 +30,9 @@ async def read_events(
                 if "data" in fields:
                     events.append(
                         SseEvent(
-                            fields.get("event", "message"), fields.get("id"), json.loads(fields["data"])
+                            fields.get("event", "message"),
+                            fields.get("id"),
+                            json.loads(fields["data"]),
                         )
                     )
                 fields = {}
