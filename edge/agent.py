@@ -14,6 +14,7 @@ from collections import Counter, deque
 
 from fleetlink.edge.batcher import Batcher, Draft
 from fleetlink.edge.config import DeviceConfig
+from fleetlink.edge.fences import FenceStore, fence_path
 from fleetlink.edge.outbox import Outbox, OutboxError
 from fleetlink.edge.sources import SampleQueue, Source, create_sources
 from fleetlink.edge.sources.base import AdapterState
@@ -44,7 +45,10 @@ class Agent:
         self.sources = create_sources(config) if sources is None else sources
         self.outbox = Outbox(config.outbox.path, config.outbox.max_batches)
         self.batcher = Batcher(config.outbox.batch_interval_s, config.outbox.max_batch_samples)
-        self.uplink = Uplink(config.device, config.mqtt, self.outbox, self.adapter_state)
+        self.fences = FenceStore(fence_path(config.outbox.path))
+        self.uplink = Uplink(
+            config.device, config.mqtt, self.outbox, self.adapter_state, fences=self.fences
+        )
         self.unstored: deque[Draft] = deque()
         self.counters: Counter[str] = Counter()
         self._outbox_failing = False

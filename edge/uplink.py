@@ -26,10 +26,19 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from fleetlink.edge.config import DeviceSection, MqttSection
+from fleetlink.edge.fences import FenceStore
 from fleetlink.edge.outbox import Outbox, StoredBatch
 from fleetlink.edge.sources.base import AdapterState
 from fleetlink.shared.codec import CodecError, decode, encode
-from fleetlink.shared.messages import MAX_SEQ, Ack, EventBatch, Hello, Status, TelemetryBatch
+from fleetlink.shared.messages import (
+    MAX_SEQ,
+    Ack,
+    EventBatch,
+    GeofenceSet,
+    Hello,
+    Status,
+    TelemetryBatch,
+)
 from fleetlink.shared.signing import verify
 from fleetlink.shared.topics import Kind, topic
 from fleetlink.shared.version import VERSION
@@ -74,8 +83,10 @@ class Uplink:
         outbox: Outbox,
         adapter_state: Callable[[], AdapterState] = lambda: "unknown",
         connack_timeout_s: float = 5.0,
+        fences: FenceStore | None = None,
     ) -> None:
         self.device = device
+        self.fences = fences
         self.settings = settings
         self.outbox = outbox
         self.adapter_state = adapter_state
@@ -168,7 +179,7 @@ class Uplink:
             log.warning("broker %s refused the connection: %s", self.settings.url, reason)
             return
         self.counters["connects"] += 1
-        client.subscribe(self.topics[Kind.ACK], qos=1)
+        client.subscribe([(self.topics[Kind.ACK], 1), (self.topics[Kind.CMD], 1)])
         client.publish(self.topics[Kind.STATUS], self._status(online=True), qos=1, retain=True)
         log.info("connected to %s (MQTT %s)", self.settings.url, self.protocol.name)
 
@@ -196,6 +207,9 @@ class Uplink:
             )
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self.topics[Kind.CMD]:
+            self._on_command(bytes(message.payload))
+            return
         try:
             ack = decode(bytes(message.payload), Ack)
         except CodecError as exc:
@@ -212,6 +226,19 @@ class Uplink:
                 self._reject("it carries no digest per seq")
                 return
         self._post(self._apply_ack, ack)
+
+    def _on_command(self, payload: bytes) -> None:
+        try:
+            fence_set = decode(payload, GeofenceSet)
+        except CodecError as exc:
+            self.counters["commands_rejected"] += 1
+            log.warning("ignoring a command: %s", exc)
+            return
+        if fence_set.device_id != self.device.id:
+            self.counters["commands_rejected"] += 1
+            return
+        if self.fences is not None:
+            self._post(self.fences.apply, fence_set)
 
     def _set_ready(self, ready: bool) -> None:
         if ready == self._ready:

@@ -113,10 +113,12 @@ def parse_shape(geometry: dict[str, Any], radius_m: float | None) -> Shape:
             raise GeometryError(f"geometry.coordinates[{r}]: a ring ends where it starts")
         rings.append(points)
     polygon = shape({"type": "Polygon", "coordinates": rings})
-    if not isinstance(polygon, Polygon) or polygon.is_empty or polygon.area == 0:
+    if not isinstance(polygon, Polygon) or polygon.is_empty:
         raise GeometryError("geometry: the polygon has no area")
     if not polygon.is_valid:
         raise GeometryError(f"geometry: the polygon is not valid ({explain_validity(polygon)})")
+    if polygon.area == 0:
+        raise GeometryError("geometry: the polygon has no area")
     shapely.prepare(polygon)
     min_lon, min_lat, max_lon, max_lat = polygon.bounds
     return Shape(

@@ -216,14 +216,14 @@ class IngestWorker:
 
     def _after_commit(self, items: list[Inbound], result: ChunkResult) -> None:
         try:
-            self._publish_outcome(items, result)
             if self._on_commit is not None and result.new:
                 try:
                     self._on_commit(result)
                 except Exception:
-                    # The batch is stored and acked; a failing observer must not stop ingest.
+                    # The batch is stored; a failing observer must not stop ingest or its acks.
                     self.totals["on_commit_errors"] += 1
                     log.exception("the live feed failed on a committed chunk")
+            self._publish_outcome(items, result)
         finally:
             self.totals.update(result.counters)
             self.source.release(len(items))
