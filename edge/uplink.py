@@ -238,7 +238,16 @@ class Uplink:
             self.counters["commands_rejected"] += 1
             return
         if self.fences is not None:
-            self._post(self.fences.apply, fence_set)
+            self._post(self._store_fences, fence_set)
+
+    def _store_fences(self, fence_set: GeofenceSet) -> None:
+        assert self.fences is not None
+        try:
+            if self.fences.apply(fence_set):
+                self.counters["geofence_sets"] += 1
+        except OSError as exc:
+            self.counters["geofence_store_errors"] += 1
+            log.warning("could not store the geofences: %s", exc)
 
     def _set_ready(self, ready: bool) -> None:
         if ready == self._ready:
