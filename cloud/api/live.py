@@ -101,6 +101,9 @@ async def live(request: web.Request) -> web.StreamResponse:
         send_timeout=settings.live_send_timeout_s,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+    transport = request.transport
+    if transport is not None:
+        subscriber.on_drop = transport.abort
     try:
         await stream.prepare(request)
         async with stream:
@@ -110,7 +113,8 @@ async def live(request: web.Request) -> web.StreamResponse:
                 message = await subscriber.next()
                 if message is None:
                     break
-                await stream.send(message.text, id=message.id, event=message.event)
+                # The frame was serialised once by the hub for every client.
+                await stream.write(message.frame)
     except (ConnectionResetError, TimeoutError):
         pass  # the client went away or stalled; nothing to answer
     finally:

@@ -15,14 +15,15 @@ import itertools
 import json
 import time
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
 class LiveMessage:
-    """One message on a tenant's stream; ``text`` is its JSON data, serialised once."""
+    """One message on a tenant's stream; ``text`` is its JSON data and ``frame`` its whole
+    SSE frame, both serialised once for every client."""
 
     id: str
     serial: int
@@ -31,6 +32,7 @@ class LiveMessage:
     vehicle_id: str | None
     signals: frozenset[str]
     text: str
+    frame: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +57,18 @@ class LiveFilter:
 
 @dataclass(eq=False, slots=True)
 class Subscriber:
-    """One connected client: its filter and its bounded queue (None in it ends the stream)."""
+    """One connected client: its filter and its bounded queue (None in it ends the stream).
+
+    ``on_drop`` is called when the hub drops the client, e.g. to abort its connection so that
+    a write blocked on the stalled socket ends at once.
+    """
 
     tenant: str
     filter: LiveFilter
     queue: asyncio.Queue[LiveMessage | None]
     reset: bool = False
     dropped: bool = False
+    on_drop: Callable[[], None] | None = None
 
     async def next(self) -> LiveMessage | None:
         """Return the next message, or None when the hub dropped this client."""
@@ -107,14 +114,18 @@ class LiveHub:
     ) -> LiveMessage:
         """Offer one message to the tenant's subscribers and keep it for replay."""
         serial = next(self._serials)
+        message_id = f"{self.epoch}-{serial}"
+        # JSON escapes line breaks, so the data is always one SSE line.
+        text = json.dumps(data, separators=(",", ":"), default=str)
         message = LiveMessage(
-            f"{self.epoch}-{serial}",
+            message_id,
             serial,
             tenant,
             event,
             vehicle_id,
             frozenset(signals),
-            json.dumps(data, separators=(",", ":"), default=str),
+            text,
+            f"id: {message_id}\nevent: {event}\ndata: {text}\n\n".encode(),
         )
         entry = self._tenants.get(tenant)
         if entry is None:
@@ -176,6 +187,8 @@ class LiveHub:
             subscriber.queue.get_nowait()
         subscriber.queue.put_nowait(None)
         self.counters["dropped_slow_clients"] += 1
+        if subscriber.on_drop is not None:
+            subscriber.on_drop()
 
     def close_all(self) -> None:
         """End every stream (the app is shutting down)."""
