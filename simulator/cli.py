@@ -39,9 +39,12 @@ def run(
     dtc: Annotated[
         list[str] | None, typer.Option(help="A stored trouble code such as P0301 (repeatable).")
     ] = None,
+    gps: Annotated[
+        bool, typer.Option("--gps", help="Also a GNSS receiver (NMEA) on a second port.")
+    ] = False,
 ) -> None:
     """Start one simulated vehicle, print its serial port, and run until Ctrl-C."""
-    sim = SimulatedVehicle(seed, style, latency_ms / 1000.0, ignition_on=not ignition_off)
+    sim = SimulatedVehicle(seed, style, latency_ms / 1000.0, ignition_on=not ignition_off, gps=gps)
     for code in dtc or []:
         try:
             encode_dtc(code)
@@ -63,6 +66,8 @@ def run(
             raise typer.Exit(2) from None
         typer.echo(f"{link} -> {port}")
     typer.echo(f"ELM327 on {port}  VIN {sim.vin}  style {style}  seed {seed}")
+    if sim.gps_port is not None:
+        typer.echo(f'GNSS (NMEA 0183) on {sim.gps_port}: [gps] port = "{sim.gps_port}"')
     typer.echo(f"connect with: python -c \"import obd; print(obd.OBD('{port}').status())\"")
     try:
         while True:
