@@ -132,6 +132,8 @@ class CloudSettings(BaseSettings):
     live_queue_size: int = Field(256, ge=1, le=100_000)
     live_replay_size: int = Field(1024, ge=0, le=1_000_000)
     live_ping_s: float = Field(15.0, gt=0, le=3600)
+    # What a live client's socket has not taken yet; beyond this the client is dropped.
+    live_client_buffer_bytes: int = Field(1024 * 1024, ge=4096, le=256 * 1024 * 1024)
     # A write to a live client that does not finish in this time drops the client.
     live_send_timeout_s: float = Field(10.0, gt=0, le=600)
     geofence_queue_size: int = Field(10_000, ge=1)

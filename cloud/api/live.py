@@ -9,6 +9,7 @@ A client that does not keep up is disconnected; it reconnects with ``Last-Event-
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from aiohttp import web
@@ -21,7 +22,7 @@ from fleetlink.cloud.api.request_parsing import query_model
 from fleetlink.cloud.api.spec import ResourceRoutes
 from fleetlink.cloud.app_keys import LIVE_HUB, SETTINGS
 from fleetlink.cloud.auth.permissions import Permission
-from fleetlink.cloud.live.hub import LiveFilter
+from fleetlink.cloud.live.hub import LiveFilter, LiveHub, LiveMessage, Subscriber
 from fleetlink.shared.signals import BY_NAME
 
 api = ResourceRoutes("live")
@@ -109,14 +110,57 @@ async def live(request: web.Request) -> web.StreamResponse:
         async with stream:
             if subscriber.reset:
                 await stream.send('{"reason":"missed messages are no longer held"}', event="reset")
-            while True:
-                message = await subscriber.next()
-                if message is None:
-                    break
-                # The frame was serialised once by the hub for every client.
-                await stream.write(message.frame)
+            else:
+                await stream.write(b": live\n\n")  # sends the headers aiohttp holds back
+            if transport is not None and not subscriber.dropped:
+                _deliver_directly(
+                    hub, subscriber, stream, transport, settings.live_client_buffer_bytes
+                )
+            # Only the end of the stream comes through the queue now; a client that went away
+            # ends the stream's pings (stream.wait()) or the next write to it.
+            ended = asyncio.ensure_future(subscriber.next())
+            pinging = asyncio.ensure_future(stream.wait())
+            await asyncio.wait((ended, pinging), return_when=asyncio.FIRST_COMPLETED)
+            for task in (ended, pinging):
+                task.cancel()
     except (ConnectionResetError, TimeoutError):
         pass  # the client went away or stalled; nothing to answer
     finally:
         hub.unsubscribe(subscriber)
     return stream
+
+
+def _deliver_directly(
+    hub: LiveHub,
+    subscriber: Subscriber,
+    stream: EventSourceResponse,
+    transport: asyncio.Transport,
+    limit_bytes: int,
+) -> None:
+    """Switch the subscriber to writing each message straight into its connection.
+
+    The hub then writes every client's copy in its own publish call (the frame, and its HTTP
+    chunk, serialised once), without waking a task per client. What the socket has not taken
+    stays in the transport's buffer; above ``limit_bytes`` the client is too slow and dropped.
+    What was queued since subscribing is written first, in order.
+    """
+    chunked = stream.chunked
+
+    def deliver(message: LiveMessage) -> bool:
+        if transport.is_closing():
+            subscriber.closed = True
+            return False
+        if transport.get_write_buffer_size() > limit_bytes:
+            return False
+        transport.write(message.chunk if chunked else message.frame)
+        return True
+
+    while not subscriber.queue.empty():
+        queued = subscriber.queue.get_nowait()
+        if queued is None:
+            subscriber.queue.put_nowait(None)
+            return
+        if not deliver(queued):
+            hub.drop(subscriber)
+            return
+    subscriber.sink = deliver

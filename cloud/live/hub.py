@@ -34,6 +34,11 @@ class LiveMessage:
     text: str
     frame: bytes
 
+    @property
+    def chunk(self) -> bytes:
+        """The frame as one HTTP/1.1 chunk (``Transfer-Encoding: chunked``)."""
+        return b"%x\r\n%b\r\n" % (len(self.frame), self.frame)
+
 
 @dataclass(frozen=True, slots=True)
 class LiveFilter:
@@ -60,7 +65,9 @@ class Subscriber:
     """One connected client: its filter and its bounded queue (None in it ends the stream).
 
     ``on_drop`` is called when the hub drops the client, e.g. to abort its connection so that
-    a write blocked on the stalled socket ends at once.
+    a write blocked on the stalled socket ends at once. With ``sink`` set, the hub hands each
+    message to it at once instead of queueing it; a sink returns False when its client cannot
+    take more (its bounded send buffer is full), and the client is dropped.
     """
 
     tenant: str
@@ -68,7 +75,9 @@ class Subscriber:
     queue: asyncio.Queue[LiveMessage | None]
     reset: bool = False
     dropped: bool = False
+    closed: bool = False  # the client went away by itself
     on_drop: Callable[[], None] | None = None
+    sink: Callable[[LiveMessage], bool] | None = None
 
     async def next(self) -> LiveMessage | None:
         """Return the next message, or None when the hub dropped this client."""
@@ -136,12 +145,16 @@ class LiveHub:
         for subscriber in entry.subscribers:
             if not subscriber.filter.matches(message):
                 continue
+            if subscriber.sink is not None:
+                if not subscriber.sink(message):
+                    slow.append(subscriber)
+                continue
             try:
                 subscriber.queue.put_nowait(message)
             except asyncio.QueueFull:
                 slow.append(subscriber)
         for subscriber in slow:
-            self._drop(subscriber)
+            self.drop(subscriber)
         return message
 
     def subscribe(
@@ -180,13 +193,16 @@ class LiveHub:
             return None  # older than the buffer: some messages are gone
         return [m for m in entry.replay if m.serial > serial]
 
-    def _drop(self, subscriber: Subscriber) -> None:
+    def drop(self, subscriber: Subscriber) -> None:
+        """Drop a client that cannot keep up: its stream ends and its connection is aborted."""
+        if subscriber.dropped:
+            return
         self.unsubscribe(subscriber)
         subscriber.dropped = True
         while not subscriber.queue.empty():
             subscriber.queue.get_nowait()
         subscriber.queue.put_nowait(None)
-        self.counters["dropped_slow_clients"] += 1
+        self.counters["disconnected" if subscriber.closed else "dropped_slow_clients"] += 1
         if subscriber.on_drop is not None:
             subscriber.on_drop()
 
