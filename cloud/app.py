@@ -18,28 +18,43 @@ from fleetlink.cloud.api import (
     drivers,
     fleets,
     gaps,
+    geofences,
     health,
     imports,
+    inbox,
+    live,
     searches,
     signals,
     vehicles,
+    webhooks,
 )
 from fleetlink.cloud.api.openapi import openapi_routes
 from fleetlink.cloud.api.problems import problem_middleware
 from fleetlink.cloud.app_keys import (
     API_POOL,
+    EMAIL_DISPATCHER,
+    EMAIL_SENDER,
     FIELD_CIPHER,
+    GEOFENCE_MONITOR,
     INGEST,
     LIMITER,
+    LIVE_HUB,
     LOGIN_LIMITER,
     POOL,
     PRINCIPALS,
     SETTINGS,
     STARTUP,
+    WEBHOOK_DISPATCHER,
 )
 from fleetlink.cloud.auth.principal_cache import PrincipalCache
 from fleetlink.cloud.auth.rate_limit import RateLimiter
+from fleetlink.cloud.geofences.monitor import GeofenceMonitor
+from fleetlink.cloud.ingest.store import ChunkResult
 from fleetlink.cloud.ingest.worker import IngestService
+from fleetlink.cloud.live.feed import LiveFeed
+from fleetlink.cloud.live.hub import LiveHub
+from fleetlink.cloud.notify.email import EmailDispatcher, EmailSender
+from fleetlink.cloud.notify.webhooks import WebhookDispatcher
 from fleetlink.cloud.records.field_crypto import FieldCipher, generate_key_ring_entry
 from fleetlink.cloud.settings import CloudSettings
 from fleetlink.cloud.startup import Startup
@@ -57,6 +72,10 @@ RESOURCES = (
     imports.api,
     signals.api,
     searches.api,
+    live.api,
+    inbox.api,
+    webhooks.api,
+    geofences.api,
     audit_log.api,
     health.api,
 )
@@ -79,9 +98,25 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     )
     app[POOL] = pool
     app[API_POOL] = api_pool
-    ingest = IngestService(settings, pool)
+    notifiers = _notifiers(app, pool)
+    monitor = GeofenceMonitor(pool, app[LIVE_HUB], settings.geofence_queue_size)
+    app[GEOFENCE_MONITOR] = monitor
+    feed = LiveFeed(app[LIVE_HUB], monitor)
+
+    def on_commit(result: ChunkResult) -> None:
+        feed.on_commit(result)
+        if result.counters["inbox_items"]:
+            for notifier in notifiers:
+                notifier.wake()
+
+    def on_migrated() -> None:
+        monitor.start()
+        for notifier in notifiers:
+            notifier.start()
+
+    ingest = IngestService(settings, pool, on_commit)
     app[INGEST] = ingest
-    startup = Startup(settings, pool, ingest)
+    startup = Startup(settings, pool, ingest, on_migrated)
     app[STARTUP] = startup
     startup.start()
     try:
@@ -89,8 +124,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await startup.settled.wait()
         yield
     finally:
+        app[LIVE_HUB].close_all()
         await startup.stop()
         await ingest.stop()
+        await monitor.stop()
+        for notifier in notifiers:
+            await notifier.stop()
         await api_pool.close()
         await pool.close()
 
@@ -101,6 +140,43 @@ async def _json_codecs(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(
             name, encoder=partial(json.dumps, default=str), decoder=json.loads, schema="pg_catalog"
         )
+
+
+def _notifiers(
+    app: web.Application, pool: asyncpg.Pool
+) -> list[WebhookDispatcher | EmailDispatcher]:
+    """Return the webhook dispatcher, and the email dispatcher when SMTP is configured."""
+    settings = app[SETTINGS]
+    webhooks_out = WebhookDispatcher(
+        pool,
+        app[FIELD_CIPHER],
+        allow_private=settings.webhooks_may_call_private,
+        timeout_s=settings.webhook_timeout_s,
+        max_attempts=settings.webhook_max_attempts,
+        backoff_base_s=settings.webhook_backoff_base_s,
+        backoff_max_s=settings.webhook_backoff_max_s,
+        poll_s=settings.notify_poll_s,
+    )
+    app[WEBHOOK_DISPATCHER] = webhooks_out
+    notifiers: list[WebhookDispatcher | EmailDispatcher] = [webhooks_out]
+    if settings.smtp_url is not None:
+        sender = EmailSender.from_url(settings.smtp_url.get_secret_value(), settings.smtp_from)
+        app[EMAIL_SENDER] = sender
+        email_out = EmailDispatcher(
+            pool,
+            sender,
+            settings.notify_poll_s,
+            settings.webhook_max_attempts,
+            settings.webhook_backoff_base_s,
+            settings.webhook_backoff_max_s,
+        )
+        app[EMAIL_DISPATCHER] = email_out
+        notifiers.append(email_out)
+    return notifiers
+
+
+async def _end_live_streams(app: web.Application) -> None:
+    app[LIVE_HUB].close_all()
 
 
 def _field_cipher(settings: CloudSettings) -> FieldCipher:
@@ -138,7 +214,10 @@ def create_app(settings: CloudSettings | None = None) -> web.Application:
     app[LOGIN_LIMITER] = RateLimiter(settings.login_rate_per_min / 60, settings.login_rate_per_min)
     app[FIELD_CIPHER] = _field_cipher(settings)
     app[PRINCIPALS] = PrincipalCache(ttl_s=settings.token_cache_s)
+    app[LIVE_HUB] = LiveHub(settings.live_queue_size, settings.live_replay_size)
     app.cleanup_ctx.append(_resources)
+    # Streams end before the server waits for open requests to finish.
+    app.on_shutdown.append(_end_live_streams)
     for resource in RESOURCES:
         app.add_routes(resource.routes)
     app.add_routes(openapi_routes(RESOURCES).routes)

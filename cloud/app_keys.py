@@ -7,7 +7,11 @@ from aiohttp import web
 
 from fleetlink.cloud.auth.principal_cache import PrincipalCache
 from fleetlink.cloud.auth.rate_limit import RateLimiter
+from fleetlink.cloud.geofences.monitor import GeofenceMonitor
 from fleetlink.cloud.ingest.worker import IngestService
+from fleetlink.cloud.live.hub import LiveHub
+from fleetlink.cloud.notify.email import EmailDispatcher, EmailSender
+from fleetlink.cloud.notify.webhooks import WebhookDispatcher
 from fleetlink.cloud.records.field_crypto import FieldCipher
 from fleetlink.cloud.settings import CloudSettings
 from fleetlink.cloud.startup import Startup
@@ -23,3 +27,9 @@ FIELD_CIPHER = web.AppKey("field_cipher", FieldCipher)
 PRINCIPALS = web.AppKey("principals", PrincipalCache)
 INGEST = web.AppKey("ingest", IngestService)
 STARTUP = web.AppKey("startup", Startup)
+LIVE_HUB = web.AppKey("live_hub", LiveHub)
+GEOFENCE_MONITOR = web.AppKey("geofence_monitor", GeofenceMonitor)
+WEBHOOK_DISPATCHER = web.AppKey("webhook_dispatcher", WebhookDispatcher)
+# Present only when FLEETLINK_SMTP_URL is set.
+EMAIL_SENDER = web.AppKey("email_sender", EmailSender)
+EMAIL_DISPATCHER = web.AppKey("email_dispatcher", EmailDispatcher)

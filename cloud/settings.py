@@ -128,8 +128,35 @@ class CloudSettings(BaseSettings):
     cookie_secure: Literal["auto", "always", "never"] = "auto"
     # Keys of the drivers' personal fields: "id:base64-key,..." (the first encrypts).
     field_keys: SecretStr | None = None
+    # Live updates (SSE): each client's queue and each tenant's replay buffer, in messages.
+    live_queue_size: int = Field(256, ge=1, le=100_000)
+    live_replay_size: int = Field(1024, ge=0, le=1_000_000)
+    live_ping_s: float = Field(15.0, gt=0, le=3600)
+    # What a live client's socket has not taken yet; beyond this the client is dropped.
+    live_client_buffer_bytes: int = Field(1024 * 1024, ge=4096, le=256 * 1024 * 1024)
+    # A write to a live client that does not finish in this time drops the client.
+    live_send_timeout_s: float = Field(10.0, gt=0, le=600)
+    geofence_queue_size: int = Field(10_000, ge=1)
+    # Webhook URLs on loopback or private networks: refused in production mode unless set true;
+    # allowed in demo mode (tests, a laptop) unless set false.
+    webhook_allow_private: bool | None = None
+    webhook_timeout_s: float = Field(10.0, gt=0, le=120)
+    webhook_max_attempts: int = Field(8, ge=1, le=50)
+    webhook_backoff_base_s: float = Field(5.0, gt=0, le=3600)
+    webhook_backoff_max_s: float = Field(3600.0, gt=0, le=86_400)
+    notify_poll_s: float = Field(1.0, gt=0, le=60)
+    # Email: smtp://user:password@host:port (STARTTLS when offered) or smtps:// (TLS).
+    smtp_url: SecretStr | None = None
+    smtp_from: str = Field("fleetlink@localhost", max_length=320)
     log_json: bool = False
     log_level: str = "INFO"
+
+    @property
+    def webhooks_may_call_private(self) -> bool:
+        """Return whether webhook URLs may name loopback or private addresses."""
+        if self.webhook_allow_private is not None:
+            return self.webhook_allow_private
+        return self.mode != "production"
 
     @model_validator(mode="after")
     def _production_needs_real_credentials(self) -> CloudSettings:
@@ -192,4 +219,6 @@ class CloudSettings(BaseSettings):
         if self.api_database_url is not None:
             data["api_database_url"] = redact_url(self.api_database_url.get_secret_value())
         data["field_keys"] = "***" if self.field_keys is not None else None
+        if self.smtp_url is not None:
+            data["smtp_url"] = redact_url(self.smtp_url.get_secret_value())
         return data

@@ -29,10 +29,17 @@ class Startup:
     """Runs the start-up steps in the background; ``waiting_for`` says what it waits for
     (None once ready), ``failed`` holds an error retrying cannot fix."""
 
-    def __init__(self, settings: CloudSettings, pool: asyncpg.Pool, ingest: IngestService):
+    def __init__(
+        self,
+        settings: CloudSettings,
+        pool: asyncpg.Pool,
+        ingest: IngestService,
+        on_migrated: Callable[[], None] = lambda: None,
+    ):
         self._settings = settings
         self._pool = pool
         self._ingest = ingest
+        self._on_migrated = on_migrated  # starts what needs the tables (dispatchers, monitors)
         self.waiting_for: str | None = "start-up"
         self.failed: BaseException | None = None
         # Set once start-up is done, failed, or waits for something that did not answer.
@@ -99,6 +106,7 @@ class Startup:
                 self._migrate,
                 DATABASE_UNAVAILABLE,
             )
+            self._on_migrated()
             if s.ingest_workers:
                 await self._retry(
                     f"the MQTT broker at {redact_url(s.mqtt_url.get_secret_value())}",

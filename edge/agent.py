@@ -15,6 +15,7 @@ from collections import Counter, deque
 
 from fleetlink.edge.batcher import Batcher, Draft
 from fleetlink.edge.config import DeviceConfig
+from fleetlink.edge.fences import FenceStore, fence_path
 from fleetlink.edge.gaps import Gap
 from fleetlink.edge.outbox import Outbox, OutboxError
 from fleetlink.edge.sources import EventQueue, SampleQueue, Source, create_sources
@@ -58,6 +59,7 @@ class Agent:
             config.outbox.max_batch_samples,
             offline_interval_s=config.outbox.offline_batch_interval_s,
         )
+        self.fences = FenceStore(fence_path(config.outbox.path))
         self.uplink = Uplink(
             config.device,
             config.mqtt,
@@ -65,6 +67,7 @@ class Agent:
             self.adapter_state,
             can_status=self.can_status,
             vehicle_report=self.vehicle_report,
+            fences=self.fences,
         )
         self.unstored: deque[Draft] = deque()
         self.unstored_events: deque[Event] = deque(maxlen=_UNSTORED_MAX)

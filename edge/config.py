@@ -252,6 +252,15 @@ class CanSection(_Section):
         return value
 
 
+class GpsSection(_Section):
+    """A GNSS receiver speaking NMEA 0183 on a serial port."""
+
+    port: str
+    baudrate: Annotated[int, Field(gt=0)] = 9600
+    reconnect_min_s: PositiveFloat = 1.0
+    reconnect_max_s: PositiveFloat = 60.0
+
+
 class OutboxSection(_Section):
     path: Path
     batch_interval_s: PositiveFloat = 1.0
@@ -274,6 +283,7 @@ class DeviceConfig(_Section):
     mqtt: MqttSection = Field(default_factory=MqttSection)
     obd: ObdSection | None = None
     can: CanSection | None = None
+    gps: GpsSection | None = None
     outbox: OutboxSection
     log: LogSection = Field(default_factory=LogSection)
 

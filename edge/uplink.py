@@ -28,6 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from fleetlink.edge.config import DeviceSection, MqttSection
+from fleetlink.edge.fences import FenceStore
 from fleetlink.edge.outbox import Outbox, StoredBatch
 from fleetlink.edge.sources.base import AdapterState
 from fleetlink.shared.backoff import Backoff
@@ -37,6 +38,7 @@ from fleetlink.shared.messages import (
     Ack,
     CanStatus,
     EventBatch,
+    GeofenceSet,
     Hello,
     Status,
     TelemetryBatch,
@@ -88,8 +90,10 @@ class Uplink:
         can_status: Callable[[], CanStatus | None] = lambda: None,
         vehicle_report: Callable[[], VehicleReport | None] = lambda: None,
         connack_timeout_s: float = 5.0,
+        fences: FenceStore | None = None,
     ) -> None:
         self.device = device
+        self.fences = fences
         self.settings = settings
         self.outbox = outbox
         self.adapter_state = adapter_state
@@ -216,7 +220,7 @@ class Uplink:
         self.counters["connects"] += 1
         self._backoff.reset()
         self._jitter_next_reconnect(client)
-        client.subscribe(self.topics[Kind.ACK], qos=1)
+        client.subscribe([(self.topics[Kind.ACK], 1), (self.topics[Kind.CMD], 1)])
         client.publish(self.topics[Kind.STATUS], self._status(online=True), qos=1, retain=True)
         log.info("connected to %s (MQTT %s)", self.settings.url, self.protocol.name)
 
@@ -245,6 +249,9 @@ class Uplink:
             )
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self.topics[Kind.CMD]:
+            self._on_command(bytes(message.payload))
+            return
         try:
             ack = decode(bytes(message.payload), Ack)
         except CodecError as exc:
@@ -261,6 +268,28 @@ class Uplink:
                 self._reject("it carries no digest per seq")
                 return
         self._post(self._apply_ack, ack)
+
+    def _on_command(self, payload: bytes) -> None:
+        try:
+            fence_set = decode(payload, GeofenceSet)
+        except CodecError as exc:
+            self.counters["commands_rejected"] += 1
+            log.warning("ignoring a command: %s", exc)
+            return
+        if fence_set.device_id != self.device.id:
+            self.counters["commands_rejected"] += 1
+            return
+        if self.fences is not None:
+            self._post(self._store_fences, fence_set)
+
+    def _store_fences(self, fence_set: GeofenceSet) -> None:
+        assert self.fences is not None
+        try:
+            if self.fences.apply(fence_set):
+                self.counters["geofence_sets"] += 1
+        except OSError as exc:
+            self.counters["geofence_store_errors"] += 1
+            log.warning("could not store the geofences: %s", exc)
 
     def _set_ready(self, ready: bool) -> None:
         if ready == self._ready:

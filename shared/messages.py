@@ -190,3 +190,29 @@ class Status(_Message):
     buffered_batches: Annotated[int, Field(ge=0, le=MAX_SEQ)] = 0
     can: CanStatus | None = None
     vehicle: VehicleReport | None = None
+
+
+class DeviceFence(_Message):
+    """One geofence as a device stores it: a polygon's outer ring, or a circle's centre and
+    radius; positions are ``[longitude, latitude]`` (GeoJSON order)."""
+
+    id: uuid.UUID
+    name: ShortText
+    kind: Literal["polygon", "circle"]
+    coordinates: Annotated[
+        list[Annotated[list[float], Field(min_length=2, max_length=2)]],
+        Field(min_length=1, max_length=10_000),
+    ]
+    radius_m: Annotated[float, Field(gt=0)] | None = None
+    speed_limit_kmh: Annotated[float, Field(gt=0)] | None = None
+
+
+class GeofenceSet(_Message):
+    """The cloud's command on ``cmd``: the tenant's whole fence set at ``version``; a device
+    keeps the newest version it has received."""
+
+    v: Literal[1] = SCHEMA_VERSION
+    kind: Literal["geofences"] = "geofences"
+    device_id: DeviceId
+    version: Annotated[int, Field(ge=0, le=MAX_SEQ)]
+    fences: Annotated[list[DeviceFence], Field(max_length=1_000)]

@@ -63,6 +63,9 @@ def run(
         float,
         typer.Option(min=0.0, help="Volts per second the battery loses while the engine is off."),
     ] = 0.0,
+    gps: Annotated[
+        bool, typer.Option("--gps", help="Also a GNSS receiver (NMEA) on a second port.")
+    ] = False,
 ) -> None:
     """Start one simulated vehicle, print its serial port(s), and run until Ctrl-C."""
     if vehicle not in ("car", "truck"):
@@ -72,7 +75,7 @@ def run(
         typer.echo("error: --can is slcan or virtual", err=True)
         raise typer.Exit(2)
     sim = SimulatedVehicle(
-        seed, style, latency_ms / 1000.0, ignition_on=not ignition_off, clone=clone
+        seed, style, latency_ms / 1000.0, ignition_on=not ignition_off, clone=clone, gps=gps
     )
     sim.vehicle.set_battery_drain(battery_drain)
     for code in dtc or []:
@@ -115,6 +118,8 @@ def run(
             raise typer.Exit(2) from None
         typer.echo(f"{link} -> {port}")
     typer.echo(f"ELM327 on {port}  VIN {sim.vin}  style {style}  seed {seed}")
+    if sim.gps_port is not None:
+        typer.echo(f'GNSS (NMEA 0183) on {sim.gps_port}: [gps] port = "{sim.gps_port}"')
     typer.echo(f"connect with: python -c \"import obd; print(obd.OBD('{port}').status())\"")
     try:
         while True:

@@ -117,8 +117,15 @@ async def _broker() -> AsyncIterator[tuple[str, str]]:
 
 
 def _agent_config(
-    path: Path, device_id: str, mqtt_url: str, mqtt_protocol: str, port: str, key: bytes
+    path: Path,
+    device_id: str,
+    mqtt_url: str,
+    mqtt_protocol: str,
+    port: str,
+    key: bytes,
+    gps_port: str | None = None,
 ) -> None:
+    gps = f'\n[gps]\nport = "{gps_port}"\n' if gps_port else ""
     path.write_text(
         f"""[device]
 id = "{device_id}"
@@ -132,7 +139,7 @@ protocol = "{mqtt_protocol}"
 [obd]
 port = "{port}"
 profile = "generic-obd2"
-
+{gps}
 [outbox]
 path = "{device_id}.sqlite3"
 batch_interval_s = 1.0
@@ -255,7 +262,7 @@ async def _run_in(
                     "choose another port with --port"
                 ) from None
             for i in range(1, vehicle_count + 1):
-                sim = SimulatedVehicle(seed=i, style=(i - 1) / max(1, vehicle_count - 1))
+                sim = SimulatedVehicle(seed=i, style=(i - 1) / max(1, vehicle_count - 1), gps=True)
                 device_id = f"demo-device-{i:03d}"
                 config = workdir / f"{device_id}.toml"
                 vehicles.append(_Vehicle(device_id, f"Vehicle {i}", sim, config))
@@ -263,7 +270,13 @@ async def _run_in(
             for v in vehicles:
                 port = v.sim.start()
                 _agent_config(
-                    v.config, v.device_id, mqtt_url, mqtt_protocol, port, keys[v.device_id]
+                    v.config,
+                    v.device_id,
+                    mqtt_url,
+                    mqtt_protocol,
+                    port,
+                    keys[v.device_id],
+                    v.sim.gps_port,
                 )
             for v in vehicles:
                 v.agent = subprocess.Popen(

@@ -9,6 +9,7 @@ from types import TracebackType
 
 from fleetlink.simulator.driver import Driver
 from fleetlink.simulator.elm327 import Elm327Emulator
+from fleetlink.simulator.nmea import NmeaGps
 from fleetlink.simulator.vehicle import Vehicle, VehicleState
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class SimulatedVehicle:
         vehicle: Vehicle | None = None,
         baudrate: int | None = None,
         clone: bool = False,
+        gps: bool = False,
     ) -> None:
         if speed_factor <= 0:
             raise ValueError(f"speed_factor must be > 0, got {speed_factor}")
@@ -46,6 +48,8 @@ class SimulatedVehicle:
         self.elm327 = Elm327Emulator(
             self.vehicle, latency_s, seed=seed, baudrate=baudrate, clone=clone
         )
+        # A GNSS receiver on a second pty writing the route's positions as NMEA, once a second.
+        self.gps = NmeaGps(self.vehicle.snapshot) if gps else None
         self.speed_factor = speed_factor
         self._start_with_ignition = ignition_on
         self._stop = threading.Event()
@@ -55,6 +59,11 @@ class SimulatedVehicle:
     def port(self) -> str | None:
         """Return the ELM327 pty path (like ``/dev/pts/7``) once started, else None."""
         return self.elm327.port
+
+    @property
+    def gps_port(self) -> str | None:
+        """Return the GNSS receiver's pty path once started (None without ``gps``)."""
+        return self.gps.port if self.gps is not None else None
 
     @property
     def vin(self) -> str:
@@ -75,6 +84,8 @@ class SimulatedVehicle:
         Raises simulator.elm327.EmulatorStateError when started twice.
         """
         port = self.elm327.start()
+        if self.gps is not None:
+            self.gps.start()
         self.vehicle.set_ignition(self._start_with_ignition)
         self._clock = threading.Thread(
             target=self._run_clock, name=f"sim-clock {port}", daemon=True
@@ -87,6 +98,8 @@ class SimulatedVehicle:
         self._stop.set()
         if self._clock is not None:
             self._clock.join(timeout=2.0)
+        if self.gps is not None:
+            self.gps.stop()
         self.elm327.stop()
 
     def __enter__(self) -> SimulatedVehicle:

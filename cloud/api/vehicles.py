@@ -27,7 +27,9 @@ from fleetlink.cloud.api.rest import (
     split_page,
 )
 from fleetlink.cloud.api.spec import ResourceRoutes
+from fleetlink.cloud.app_keys import WEBHOOK_DISPATCHER
 from fleetlink.cloud.auth.permissions import Permission
+from fleetlink.cloud.notify.webhooks import enqueue
 from fleetlink.cloud.records.vehicle_profile import (
     FuelType,
     VehicleStatus,
@@ -357,6 +359,10 @@ async def create_vehicle(request: web.Request) -> web.Response:
             vehicle_id,
             after=vehicle,
         )
+        await enqueue(
+            conn, principal.tenant_id, "vehicle.registered", vehicle.model_dump(mode="json")
+        )
+    request.app[WEBHOOK_DISPATCHER].wake()
     response = json_response(vehicle, status=201, version=vehicle.version)
     response.headers["Location"] = f"/api/v1/vehicles/{vehicle_id}"
     return response

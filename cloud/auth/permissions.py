@@ -38,10 +38,25 @@ class Permission(StrEnum):
     AUDIT_READ = "audit:read"
     SEARCHES_OWN = "searches:own"
     ACCOUNT_READ = "account:read"  # one's own identity and permissions
+    LIVE_READ = "live:read"  # the live stream of the tenant's signals, events and alerts
+    INBOX_READ = "inbox:read"
+    INBOX_WRITE = "inbox:write"  # acknowledge, assign, comment, coach
+    NOTIFICATIONS_MANAGE = "notifications:manage"  # webhooks, their secrets, email rules
+    GEOFENCES_READ = "geofences:read"
+    GEOFENCES_WRITE = "geofences:write"
 
 
 P = Permission
-_READ_FLEET = {P.VEHICLES_READ, P.DRIVERS_READ, P.DEVICES_READ, P.FLEETS_READ, P.SIGNALS_READ}
+_READ_FLEET = {
+    P.VEHICLES_READ,
+    P.DRIVERS_READ,
+    P.DEVICES_READ,
+    P.FLEETS_READ,
+    P.SIGNALS_READ,
+    P.LIVE_READ,
+    P.INBOX_READ,
+    P.GEOFENCES_READ,
+}
 
 _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(Permission),
@@ -57,6 +72,9 @@ _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.USERS_READ,
             P.TOKENS_OWN,
             P.SEARCHES_OWN,
+            P.INBOX_WRITE,
+            P.NOTIFICATIONS_MANAGE,
+            P.GEOFENCES_WRITE,
         }
     ),
     Role.TECHNICIAN: frozenset(_READ_FLEET | {P.TOKENS_OWN, P.SEARCHES_OWN}),

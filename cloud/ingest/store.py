@@ -62,6 +62,9 @@ class ChunkResult:
     counters: Counter[str] = field(default_factory=Counter)
     refused: list[Refused] = field(default_factory=list)
     samples: int = 0
+    # The batches this chunk stored for the first time, with the vehicle each belongs to:
+    # what the live feed publishes once the transaction has committed.
+    new: list[tuple[TelemetryIn | EventsIn, uuid.UUID | None]] = field(default_factory=list)
 
 
 _HIGH_WATER_SQL = """
@@ -405,6 +408,7 @@ class ChunkStore:
                 records.extend(
                     [(tenant, vehicle, device, sid, ts, value) for sid, ts, value in item.rows]
                 )
+                result.new.append((item, vehicle))
                 if vehicle is not None:
                     for sid, (ts, value) in item.latest.items():
                         seen = latest.get((vehicle, sid))
@@ -435,6 +439,10 @@ class ChunkStore:
                             result.counters["gaps_unreadable"] += 1
                         else:
                             gaps.append(gap)
+                batch_vehicle = events[-1][3] if item.batch.events else None
+                result.new.append(
+                    (item, batch_vehicle if isinstance(batch_vehicle, uuid.UUID) else None)
+                )
                 result.counters["event_batches"] += 1
         if records:
             await conn.copy_records_to_table("samples", records=records, columns=SAMPLE_COLUMNS)
@@ -463,6 +471,9 @@ class ChunkStore:
                 events,
             )
             result.counters["events"] += len(events)
+            result.counters["inbox_items"] += await conn.fetchval(
+                "SELECT fleetlink_inbox_from_events($1::uuid[])", [e[0] for e in events]
+            )
         if gaps:
             await conn.executemany(
                 """INSERT INTO gaps (id, tenant_id, device_id, vehicle_id, start_ts, end_ts,

@@ -12,6 +12,7 @@ import logging
 import socket
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -83,8 +84,10 @@ class IngestWorker:
         limits: ChunkLimits,
         session_expiry_s: int = 0,
         rules: IngestRules | None = None,
+        on_commit: Callable[[ChunkResult], None] | None = None,
     ) -> None:
         self._pool = pool
+        self._on_commit = on_commit
         self._limits = limits
         self._queue: asyncio.Queue[Inbound] = asyncio.Queue()
         self.source = MqttSource(
@@ -213,6 +216,13 @@ class IngestWorker:
 
     def _after_commit(self, items: list[Inbound], result: ChunkResult) -> None:
         try:
+            if self._on_commit is not None and result.new:
+                try:
+                    self._on_commit(result)
+                except Exception:
+                    # The batch is stored; a failing observer must not stop ingest or its acks.
+                    self.totals["on_commit_errors"] += 1
+                    log.exception("the live feed failed on a committed chunk")
             self._publish_outcome(items, result)
         finally:
             self.totals.update(result.counters)
@@ -273,9 +283,15 @@ def dead_letter_limits(settings: CloudSettings) -> DeadLetterLimits:
 class IngestService:
     """All ingest workers of this process, sharing one subscription plan."""
 
-    def __init__(self, settings: CloudSettings, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self,
+        settings: CloudSettings,
+        pool: asyncpg.Pool,
+        on_commit: Callable[[ChunkResult], None] | None = None,
+    ) -> None:
         self._settings = settings
         self._pool = pool
+        self._on_commit = on_commit
         self.workers: list[IngestWorker] = []
         self.plan: SubscriptionPlan | None = None
         self.counters: Counter[str] = Counter()
@@ -334,6 +350,7 @@ class IngestService:
                 limits,
                 s.mqtt_session_expiry_s,
                 self.rules,
+                self._on_commit,
             )
             worker.start()
             self.workers.append(worker)

@@ -23,6 +23,7 @@ try:
     from fleetlink.simulator.bench.api import main as _api
     from fleetlink.simulator.bench.drain import main as _drain
     from fleetlink.simulator.bench.ingest import main as _ingest
+    from fleetlink.simulator.bench.live import main as _live
 except ModuleNotFoundError as exc:
     _missing = exc.name
 
@@ -43,10 +44,17 @@ except ModuleNotFoundError as exc:
         """API latency at a constant request rate (needs fleetlink[cloud])."""
         typer.echo(f"needs {_missing!r}: pip install 'fleetlink[cloud]'", err=True)
         raise typer.Exit(2)
+
+    @app.command("live")
+    def _live_unavailable() -> None:
+        """Publish-to-SSE-client latency with 1,000 clients (needs fleetlink[cloud])."""
+        typer.echo(f"needs {_missing!r}: pip install 'fleetlink[cloud]'", err=True)
+        raise typer.Exit(2)
 else:
     app.command("ingest")(_ingest)
     app.command("api")(_api)
     app.command("drain")(_drain)
+    app.command("live")(_live)
 
 
 @app.command("can")

@@ -60,8 +60,24 @@ async def _tenant(pool: asyncpg.Pool, client: Any) -> Tenant:
     )
     search = await post("/api/v1/searches", {"name": f"search {marker}", "query": {"q": marker}})
     member = await post("/api/v1/users", {"email": f"{marker}@{tenant}.example", "role": "viewer"})
+    webhook = await post(
+        "/api/v1/webhooks",
+        {"url": "http://127.0.0.1:9/x", "event_types": ["webhook.test"], "description": marker},
+    )
+    delivery = await post(f"/api/v1/webhooks/{webhook['id']}/test", {})
+    rule = await post(
+        "/api/v1/email-rules",
+        {"recipients": [f"{marker}@x.example"], "event_types": ["geofence.enter"]},
+    )
+    fence = await post("/api/v1/geofences", _fence(f"fence {marker}"))
     async with pool.acquire() as conn:
         await assign_device(conn, device, uuid.UUID(vehicle["id"]))
+        item = await conn.fetchval(
+            "INSERT INTO inbox_items (tenant_id, source, type, severity, ts, data) "
+            "VALUES ($1, 'rule', 'test', 'info', now(), $2::jsonb) RETURNING id",
+            tenant,
+            f'{{"marker": "{marker}"}}',
+        )
     ids = {
         "vehicle_id": vehicle["id"],
         "driver_id": driver["id"],
@@ -71,8 +87,22 @@ async def _tenant(pool: asyncpg.Pool, client: Any) -> Tenant:
         "user_id": member["user_id"],
         "token_id": str(token_id),
         "signal": "Vehicle.Speed",
+        "webhook_id": webhook["id"],
+        "delivery_id": delivery["id"],
+        "rule_id": rule["id"],
+        "geofence_id": fence["id"],
+        "item_id": str(item),
     }
     return Tenant(tenant, marker, ids, token)
+
+
+def _fence(name: str) -> dict[str, Any]:
+    ring = [[4.89, 52.37], [4.9, 52.37], [4.9, 52.38], [4.89, 52.37]]
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "properties": {"name": name},
+    }
 
 
 # A valid body for every operation that takes one, so that validation passes and the lookup
@@ -86,6 +116,9 @@ def _body(method: str, path: str, other: Tenant) -> dict[str, Any] | None:
         ("patch", "/api/v1/devices/{device_id}"): {"name": "renamed"},
         ("post", "/api/v1/devices/{device_id}/assignment"): {"vehicle_id": other.ids["vehicle_id"]},
         ("patch", "/api/v1/users/{user_id}"): {"role": "viewer"},
+        ("patch", "/api/v1/webhooks/{webhook_id}"): {"description": "x"},
+        ("put", "/api/v1/geofences/{geofence_id}"): _fence("renamed"),
+        ("post", "/api/v1/inbox/{item_id}/actions"): {"action": "comment", "body": "x"},
     }
     return bodies.get((method, path))
 
@@ -126,7 +159,8 @@ async def test_every_route_called_with_another_tenants_ids_answers_404_and_shows
 async def test_lists_searches_and_facets_show_only_the_callers_tenant(two_tenants) -> None:
     client, a, b = two_tenants
     for op in _operations():
-        if op.path_params or op.method != "get":
+        # A live stream never ends; tests/cloud/test_live.py checks its tenant scope.
+        if op.path_params or op.method != "get" or op.response_media_type != "application/json":
             continue
         for query in ({}, {"q": b.marker}, {"all": "true"}):
             response = await client.get(op.path, params=query, headers=bearer(a.owner_token))

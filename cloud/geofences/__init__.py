@@ -1,0 +1,1 @@
+"""Geofences: geometry, evaluation of vehicle positions, and the fence set pushed to devices."""

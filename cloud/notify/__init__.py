@@ -1,0 +1,1 @@
+"""Notifications: signed webhooks and email, queued in the database and delivered with retries."""
