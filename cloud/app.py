@@ -14,11 +14,13 @@ from fleetlink.cloud.api import (
     accounts,
     audit_log,
     auth,
+    costs,
     devices,
     drivers,
     fleets,
     health,
     imports,
+    maintenance,
     searches,
     signals,
     vehicles,
@@ -39,6 +41,7 @@ from fleetlink.cloud.auth.principal_cache import PrincipalCache
 from fleetlink.cloud.auth.rate_limit import RateLimiter
 from fleetlink.cloud.db.migrate import migrate
 from fleetlink.cloud.ingest.worker import IngestService
+from fleetlink.cloud.maintenance.notify import due_scanner
 from fleetlink.cloud.records.field_crypto import FieldCipher, generate_key_ring_entry
 from fleetlink.cloud.settings import CloudSettings, redact_url
 
@@ -55,6 +58,8 @@ RESOURCES = (
     signals.api,
     searches.api,
     audit_log.api,
+    maintenance.api,
+    costs.api,
     health.api,
 )
 
@@ -131,6 +136,7 @@ def create_app(settings: CloudSettings | None = None) -> web.Application:
     app[FIELD_CIPHER] = _field_cipher(settings)
     app[PRINCIPALS] = PrincipalCache(ttl_s=settings.token_cache_s)
     app.cleanup_ctx.append(_resources)
+    app.cleanup_ctx.append(due_scanner)
     for resource in RESOURCES:
         app.add_routes(resource.routes)
     app.add_routes(openapi_routes(RESOURCES).routes)

@@ -343,7 +343,9 @@ class Vehicle:
         # Temperatures.
         ambient = s.ambient_temp_c
         heating = 0.35 * fuel_gs
-        radiator = (1.0 - self._wear.cooling_loss) * 0.6 * max(0.0, s.coolant_temp_c - _THERMOSTAT_C)
+        radiator = (
+            (1.0 - self._wear.cooling_loss) * 0.6 * max(0.0, s.coolant_temp_c - _THERMOSTAT_C)
+        )
         # A closed thermostat keeps a running engine's heat in; a stopped engine cools faster.
         losses = (0.0006 if running else 0.0012) * (s.coolant_temp_c - ambient)
         coolant = s.coolant_temp_c + dt * (heating - radiator - losses)

@@ -83,13 +83,15 @@ def build_openapi(operations: Iterable[Operation], title: str, version: str) -> 
             params += _query_parameters(op.query)
         if op.if_match:
             params.append(IF_MATCH)
-        if op.response is OpenApiDocument or op.response is None:
-            ok_schema: dict[str, Any] = {"type": "object"}
+        if op.response_media_type.startswith("text/"):
+            ok_schema: dict[str, Any] = {"type": "string"}
+        elif op.response is OpenApiDocument or op.response is None:
+            ok_schema = {"type": "object"}
         else:
             ok_schema = refs[(op.response, "serialization")]
         ok: dict[str, Any] = {
             "description": HTTPStatus(op.status).phrase,
-            "content": {"application/json": {"schema": ok_schema}},
+            "content": {op.response_media_type: {"schema": ok_schema}},
         }
         if op.headers:
             ok["headers"] = {

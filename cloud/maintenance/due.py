@@ -56,9 +56,7 @@ def due(intervals: Intervals, last_service: Reading, now: Reading) -> Due:
     remaining_km = _remaining(intervals.km, last_service.odometer_km, now.odometer_km)
     remaining_hours = _remaining(intervals.hours, last_service.engine_hours, now.engine_hours)
     remaining_days = (
-        None
-        if intervals.days is None
-        else intervals.days - max(0, (now.on - last_service.on).days)
+        None if intervals.days is None else intervals.days - max(0, (now.on - last_service.on).days)
     )
     fractions: dict[Literal["km", "hours", "days"], float] = {}
     if remaining_km is not None and intervals.km:

@@ -73,10 +73,7 @@ async def record_due_states(
     await conn.executemany(
         """INSERT INTO notifications_pending (tenant_id, type, vehicle_id, payload)
            VALUES ($1, $2, $3, $4::jsonb)""",
-        [
-            (tenant, MAINTENANCE_SCHEDULED, i.vehicle_id, json.dumps(_payload(i)))
-            for i in raised
-        ],
+        [(tenant, MAINTENANCE_SCHEDULED, i.vehicle_id, json.dumps(_payload(i))) for i in raised],
     )
     return len(raised)
 

@@ -46,8 +46,10 @@ async def vehicle_readings(
         ENGINE_HOURS,
         vehicle_id,
     )
-    return [VehicleReading(r["id"], r["name"], r["fleet_id"], r["odometer_km"], r["engine_hours"])
-            for r in rows]
+    return [
+        VehicleReading(r["id"], r["name"], r["fleet_id"], r["odometer_km"], r["engine_hours"])
+        for r in rows
+    ]
 
 
 async def distance_from_speed_km(

@@ -9,6 +9,7 @@ the vehicle's last 30 days, fitted on simulated fleets with injected wear
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import statistics
@@ -45,7 +46,7 @@ class DaySummary:
     anomalies: int = 0
 
 
-def _slope_per_30d(points: list[tuple[float, float]]) -> float:
+def _slope_per_30d(points: Sequence[tuple[float, float]]) -> float:
     if len(points) < 3 or len({x for x, _ in points}) < 2:
         return 0.0
     xs, ys = zip(*points, strict=True)
@@ -103,12 +104,6 @@ class RiskModel:
             weights = {k: float(entry["weights"][k]) for k in FEATURES}
             self.horizons[horizon] = (float(entry["intercept"]), weights)
 
-    @classmethod
-    def packaged(cls) -> RiskModel:
-        """Return the model shipped with Fleetlink."""
-        text = resources.files("fleetlink.cloud.maintenance").joinpath("risk_model.json")
-        return cls(json.loads(text.read_text()))
-
     def assess(self, values: dict[str, float]) -> Risk:
         """Return the probabilities (never lower for a longer horizon) and their explanation."""
         probability: dict[int, float] = {}
@@ -123,3 +118,10 @@ class RiskModel:
             key=lambda c: -abs(c.log_odds),
         )
         return Risk(probability, contributions, values)
+
+
+@functools.cache
+def packaged_model() -> RiskModel:
+    """Return the model shipped with Fleetlink (``risk_model.json``), read once."""
+    text = resources.files("fleetlink.cloud.maintenance").joinpath("risk_model.json")
+    return RiskModel(json.loads(text.read_text()))

@@ -69,7 +69,9 @@ async def due_items(
     items = []
     for plan in plans:
         intervals = Intervals(
-            plan["interval_km"], plan["interval_hours"], plan["interval_days"],
+            plan["interval_km"],
+            plan["interval_hours"],
+            plan["interval_days"],
             plan["warn_fraction"],
         )
         for vehicle in vehicles:
@@ -95,8 +97,14 @@ async def due_items(
                 source = "speed"
             items.append(
                 DueItem(
-                    plan["id"], plan["name"], vehicle.vehicle_id, vehicle.name, service,
-                    reading, source, due(intervals, service, reading),
+                    plan["id"],
+                    plan["name"],
+                    vehicle.vehicle_id,
+                    vehicle.name,
+                    service,
+                    reading,
+                    source,
+                    due(intervals, service, reading),
                 )
             )
     return items

@@ -40,7 +40,11 @@ class Rows:
 
 def _summary(d: WearDay) -> DaySummary:
     return DaySummary(
-        EPOCH + timedelta(days=d.day), d.km, d.battery_low_v, d.coolant_high_c, len(d.dtcs),
+        EPOCH + timedelta(days=d.day),
+        d.km,
+        d.battery_low_v,
+        d.coolant_high_c,
+        len(d.dtcs),
         d.anomalies,
     )
 
@@ -65,8 +69,11 @@ def rows(fleet: list[list[WearDay]], step: int) -> Rows:
             for h in HORIZONS_DAYS:
                 y[h].append(any(t <= f < t + h for f in fail_days))
     return Rows(
-        np.array(x), np.array(service, dtype=float), {h: np.array(v) for h, v in y.items()},
-        key, failures,
+        np.array(x),
+        np.array(service, dtype=float),
+        {h: np.array(v) for h, v in y.items()},
+        key,
+        failures,
     )
 
 
@@ -77,7 +84,9 @@ def fit(train: Rows) -> dict[str, object]:
         model = LogisticRegression(C=1.0, max_iter=2000).fit(train.x, train.y[h])
         horizons[str(h)] = {
             "intercept": round(float(model.intercept_[0]), 5),
-            "weights": {k: round(float(w), 5) for k, w in zip(FEATURES, model.coef_[0], strict=True)},
+            "weights": {
+                k: round(float(w), 5) for k, w in zip(FEATURES, model.coef_[0], strict=True)
+            },
         }
     return {"horizons": horizons}
 
