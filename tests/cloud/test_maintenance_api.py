@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -230,7 +231,7 @@ async def test_dtc_history_lists_codes_set_and_cleared_newest_first(client, flee
                 a,
                 t0 + timedelta(minutes=minutes),
                 kind,
-                '{"code": "%s", "description": "Cylinder 1 Misfire Detected"}' % code,
+                json.dumps({"code": code, "description": "Cylinder 1 Misfire Detected"}),
             )
     first = await (await client.get(f"/api/v1/vehicles/{a}/dtcs?limit=2")).json()
     assert [(i["action"], i["code"]) for i in first["items"]] == [
