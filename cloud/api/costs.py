@@ -186,15 +186,15 @@ async def create_fuel(request: web.Request) -> web.Response:
 
 
 @api.delete(
-    "/api/v1/costs/fuel-records/{record_id}",
+    "/api/v1/costs/fuel-records/{fuel_record_id}",
     summary="Delete a fuel record",
     response=Deleted,
     permission=Permission.COSTS_WRITE,
-    path_params={"record_id": RECORD_ID},
+    path_params={"fuel_record_id": RECORD_ID},
     errors=(400, 404),
 )
 async def delete_fuel(request: web.Request) -> web.Response:
-    record_id = path_uuid(request, "record_id")
+    record_id = path_uuid(request, "fuel_record_id")
     tenant = principal_of(request).tenant_id
     async with tenant_transaction(request) as conn:
         row = await conn.fetchrow(
