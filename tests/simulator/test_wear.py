@@ -60,3 +60,15 @@ def test_the_backtest_prints_model_and_interval_schedule_side_by_side() -> None:
     brier_model, brier_interval, brier_base = map(float, row_30.split()[-3:])
     assert brier_model < brier_base and brier_interval <= brier_base + 0.01
     assert any(line.startswith("interval") for line in lines)
+
+
+def test_sim_wear_prints_each_vehicles_failures_with_their_days() -> None:
+    from typer.testing import CliRunner
+
+    from fleetlink.simulator.cli import app
+
+    result = CliRunner().invoke(app, ["wear", "--vehicles", "30", "--days", "300", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert len(lines) == 30
+    assert any("@day" in line for line in lines)
