@@ -9,10 +9,10 @@ from typing import Any, Literal
 
 import asyncpg
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fleetlink.cloud.api.access import principal_of, record_change, tenant_transaction
-from fleetlink.cloud.api.maintenance import Deleted, require_vehicle
+from fleetlink.cloud.api.maintenance import Deleted, Moment, Number, require_vehicle
 from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.request_parsing import path_uuid, query_model
 from fleetlink.cloud.api.rest import (
@@ -40,7 +40,7 @@ EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 class CostSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    fuel_price_per_l: float = Field(ge=0, le=1000, description="Used where no fuel records exist")
+    fuel_price_per_l: Number = Field(ge=0, le=1000, description="Used where no fuel records exist")
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR")
 
 
@@ -101,9 +101,9 @@ class FuelRecordCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     vehicle_id: uuid.UUID
-    filled_at: AwareDatetime
-    litres: float = Field(gt=0, le=100_000)
-    cost: float = Field(ge=0, le=10_000_000)
+    filled_at: Moment
+    litres: Number = Field(gt=0, le=100_000)
+    cost: Number = Field(ge=0, le=10_000_000)
 
 
 class FuelRecord(FuelRecordCreate):
@@ -215,8 +215,8 @@ async def delete_fuel(request: web.Request) -> web.Response:
 class RangeQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime | None = Field(None, description="Default: 30 days before until")
-    until: AwareDatetime | None = Field(None, description="Default: now")
+    since: Moment | None = Field(None, description="Default: 30 days before until")
+    until: Moment | None = Field(None, description="Default: now")
     vehicle_id: uuid.UUID | None = None
 
     @model_validator(mode="after")

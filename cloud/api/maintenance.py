@@ -7,14 +7,23 @@ import csv
 import io
 import uuid
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import asyncpg
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    model_validator,
+)
 
 from fleetlink.cloud.api.access import principal_of, record_change, tenant_transaction
 from fleetlink.cloud.api.fleets import require_fleet
+from fleetlink.cloud.api.models import EARLIEST_QUERY, LATEST_QUERY
 from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.request_parsing import path_uuid, query_model
 from fleetlink.cloud.api.rest import (
@@ -45,6 +54,19 @@ MAX_PLANS = 1000
 MAX_RISK_VEHICLES = 500
 
 
+def _in_range(value: datetime) -> datetime:
+    if not EARLIEST_QUERY <= value <= LATEST_QUERY:
+        raise ValueError(f"must lie between {EARLIEST_QUERY.date()} and {LATEST_QUERY.date()}")
+    return value
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_in_range)]
+# JSON numbers and booleans only: no true for 1, no "5" for 5
+Number = Annotated[float, Strict()]
+Whole = Annotated[int, Strict()]
+Flag = Annotated[bool, Strict()]
+
+
 class Deleted(BaseModel):
     deleted: bool
 
@@ -58,16 +80,16 @@ class _PlanFields(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=200)
     vehicle_id: uuid.UUID | None = Field(None, description="Only this vehicle")
     fleet_id: uuid.UUID | None = Field(None, description="The vehicles of this fleet")
-    interval_km: float | None = Field(None, gt=0, le=10_000_000)
-    interval_hours: float | None = Field(None, gt=0, le=1_000_000)
-    interval_days: int | None = Field(None, gt=0, le=36_500)
-    warn_fraction: float | None = Field(
+    interval_km: Number | None = Field(None, gt=0, le=10_000_000)
+    interval_hours: Number | None = Field(None, gt=0, le=1_000_000)
+    interval_days: Whole | None = Field(None, gt=0, le=36_500)
+    warn_fraction: Number | None = Field(
         None, ge=0, le=0.5, description="Due when this fraction of an interval is left"
     )
-    start_odometer_km: float | None = Field(None, ge=0, le=10_000_000)
-    start_engine_hours: float | None = Field(None, ge=0, le=1_000_000)
+    start_odometer_km: Number | None = Field(None, ge=0, le=10_000_000)
+    start_engine_hours: Number | None = Field(None, ge=0, le=1_000_000)
     start_date: date | None = Field(None, ge=date(1900, 1, 1), le=date(2100, 12, 31))
-    active: bool | None = None
+    active: Flag | None = None
 
 
 class PlanCreate(_PlanFields):
@@ -398,20 +420,20 @@ class Part(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     part_number: str | None = Field(None, max_length=100)
-    quantity: float = Field(1, gt=0, le=1000)
-    unit_cost: float = Field(0, ge=0, le=100_000)
+    quantity: Number = Field(1, gt=0, le=1000)
+    unit_cost: Number = Field(0, ge=0, le=100_000)
 
 
 class _RecordFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     plan_id: uuid.UUID | None = Field(None, description="The plan this work fulfils")
-    performed_at: AwareDatetime | None = None
-    odometer_km: float | None = Field(None, ge=0, le=10_000_000)
-    engine_hours: float | None = Field(None, ge=0, le=1_000_000)
+    performed_at: Moment | None = None
+    odometer_km: Number | None = Field(None, ge=0, le=10_000_000)
+    engine_hours: Number | None = Field(None, ge=0, le=1_000_000)
     description: str | None = Field(None, max_length=4000)
     parts: list[Part] | None = Field(None, max_length=50)
-    labour_cost: float | None = Field(None, ge=0, le=100_000_000)
+    labour_cost: Number | None = Field(None, ge=0, le=100_000_000)
 
 
 class WorkRecordCreate(_RecordFields):
@@ -419,7 +441,7 @@ class WorkRecordCreate(_RecordFields):
     odometer, engine hours and date."""
 
     vehicle_id: uuid.UUID
-    performed_at: AwareDatetime
+    performed_at: Moment
 
 
 class WorkRecordPatch(_RecordFields):

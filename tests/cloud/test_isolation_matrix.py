@@ -60,9 +60,7 @@ async def _tenant(pool: asyncpg.Pool, client: Any) -> Tenant:
     )
     search = await post("/api/v1/searches", {"name": f"search {marker}", "query": {"q": marker}})
     member = await post("/api/v1/users", {"email": f"{marker}@{tenant}.example", "role": "viewer"})
-    plan = await post(
-        "/api/v1/maintenance/plans", {"name": f"plan {marker}", "interval_days": 30}
-    )
+    plan = await post("/api/v1/maintenance/plans", {"name": f"plan {marker}", "interval_days": 30})
     work = {"vehicle_id": vehicle["id"], "performed_at": "2026-01-01T00:00:00+00:00"}
     record = await post("/api/v1/maintenance/work-records", {**work, "description": marker})
     fuel = await post(
