@@ -31,6 +31,8 @@ def _schemathesis() -> str:
     return exe
 
 
+# 100 examples for each of ~70 operations: minutes, more on a loaded machine.
+@pytest.mark.timeout(900)
 async def test_every_generated_request_gets_a_documented_answer_and_no_server_error(
     migrated_db: str, mqtt_broker, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
