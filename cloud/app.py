@@ -47,6 +47,8 @@ from fleetlink.cloud.settings import CloudSettings, redact_url
 
 log = logging.getLogger(__name__)
 
+MAX_REQUEST_LINE = 32 * 1024
+
 RESOURCES = (
     auth.api,
     accounts.api,
@@ -127,8 +129,13 @@ def create_app(settings: CloudSettings | None = None) -> web.Application:
     IngestConfigError, OSError or TimeoutError when the database or broker cannot be used.
     """
     settings = settings or CloudSettings()
+    # A query string within the documented limits (a 500-character cursor and a 200-character
+    # search, percent-encoded at up to 12 bytes a character) exceeds aiohttp's default 8 KiB
+    # request line, which it refuses in plain text before any route can answer.
     app = web.Application(
-        middlewares=[problem_middleware], client_max_size=settings.api_max_body_bytes
+        middlewares=[problem_middleware],
+        client_max_size=settings.api_max_body_bytes,
+        handler_args={"max_line_size": MAX_REQUEST_LINE},
     )
     app[SETTINGS] = settings
     app[LIMITER] = RateLimiter(settings.api_rate_per_s, settings.api_rate_burst)
