@@ -18,6 +18,7 @@ import asyncpg
 from aiohttp import web
 
 from fleetlink.cloud.app_keys import POOL
+from fleetlink.cloud.db.unavailable import DATABASE_UNAVAILABLE
 from fleetlink.cloud.maintenance.schedule import DueItem, due_items
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ async def due_scanner(app: web.Application) -> AsyncIterator[None]:
                 queued = await scan_all_tenants(app[POOL])
                 if queued:
                     log.info("maintenance scan queued %d notification(s)", queued)
-            except (asyncpg.PostgresError, OSError):
+            except (asyncpg.PostgresError, *DATABASE_UNAVAILABLE):
                 log.exception("maintenance scan failed; retrying in %.0f s", SCAN_EVERY_S)
             await asyncio.sleep(SCAN_EVERY_S)
 
