@@ -14,6 +14,7 @@ from fleetlink.cloud.api import (
     accounts,
     audit_log,
     auth,
+    costs,
     devices,
     drivers,
     fleets,
@@ -23,6 +24,7 @@ from fleetlink.cloud.api import (
     imports,
     inbox,
     live,
+    maintenance,
     searches,
     signals,
     vehicles,
@@ -53,6 +55,7 @@ from fleetlink.cloud.ingest.store import ChunkResult
 from fleetlink.cloud.ingest.worker import IngestService
 from fleetlink.cloud.live.feed import LiveFeed
 from fleetlink.cloud.live.hub import LiveHub
+from fleetlink.cloud.maintenance.notify import due_scanner
 from fleetlink.cloud.notify.email import EmailDispatcher, EmailSender
 from fleetlink.cloud.notify.webhooks import WebhookDispatcher
 from fleetlink.cloud.records.field_crypto import FieldCipher, generate_key_ring_entry
@@ -60,6 +63,8 @@ from fleetlink.cloud.settings import CloudSettings
 from fleetlink.cloud.startup import Startup
 
 log = logging.getLogger(__name__)
+
+MAX_REQUEST_LINE = 32 * 1024
 
 RESOURCES = (
     auth.api,
@@ -77,6 +82,8 @@ RESOURCES = (
     webhooks.api,
     geofences.api,
     audit_log.api,
+    maintenance.api,
+    costs.api,
     health.api,
 )
 
@@ -190,9 +197,6 @@ def _field_cipher(settings: CloudSettings) -> FieldCipher:
     return FieldCipher.from_env_value(generate_key_ring_entry("ephemeral"))
 
 
-_MAX_REQUEST_LINE = 32 * 1024
-
-
 def create_app(settings: CloudSettings | None = None) -> web.Application:
     """Return the application; its database pool and ingest start with the app, not here.
 
@@ -201,13 +205,16 @@ def create_app(settings: CloudSettings | None = None) -> web.Application:
     what it waits for.
     """
     settings = settings or CloudSettings()
+    # A query string within the documented limits (a 500-character cursor and a 200-character
+    # search, percent-encoded at up to 12 bytes a character) exceeds aiohttp's default 8 KiB
+    # request line, which it refuses in plain text before any route can answer.
     app = web.Application(
         middlewares=[problem_middleware],
         client_max_size=settings.api_max_body_bytes,
         # Query strings within every parameter's documented maxLength can pass aiohttp's 8 KiB
         # request-line default once percent-encoded; a longer line still gets a plain 400 from
         # the HTTP parser, a documented one reaches the handlers and gets a problem document.
-        handler_args={"max_line_size": _MAX_REQUEST_LINE},
+        handler_args={"max_line_size": MAX_REQUEST_LINE},
     )
     app[SETTINGS] = settings
     app[LIMITER] = RateLimiter(settings.api_rate_per_s, settings.api_rate_burst)
@@ -218,6 +225,7 @@ def create_app(settings: CloudSettings | None = None) -> web.Application:
     app.cleanup_ctx.append(_resources)
     # Streams end before the server waits for open requests to finish.
     app.on_shutdown.append(_end_live_streams)
+    app.cleanup_ctx.append(due_scanner)
     for resource in RESOURCES:
         app.add_routes(resource.routes)
     app.add_routes(openapi_routes(RESOURCES).routes)

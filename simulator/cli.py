@@ -13,6 +13,7 @@ from fleetlink.simulator.can_bus import SimulatedCanBus, Transport
 from fleetlink.simulator.can_schedule import VehicleKind
 from fleetlink.simulator.fleet import SimulatedVehicle
 from fleetlink.simulator.j1979 import encode_dtc
+from fleetlink.simulator.wear import WearState, simulate_fleet
 
 app = typer.Typer(help="Simulated vehicles that speak ELM327 on a pseudo-terminal.")
 
@@ -66,6 +67,12 @@ def run(
     gps: Annotated[
         bool, typer.Option("--gps", help="Also a GNSS receiver (NMEA) on a second port.")
     ] = False,
+    battery_wear_v: Annotated[
+        float, typer.Option(min=0.0, max=3.0, help="Injected wear: volts the battery has lost.")
+    ] = 0.0,
+    coolant_leak: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Injected wear: radiator capacity lost, 0-1.")
+    ] = 0.0,
 ) -> None:
     """Start one simulated vehicle, print its serial port(s), and run until Ctrl-C."""
     if vehicle not in ("car", "truck"):
@@ -78,6 +85,7 @@ def run(
         seed, style, latency_ms / 1000.0, ignition_on=not ignition_off, clone=clone, gps=gps
     )
     sim.vehicle.set_battery_drain(battery_drain)
+    sim.vehicle.set_wear(WearState(-battery_wear_v, coolant_leak))
     for code in dtc or []:
         try:
             encode_dtc(code)
@@ -171,3 +179,25 @@ def _link(link: Path, target: str) -> None:
     except OSError as exc:
         typer.echo(f"error: cannot make {link}: {exc.strerror or exc}", err=True)
         raise typer.Exit(2) from None
+
+
+@app.command()
+def wear(
+    vehicles: Annotated[int, typer.Option(min=1, max=10_000, help="Vehicles in the fleet.")] = 20,
+    days: Annotated[int, typer.Option(min=1, max=3650, help="Simulated days.")] = 7,
+    seed: Annotated[int, typer.Option(help="Seed of the fleet.")] = 0,
+) -> None:
+    """Live a fleet with injected wear day by day (time-accelerated); print each vehicle's
+    worst day, its services and the failures, with their days."""
+    for n, history in enumerate(simulate_fleet(vehicles, days, seed)):
+        km = sum(d.km for d in history)
+        low = min(d.battery_low_v for d in history)
+        high = max(d.coolant_high_c for d in history)
+        codes = sorted({c for d in history for c in d.dtcs})
+        failures = [f"{f}@day{d.day}" for d in history for f in d.failures]
+        services = [d.day for d in history if d.serviced]
+        typer.echo(
+            f"vehicle {n:3d}  {km:7.0f} km  battery low {low:5.2f} V  coolant high {high:5.1f} C"
+            f"  codes {','.join(codes) or '-'}  serviced {services or '-'}"
+            f"  failures {', '.join(failures) or '-'}"
+        )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from fleetlink.simulator.route import Route
 from fleetlink.simulator.vin import InvalidVinError, is_valid_vin, random_vin
+from fleetlink.simulator.wear import WearState
 
 _MASS_KG = 1450.0
 _DRAG_N_PER_MPS2 = 0.5 * 1.2 * 0.30 * 2.2  # rho * Cd * frontal area / 2
@@ -133,6 +134,7 @@ class Vehicle:
         if vin is not None and not is_valid_vin(vin):
             raise InvalidVinError(f"{vin!r} is not a valid VIN (length, letters or check digit)")
         self._lock = threading.Lock()
+        self._wear = WearState()
         self._route = route or Route()
         rng = self._rng
         ambient = ambient_temp_c if ambient_temp_c is not None else rng.uniform(5.0, 25.0)
@@ -234,6 +236,11 @@ class Vehicle:
             raise ValueError(f"volts_per_s must be >= 0, got {volts_per_s}")
         with self._lock:
             self._drain_v_per_s = volts_per_s
+
+    def set_wear(self, wear: WearState) -> None:
+        """Apply worn parts (see :mod:`fleetlink.simulator.wear`) from the next step on."""
+        with self._lock:
+            self._wear = wear
 
     def set_pedals(self, accelerator_pct: float, brake_pct: float) -> None:
         """Set the accelerator and brake pedal positions (each clamped to 0-100 %)."""
@@ -349,7 +356,9 @@ class Vehicle:
         # Temperatures.
         ambient = s.ambient_temp_c
         heating = 0.35 * fuel_gs
-        radiator = 0.6 * max(0.0, s.coolant_temp_c - _THERMOSTAT_C)
+        radiator = (
+            (1.0 - self._wear.cooling_loss) * 0.6 * max(0.0, s.coolant_temp_c - _THERMOSTAT_C)
+        )
         # A closed thermostat keeps a running engine's heat in; a stopped engine cools faster.
         losses = (0.0006 if running else 0.0012) * (s.coolant_temp_c - ambient)
         coolant = s.coolant_temp_c + dt * (heating - radiator - losses)
@@ -369,6 +378,7 @@ class Vehicle:
             self._drained_v = min(12.0, self._drained_v + self._drain_v_per_s * dt)
             battery = 12.4 + 0.3 * math.exp(-self._engine_off_s / 600.0) + rng.gauss(0.0, 0.005)
             battery -= self._drained_v
+        battery += self._wear.battery_offset_v
 
         # Odometer, clocks and position.
         km = travelled_m / 1000.0

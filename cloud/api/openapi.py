@@ -83,7 +83,7 @@ def build_openapi(operations: Iterable[Operation], title: str, version: str) -> 
             params += _query_parameters(op.query)
         if op.if_match:
             params.append(IF_MATCH)
-        if op.response_media_type == "text/event-stream":
+        if op.response_media_type.startswith("text/"):
             ok_schema: dict[str, Any] = {"type": "string", "description": op.summary}
         elif op.response is OpenApiDocument or op.response is None:
             ok_schema = {"type": "object"}

@@ -44,6 +44,10 @@ class Permission(StrEnum):
     NOTIFICATIONS_MANAGE = "notifications:manage"  # webhooks, their secrets, email rules
     GEOFENCES_READ = "geofences:read"
     GEOFENCES_WRITE = "geofences:write"
+    MAINTENANCE_READ = "maintenance:read"  # plans, due list, work records, DTCs, risk
+    MAINTENANCE_WRITE = "maintenance:write"
+    COSTS_READ = "costs:read"  # spend, total cost of ownership, fuel recommendations
+    COSTS_WRITE = "costs:write"  # fuel records and the price settings
 
 
 P = Permission
@@ -75,15 +79,21 @@ _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.INBOX_WRITE,
             P.NOTIFICATIONS_MANAGE,
             P.GEOFENCES_WRITE,
+            P.MAINTENANCE_READ,
+            P.MAINTENANCE_WRITE,
+            P.COSTS_READ,
+            P.COSTS_WRITE,
         }
     ),
-    Role.TECHNICIAN: frozenset(_READ_FLEET | {P.TOKENS_OWN, P.SEARCHES_OWN}),
+    Role.TECHNICIAN: frozenset(
+        _READ_FLEET | {P.TOKENS_OWN, P.SEARCHES_OWN, P.MAINTENANCE_READ, P.MAINTENANCE_WRITE}
+    ),
     Role.INSTALLER: frozenset(
         {P.VEHICLES_READ, P.DEVICES_READ, P.DEVICES_WRITE, P.FLEETS_READ, P.SIGNALS_READ}
         | {P.TOKENS_OWN}
     ),
     Role.DRIVER: frozenset({P.VEHICLES_READ, P.SIGNALS_READ}),
-    Role.VIEWER: frozenset(_READ_FLEET | {P.SEARCHES_OWN}),
+    Role.VIEWER: frozenset(_READ_FLEET | {P.SEARCHES_OWN, P.MAINTENANCE_READ, P.COSTS_READ}),
 }
 ROLE_PERMISSIONS = {role: perms | {P.ACCOUNT_READ} for role, perms in _ROLE_PERMISSIONS.items()}
 

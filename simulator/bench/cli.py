@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -106,3 +107,23 @@ def obd_command(
     from fleetlink.simulator.bench import obd
 
     typer.echo(obd.report(seconds, repeat, latency_ms))
+
+
+@app.command("maintenance")
+def maintenance_command(
+    vehicles: Annotated[int, typer.Option(min=10, help="Vehicles per simulated fleet.")] = 200,
+    days: Annotated[int, typer.Option(min=150, help="Simulated days per fleet.")] = 540,
+    seed: Annotated[int, typer.Option(help="Seed of the fleet the model is scored on.")] = 2,
+    train_seed: Annotated[int, typer.Option(help="Seed of the fleet it is fitted on.")] = 1,
+    step: Annotated[int, typer.Option(min=1, help="Score every n-th day of each vehicle.")] = 3,
+    write_model: Annotated[
+        Path | None, typer.Option(help="Also write the fitted model (risk_model.json) here.")
+    ] = None,
+) -> None:
+    """Failure probability within 7/30/90 days beside an interval-only schedule (backtest)."""
+    try:
+        from fleetlink.simulator.bench import maintenance
+    except ModuleNotFoundError as exc:
+        typer.echo(f"needs {exc.name!r}: pip install 'fleetlink[sim]'", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(maintenance.report(vehicles, days, seed, train_seed, step, write_model))

@@ -313,3 +313,12 @@ async def test_nan_infinite_and_far_future_values_never_reach_the_api(
     assert bucket["count"] == 10 and bucket["max"] == 9.0
     latest = await client.get(f"{vehicle_url(api_fleet)}/signals/latest")
     assert (await latest.json())["signals"] == []
+
+
+async def test_a_long_query_within_the_documented_limits_gets_a_problem_not_plain_text(client):
+    # 500 + 200 four-byte characters percent-encode to some 8.4 KB: over aiohttp's default line
+    response = await client.get(
+        "/api/v1/vehicles", params={"cursor": "\U000f3513" * 500, "q": "\U000f3513" * 200}
+    )
+    assert response.status == 400
+    assert response.content_type == "application/problem+json"

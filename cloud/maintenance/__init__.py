@@ -1,0 +1,1 @@
+"""Maintenance and cost: when service is due, how likely a vehicle is to fail, what it costs."""
