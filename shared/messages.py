@@ -153,3 +153,10 @@ class Status(_Message):
     agent_version: Annotated[str, Field(max_length=64)] = ""
     adapter: Literal["connected", "stalled", "no_vehicle", "disconnected", "unknown"] = "unknown"
     buffered_batches: Annotated[int, Field(ge=0, le=MAX_SEQ)] = 0
+    # What the device runs: its firmware profile, and the version of each updatable part
+    # (config, profile, model) as the last applied update named it.
+    profile: Annotated[str, Field(max_length=256)] = ""
+    versions: Annotated[
+        dict[Literal["config", "profile", "model"], Annotated[str, Field(max_length=64)]],
+        Field(max_length=3),
+    ] = Field(default_factory=dict)
