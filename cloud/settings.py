@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fleetlink.shared.netaddr import is_loopback
@@ -144,6 +144,11 @@ class CloudSettings(BaseSettings):
     update_signing_key: SecretStr | None = None
     log_json: bool = False
     log_level: str = "INFO"
+
+    @field_validator("update_signing_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _production_needs_real_credentials(self) -> CloudSettings:

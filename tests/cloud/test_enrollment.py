@@ -155,7 +155,7 @@ async def test_install_report_is_stored_only_when_signed_with_the_device_key(set
 
 
 async def test_swap_keeps_the_vehicle_history_continuous_and_revokes_the_old_login(setup, pool):
-    client, fleet = setup
+    client, _ = setup
     old = await (await enroll(client, await new_token(client), vin=VIN)).json()
     new = await (await enroll(client, await new_token(client))).json()
     response = await client.post(
