@@ -85,7 +85,7 @@ def _run(fn: Any) -> None:
         raise typer.Exit(1) from None
 
 
-def _vin(link: Elm327Link) -> str | None:
+def read_vin(link: Elm327Link) -> str | None:
     """Return the 17-character VIN from the raw mode 09 reply.
 
     python-obd's own VIN decoder strips leading and trailing '0', '1', '2' and 'x' characters,
@@ -114,7 +114,7 @@ def info(port: Port, baudrate: Baudrate = None, as_json: AsJson = False) -> None
                 "adapter": link.identity,
                 "protocol": {"id": link.protocol_id, "name": link.protocol_name},
                 "battery": None if battery.value is None else {"value": battery.value, "unit": "V"},
-                "vin": _vin(link),
+                "vin": read_vin(link),
                 "supported_mode01_pids": sum(
                     1 for c in link.supported if c.mode == 1 and c.pid not in (0, 32, 64, 96)
                 ),

@@ -228,6 +228,8 @@ _SIGNALS: tuple[Signal, ...] = (
         "h",
         description="Accumulated engine hours",
     ),
+    # Not in VSS (its CurrentLocation has no speed); the vehicle's own speed is Vehicle.Speed.
+    Signal(262, "Vehicle.CurrentLocation.Speed", "km/h", description="GNSS ground speed"),
 )
 
 BY_ID: MappingProxyType[int, Signal] = MappingProxyType({s.id: s for s in _SIGNALS})

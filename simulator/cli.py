@@ -11,6 +11,7 @@ import typer
 
 from fleetlink.simulator.fleet import SimulatedVehicle
 from fleetlink.simulator.j1979 import encode_dtc
+from fleetlink.simulator.nmea import NmeaEmitter
 
 app = typer.Typer(help="Simulated vehicles that speak ELM327 on a pseudo-terminal.")
 
@@ -39,6 +40,10 @@ def run(
     dtc: Annotated[
         list[str] | None, typer.Option(help="A stored trouble code such as P0301 (repeatable).")
     ] = None,
+    gps: Annotated[
+        Path | None,
+        typer.Option(help="Also run an NMEA GPS receiver on a pty, linked at this path."),
+    ] = None,
 ) -> None:
     """Start one simulated vehicle, print its serial port, and run until Ctrl-C."""
     sim = SimulatedVehicle(seed, style, latency_ms / 1000.0, ignition_on=not ignition_off)
@@ -52,6 +57,19 @@ def run(
     # A run in the background (``&``) ignores Ctrl-C; SIGTERM stops it the same way.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     port = sim.start()
+    receiver = NmeaEmitter(sim.snapshot) if gps is not None else None
+    if receiver is not None and gps is not None:
+        gps_port = receiver.start()
+        if gps.is_symlink():
+            gps.unlink()
+        try:
+            gps.symlink_to(gps_port)
+        except OSError as exc:
+            receiver.stop()
+            sim.stop()
+            typer.echo(f"error: cannot make {gps}: {exc.strerror or exc}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(f"NMEA GPS on {gps} -> {gps_port}")
     if link is not None:
         if link.is_symlink():
             link.unlink()
@@ -77,5 +95,8 @@ def run(
         typer.echo("stopping")
     finally:
         sim.stop()
-        if link is not None and link.is_symlink():
-            link.unlink()
+        if receiver is not None:
+            receiver.stop()
+        for made in (link, gps):
+            if made is not None and made.is_symlink():
+                made.unlink()

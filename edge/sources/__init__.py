@@ -23,7 +23,15 @@ def _obd(config: DeviceConfig) -> Source | None:
     return source
 
 
-_FACTORIES: dict[str, Callable[[DeviceConfig], Source | None]] = {"obd": _obd}
+def _gps(config: DeviceConfig) -> Source | None:
+    if config.gps is None:
+        return None
+    module = importlib.import_module("fleetlink.edge.sources.gps_source")
+    source: Source = module.GpsSource(config.gps)
+    return source
+
+
+_FACTORIES: dict[str, Callable[[DeviceConfig], Source | None]] = {"obd": _obd, "gps": _gps}
 
 
 def create_sources(config: DeviceConfig) -> list[Source]:
