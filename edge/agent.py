@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import logging
 import queue
-import signal
 from collections import Counter, deque
 
 from fleetlink.edge.batcher import Batcher, Draft
@@ -145,16 +144,3 @@ class Agent:
             and asyncio.get_running_loop().time() < deadline
         ):
             await asyncio.sleep(0.05)
-
-
-def run_agent(config: DeviceConfig) -> None:
-    """Run the agent in a new event loop until SIGINT or SIGTERM; return after a clean stop."""
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await Agent(config).run(stop)
-
-    asyncio.run(main())

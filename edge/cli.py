@@ -32,14 +32,14 @@ def run(
     ] = False,
 ) -> None:
     """Run the agent until SIGINT or SIGTERM."""
-    from fleetlink.edge.agent import run_agent
+    from fleetlink.edge.device_runner import run_device
 
     device_config = _load(config)
     configure_logging(
         json_output=log_json or device_config.log.json_output, level=device_config.log.level
     )
     quiet_python_obd()
-    run_agent(device_config)
+    run_device(device_config)
 
 
 @app.command("check-config")

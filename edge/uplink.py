@@ -104,6 +104,11 @@ class Uplink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._client: mqtt.Client | None = None
+        # Set by whoever handles the cloud's commands (edge/device_runner.py): called in the
+        # event loop with each payload received on the device's cmd topic.
+        self.on_command: Callable[[bytes], None] | None = None
+        # What the device runs (profile, versions of updated parts), for the status message.
+        self.running: dict[str, Any] = {}
 
     @property
     def ready(self) -> bool:
@@ -124,6 +129,7 @@ class Uplink:
                 agent_version=VERSION,
                 adapter=self.adapter_state(),
                 buffered_batches=len(self.outbox),
+                **self.running,
             )
         )
 
@@ -168,7 +174,7 @@ class Uplink:
             log.warning("broker %s refused the connection: %s", self.settings.url, reason)
             return
         self.counters["connects"] += 1
-        client.subscribe(self.topics[Kind.ACK], qos=1)
+        client.subscribe([(self.topics[Kind.ACK], 1), (self.topics[Kind.CMD], 1)])
         client.publish(self.topics[Kind.STATUS], self._status(online=True), qos=1, retain=True)
         log.info("connected to %s (MQTT %s)", self.settings.url, self.protocol.name)
 
@@ -196,6 +202,10 @@ class Uplink:
             )
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self.topics[Kind.CMD]:
+            if message.payload and self.on_command is not None:
+                self._post(self.on_command, bytes(message.payload))
+            return
         try:
             ack = decode(bytes(message.payload), Ack)
         except CodecError as exc:
