@@ -6,9 +6,6 @@ reload (SIGHUP) the cloud sends itself."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,11 +18,9 @@ from fleetlink.cloud import enrollment
 from fleetlink.cloud.db.migrate import migrate_url
 from fleetlink.cloud.settings import CloudSettings
 from fleetlink.shared.enrollment import EnrollRequest
-from tests.conftest import _port_open, free_port
+from tests.auth_broker import INGEST_PASSWORD, auth_broker
 from tests.deploy.test_broker_acl import Client
 from tests.waiting import wait_until
-
-INGEST_PASSWORD = "Ingest-Pw-7731"
 
 
 @dataclass
@@ -59,46 +54,12 @@ def _enroll_all(database_url: str, settings: CloudSettings) -> dict[str, tuple[s
 
 @pytest.fixture(scope="module")
 def deployment(database_url: str) -> Iterator[Deployment]:
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    passwd_exe = shutil.which("mosquitto_passwd")
-    if not Path(exe).exists() or passwd_exe is None:
-        pytest.fail("mosquitto and mosquitto_passwd must be installed")
-    with tempfile.TemporaryDirectory(prefix="fl-ident-") as name:
-        tmp = Path(name)
-        tmp.chmod(0o777)  # mosquitto started as root reads the files as its own user
-        service = tmp / "passwd.service"
-        subprocess.run(
-            [passwd_exe, "-c", "-b", str(service), "ingest", INGEST_PASSWORD], check=True
-        )
-        port = free_port()
+    with auth_broker() as broker:
         settings = CloudSettings(
-            mode="demo",
-            database_url=database_url,
-            mqtt_url=f"mqtt://ingest:{INGEST_PASSWORD}@127.0.0.1:{port}",
-            broker_passwd_file=tmp / "passwd",
-            broker_acl_file=tmp / "acl",
-            broker_service_passwd_file=service,
-            broker_pid_file=tmp / "mosquitto.pid",
+            mode="demo", database_url=database_url, mqtt_url=broker.service_url, **broker.files()
         )
-        devices = _enroll_all(database_url, settings.model_copy(update={"broker_pid_file": None}))
-        (tmp / "mosquitto.conf").write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous false\n"
-            f"password_file {tmp}/passwd\nacl_file {tmp}/acl\npid_file {tmp}/mosquitto.pid\n"
-            "persistence false\n"
-        )
-        log = tmp / "log"
-        proc = subprocess.Popen(
-            [exe, "-c", str(tmp / "mosquitto.conf")],
-            stdout=subprocess.DEVNULL,
-            stderr=log.open("wb"),
-        )
-        try:
-            wait_until(lambda: _port_open("127.0.0.1", port) or proc.poll() is not None, 10)
-            assert proc.poll() is None, log.read_text()
-            yield Deployment(port, settings, devices, log)
-        finally:
-            proc.terminate()
-            proc.wait(10)
+        devices = _enroll_all(database_url, settings)
+        yield Deployment(broker.port, settings, devices, broker.folder / "log")
 
 
 def _client(d: Deployment, name: str) -> Client:
