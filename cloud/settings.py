@@ -132,7 +132,7 @@ class CloudSettings(BaseSettings):
     # Enrollment and per-device broker identity (docs/security.md). The broker URL devices are
     # told at enrollment (default: FLEETLINK_MQTT_URL without its credentials).
     device_mqtt_url: str = ""
-    enrollment_token_hours: float = Field(24.0, gt=0, le=24 * 90)
+    enrollment_token_hours: float = Field(24.0, ge=0.01, le=24 * 90)
     # Where the cloud writes mosquitto's password file and ACL after every enrollment, swap or
     # removal (unset: not written), the service users' own password lines it starts from, and
     # the pid file of the mosquitto it then sends SIGHUP.

@@ -50,7 +50,7 @@ class UpdateCommand(BaseModel):
         """Return the decoded content; raise ValueError if it is not base64."""
         try:
             return base64.b64decode(self.content_b64, validate=True)
-        except binascii.Error as exc:
+        except (binascii.Error, ValueError) as exc:  # ValueError: characters outside ASCII
             raise ValueError(f"content is not base64: {exc}") from None
 
 

@@ -49,7 +49,10 @@ class TokenCreate(BaseModel):
     vehicle_id: uuid.UUID | None = Field(None, description="Only this vehicle may be enrolled")
     label: str = Field("", max_length=200)
     hours: float | None = Field(
-        None, gt=0, le=24 * 90, description="Lifetime; default FLEETLINK_ENROLLMENT_TOKEN_HOURS"
+        None,
+        ge=0.01,
+        le=24 * 90,
+        description="Lifetime; default FLEETLINK_ENROLLMENT_TOKEN_HOURS",
     )
 
 
@@ -482,7 +485,7 @@ async def push_update(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     try:
         content = base64.b64decode(body.content_b64, validate=True)
-    except binascii.Error:
+    except (binascii.Error, ValueError):  # ValueError: characters outside ASCII
         raise ProblemError(
             422,
             "content_b64 is not base64",

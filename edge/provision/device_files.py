@@ -25,7 +25,9 @@ def _value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
-    return json.dumps(str(value))  # a TOML basic string is a JSON string
+    # A JSON string is a TOML basic string, once astral characters stay whole (TOML has no
+    # surrogate escapes) and DEL is escaped (TOML forbids it raw).
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def render_toml(data: dict[str, Any], header: str = "") -> str:

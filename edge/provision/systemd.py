@@ -21,7 +21,7 @@ Wants=network-online.target
 [Service]
 ExecStart={fleetlink} edge run --config {config} --log-json
 # The agent does not exit on a bad outbox (it moves it aside) or a full seq space; a restart is
-# for the unforeseen (and for switching to an update), so back off instead of looping every 2 s.
+# for the unforeseen, so back off instead of looping every 2 s.
 Restart=on-failure
 RestartSec=10
 User=fleetlink
