@@ -348,8 +348,9 @@ async def vehicle_reports(request: web.Request) -> web.Response:
 async def _device_row(conn: asyncpg.Connection, tenant: str, device_id: str) -> asyncpg.Record:
     row = await conn.fetchrow(
         "SELECT d.id, d.online, d.last_seen, d.agent_version, d.status, d.removed_at, "
-        "(SELECT CASE WHEN bool_or(c.revoked_at IS NULL) THEN 'live' ELSE 'revoked' END "
-        " FROM device_credentials c WHERE c.device_id = d.id) AS credential "
+        "(SELECT CASE WHEN count(*) = 0 THEN 'none' WHEN bool_or(c.revoked_at IS NULL) "
+        "THEN 'live' ELSE 'revoked' END FROM device_credentials c WHERE c.device_id = d.id) "
+        "AS credential "
         "FROM devices d WHERE d.tenant_id = $1 AND d.id = $2",
         tenant,
         device_id,
@@ -383,7 +384,7 @@ async def device_status(request: web.Request) -> web.Response:
             profile=status.get("profile") or None,
             versions=status.get("versions") or {},
             removed_at=row["removed_at"],
-            broker_credential=row["credential"] or "none",
+            broker_credential=row["credential"],
         )
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -43,11 +45,36 @@ def systemd_running() -> bool:
     return Path("/run/systemd/system").is_dir() and shutil.which("systemctl") is not None
 
 
-def install_unit(config: Path, unit_dir: Path = UNIT_DIR) -> Path:
-    """Write the unit, enable it and start it now; return the unit's path.
+SERVICE_USER = "fleetlink"
+
+
+def _run(command: list[str]) -> None:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise ProvisionError(
+            f"{' '.join(command)} failed: {done.stderr.strip() or done.returncode}"
+        )
+
+
+def give_to_service_user(paths: list[Path]) -> None:
+    """Make the unit's user (created as a system user in group dialout if missing) own
+    ``paths``: the agent runs as that user and must read its secrets and write its state."""
+    try:
+        entry = pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        _run(["useradd", "--system", "--no-create-home", "--groups", "dialout", SERVICE_USER])
+        entry = pwd.getpwnam(SERVICE_USER)
+    for path in paths:
+        for item in [path, *(path.rglob("*") if path.is_dir() else [])]:
+            os.chown(item, entry.pw_uid, entry.pw_gid)
+
+
+def install_unit(config: Path, owned: list[Path], unit_dir: Path = UNIT_DIR) -> Path:
+    """Give ``owned`` to the service user, write the unit, enable it and start it now;
+    return the unit's path.
 
     Raises:
-        ProvisionError: systemd is not running here, or a systemctl command failed.
+        ProvisionError: systemd is not running here, or a command failed.
     """
     if not systemd_running():
         raise ProvisionError(
@@ -55,18 +82,16 @@ def install_unit(config: Path, unit_dir: Path = UNIT_DIR) -> Path:
             f"the agent yourself: fleetlink edge run --config {config} (or rerun with "
             "--no-systemd to skip this step)"
         )
+    try:
+        give_to_service_user(owned)
+    except OSError as exc:
+        raise ProvisionError(f"cannot hand the files to user {SERVICE_USER}: {exc}") from None
     executable = shutil.which("fleetlink") or f"{sys.executable} -m fleetlink"
     path = unit_dir / UNIT_NAME
     try:
         path.write_text(render_unit(config, executable), encoding="utf-8")
     except OSError as exc:
         raise ProvisionError(f"{path}: cannot write: {exc.strerror} (run as root)") from None
-    for command in (["daemon-reload"], ["enable", "--now", UNIT_NAME]):
-        done = subprocess.run(
-            ["systemctl", *command], capture_output=True, text=True, timeout=60, check=False
-        )
-        if done.returncode != 0:
-            raise ProvisionError(
-                f"systemctl {' '.join(command)} failed: {done.stderr.strip() or done.returncode}"
-            )
+    _run(["systemctl", "daemon-reload"])
+    _run(["systemctl", "enable", "--now", UNIT_NAME])
     return path

@@ -23,7 +23,7 @@ from fleetlink.edge.link.errors import LinkError
 from fleetlink.edge.outbox import Outbox, OutboxError
 from fleetlink.edge.provision import ProvisionError
 from fleetlink.edge.provision.detect import can_interfaces, probe_adapter, serial_ports
-from fleetlink.edge.provision.device_files import config_data, write_device_files
+from fleetlink.edge.provision.device_files import SECRETS_NAME, config_data, write_device_files
 from fleetlink.edge.provision.enroll_client import enroll, upload_report
 from fleetlink.edge.provision.profile_match import suggest_profiles
 from fleetlink.edge.provision.state import ProvisionState
@@ -277,7 +277,9 @@ class Provisioner:
                 f"service not installed (--no-systemd): fleetlink edge run --config {self.a.config}"
             )
             return "skipped"
-        unit = install_unit(self.a.config.resolve())
+        config = self.a.config.resolve()
+        secrets = config.parent / SECRETS_NAME
+        unit = install_unit(config, [secrets, self.a.state_dir.resolve()])
         self.ui.say(f"installed and started {unit}")
         return str(unit)
 

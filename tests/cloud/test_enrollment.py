@@ -155,7 +155,7 @@ async def test_install_report_is_stored_only_when_signed_with_the_device_key(set
 
 
 async def test_swap_keeps_the_vehicle_history_continuous_and_revokes_the_old_login(setup, pool):
-    client, _ = setup
+    client, fleet = setup
     old = await (await enroll(client, await new_token(client), vin=VIN)).json()
     new = await (await enroll(client, await new_token(client))).json()
     response = await client.post(
@@ -172,6 +172,8 @@ async def test_swap_keeps_the_vehicle_history_continuous_and_revokes_the_old_log
     assert rows[0]["valid_to"] == rows[1]["valid_from"] and rows[1]["valid_to"] is None
     status = await (await client.get(f"/api/v1/devices/{old['device_id']}/status")).json()
     assert status["broker_credential"] == "revoked"
+    never = await (await client.get(f"/api/v1/devices/{fleet.devices[0]}/status")).json()
+    assert never["broker_credential"] == "none"  # registered by hand, never enrolled
     bindings = await (await client.get(f"/api/v1/devices/{new['device_id']}/bindings")).json()
     assert [b["vehicle_id"] for b in bindings["items"]] == [old["vehicle_id"]]
 

@@ -65,5 +65,5 @@ def test_the_shipped_unit_is_the_one_provisioning_installs() -> None:
 @pytest.mark.skipif(systemd_running(), reason="this machine runs systemd")
 def test_without_systemd_the_message_says_how_to_start_the_agent(tmp_path: Path) -> None:
     with pytest.raises(ProvisionError, match=r"fleetlink edge run --config /etc/x\.toml"):
-        install_unit(Path("/etc/x.toml"), tmp_path)
+        install_unit(Path("/etc/x.toml"), [], tmp_path)
     assert not (tmp_path / "fleetlink-edge.service").exists()
