@@ -241,22 +241,30 @@ async def list_tokens(request: web.Request) -> web.Response:
     return json_response(TokenList(items=[TokenInfo.model_validate(dict(r)) for r in rows]))
 
 
+class TokenRevoked(BaseModel):
+    id: uuid.UUID
+    revoked_at: datetime
+
+
 @api.delete(
     "/api/v1/enrollment-tokens/{token_id}",
     summary="Revoke an enrollment token",
-    response=None,
+    response=TokenRevoked,
     permission=Permission.DEVICES_WRITE,
     path_params={"token_id": TOKEN_ID},
-    status=204,
     errors=(404,),
 )
 async def revoke_token(request: web.Request) -> web.Response:
     token_id = uuid.UUID(request.match_info["token_id"])
+    tenant = principal_of(request).tenant_id
     async with tenant_transaction(request) as conn:
-        if not await enrollment.revoke_token(conn, principal_of(request).tenant_id, token_id):
+        if not await enrollment.revoke_token(conn, tenant, token_id):
             raise ProblemError(404, f"no enrollment token {token_id}")
+        revoked_at = await conn.fetchval(
+            "SELECT revoked_at FROM enrollment_tokens WHERE id = $1", token_id
+        )
         await record_change(request, conn, "revoke", "enrollment_token", token_id)
-    return web.Response(status=204)
+    return json_response(TokenRevoked(id=token_id, revoked_at=revoked_at))
 
 
 @api.post(
