@@ -62,7 +62,7 @@ async def create_token(
     """Create an enrollment token valid for ``hours`` and return it (its secret only now).
 
     Raises:
-        EnrollmentError: (422) the vehicle is not one of the tenant's.
+        EnrollmentError: (422) no such tenant, or the vehicle is not one of the tenant's.
     """
     if vehicle_id is not None and not await conn.fetchval(
         "SELECT 1 FROM vehicles WHERE tenant_id = $1 AND id = $2", tenant, vehicle_id
@@ -70,6 +70,8 @@ async def create_token(
         raise EnrollmentError(422, f"no vehicle {vehicle_id}")
     secret = TOKEN_PREFIX + new_secret()
     token_id = uuid.uuid4()
+    if not await conn.fetchval("SELECT 1 FROM tenants WHERE id = $1", tenant):
+        raise EnrollmentError(422, f"tenant {tenant!r} does not exist")
     expires_at = await conn.fetchval(
         "INSERT INTO enrollment_tokens (id, tenant_id, digest, vehicle_id, label, created_by, "
         "expires_at) VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7)) "

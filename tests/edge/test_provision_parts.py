@@ -67,3 +67,18 @@ def test_without_systemd_the_message_says_how_to_start_the_agent(tmp_path: Path)
     with pytest.raises(ProvisionError, match=r"fleetlink edge run --config /etc/x\.toml"):
         install_unit(Path("/etc/x.toml"), [], tmp_path)
     assert not (tmp_path / "fleetlink-edge.service").exists()
+
+
+def test_an_answers_file_with_an_unknown_key_is_refused_naming_it(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fleetlink.edge.cli import app
+
+    answers = tmp_path / "answers.toml"
+    answers.write_text('cloud = "http://127.0.0.1:9"\nobd_prot = "/dev/ttyUSB0"\n')
+    result = CliRunner().invoke(
+        app, ["provision", "--answers", str(answers), "--state-dir", str(tmp_path), "--yes"]
+    )
+    assert result.exit_code == 1
+    assert "obd_prot" in result.output and "answers.toml" in result.output
+    assert not (tmp_path / "provision.json").exists()
