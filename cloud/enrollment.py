@@ -349,8 +349,6 @@ async def swap_device(
     Returns the vehicle and the instant. Raises EnrollmentError (404: unknown device; 409:
     ``old`` is in no vehicle, ``new`` is removed, or they are the same device).
     """
-    if old == new:
-        raise EnrollmentError(409, "a device cannot replace itself")
     rows = await conn.fetch(
         "SELECT id, removed_at FROM devices WHERE tenant_id = $1 AND id = ANY($2::text[]) "
         "FOR UPDATE",
@@ -361,6 +359,8 @@ async def swap_device(
     for device_id in (old, new):
         if device_id not in found:
             raise EnrollmentError(404, f"no device {device_id!r}")
+    if old == new:
+        raise EnrollmentError(409, "a device cannot replace itself")
     if found[new]["removed_at"] is not None:
         raise EnrollmentError(409, f"device {new!r} was removed; enroll a new device")
     vehicle_id = await conn.fetchval(

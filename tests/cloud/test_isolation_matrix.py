@@ -86,6 +86,12 @@ def _body(method: str, path: str, other: Tenant) -> dict[str, Any] | None:
         ("patch", "/api/v1/devices/{device_id}"): {"name": "renamed"},
         ("post", "/api/v1/devices/{device_id}/assignment"): {"vehicle_id": other.ids["vehicle_id"]},
         ("patch", "/api/v1/users/{user_id}"): {"role": "viewer"},
+        ("post", "/api/v1/devices/{device_id}/swap"): {"replacement": other.ids["device_id"]},
+        ("post", "/api/v1/devices/{device_id}/commands"): {
+            "kind": "profile",
+            "version": "1.0.0",
+            "content_b64": "",
+        },
     }
     return bodies.get((method, path))
 
