@@ -45,6 +45,8 @@ from fleetlink.cloud.settings import CloudSettings, redact_url
 
 log = logging.getLogger(__name__)
 
+_MAX_REQUEST_LINE = 32 * 1024
+
 RESOURCES = (
     auth.api,
     accounts.api,
@@ -125,7 +127,12 @@ def create_app(settings: CloudSettings | None = None) -> web.Application:
     """
     settings = settings or CloudSettings()
     app = web.Application(
-        middlewares=[problem_middleware], client_max_size=settings.api_max_body_bytes
+        middlewares=[problem_middleware],
+        client_max_size=settings.api_max_body_bytes,
+        # A query string within the documented lengths can exceed aiohttp's 8 KiB request
+        # line once non-ASCII is percent-encoded (12 bytes per character), which aiohttp
+        # answers in plain text before any middleware sees it.
+        handler_args={"max_line_size": _MAX_REQUEST_LINE},
     )
     app[SETTINGS] = settings
     app[LIMITER] = RateLimiter(settings.api_rate_per_s, settings.api_rate_burst)
