@@ -445,3 +445,140 @@ def dead_letters_prune() -> None:
 
     limits = dead_letter_limits(_settings())
     typer.echo(f"deleted {_with_connection(lambda c: prune(c, limits))} dead letters")
+
+
+enrollment_app = typer.Typer(
+    help="One-time enrollment tokens for new devices.", no_args_is_help=True
+)
+app.add_typer(enrollment_app, name="enrollment")
+broker_app = typer.Typer(help="The broker's per-device logins and ACL.", no_args_is_help=True)
+app.add_typer(broker_app, name="broker")
+
+
+@enrollment_app.command("create")
+def enrollment_create(
+    tenant: Annotated[str, typer.Option(help="Tenant id")],
+    vehicle: Annotated[
+        uuid.UUID | None, typer.Option(help="Only this vehicle may be enrolled with it")
+    ] = None,
+    hours: Annotated[
+        float | None,
+        typer.Option(min=0.01, help="Lifetime (default FLEETLINK_ENROLLMENT_TOKEN_HOURS)"),
+    ] = None,
+    label: Annotated[str, typer.Option(help="What the token is for")] = "",
+) -> None:
+    """Create a one-time enrollment token and print it (it is shown this once)."""
+    from fleetlink.cloud import enrollment
+
+    settings = _settings()
+
+    async def action(conn: asyncpg.Connection) -> enrollment.NewToken:
+        async with conn.transaction():
+            made = await enrollment.create_token(
+                conn,
+                tenant,
+                "operator (cli)",
+                enrollment.token_lifetime(settings, hours),
+                vehicle,
+                label,
+            )
+            await audit.record(
+                conn, tenant, "operator (cli)", "create", "enrollment_token", made.id
+            )
+        return made
+
+    try:
+        made = _with_connection(action)
+    except enrollment.EnrollmentError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(made.secret)
+    typer.echo(f"# one device, until {made.expires_at:%Y-%m-%d %H:%M} UTC", err=True)
+
+
+@enrollment_app.command("list")
+def enrollment_list(tenant: Annotated[str, typer.Option(help="Tenant id")]) -> None:
+    """List a tenant's enrollment tokens (never their secrets)."""
+    rows = _with_connection(
+        lambda c: c.fetch(
+            "SELECT id, label, vehicle_id, expires_at, used_by, revoked_at, used_at "
+            "FROM enrollment_tokens WHERE tenant_id = $1 ORDER BY created_at DESC",
+            tenant,
+        )
+    )
+    now = datetime.now(UTC)
+    for r in rows:
+        state = (
+            "revoked"
+            if r["revoked_at"]
+            else f"used by {r['used_by']}"
+            if r["used_at"]
+            else "expired"
+            if r["expires_at"] <= now
+            else "open"
+        )
+        typer.echo(f"{r['id']}  {state:<24} {r['vehicle_id'] or '-'}  {r['label']}")
+
+
+@enrollment_app.command("revoke")
+def enrollment_revoke(
+    tenant: Annotated[str, typer.Option(help="Tenant id")], token_id: uuid.UUID
+) -> None:
+    """Revoke an enrollment token."""
+    from fleetlink.cloud import enrollment
+
+    if not _with_connection(lambda c: enrollment.revoke_token(c, tenant, token_id)):
+        typer.echo(f"error: tenant {tenant!r} has no enrollment token {token_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {token_id}")
+
+
+@broker_app.command("sync")
+def broker_sync() -> None:
+    """Write the broker's password file and ACL from the registry (FLEETLINK_BROKER_PASSWD_FILE,
+    FLEETLINK_BROKER_ACL_FILE) and send SIGHUP to FLEETLINK_BROKER_PID_FILE's mosquitto."""
+    from fleetlink.cloud import enrollment
+    from fleetlink.cloud.broker_identity import BrokerFilesError
+
+    settings = _settings()
+    try:
+        written = _with_connection(lambda c: enrollment.sync_broker(c, settings))
+    except BrokerFilesError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if not written:
+        typer.echo(
+            "error: set FLEETLINK_BROKER_PASSWD_FILE and FLEETLINK_BROKER_ACL_FILE", err=True
+        )
+        raise typer.Exit(2)
+    typer.echo(f"wrote {settings.broker_passwd_file} and {settings.broker_acl_file}")
+
+
+@device_app.command("remove")
+def device_remove(tenant: Annotated[str, typer.Option(help="Tenant id")], device_id: str) -> None:
+    """Take a device out of service: end its assignment and revoke its broker login (run
+    `fleetlink cloud broker sync` after, unless the service writes the broker's files)."""
+    from fleetlink.cloud import enrollment
+
+    async def action(conn: asyncpg.Connection) -> None:
+        async with conn.transaction():
+            await enrollment.remove_device(conn, tenant, device_id)
+            await audit.record(conn, tenant, "operator (cli)", "remove", "device", device_id)
+
+    try:
+        _with_connection(action)
+    except enrollment.EnrollmentError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"removed {device_id}")
+
+
+@keys_app.command("update-key")
+def keys_update_key() -> None:
+    """Print a new Ed25519 update signing key for FLEETLINK_UPDATE_SIGNING_KEY, and its public
+    half (devices receive it at enrollment)."""
+    from fleetlink.shared.updates import new_private_hex, private_key, public_hex
+
+    secret = new_private_hex()
+    typer.echo(secret)
+    typer.echo(f"# public key: {public_hex(private_key(secret))}", err=True)

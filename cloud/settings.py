@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fleetlink.shared.netaddr import is_loopback
@@ -148,6 +149,19 @@ class CloudSettings(BaseSettings):
     # Email: smtp://user:password@host:port (STARTTLS when offered) or smtps:// (TLS).
     smtp_url: SecretStr | None = None
     smtp_from: str = Field("fleetlink@localhost", max_length=320)
+    # Enrollment and per-device broker identity (docs/security.md). The broker URL devices are
+    # told at enrollment (default: FLEETLINK_MQTT_URL without its credentials).
+    device_mqtt_url: str = ""
+    enrollment_token_hours: float = Field(24.0, ge=0.01, le=24 * 90)
+    # Where the cloud writes mosquitto's password file and ACL after every enrollment, swap or
+    # removal (unset: not written), the service users' own password lines it starts from, and
+    # the pid file of the mosquitto it then sends SIGHUP.
+    broker_passwd_file: Path | None = None
+    broker_acl_file: Path | None = None
+    broker_service_passwd_file: Path | None = None
+    broker_pid_file: Path | None = None
+    # The Ed25519 key (64 hex characters) that signs updates; `fleetlink cloud keys update-key`.
+    update_signing_key: SecretStr | None = None
     log_json: bool = False
     log_level: str = "INFO"
 
@@ -157,6 +171,11 @@ class CloudSettings(BaseSettings):
         if self.webhook_allow_private is not None:
             return self.webhook_allow_private
         return self.mode != "production"
+
+    @field_validator("update_signing_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _production_needs_real_credentials(self) -> CloudSettings:
@@ -198,6 +217,19 @@ class CloudSettings(BaseSettings):
             )
         return self
 
+    def devices_mqtt_url(self) -> str:
+        """Return the broker URL given to devices at enrollment (never with credentials)."""
+        if self.device_mqtt_url:
+            return self.device_mqtt_url
+        parts = urlsplit(self.mqtt_url.get_secret_value())
+        host = parts.hostname or "127.0.0.1"
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    def service_mqtt_user(self) -> str:
+        """Return the cloud's own broker username (the ingest's), "ingest" if none is set."""
+        return urlsplit(self.mqtt_url.get_secret_value()).username or "ingest"
+
     def database_dsn(self) -> str:
         """Return the database URL with its password, for the driver only."""
         return self.database_url.get_secret_value()
@@ -221,4 +253,5 @@ class CloudSettings(BaseSettings):
         data["field_keys"] = "***" if self.field_keys is not None else None
         if self.smtp_url is not None:
             data["smtp_url"] = redact_url(self.smtp_url.get_secret_value())
+        data["update_signing_key"] = "***" if self.update_signing_key is not None else None
         return data

@@ -234,14 +234,10 @@ class Agent:
             await asyncio.sleep(0.05)
 
 
-def run_agent(config: DeviceConfig) -> None:
-    """Run the agent in a new event loop until SIGINT or SIGTERM; return after a clean stop."""
-    run_agent_with(config, None)
-
-
-def run_agent_with(config: DeviceConfig, sources: list[Source] | None) -> None:
-    """Run the agent with ``sources`` (None: those the config asks for) until SIGINT or
-    SIGTERM; return after a clean stop."""
+def run_agent_with(config: DeviceConfig, sources: list[Source]) -> None:
+    """Run the agent with ``sources`` instead of those the config asks for, without remote
+    updates (``fleetlink edge run`` is :func:`~fleetlink.edge.device_runner.run_device`),
+    until SIGINT or SIGTERM; return after a clean stop."""
 
     async def main() -> None:
         stop = asyncio.Event()

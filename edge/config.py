@@ -252,15 +252,6 @@ class CanSection(_Section):
         return value
 
 
-class GpsSection(_Section):
-    """A GNSS receiver speaking NMEA 0183 on a serial port."""
-
-    port: str
-    baudrate: Annotated[int, Field(gt=0)] = 9600
-    reconnect_min_s: PositiveFloat = 1.0
-    reconnect_max_s: PositiveFloat = 60.0
-
-
 class OutboxSection(_Section):
     path: Path
     batch_interval_s: PositiveFloat = 1.0
@@ -269,6 +260,51 @@ class OutboxSection(_Section):
     max_batch_samples: Annotated[int, Field(ge=1, le=MAX_SAMPLES_PER_BATCH)] = 3000
     compress_above_bytes: Annotated[int, Field(ge=0)] = COMPRESS_ABOVE_BYTES
     max_bytes: Annotated[int, Field(ge=16 * 1024)] = DEFAULT_MAX_BYTES
+
+
+class GpsSection(_Section):
+    """A GNSS receiver: NMEA sentences on a serial port, or a gpsd."""
+
+    nmea_port: str | None = Field(
+        default=None, description="serial port of an NMEA 0183 receiver (/dev/ttyACM0, a pty)"
+    )
+    baudrate: Annotated[int, Field(gt=0)] = 9600
+    gpsd: str | None = Field(default=None, description="host:port of a gpsd (127.0.0.1:2947)")
+    rate_hz: PositiveFloat = 1.0
+
+    @model_validator(mode="after")
+    def _one_receiver(self) -> GpsSection:
+        if (self.nmea_port is None) == (self.gpsd is None):
+            raise ValueError("set exactly one of nmea_port and gpsd")
+        return self
+
+
+class CloudSection(_Section):
+    api_url: str = Field(description="the cloud's HTTP API (install reports go there)")
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must look like https://host[:port]")
+        return value.rstrip("/")
+
+
+class UpdatesSection(_Section):
+    public_key: str = Field(description="the cloud's Ed25519 update key (64 hex characters)")
+    dir: Path = Field(description="where applied updates are kept (relative: to this file)")
+
+    @field_validator("public_key")
+    @classmethod
+    def _hex_key(cls, value: str) -> str:
+        from fleetlink.shared.updates import UpdateKeyError, public_key
+
+        try:
+            public_key(value)
+        except UpdateKeyError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 class LogSection(_Section):
@@ -285,6 +321,8 @@ class DeviceConfig(_Section):
     can: CanSection | None = None
     gps: GpsSection | None = None
     outbox: OutboxSection
+    cloud: CloudSection | None = None
+    updates: UpdatesSection | None = None
     log: LogSection = Field(default_factory=LogSection)
 
 
@@ -301,30 +339,62 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> DeviceConfig
     return config
 
 
-def load_config(path: str | Path) -> DeviceConfig:
-    """Return the device configuration read from the TOML file at ``path``.
-
-    A relative ``outbox.path`` or ``can.record`` is taken relative to the configuration
-    file's folder.
-
-    Raises:
-        ConfigError: the file cannot be read, is not TOML, or a field is invalid; the
-            message names the file and the field.
-    """
-    path = Path(path)
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text: {exc.reason}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    config = parse_config(data, source=str(path))
+
+
+def _merge_secrets(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Merge the sections of the file named by ``secrets_file`` (passwords and keys, mode
+    0600, written by provisioning) into ``data``; a group- or world-readable one is refused."""
+    name = data.pop("secrets_file", None)
+    if name is None:
+        return data
+    if not isinstance(name, str):
+        raise ConfigError(f"{path}: secrets_file: must be a file name")
+    secrets_path = Path(name) if Path(name).is_absolute() else path.parent / name
+    try:
+        mode = secrets_path.stat().st_mode
+    except OSError as exc:
+        raise ConfigError(f"{secrets_path}: cannot read: {exc.strerror or exc}") from None
+    if mode & 0o077:
+        raise ConfigError(
+            f"{secrets_path}: readable by other users (mode {mode & 0o777:o}); "
+            f"chmod 600 {secrets_path}"
+        )
+    for section, values in _read_toml(secrets_path).items():
+        if not isinstance(values, dict) or not isinstance(data.get(section, {}), dict):
+            raise ConfigError(f"{secrets_path}: {section}: must be a table")
+        data[section] = {**data.get(section, {}), **values}
+    return data
+
+
+def load_config(path: str | Path) -> DeviceConfig:
+    """Return the device configuration read from the TOML file at ``path``.
+
+    A relative ``outbox.path``, ``can.record`` or ``updates.dir`` is taken relative to the
+    configuration file's folder; ``secrets_file`` names a TOML file (mode 0600) whose sections
+    are merged in.
+
+    Raises:
+        ConfigError: the file cannot be read, is not TOML, or a field is invalid; the
+            message names the file and the field.
+    """
+    path = Path(path)
+    config = parse_config(_merge_secrets(_read_toml(path), path), source=str(path))
     if not config.outbox.path.is_absolute():
         outbox = config.outbox.model_copy(update={"path": path.parent / config.outbox.path})
         config = config.model_copy(update={"outbox": outbox})
     if config.can is not None and config.can.record and not config.can.record.is_absolute():
         can = config.can.model_copy(update={"record": path.parent / config.can.record})
         config = config.model_copy(update={"can": can})
+    if config.updates is not None and not config.updates.dir.is_absolute():
+        updates = config.updates.model_copy(update={"dir": path.parent / config.updates.dir})
+        config = config.model_copy(update={"updates": updates})
     return config

@@ -126,6 +126,11 @@ class Uplink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._client: mqtt.Client | None = None
+        # Set by whoever handles the cloud's commands (edge/device_runner.py): called in the
+        # event loop with each payload received on the device's cmd topic.
+        self.on_command: Callable[[bytes], None] | None = None
+        # What the device runs (profile, versions of updated parts), for the status message.
+        self.running: dict[str, Any] = {}
 
     @property
     def ready(self) -> bool:
@@ -148,6 +153,7 @@ class Uplink:
                 buffered_batches=len(self.outbox),
                 can=self.can_status(),
                 vehicle=self.vehicle_report(),
+                **self.running,
             )
         )
 
@@ -250,7 +256,8 @@ class Uplink:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic == self.topics[Kind.CMD]:
-            self._on_command(bytes(message.payload))
+            if message.payload:
+                self._on_command(bytes(message.payload))
             return
         try:
             ack = decode(bytes(message.payload), Ack)
@@ -270,9 +277,13 @@ class Uplink:
         self._post(self._apply_ack, ack)
 
     def _on_command(self, payload: bytes) -> None:
+        """Store a geofence set; hand anything else (a signed update) to ``on_command``."""
         try:
             fence_set = decode(payload, GeofenceSet)
         except CodecError as exc:
+            if self.on_command is not None:
+                self._post(self.on_command, payload)
+                return
             self.counters["commands_rejected"] += 1
             log.warning("ignoring a command: %s", exc)
             return

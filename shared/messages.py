@@ -191,6 +191,14 @@ class Status(_Message):
     can: CanStatus | None = None
     vehicle: VehicleReport | None = None
 
+    # What the device runs: its firmware profile, and the version of each updatable part
+    # (config, profile, model) as the last applied update named it.
+    profile: Annotated[str, Field(max_length=256)] = ""
+    versions: Annotated[
+        dict[Literal["config", "profile", "model"], Annotated[str, Field(max_length=64)]],
+        Field(max_length=3),
+    ] = Field(default_factory=dict)
+
 
 class DeviceFence(_Message):
     """One geofence as a device stores it: a polygon's outer ring, or a circle's centre and

@@ -291,6 +291,8 @@ _SIGNALS: tuple[Signal, ...] = (
         "bool",
         description="Parking brake set (1) or released (0)",
     ),
+    # Not in VSS (its CurrentLocation has no speed); the vehicle's own speed is Vehicle.Speed.
+    Signal(277, "Vehicle.CurrentLocation.Speed", "km/h", description="GNSS ground speed"),
 )
 
 BY_ID: MappingProxyType[int, Signal] = MappingProxyType({s.id: s for s in _SIGNALS})

@@ -65,8 +65,9 @@ def run(
         typer.Option(min=0.0, help="Volts per second the battery loses while the engine is off."),
     ] = 0.0,
     gps: Annotated[
-        bool, typer.Option("--gps", help="Also a GNSS receiver (NMEA) on a second port.")
-    ] = False,
+        Path | None,
+        typer.Option(help="Also a GNSS receiver (NMEA 0183) on a pty, linked at this path."),
+    ] = None,
     battery_wear_v: Annotated[
         float, typer.Option(min=0.0, max=3.0, help="Injected wear: volts the battery has lost.")
     ] = 0.0,
@@ -82,7 +83,12 @@ def run(
         typer.echo("error: --can is slcan or virtual", err=True)
         raise typer.Exit(2)
     sim = SimulatedVehicle(
-        seed, style, latency_ms / 1000.0, ignition_on=not ignition_off, clone=clone, gps=gps
+        seed,
+        style,
+        latency_ms / 1000.0,
+        ignition_on=not ignition_off,
+        clone=clone,
+        gps=gps is not None,
     )
     sim.vehicle.set_battery_drain(battery_drain)
     sim.vehicle.set_wear(WearState(-battery_wear_v, coolant_leak))
@@ -126,8 +132,9 @@ def run(
             raise typer.Exit(2) from None
         typer.echo(f"{link} -> {port}")
     typer.echo(f"ELM327 on {port}  VIN {sim.vin}  style {style}  seed {seed}")
-    if sim.gps_port is not None:
-        typer.echo(f'GNSS (NMEA 0183) on {sim.gps_port}: [gps] port = "{sim.gps_port}"')
+    if gps is not None and sim.gps_port is not None:
+        _link(gps, sim.gps_port)
+        typer.echo(f'NMEA GPS on {gps} -> {sim.gps_port}: [gps] nmea_port = "{gps}"')
     typer.echo(f"connect with: python -c \"import obd; print(obd.OBD('{port}').status())\"")
     try:
         while True:

@@ -125,7 +125,7 @@ def _agent_config(
     key: bytes,
     gps_port: str | None = None,
 ) -> None:
-    gps = f'\n[gps]\nport = "{gps_port}"\n' if gps_port else ""
+    gps = f'\n[gps]\nnmea_port = "{gps_port}"\n' if gps_port else ""
     path.write_text(
         f"""[device]
 id = "{device_id}"

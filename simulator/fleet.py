@@ -9,7 +9,7 @@ from types import TracebackType
 
 from fleetlink.simulator.driver import Driver
 from fleetlink.simulator.elm327 import Elm327Emulator
-from fleetlink.simulator.nmea import NmeaGps
+from fleetlink.simulator.nmea import NmeaEmitter
 from fleetlink.simulator.vehicle import Vehicle, VehicleState
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class SimulatedVehicle:
             self.vehicle, latency_s, seed=seed, baudrate=baudrate, clone=clone
         )
         # A GNSS receiver on a second pty writing the route's positions as NMEA, once a second.
-        self.gps = NmeaGps(self.vehicle.snapshot) if gps else None
+        self.gps = NmeaEmitter(self.vehicle.snapshot) if gps else None
         self.speed_factor = speed_factor
         self._start_with_ignition = ignition_on
         self._stop = threading.Event()

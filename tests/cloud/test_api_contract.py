@@ -16,6 +16,7 @@ from aiohttp import web
 from fleetlink.cloud.app import create_app
 from fleetlink.cloud.ingest.partitions import DailyPartitions
 from fleetlink.cloud.ingest.store import SAMPLE_COLUMNS
+from fleetlink.shared.updates import new_private_hex
 from tests.conftest import free_port
 
 from .conftest import ingest_settings, make_fleet, member_token
@@ -58,7 +59,12 @@ async def test_every_generated_request_gets_a_documented_answer_and_no_server_er
     port = free_port()
     token = await member_token(pool, fleet.tenant, "owner")
     settings = ingest_settings(
-        migrated_db, mqtt_broker.url, ingest_workers=0, http_port=port, api_rate_per_s=10_000
+        migrated_db,
+        mqtt_broker.url,
+        ingest_workers=0,
+        http_port=port,
+        api_rate_per_s=10_000,
+        update_signing_key=new_private_hex(),  # pushed updates are signed, not refused (503)
     )
     runner = web.AppRunner(create_app(settings))
     await runner.setup()

@@ -1,4 +1,5 @@
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -236,7 +237,15 @@ async def test_status_messages_update_the_device(pool, fleet: Fleet, ingest, pub
     from fleetlink.shared.topics import Kind, topic
 
     device = fleet.devices[0]
-    status = Status(device_id=device, online=True, time_ms=now_ms(), agent_version="0.1.0")
+    status = Status(
+        device_id=device,
+        online=True,
+        time_ms=now_ms(),
+        agent_version="0.1.0",
+        buffered_batches=7,
+        profile="generic-obd2",
+        versions={"profile": "1.1.0", "model": "m3"},
+    )
     publisher.publish(topic(fleet.tenant, device, Kind.STATUS), encode(status), qos=1)
 
     async def seen() -> bool:
@@ -244,6 +253,12 @@ async def test_status_messages_update_the_device(pool, fleet: Fleet, ingest, pub
 
     await eventually(seen)
     assert await pool.fetchval("SELECT agent_version FROM devices WHERE id = $1", device) == "0.1.0"
+    stored = json.loads(await pool.fetchval("SELECT status FROM devices WHERE id = $1", device))
+    assert (stored["buffered_batches"], stored["profile"], stored["versions"]) == (
+        7,
+        "generic-obd2",
+        {"profile": "1.1.0", "model": "m3"},
+    )
 
 
 async def test_no_ack_is_sent_while_the_transaction_cannot_commit(

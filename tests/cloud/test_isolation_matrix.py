@@ -133,6 +133,12 @@ def _body(method: str, path: str, other: Tenant) -> dict[str, Any] | None:
         ("post", "/api/v1/inbox/{item_id}/actions"): {"action": "comment", "body": "x"},
         ("patch", "/api/v1/maintenance/plans/{plan_id}"): {"name": "renamed"},
         ("patch", "/api/v1/maintenance/work-records/{record_id}"): {"description": "x"},
+        ("post", "/api/v1/devices/{device_id}/swap"): {"replacement": other.ids["device_id"]},
+        ("post", "/api/v1/devices/{device_id}/commands"): {
+            "kind": "profile",
+            "version": "1.0.0",
+            "content_b64": "",
+        },
     }
     return bodies.get((method, path))
 

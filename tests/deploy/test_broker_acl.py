@@ -1,6 +1,6 @@
-"""The shipped mosquitto config, ACL and password file on a real mosquitto: the ingest reads
-every device; each device publishes only on its own topics and reads only its own acks and
-commands (issue 16, probe 7)."""
+"""The shipped mosquitto config with the password file and ACL the cloud generates, on a real
+mosquitto: the ingest reads every device; each device publishes only on its own topics and reads
+only its own acks and commands (issue 16, probe 7)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from fleetlink.cloud.broker_identity import DeviceLogin, hash_password, write_files
 from tests.conftest import _port_open, free_port
 from tests.waiting import wait_until
 
@@ -39,15 +40,19 @@ def broker() -> Iterator[int]:
 def _run_broker(exe: str, passwd_exe: str, tmp: Path) -> Iterator[int]:
     # Started as root, mosquitto drops to its own user, which must read these files.
     tmp.chmod(0o777)
-    passwd = tmp / "passwd"
-    for user, password in PASSWORDS.items():
-        flags = ["-c"] if not passwd.exists() else []
-        subprocess.run([passwd_exe, *flags, "-b", str(passwd), user, password], check=True)
-    passwd.chmod(0o644)
-    shutil.copy(DEPLOY / "acl", tmp / "acl")
+    service = tmp / "passwd.service"
+    subprocess.run(
+        [passwd_exe, "-c", "-b", str(service), "ingest", PASSWORDS["ingest"]], check=True
+    )
+    logins = [
+        DeviceLogin("acme", user, hash_password(password))
+        for user, password in PASSWORDS.items()
+        if user != "ingest"
+    ]
+    write_files(logins, tmp / "passwd", tmp / "acl", "ingest", service)
     port = free_port()
     conf = (DEPLOY / "mosquitto.conf").read_text()
-    conf = conf.replace("/mosquitto/config/", f"{tmp}/").replace("/mosquitto/data/", f"{tmp}/")
+    conf = conf.replace("/mosquitto/generated/", f"{tmp}/").replace("/mosquitto/data/", f"{tmp}/")
     conf = re.sub(r"^listener 1883$", f"listener {port} 127.0.0.1", conf, flags=re.MULTILINE)
     (tmp / "mosquitto.conf").write_text(conf)
     proc = subprocess.Popen(
@@ -171,13 +176,19 @@ def test_ingest_reads_every_device_and_each_device_only_its_own_topics(broker: i
 def test_compose_mounts_what_mosquitto_reads_and_publishes_only_its_listeners() -> None:
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     mosquitto = compose["services"]["mosquitto"]
+    cloud = compose["services"]["cloud"]
+    # The cloud writes the files mosquitto reads, into the volume both mount.
+    shared = {v.split(":")[0] for v in cloud["volumes"]} & {
+        v.split(":")[0] for v in mosquitto["volumes"]
+    }
+    assert shared == {"brokerfiles"}
     mounted = {v.split(":")[1] for v in mosquitto["volumes"]}
     conf = (DEPLOY / "mosquitto.conf").read_text()
     needed = re.findall(r"^(?:password_file|acl_file|certfile|keyfile) (\S+)$", conf, re.M)
     assert needed and all(any(path.startswith(m) for m in mounted) for path in needed)
     for volume in mosquitto["volumes"]:
         source = volume.split(":")[0]
-        if source.startswith("./") and source != "./passwd":  # passwd is the operator's
+        if source.startswith("./") and source != "./passwd.service":  # the operator's
             assert (DEPLOY / source).exists(), source
     listeners = set(re.findall(r"^listener (\d+)", conf, re.M))
     published = {p.split(":")[-1] for p in mosquitto["ports"]}

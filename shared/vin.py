@@ -1,4 +1,5 @@
-"""VINs (ISO 3779): normalised, checked, and decoded offline with ``vininfo``.
+"""VINs (ISO 3779): normalised, checked, and decoded offline with ``vininfo`` (the device
+reads and decodes the VIN when it is provisioned; the cloud checks VINs it is given).
 
 The check digit (position 9, 49 CFR 565) is mandatory in North America (WMIs starting 1-5) and
 China (L); elsewhere manufacturers may use position 9 for other things, so a VIN from those
