@@ -128,6 +128,22 @@ class CloudSettings(BaseSettings):
     cookie_secure: Literal["auto", "always", "never"] = "auto"
     # Keys of the drivers' personal fields: "id:base64-key,..." (the first encrypts).
     field_keys: SecretStr | None = None
+    # The recompute worker: how often it looks for marked (vehicle, day)s (0: never, e.g. a
+    # replica that only serves the API), and how long a day's first mark waits so that a
+    # vehicle streaming live is recomputed at most that often.
+    trips_recompute_every_s: float = Field(2.0, ge=0, le=3600)
+    trips_settle_s: float = Field(5.0, ge=0, le=3600)
+    # Scheduled reports and retention: how often each looks for work (0: never).
+    reports_every_s: float = Field(60.0, ge=0, le=86_400)
+    retention_every_s: float = Field(3600.0, ge=0, le=7 * 86_400)
+    # Outgoing mail for scheduled reports (and notifications).
+    smtp_host: str = ""
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_from: str = "fleetlink@localhost"
+    smtp_username: str = ""
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_s: float = Field(10.0, gt=0, le=120)
     log_json: bool = False
     log_level: str = "INFO"
 

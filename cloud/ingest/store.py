@@ -28,6 +28,7 @@ from fleetlink.cloud.ingest.inbound import (
     TelemetryIn,
 )
 from fleetlink.cloud.ingest.partitions import DailyPartitions
+from fleetlink.cloud.trips.dirty import DirtyDay, mark_dirty
 from fleetlink.shared.messages import MAX_SEQ
 
 SAMPLE_COLUMNS = ("tenant_id", "vehicle_id", "device_id", "signal_id", "ts", "value")
@@ -360,6 +361,8 @@ class ChunkStore:
         records: list[tuple[object, ...]] = []
         latest: dict[tuple[uuid.UUID, int], tuple[str, datetime, float]] = {}
         events: list[tuple[object, ...]] = []
+        # The (vehicle, day)s whose trips and rollups this write changes.
+        dirty: set[DirtyDay] = set()
         for item in new:
             tenant, device = item.topic.tenant, item.device
             if isinstance(item, TelemetryIn):
@@ -368,6 +371,7 @@ class ChunkStore:
                     [(tenant, vehicle, device, sid, ts, value) for sid, ts, value in item.rows]
                 )
                 if vehicle is not None:
+                    dirty |= {(tenant, vehicle, day) for day in item.days}
                     for sid, (ts, value) in item.latest.items():
                         seen = latest.get((vehicle, sid))
                         if seen is None or seen[1] < ts:
@@ -378,12 +382,15 @@ class ChunkStore:
             else:
                 for event in item.batch.events:
                     ts = datetime.fromtimestamp(event.time_ms / 1000, UTC)
+                    event_vehicle = _vehicle_at(assignments.get(device, ()), ts)
+                    if event_vehicle is not None:
+                        dirty.add((tenant, event_vehicle, ts.date()))
                     events.append(
                         (
                             event.id,
                             tenant,
                             device,
-                            _vehicle_at(assignments.get(device, ()), ts),
+                            event_vehicle,
                             ts,
                             event.type,
                             event.severity,
@@ -418,3 +425,4 @@ class ChunkStore:
                 events,
             )
             result.counters["events"] += len(events)
+        await mark_dirty(conn, dirty)
