@@ -19,8 +19,11 @@ from fleetlink.cloud.api import (
     fleets,
     health,
     imports,
+    reports,
+    scores,
     searches,
     signals,
+    trips,
     vehicles,
 )
 from fleetlink.cloud.api.openapi import openapi_routes
@@ -37,10 +40,14 @@ from fleetlink.cloud.app_keys import (
 )
 from fleetlink.cloud.auth.principal_cache import PrincipalCache
 from fleetlink.cloud.auth.rate_limit import RateLimiter
+from fleetlink.cloud.background import PeriodicJobs
 from fleetlink.cloud.db.migrate import migrate
 from fleetlink.cloud.ingest.worker import IngestService
 from fleetlink.cloud.records.field_crypto import FieldCipher, generate_key_ring_entry
+from fleetlink.cloud.reports.schedule import run_due_reports
 from fleetlink.cloud.settings import CloudSettings, redact_url
+from fleetlink.cloud.storage.retention import apply_retention
+from fleetlink.cloud.trips.recompute import recompute_marked
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +60,9 @@ RESOURCES = (
     drivers.api,
     imports.api,
     signals.api,
+    trips.api,
+    scores.api,
+    reports.api,
     searches.api,
     audit_log.api,
     health.api,
@@ -80,9 +90,11 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         app[API_POOL] = api_pool
         ingest = IngestService(settings, pool)
         app[INGEST] = ingest
+        jobs = PeriodicJobs()
         try:
             if settings.ingest_workers:
                 await ingest.start()
+            _start_jobs(jobs, settings, pool)
             log.info(
                 "cloud ready: database %s, %d ingest worker(s)",
                 redact_url(settings.database_dsn()),
@@ -90,10 +102,29 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             )
             yield
         finally:
+            await jobs.stop()
             await ingest.stop()
             await api_pool.close()
     finally:
         await pool.close()
+
+
+def _start_jobs(jobs: PeriodicJobs, settings: CloudSettings, pool: asyncpg.Pool) -> None:
+    """Start the recompute worker, the report scheduler and retention (each unless 0 s)."""
+
+    async def recompute() -> int:
+        return await recompute_marked(pool, settle_s=settings.trips_settle_s)
+
+    async def reports() -> int:
+        return await run_due_reports(pool, settings)
+
+    async def retention() -> int:
+        await apply_retention(pool, settings.ingest_accept_past_days)
+        return 0
+
+    jobs.start("trip recompute", settings.trips_recompute_every_s, recompute)
+    jobs.start("scheduled reports", settings.reports_every_s, reports)
+    jobs.start("retention", settings.retention_every_s, retention)
 
 
 async def _json_codecs(conn: asyncpg.Connection) -> None:

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
-from fleetlink.cloud.ingest.inbound import Delivery, IngestRules, classify
+from fleetlink.cloud.ingest.inbound import Delivery, Inbound, IngestRules, classify
 from fleetlink.cloud.ingest.store import ChunkStore
 from fleetlink.cloud.registry import assign_device, create_device, create_vehicle, ensure_tenant
 from fleetlink.cloud.trips.recompute import recompute_marked
@@ -198,10 +198,12 @@ async def store_week(pool: asyncpg.Pool, tenant: str, plan: WeekPlan) -> WeekRes
     now = datetime.now(UTC)
     for n in range(plan.vehicles):
         device = f"{tenant}-dev{n:03d}"
-        chunk = []
+        chunk: list[Inbound] = []
         for kind, message in vehicle_messages(device, n, plan):
             chunk.append(
-                classify(Delivery(topic(tenant, device, kind), encode(message), 0, 1, now), now, rules)
+                classify(
+                    Delivery(topic(tenant, device, kind), encode(message), 0, 1, now), now, rules
+                )
             )
             if len(chunk) >= 200:
                 result.samples += await _write(pool, store, chunk)
@@ -215,7 +217,7 @@ async def store_week(pool: asyncpg.Pool, tenant: str, plan: WeekPlan) -> WeekRes
     return result
 
 
-async def _write(pool: asyncpg.Pool, store: ChunkStore, chunk: list) -> int:  # type: ignore[type-arg]
+async def _write(pool: asyncpg.Pool, store: ChunkStore, chunk: list[Inbound]) -> int:
     async with pool.acquire() as conn:
         written = await store.write(conn, chunk)
     if written.refused or written.counters.get("dead_lettered"):

@@ -32,6 +32,7 @@ class Operation:
     headers: dict[str, dict[str, Any]] = field(default_factory=dict)
     body_media_type: str = "application/json"
     if_match: bool = False
+    response_media_type: str = "application/json"
 
 
 _UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -75,6 +76,7 @@ class ResourceRoutes:
         headers: dict[str, dict[str, Any]] | None = None,
         body_media_type: str = "application/json",
         if_match: bool = False,
+        response_media_type: str = "application/json",
     ) -> Callable[[Handler], Handler]:
         """Register a handler and describe it; return the handler unchanged."""
         if (permission is None) != public:
@@ -98,6 +100,7 @@ class ResourceRoutes:
                     headers or {},
                     body_media_type,
                     if_match,
+                    response_media_type,
                 )
             )
             wrapped = handler if permission is None else guard(handler, permission)

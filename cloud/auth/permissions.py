@@ -38,10 +38,22 @@ class Permission(StrEnum):
     AUDIT_READ = "audit:read"
     SEARCHES_OWN = "searches:own"
     ACCOUNT_READ = "account:read"  # one's own identity and permissions
+    TRIPS_READ = "trips:read"  # trips, totals and CSV exports of trips and events
+    SCORES_READ = "scores:read"  # scorecards, leaderboards, badges, challenges
+    SCORING_WRITE = "scoring:write"  # scoring rules and challenges
+    REPORTS_WRITE = "reports:write"  # scheduled reports and the tenant's retention policy
 
 
 P = Permission
-_READ_FLEET = {P.VEHICLES_READ, P.DRIVERS_READ, P.DEVICES_READ, P.FLEETS_READ, P.SIGNALS_READ}
+_READ_FLEET = {
+    P.VEHICLES_READ,
+    P.DRIVERS_READ,
+    P.DEVICES_READ,
+    P.FLEETS_READ,
+    P.SIGNALS_READ,
+    P.TRIPS_READ,
+    P.SCORES_READ,
+}
 
 _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(Permission),
@@ -57,6 +69,8 @@ _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.USERS_READ,
             P.TOKENS_OWN,
             P.SEARCHES_OWN,
+            P.SCORING_WRITE,
+            P.REPORTS_WRITE,
         }
     ),
     Role.TECHNICIAN: frozenset(_READ_FLEET | {P.TOKENS_OWN, P.SEARCHES_OWN}),

@@ -136,3 +136,6 @@ GRANT SELECT ON trips, driving_events, signal_rollups_1m, signal_rollups_1h TO f
 GRANT SELECT, INSERT, UPDATE ON trip_dirty TO fleetlink_api;
 GRANT SELECT, INSERT, UPDATE, DELETE ON scoring_rules, challenges, retention_policies,
     report_schedules TO fleetlink_api;
+
+-- Trips find their driver by vehicle and time.
+CREATE INDEX driver_assignments_vehicle_idx ON driver_assignments (vehicle_id, valid_from);

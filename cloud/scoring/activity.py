@@ -13,14 +13,20 @@ from typing import Any
 
 import asyncpg
 
-_TRIPS_OF_DRIVERS = """
+# The driver of trip ``t``: whoever was assigned to its vehicle when it started (the latest
+# assignment, should two overlap), as ``a.driver_id`` (NULL when nobody was).
+DRIVER_OF_TRIP_SQL = """LEFT JOIN LATERAL (
+        SELECT da.driver_id FROM driver_assignments da
+        WHERE da.vehicle_id = t.vehicle_id AND da.tenant_id = t.tenant_id
+          AND t.started_at >= da.valid_from
+          AND (da.valid_to IS NULL OR t.started_at < da.valid_to)
+        ORDER BY da.valid_from DESC, da.id DESC LIMIT 1) a ON true"""
+
+_TRIPS_OF_DRIVERS = f"""
     SELECT a.driver_id, t.id, t.vehicle_id, t.day, t.started_at, t.ended_at, t.duration_s,
            t.distance_km, t.idle_s, t.max_speed_kmh, t.fuel_used_l, t.engine_hours
-    FROM trips t
-    JOIN driver_assignments a
-      ON a.vehicle_id = t.vehicle_id AND a.tenant_id = t.tenant_id
-     AND t.started_at >= a.valid_from AND (a.valid_to IS NULL OR t.started_at < a.valid_to)
-    WHERE t.tenant_id = $1 AND t.day >= $2 AND t.day < $3
+    FROM trips t {DRIVER_OF_TRIP_SQL}
+    WHERE t.tenant_id = $1 AND t.day >= $2 AND t.day < $3 AND a.driver_id IS NOT NULL
       AND ($4::uuid IS NULL OR a.driver_id = $4)"""
 
 

@@ -52,8 +52,9 @@ class Scorecard(BaseModel):
     fuel_used_l: float | None
     points: float
     points_per_100km: float | None
-    score: float | None = Field(description="100 - points per 100 km, at least 0; None below "
-                                "the rules' min_distance_km")
+    score: float | None = Field(
+        description="100 - points per 100 km, at least 0; None below the rules' min_distance_km"
+    )
     band: str | None
     lines: list[ScoreLine]
     events: list[ScoredEvent]
@@ -73,14 +74,13 @@ def event_points(event: ScoredEventRow, rules: ScoringRules) -> tuple[float, str
         points = band.points + band.points_per_minute * minutes
         return points, (
             f"speeding band over {band.over_kmh:g} km/h (peak {over:.1f} over): "
-            f"{band.points:g} + {band.points_per_minute:g}/min × {minutes:.2f} min"
+            f"{band.points:g} + {band.points_per_minute:g}/min x {minutes:.2f} min"
         )
     for rule in rules.rules:
         if rule.type == event.type:
             points = rule.points + rule.points_per_minute * minutes
             return points, (
-                f"{rule.type}: {rule.points:g} + {rule.points_per_minute:g}/min × "
-                f"{minutes:.2f} min"
+                f"{rule.type}: {rule.points:g} + {rule.points_per_minute:g}/min x {minutes:.2f} min"
             )
     return 0.0, f"no rule weighs {event.type}"
 

@@ -71,7 +71,9 @@ async def load_day(
     ):
         data = r["data"]
         signals.events.append(
-            DeviceEvent(r["id"], r["t"], r["type"], json.loads(data) if isinstance(data, str) else data)
+            DeviceEvent(
+                r["id"], r["t"], r["type"], json.loads(data) if isinstance(data, str) else data
+            )
         )
     return signals
 
@@ -80,7 +82,9 @@ async def store_day(
     conn: asyncpg.Connection, tenant: str, vehicle: uuid.UUID, day: date, trips: Sequence[Trip]
 ) -> None:
     """Replace the vehicle's trips and driving events of ``day`` with ``trips``."""
-    await conn.execute("DELETE FROM driving_events WHERE vehicle_id = $1 AND day = $2", vehicle, day)
+    await conn.execute(
+        "DELETE FROM driving_events WHERE vehicle_id = $1 AND day = $2", vehicle, day
+    )
     await conn.execute("DELETE FROM trips WHERE vehicle_id = $1 AND day = $2", vehicle, day)
     if not trips:
         return
@@ -158,7 +162,9 @@ async def recompute_day(
     rules: ScoringRules,
 ) -> list[Trip]:
     """Recompute and store one (vehicle, day); return its trips."""
-    trips = compute_day(vehicle, await load_day(conn, tenant, vehicle, day), rules.detection.detection())
+    trips = compute_day(
+        vehicle, await load_day(conn, tenant, vehicle, day), rules.detection.detection()
+    )
     await store_day(conn, tenant, vehicle, day, trips)
     await rebuild_day(conn, tenant, vehicle, day)
     return trips

@@ -8,6 +8,7 @@ are independent (docs/decisions.md, D36).
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -121,7 +122,7 @@ def _integrate(points: Sequence[Point], start: float, end: float, gap_s: float) 
     """Trapezoidal integral of value * seconds over [start, end], skipping gaps."""
     total = 0.0
     inside = [p for p in points if start <= p[0] <= end]
-    for (t0, v0), (t1, v1) in zip(inside, inside[1:], strict=False):
+    for (t0, v0), (t1, v1) in itertools.pairwise(inside):
         dt = t1 - t0
         if dt <= gap_s:
             total += (v0 + v1) / 2 * dt
@@ -205,7 +206,7 @@ def _trip(
             )
         idle_started = None
 
-    for (t0, v0, on0), (t1, _, _) in zip(run, run[1:], strict=False):
+    for (t0, v0, on0), (t1, _, _) in itertools.pairwise(run):
         dt = t1 - t0
         if dt > rules.gap_s:
             close_idle(t0)
@@ -307,7 +308,7 @@ def _harsh(
             )
         episode = None
 
-    for (t0, v0), (t1, v1) in zip(speed, speed[1:], strict=False):
+    for (t0, v0), (t1, v1) in itertools.pairwise(speed):
         dt = t1 - t0
         kind = None
         accel = 0.0
