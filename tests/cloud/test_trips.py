@@ -4,6 +4,7 @@ batches arrive in (stored through the ingest's store, recomputed from the marks 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -119,7 +120,7 @@ def _batches(
     bounds = sorted({0, len(rows), *(c % len(rows) for c in cuts)})
     payloads = []
     seq = 0
-    for lo, hi in zip(bounds, bounds[1:], strict=False):
+    for lo, hi in itertools.pairwise(bounds):
         part = rows[lo:hi]
         first = part[0][0]
         seq += 1
