@@ -124,7 +124,10 @@ def _start_jobs(jobs: PeriodicJobs, settings: CloudSettings, pool: asyncpg.Pool)
 
     jobs.start("trip recompute", settings.trips_recompute_every_s, recompute)
     jobs.start("scheduled reports", settings.reports_every_s, reports)
-    jobs.start("retention", settings.retention_every_s, retention)
+    # Retention first runs one period after start, never in the middle of a start-up.
+    jobs.start(
+        "retention", settings.retention_every_s, retention, first_after_s=settings.retention_every_s
+    )
 
 
 async def _json_codecs(conn: asyncpg.Connection) -> None:

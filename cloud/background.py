@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
@@ -24,11 +24,14 @@ class PeriodicJobs:
     runs: Counter[str] = field(default_factory=Counter)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    def start(self, name: str, every_s: float, job: Job) -> None:
+    def start(self, name: str, every_s: float, job: Job, *, first_after_s: float = 0) -> None:
+        """Run ``job`` every ``every_s`` (never if 0), the first time after ``first_after_s``."""
         if every_s > 0:
-            self._tasks.append(asyncio.create_task(self._loop(name, every_s, job), name=name))
+            task = asyncio.create_task(self._loop(name, every_s, job, first_after_s), name=name)
+            self._tasks.append(task)
 
-    async def _loop(self, name: str, every_s: float, job: Job) -> None:
+    async def _loop(self, name: str, every_s: float, job: Job, first_after_s: float) -> None:
+        await asyncio.sleep(first_after_s)
         failing = False
         while True:
             try:
@@ -53,10 +56,3 @@ class PeriodicJobs:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[PeriodicJobs]:
-        try:
-            yield self
-        finally:
-            await self.stop()
