@@ -36,8 +36,9 @@ _SIGNALS = {
     by_name("Vehicle.CurrentLocation.Latitude").id: "latitude",
     by_name("Vehicle.CurrentLocation.Longitude").id: "longitude",
 }
-# Rules the simulated (urban) fleet runs under: its drivers rarely pass 110 km/h.
-URBAN_RULES = {"detection": {"speed_limit_kmh": 60.0}}
+# Rules the simulated (urban) fleet runs under: its drivers rarely pass 110 km/h, and every
+# one of them stops at the simulated lights more firmly than a real calm driver would.
+URBAN_RULES = {"detection": {"speed_limit_kmh": 70.0, "harsh_braking_ms2": 5.0}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +71,15 @@ def vehicle_messages(
     """Yield the vehicle's telemetry and event batches over the plan, in time order, with
     consecutive seqs from 1."""
     rng = random.Random(plan.seed * 7919 + n)
-    style = _style(n, plan.seed)
     vehicle = Vehicle(plan.seed * 1000 + n)
-    driver = Driver(style, plan.seed * 1000 + n)
+    # The assigned driver drives: driver n until midweek, then driver n - 1 (see _make_fleet).
+    before = Driver(_style(n, plan.seed), plan.seed * 1000 + n)
+    m = (n - 1) % plan.vehicles
+    after = Driver(_style(m, plan.seed), plan.seed * 1000 + m)
     seq = 0
     for d in range(plan.days):
+        driver = before if d < plan.days // 2 else after
+        style = driver.style
         day = plan.first_day + timedelta(days=d)
         midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
         for k in range(plan.trips_per_day):
@@ -223,3 +228,40 @@ async def _write(pool: asyncpg.Pool, store: ChunkStore, chunk: list[Inbound]) ->
     if written.refused or written.counters.get("dead_lettered"):
         raise RuntimeError(f"the ingest refused simulated batches: {written.counters}")
     return written.samples
+
+
+async def summarise_week(tenant: str, plan: WeekPlan) -> list[str]:
+    """Migrate the configured database, store the plan's week for ``tenant`` and return a
+    summary: what was stored, the trips and the week's leaderboard."""
+    from fleetlink.cloud.api.scores import leaderboard
+    from fleetlink.cloud.db.migrate import migrate
+    from fleetlink.cloud.settings import CloudSettings
+
+    pool = await asyncpg.create_pool(
+        CloudSettings(mode="demo").database_dsn(), min_size=1, max_size=4
+    )
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        result = await store_week(pool, tenant, plan)
+        async with pool.acquire() as conn:
+            totals = await conn.fetchrow(
+                "SELECT count(*) AS trips, coalesce(sum(distance_km), 0) AS km FROM trips "
+                "WHERE tenant_id = $1",
+                tenant,
+            )
+            last = plan.first_day + timedelta(days=plan.days - 1)
+            board = await leaderboard(conn, tenant, "range", plan.first_day, last)
+    finally:
+        await pool.close()
+    lines = [
+        f"stored {result.batches} batches ({result.samples:,} samples); recomputed "
+        f"{result.days_recomputed} vehicle-days: {totals['trips']} trips, {totals['km']:.0f} km",
+        "leaderboard of the whole range (score, band, km):",
+    ]
+    lines += [
+        f"  {e.rank or '-':>3}  {e.name:<28} {e.score if e.score is not None else '-':>6}  "
+        f"{e.band or '-':<7} {e.distance_km:8.1f}"
+        for e in board.entries
+    ]
+    return lines

@@ -22,6 +22,7 @@ def codec_command(
 try:
     from fleetlink.simulator.bench.api import main as _api
     from fleetlink.simulator.bench.ingest import main as _ingest
+    from fleetlink.simulator.bench.trips import main as _trips
 except ModuleNotFoundError as exc:
     _missing = exc.name
 
@@ -36,9 +37,16 @@ except ModuleNotFoundError as exc:
         """API latency at a constant request rate (needs fleetlink[cloud])."""
         typer.echo(f"needs {_missing!r}: pip install 'fleetlink[cloud]'", err=True)
         raise typer.Exit(2)
+
+    @app.command("trips")
+    def _trips_unavailable() -> None:
+        """Recomputing a day of trips after late data (needs fleetlink[cloud])."""
+        typer.echo(f"needs {_missing!r}: pip install 'fleetlink[cloud]'", err=True)
+        raise typer.Exit(2)
 else:
     app.command("ingest")(_ingest)
     app.command("api")(_api)
+    app.command("trips")(_trips)
 
 
 @app.command("link-stall")

@@ -81,7 +81,7 @@ async def test_every_generated_request_gets_a_documented_answer_and_no_server_er
             stderr=asyncio.subprocess.STDOUT,
             cwd=tmp_path,  # schemathesis keeps its example database in the working folder
         )
-        out, _ = await asyncio.wait_for(proc.communicate(), 240)
+        out, _ = await asyncio.wait_for(proc.communicate(), 900)
     finally:
         await runner.cleanup()
     report = out.decode(errors="replace")
