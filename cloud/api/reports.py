@@ -226,7 +226,7 @@ async def delete_schedule(request: web.Request) -> web.Response:
     return json_response(Deleted(deleted=True))
 
 
-Days = Annotated[int, Field(ge=1, le=36_500)]
+Days = Annotated[int, Field(ge=1, le=36_500, strict=True)]
 
 
 class RetentionPolicyBody(BaseModel):

@@ -92,8 +92,8 @@ class BadgeList(BaseModel):
 
 class ChallengeCreate(Award):
     name: str = Field(min_length=1, max_length=200)
-    starts_on: date
-    ends_on: date
+    starts_on: date = Field(strict=False, description="First day, YYYY-MM-DD (UTC)")
+    ends_on: date = Field(strict=False, description="Last day (inclusive)")
 
     @model_validator(mode="after")
     def _window(self) -> ChallengeCreate:
@@ -108,6 +108,8 @@ class ChallengeCreate(Award):
 
 
 class Challenge(ChallengeCreate):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
     id: uuid.UUID
     created_at: datetime
 

@@ -27,11 +27,13 @@ METRIC_DESCRIPTION = (
     "events:<type> (count), km_since:<type> (km driven since the last such event), "
     "streak_days_without:<type> (driving days in a row up to the end, without one)"
 )
-Points = Annotated[float, Field(ge=0, le=1000)]
+Points = Annotated[float, Field(ge=0, le=1000, strict=True)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Unknown fields are refused; numbers must be numbers (``false`` is not 0)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class DetectionRules(_Strict):

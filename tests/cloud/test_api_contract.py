@@ -31,6 +31,7 @@ def _schemathesis() -> str:
     return exe
 
 
+@pytest.mark.timeout(1000)  # every operation is fuzzed; the API keeps growing
 async def test_every_generated_request_gets_a_documented_answer_and_no_server_error(
     migrated_db: str, mqtt_broker, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
