@@ -12,7 +12,7 @@ import typer
 from fleetlink.simulator.fleet import SimulatedVehicle
 from fleetlink.simulator.j1979 import encode_dtc
 
-app = typer.Typer(help="Simulated vehicles that speak ELM327 on a pseudo-terminal.")
+app = typer.Typer(help="Simulated vehicles: one on a pseudo-terminal, or a week of a fleet.")
 
 
 @app.callback()
