@@ -4,16 +4,16 @@ events, and replace what was stored for it, together with the day's signal rollu
 from __future__ import annotations
 
 import json
+import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
-from typing import Any
 
 import asyncpg
 
 from fleetlink.cloud.scoring.rules import ScoringRules, rules_of
 from fleetlink.cloud.storage.rollups import day_bounds, rebuild_day
-from fleetlink.cloud.trips.dirty import claim
+from fleetlink.cloud.trips.dirty import DirtyDay, claim
 from fleetlink.cloud.trips.segment import (
     SCORED_DEVICE_TYPES,
     DaySignals,
@@ -30,6 +30,7 @@ FUEL_RATE = by_name("Vehicle.OBD.FuelRate").id
 MAF = by_name("Vehicle.Powertrain.CombustionEngine.MAF").id
 LATITUDE = by_name("Vehicle.CurrentLocation.Latitude").id
 LONGITUDE = by_name("Vehicle.CurrentLocation.Longitude").id
+log = logging.getLogger(__name__)
 _FIELDS = {
     SPEED: "speed",
     RPM: "rpm",
@@ -173,21 +174,17 @@ async def recompute_day(
 RulesCache = dict[str, ScoringRules]
 
 
-async def recompute_marked(
-    pool: asyncpg.Pool,
-    *,
-    limit: int = 64,
-    settle_s: float = 0.0,
-    on_error: Callable[[Exception, Any], None] | None = None,
-) -> int:
+async def recompute_marked(pool: asyncpg.Pool, *, limit: int = 64, settle_s: float = 0.0) -> int:
     """Claim and recompute up to ``limit`` marked days, each in its own transaction (so a
     writer waits at most one day's recomputation for a mark); return how many were done.
 
-    A day whose recomputation fails stays marked; ``on_error`` is told, else it raises.
+    A day whose recomputation fails stays marked and goes to the back of the queue (so it
+    cannot hold up the others); the error is logged and counted in ``ingest_counters``.
     """
     done = 0
     rules: RulesCache = {}
     for _ in range(limit):
+        claimed: list[DirtyDay] = []
         async with pool.acquire() as conn:
             try:
                 async with conn.transaction():
@@ -199,9 +196,18 @@ async def recompute_marked(
                         rules[tenant] = await rules_of(conn, tenant)
                     await recompute_day(conn, tenant, vehicle, day, rules[tenant])
             except (asyncpg.PostgresError, ValueError) as exc:
-                if on_error is None:
+                if not claimed:
                     raise
-                on_error(exc, claimed)
-                return done
+                log.warning("recomputing %s failed (%s); it stays marked", claimed[0], exc)
+                await conn.execute(
+                    """INSERT INTO trip_dirty (tenant_id, vehicle_id, day) VALUES ($1, $2, $3)
+                       ON CONFLICT (vehicle_id, day) DO UPDATE SET marked_at = now()""",
+                    *claimed[0],
+                )
+                await conn.execute(
+                    "INSERT INTO ingest_counters (name, count) VALUES ('trip_recompute_failed', 1) "
+                    "ON CONFLICT (name) DO UPDATE SET count = ingest_counters.count + 1"
+                )
+                continue
         done += 1
     return done

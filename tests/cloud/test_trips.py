@@ -17,11 +17,14 @@ from hypothesis import strategies as st
 from fleetlink.cloud.ingest.inbound import Delivery, IngestRules, classify
 from fleetlink.cloud.ingest.store import ChunkStore
 from fleetlink.cloud.registry import assign_device, create_device, create_tenant, create_vehicle
+from fleetlink.cloud.trips.dirty import mark_dirty
 from fleetlink.cloud.trips.recompute import FUEL_RATE, RPM, SPEED, recompute_marked
 from fleetlink.cloud.trips.segment import DaySignals, Detection, DeviceEvent, compute_day
 from fleetlink.shared.codec import encode
 from fleetlink.shared.messages import Event, EventBatch, Series, TelemetryBatch
 from fleetlink.shared.topics import Kind, topic
+
+from .conftest import make_fleet
 
 VEHICLE = uuid.UUID(int=1)
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
@@ -234,3 +237,35 @@ def test_days_a_batch_spans_are_each_recomputed(migrated_db: str) -> None:
     ]
     # The one second across midnight belongs to neither day.
     assert totals[1] == pytest.approx(598 * 60 / 3600)
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_day_that_cannot_be_recomputed_stays_marked_and_does_not_block_others(
+    pool: asyncpg.Pool,
+) -> None:
+    broken, fine = await make_fleet(pool), await make_fleet(pool)
+    day = BASE.date()
+    async with pool.acquire() as conn:
+        # Rules stored around the API's validation: the recompute cannot read them.
+        await conn.execute(
+            "INSERT INTO scoring_rules (tenant_id, rules) VALUES ($1, '{\"risk_bands\": []}')",
+            broken.tenant,
+        )
+        async with conn.transaction():
+            await mark_dirty(conn, [(broken.tenant, broken.vehicles[broken.devices[0]], day)])
+            await mark_dirty(conn, [(fine.tenant, fine.vehicles[fine.devices[0]], day)])
+        failed = await conn.fetchval(
+            "SELECT coalesce(max(count), 0) FROM ingest_counters "
+            "WHERE name = 'trip_recompute_failed'"
+        )
+    await recompute_marked(pool, limit=1000)
+    async with pool.acquire() as conn:
+        marked = await conn.fetch("SELECT tenant_id FROM trip_dirty WHERE day = $1", day)
+        assert broken.tenant in {r["tenant_id"] for r in marked}
+        assert fine.tenant not in {r["tenant_id"] for r in marked}
+        assert (
+            await conn.fetchval(
+                "SELECT count FROM ingest_counters WHERE name = 'trip_recompute_failed'"
+            )
+            > failed
+        )
