@@ -51,6 +51,8 @@ from fleetlink.cloud.trips.recompute import recompute_marked
 
 log = logging.getLogger(__name__)
 
+MAX_REQUEST_LINE_BYTES = 32 * 1024
+
 RESOURCES = (
     auth.api,
     accounts.api,
@@ -157,7 +159,12 @@ def create_app(settings: CloudSettings | None = None) -> web.Application:
     """
     settings = settings or CloudSettings()
     app = web.Application(
-        middlewares=[problem_middleware], client_max_size=settings.api_max_body_bytes
+        middlewares=[problem_middleware],
+        client_max_size=settings.api_max_body_bytes,
+        # aiohttp answers a longer request line itself, in text/plain: let every query whose
+        # parameters are within their documented lengths (percent-encoded) reach the API, which
+        # answers problem+json.
+        handler_args={"max_line_size": MAX_REQUEST_LINE_BYTES},
     )
     app[SETTINGS] = settings
     app[LIMITER] = RateLimiter(settings.api_rate_per_s, settings.api_rate_burst)

@@ -317,3 +317,9 @@ async def test_nan_infinite_and_far_future_values_never_reach_the_api(
     assert bucket["count"] == 10 and bucket["max"] == 9.0
     latest = await client.get(f"{vehicle_url(api_fleet)}/signals/latest")
     assert (await latest.json())["signals"] == []
+
+
+async def test_a_request_line_longer_than_8_kib_gets_a_problem_not_plain_text(client):
+    # 2,000 'ç' are 12 KB percent-encoded: beyond aiohttp's default line limit (8,190 bytes).
+    response = await client.get("/api/v1/vehicles", params={"cursor": "ç" * 2000})
+    await assert_problem(response, 400)
