@@ -34,7 +34,10 @@ SUBCOMMANDS = (
     ),
     _SubCommand("cloud", "fleetlink.cloud.cli", "cloud", "Run and manage the cloud sync server."),
     _SubCommand(
-        "sim", "fleetlink.simulator.cli", "sim", "Run a simulated vehicle on a pseudo-terminal."
+        "sim",
+        "fleetlink.simulator.cli",
+        "sim",
+        "Simulated vehicles: one on a pseudo-terminal, or a week of a whole fleet.",
     ),
     _SubCommand(
         "bench", "fleetlink.simulator.bench.cli", "dev", "Measure Fleetlink against baselines."

@@ -26,8 +26,11 @@ from fleetlink.cloud.api import (
     live,
     maintenance,
     provisioning,
+    reports,
+    scores,
     searches,
     signals,
+    trips,
     vehicles,
     webhooks,
 )
@@ -51,6 +54,7 @@ from fleetlink.cloud.app_keys import (
 )
 from fleetlink.cloud.auth.principal_cache import PrincipalCache
 from fleetlink.cloud.auth.rate_limit import RateLimiter
+from fleetlink.cloud.background import PeriodicJobs
 from fleetlink.cloud.geofences.monitor import GeofenceMonitor
 from fleetlink.cloud.ingest.store import ChunkResult
 from fleetlink.cloud.ingest.worker import IngestService
@@ -60,8 +64,11 @@ from fleetlink.cloud.maintenance.notify import due_scanner
 from fleetlink.cloud.notify.email import EmailDispatcher, EmailSender
 from fleetlink.cloud.notify.webhooks import WebhookDispatcher
 from fleetlink.cloud.records.field_crypto import FieldCipher, generate_key_ring_entry
+from fleetlink.cloud.reports.schedule import run_due_reports
 from fleetlink.cloud.settings import CloudSettings
 from fleetlink.cloud.startup import Startup
+from fleetlink.cloud.storage.retention import apply_retention
+from fleetlink.cloud.trips.recompute import recompute_marked
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +85,9 @@ RESOURCES = (
     drivers.api,
     imports.api,
     signals.api,
+    trips.api,
+    scores.api,
+    reports.api,
     searches.api,
     live.api,
     inbox.api,
@@ -118,10 +128,13 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             for notifier in notifiers:
                 notifier.wake()
 
+    jobs = PeriodicJobs()
+
     def on_migrated() -> None:
         monitor.start()
         for notifier in notifiers:
             notifier.start()
+        _start_jobs(jobs, settings, pool)
 
     ingest = IngestService(settings, pool, on_commit)
     app[INGEST] = ingest
@@ -135,12 +148,34 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     finally:
         app[LIVE_HUB].close_all()
         await startup.stop()
+        await jobs.stop()
         await ingest.stop()
         await monitor.stop()
         for notifier in notifiers:
             await notifier.stop()
         await api_pool.close()
         await pool.close()
+
+
+def _start_jobs(jobs: PeriodicJobs, settings: CloudSettings, pool: asyncpg.Pool) -> None:
+    """Start the recompute worker, the report scheduler and retention (each unless 0 s)."""
+
+    async def recompute() -> int:
+        return await recompute_marked(pool, settle_s=settings.trips_settle_s)
+
+    async def reports() -> int:
+        return await run_due_reports(pool, settings)
+
+    async def retention() -> int:
+        await apply_retention(pool, settings.ingest_accept_past_days)
+        return 0
+
+    jobs.start("trip recompute", settings.trips_recompute_every_s, recompute)
+    jobs.start("scheduled reports", settings.reports_every_s, reports)
+    # Retention first runs one period after start, never in the middle of a start-up.
+    jobs.start(
+        "retention", settings.retention_every_s, retention, first_after_s=settings.retention_every_s
+    )
 
 
 async def _json_codecs(conn: asyncpg.Connection) -> None:

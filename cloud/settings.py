@@ -162,6 +162,14 @@ class CloudSettings(BaseSettings):
     broker_pid_file: Path | None = None
     # The Ed25519 key (64 hex characters) that signs updates; `fleetlink cloud keys update-key`.
     update_signing_key: SecretStr | None = None
+    # The recompute worker: how often it looks for marked (vehicle, day)s (0: never, e.g. a
+    # replica that only serves the API), and how long a day's first mark waits so that a
+    # vehicle streaming live is recomputed at most that often.
+    trips_recompute_every_s: float = Field(2.0, ge=0, le=3600)
+    trips_settle_s: float = Field(5.0, ge=0, le=3600)
+    # Scheduled reports and retention: how often each looks for work (0: never).
+    reports_every_s: float = Field(60.0, ge=0, le=86_400)
+    retention_every_s: float = Field(3600.0, ge=0, le=7 * 86_400)
     log_json: bool = False
     log_level: str = "INFO"
 

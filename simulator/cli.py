@@ -15,7 +15,7 @@ from fleetlink.simulator.fleet import SimulatedVehicle
 from fleetlink.simulator.j1979 import encode_dtc
 from fleetlink.simulator.wear import WearState, simulate_fleet
 
-app = typer.Typer(help="Simulated vehicles that speak ELM327 on a pseudo-terminal.")
+app = typer.Typer(help="Simulated vehicles: one on a pseudo-terminal, or a week of a fleet.")
 
 
 @app.callback()
@@ -208,3 +208,33 @@ def wear(
             f"  codes {','.join(codes) or '-'}  serviced {services or '-'}"
             f"  failures {', '.join(failures) or '-'}"
         )
+
+
+@app.command()
+def week(
+    vehicles: Annotated[int, typer.Option(min=1, max=10_000, help="Vehicles (and drivers).")] = 20,
+    days: Annotated[
+        int, typer.Option(min=1, max=60, help="Days, ending the day before yesterday.")
+    ] = 7,
+    trips_per_day: Annotated[
+        int, typer.Option(min=1, max=4, help="Trips per vehicle per day.")
+    ] = 3,
+    trip_minutes: Annotated[float, typer.Option(min=1, max=60, help="Mean trip length.")] = 20.0,
+    seed: Annotated[int, typer.Option(help="Seed of vehicles, drivers and routes.")] = 0,
+    tenant: Annotated[str, typer.Option(help="Tenant to create (or add to).")] = "demo-week",
+) -> None:
+    """Store a time-accelerated week of a simulated fleet, with drivers assigned, through the
+    ingest's store into FLEETLINK_DATABASE_URL; trips and scores are recomputed before it ends."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from fleetlink.simulator.week import WeekPlan, summarise_week
+
+    first = datetime.now(UTC).date() - timedelta(days=days + 1)
+    plan = WeekPlan(vehicles, days, trips_per_day, trip_minutes, seed, first)
+    typer.echo(
+        f"simulating {vehicles} vehicles x {days} days ({first} to {first + timedelta(days - 1)}) "
+        f"for tenant {tenant} ..."
+    )
+    for line in asyncio.run(summarise_week(tenant, plan)):
+        typer.echo(line)

@@ -89,6 +89,8 @@ def build_openapi(operations: Iterable[Operation], title: str, version: str) -> 
             ok_schema = {"type": "object"}
         else:
             ok_schema = refs[(op.response, "serialization")]
+        if op.response_media_type != "application/json":
+            ok_schema = {"type": "string"}
         ok: dict[str, Any] = {
             "description": HTTPStatus(op.status).phrase,
             "content": {op.response_media_type: {"schema": ok_schema}},

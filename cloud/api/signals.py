@@ -1,4 +1,7 @@
-"""``/api/v1/vehicles/{vehicle_id}/signals``: latest values and bucketed series."""
+"""``/api/v1/vehicles/{vehicle_id}/signals``: latest values and bucketed series.
+
+A series whose bucket and range fit the 1 hour or 1 minute rollup is read from it (the
+coarsest that fits); other series, and days whose rollup is pending, from the samples."""
 
 from __future__ import annotations
 
@@ -25,15 +28,53 @@ from fleetlink.cloud.api.spec import ResourceRoutes
 from fleetlink.cloud.api.vehicles import VEHICLE_ID
 from fleetlink.cloud.app_keys import SETTINGS
 from fleetlink.cloud.auth.permissions import Permission
+from fleetlink.cloud.storage.rollups import BUCKET_ORIGIN, ROLLUP_TABLES, rollup_for
 from fleetlink.shared.signals import Signal, UnknownSignalError, by_id, by_name
 
 api = ResourceRoutes("signals")
 routes = api.routes
 
-_BUCKET_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
+_BUCKET_ORIGIN = BUCKET_ORIGIN
 # NaN sorts above every number in PostgreSQL, so this excludes NaN and both infinities, which
 # the schema's numbers cannot carry (rows stored before the ingest dropped them).
 FINITE = "value BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308"
+_RAW_SERIES = f"""
+    SELECT date_bin($6::interval, ts, $7) AS bucket_start,
+           avg(value) AS avg, min(value) AS min, max(value) AS max, count(*) AS count
+    FROM samples
+    WHERE tenant_id = $1 AND vehicle_id = $2 AND signal_id = $3 AND ts >= $4 AND ts < $5
+      AND {FINITE}
+    GROUP BY 1 ORDER BY 1
+    LIMIT $8"""
+
+
+def _rollup_series(table: str) -> str:
+    """The series from ``table`` (a rollup whose width divides the bucket), and from the
+    samples of the days in $9 (data landed since their rollup was built)."""
+    return f"""
+    WITH parts AS (
+        SELECT date_bin($6::interval, bucket, $7) AS bucket_start, sum(total) AS total,
+               min(min) AS min, max(max) AS max, sum(count)::bigint AS count
+        FROM {table}
+        WHERE tenant_id = $1 AND vehicle_id = $2 AND signal_id = $3 AND bucket >= $4
+          AND bucket < $5 AND NOT ((bucket AT TIME ZONE 'UTC')::date = ANY($9::date[]))
+        GROUP BY 1
+        UNION ALL
+        SELECT date_bin($6::interval, ts, $7), sum(value), min(value), max(value), count(*)
+        FROM samples
+        WHERE tenant_id = $1 AND vehicle_id = $2 AND signal_id = $3 AND ts >= $4 AND ts < $5
+          AND {FINITE} AND (ts AT TIME ZONE 'UTC')::date = ANY($9::date[])
+        GROUP BY 1)
+    SELECT bucket_start, sum(total)::float8 / sum(count)::float8 AS avg, min(min) AS min,
+           max(max) AS max, sum(count)::bigint AS count
+    FROM parts GROUP BY 1 ORDER BY 1
+    LIMIT $8"""
+
+
+def _aligned(ts: datetime, width_s: int) -> bool:
+    return (ts - _BUCKET_ORIGIN).total_seconds() % width_s == 0
+
+
 SIGNAL_PARAM = {
     "description": "VSS name (Vehicle.Speed) or numeric catalog id",
     "schema": {"type": "string"},
@@ -111,27 +152,26 @@ async def signal_series(request: web.Request) -> web.Response:
         raise ProblemError(422, "'from' must be before 'to'")
     step = bucket_seconds(query.bucket)
     tenant = principal_of(request).tenant_id
+    width = rollup_for(step)
+    if width is not None and not (_aligned(start, width) and _aligned(to, width)):
+        width = None
     async with tenant_transaction(request) as conn:
         await _require_vehicle(conn, tenant, vehicle_id)
-        rows = await conn.fetch(
-            """SELECT date_bin($6::interval, ts, $7) AS bucket_start,
-                  avg(value) AS avg, min(value) AS min, max(value) AS max, count(*) AS count
-           FROM samples
-           WHERE tenant_id = $1 AND vehicle_id = $2 AND signal_id = $3 AND ts >= $4 AND ts < $5
-             AND """
-            + FINITE
-            + """
-           GROUP BY 1 ORDER BY 1
-           LIMIT $8""",
-            tenant,
-            vehicle_id,
-            signal.id,
-            start,
-            to,
-            timedelta(seconds=step),
-            _BUCKET_ORIGIN,
-            MAX_SERIES_POINTS + 1,
-        )
+        args = [tenant, vehicle_id, signal.id, start, to, timedelta(seconds=step), _BUCKET_ORIGIN]
+        args.append(MAX_SERIES_POINTS + 1)
+        if width is None:
+            rows = await conn.fetch(_RAW_SERIES, *args)
+        else:
+            # Days not yet rolled up since data last landed are read from the samples.
+            pending = await conn.fetch(
+                "SELECT day FROM trip_dirty WHERE vehicle_id = $1 AND day >= $2 AND day <= $3",
+                vehicle_id,
+                start.astimezone(UTC).date(),
+                to.astimezone(UTC).date(),
+            )
+            rows = await conn.fetch(
+                _rollup_series(ROLLUP_TABLES[width]), *args, [r["day"] for r in pending]
+            )
     if len(rows) > MAX_SERIES_POINTS:
         raise ProblemError(
             422,

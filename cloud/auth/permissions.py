@@ -48,6 +48,10 @@ class Permission(StrEnum):
     MAINTENANCE_WRITE = "maintenance:write"
     COSTS_READ = "costs:read"  # spend, total cost of ownership, fuel recommendations
     COSTS_WRITE = "costs:write"  # fuel records and the price settings
+    TRIPS_READ = "trips:read"  # trips, totals and CSV exports of trips and events
+    SCORES_READ = "scores:read"  # scorecards, leaderboards, badges, challenges
+    SCORING_WRITE = "scoring:write"  # scoring rules and challenges
+    REPORTS_WRITE = "reports:write"  # scheduled reports and the tenant's retention policy
 
 
 P = Permission
@@ -60,6 +64,8 @@ _READ_FLEET = {
     P.LIVE_READ,
     P.INBOX_READ,
     P.GEOFENCES_READ,
+    P.TRIPS_READ,
+    P.SCORES_READ,
 }
 
 _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -83,6 +89,8 @@ _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.MAINTENANCE_WRITE,
             P.COSTS_READ,
             P.COSTS_WRITE,
+            P.SCORING_WRITE,
+            P.REPORTS_WRITE,
         }
     ),
     Role.TECHNICIAN: frozenset(

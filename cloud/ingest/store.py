@@ -28,6 +28,7 @@ from fleetlink.cloud.ingest.inbound import (
     TelemetryIn,
 )
 from fleetlink.cloud.ingest.partitions import DailyPartitions
+from fleetlink.cloud.trips.dirty import DirtyDay, mark_dirty
 from fleetlink.shared.messages import GAP_EVENT, MAX_SEQ, MAX_TIME_MS, Event
 
 SAMPLE_COLUMNS = ("tenant_id", "vehicle_id", "device_id", "signal_id", "ts", "value")
@@ -401,6 +402,8 @@ class ChunkStore:
         latest: dict[tuple[uuid.UUID, int], tuple[str, datetime, float]] = {}
         events: list[tuple[object, ...]] = []
         gaps: list[tuple[object, ...]] = []
+        # The (vehicle, day)s whose trips and rollups this write changes.
+        dirty: set[DirtyDay] = set()
         for item in new:
             tenant, device = item.topic.tenant, item.device
             if isinstance(item, TelemetryIn):
@@ -410,6 +413,7 @@ class ChunkStore:
                 )
                 result.new.append((item, vehicle))
                 if vehicle is not None:
+                    dirty |= {(tenant, vehicle, day) for day in item.days}
                     for sid, (ts, value) in item.latest.items():
                         seen = latest.get((vehicle, sid))
                         if seen is None or seen[1] < ts:
@@ -421,6 +425,8 @@ class ChunkStore:
                 for event in item.batch.events:
                     ts = datetime.fromtimestamp(event.time_ms / 1000, UTC)
                     vehicle = _vehicle_at(assignments.get(device, ()), ts)
+                    if vehicle is not None:
+                        dirty.add((tenant, vehicle, ts.date()))
                     events.append(
                         (
                             event.id,
@@ -484,3 +490,4 @@ class ChunkStore:
             )
             result.counters["gaps"] += len(gaps)
             result.counters["gap_samples"] += sum(int(g[8]) for g in gaps)  # type: ignore[call-overload]
+        await mark_dirty(conn, dirty)

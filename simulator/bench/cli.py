@@ -25,6 +25,7 @@ try:
     from fleetlink.simulator.bench.drain import main as _drain
     from fleetlink.simulator.bench.ingest import main as _ingest
     from fleetlink.simulator.bench.live import main as _live
+    from fleetlink.simulator.bench.trips import main as _trips
 except ModuleNotFoundError as exc:
     _missing = exc.name
 
@@ -51,11 +52,18 @@ except ModuleNotFoundError as exc:
         """Publish-to-SSE-client latency with 1,000 clients (needs fleetlink[cloud])."""
         typer.echo(f"needs {_missing!r}: pip install 'fleetlink[cloud]'", err=True)
         raise typer.Exit(2)
+
+    @app.command("trips")
+    def _trips_unavailable() -> None:
+        """Recomputing a day of trips after late data (needs fleetlink[cloud])."""
+        typer.echo(f"needs {_missing!r}: pip install 'fleetlink[cloud]'", err=True)
+        raise typer.Exit(2)
 else:
     app.command("ingest")(_ingest)
     app.command("api")(_api)
     app.command("drain")(_drain)
     app.command("live")(_live)
+    app.command("trips")(_trips)
 
 
 @app.command("can")

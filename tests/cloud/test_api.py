@@ -8,6 +8,7 @@ import pytest
 from fleetlink.cloud.app import create_app
 from fleetlink.cloud.ingest.partitions import DailyPartitions
 from fleetlink.cloud.ingest.store import SAMPLE_COLUMNS
+from fleetlink.cloud.trips.dirty import mark_dirty
 
 from .conftest import Fleet, bearer, ingest_settings, make_fleet, member_token
 from .helpers import RPM, SPEED
@@ -30,6 +31,9 @@ async def api_fleet(pool: asyncpg.Pool) -> Fleet:
     async with pool.acquire() as conn:
         await DailyPartitions().ensure(conn, {T0.date()})
         await conn.copy_records_to_table("samples", records=rows, columns=SAMPLE_COLUMNS)
+        # Written beside the ingest: mark the day, as the ingest does, so series read it raw
+        # until its rollup is built.
+        await mark_dirty(conn, [(fleet.tenant, vehicle, T0.date())])
         await conn.execute(
             "INSERT INTO latest_signals VALUES ($1, $2, $3, $4, $5), ($1, $2, $6, $4, $7)",
             fleet.tenant,

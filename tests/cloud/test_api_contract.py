@@ -32,12 +32,20 @@ def _schemathesis() -> str:
     return exe
 
 
-# Two runs, each within its own time budget: the system of record, and the alerts side
-# (live stream, inbox, notifications, geofences) with fewer examples per operation.
+# Three runs, each within its own time budget: the system of record, the alerts side (live
+# stream, inbox, notifications, geofences) and the analytics (trips, scores, reports,
+# maintenance, costs), the last two with fewer examples per operation.
 _ALERT_TAGS = "^(live|inbox|notifications|geofences)$"
+_ANALYTICS_TAGS = "^(trips|scores|reports|maintenance|costs)$"
 _GROUPS = {
-    "records": ("--exclude-tag-regex", _ALERT_TAGS, "--max-examples", "100"),
+    "records": (
+        "--exclude-tag-regex",
+        f"{_ALERT_TAGS}|{_ANALYTICS_TAGS}",
+        "--max-examples",
+        "100",
+    ),
     "alerts": ("--include-tag-regex", _ALERT_TAGS, "--max-examples", "30"),
+    "analytics": ("--include-tag-regex", _ANALYTICS_TAGS, "--max-examples", "30"),
 }
 
 

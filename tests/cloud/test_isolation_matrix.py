@@ -79,8 +79,32 @@ async def _tenant(pool: asyncpg.Pool, client: Any) -> Tenant:
     )
     price = {"fuel_price_per_l": 1.5, "currency": "EUR"}
     assert (await client.put("/api/v1/costs/settings", json=price, headers=headers)).status == 200
+    challenge = await post(
+        "/api/v1/challenges",
+        {
+            "name": f"challenge {marker}",
+            "metric": "distance_km",
+            "at_least": 1,
+            "starts_on": "2026-01-01",
+            "ends_on": "2026-01-31",
+        },
+    )
+    schedule = await post(
+        "/api/v1/report-schedules",
+        {"report": "trips", "every": "daily", "recipients": [f"{marker}@{tenant}.example"]},
+    )
+    trip_id = uuid.uuid4()
     async with pool.acquire() as conn:
         await assign_device(conn, device, uuid.UUID(vehicle["id"]))
+        # Trips are computed from samples, never posted: one stands in for them.
+        await conn.execute(
+            """INSERT INTO trips (id, tenant_id, vehicle_id, day, started_at, ended_at,
+                   duration_s, distance_km, idle_s, max_speed_kmh, engine_hours)
+               VALUES ($1, $2, $3, current_date, now(), now(), 0, 1, 0, 50, 0)""",
+            trip_id,
+            tenant,
+            uuid.UUID(vehicle["id"]),
+        )
         item = await conn.fetchval(
             "INSERT INTO inbox_items (tenant_id, source, type, severity, ts, data) "
             "VALUES ($1, 'rule', 'test', 'info', now(), $2::jsonb) RETURNING id",
@@ -104,6 +128,9 @@ async def _tenant(pool: asyncpg.Pool, client: Any) -> Tenant:
         "rule_id": rule["id"],
         "geofence_id": fence["id"],
         "item_id": str(item),
+        "trip_id": str(trip_id),
+        "challenge_id": challenge["id"],
+        "schedule_id": schedule["id"],
     }
     return Tenant(tenant, marker, ids, token)
 

@@ -1,0 +1,1 @@
+"""Reports: CSV exports and scheduled reports by email."""

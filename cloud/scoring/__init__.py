@@ -1,0 +1,1 @@
+"""Driver scoring: rules as data, scorecards with explanations, leaderboards, badges, challenges."""

@@ -1,0 +1,1 @@
+"""Storage for time: signal rollups and retention of samples and rollups."""

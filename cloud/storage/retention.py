@@ -1,0 +1,92 @@
+"""Retention: how long each tenant's samples and rollups are kept, and the job that enforces it.
+
+Samples live in daily partitions shared by all tenants. A whole day's partition is dropped
+(no row-by-row delete, no bloat) once every tenant's policy lets it go and the ingest would
+quarantine anything for that day anyway; a tenant whose policy is shorter than the longest has
+its older rows deleted from the partitions that stay (docs/decisions.md, D38). Rollups are
+deleted per tenant.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
+
+from fleetlink.cloud.ingest.partitions import partition_name
+
+log = logging.getLogger(__name__)
+_DAILY = re.compile(r"^samples_\d{8}$")
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    raw_days: int = 400
+    rollup_1m_days: int = 400
+    rollup_1h_days: int = 3650
+
+
+DEFAULT_POLICY = RetentionPolicy()
+
+
+@dataclass(slots=True)
+class RetentionResult:
+    partitions_dropped: list[str]
+    rows_deleted: int
+
+
+async def _policies(conn: asyncpg.Connection) -> dict[str, RetentionPolicy]:
+    tenants = [r["id"] for r in await conn.fetch("SELECT id FROM tenants")]
+    found = {
+        r["tenant_id"]: RetentionPolicy(r["raw_days"], r["rollup_1m_days"], r["rollup_1h_days"])
+        for r in await conn.fetch("SELECT * FROM retention_policies")
+    }
+    return {t: found.get(t, DEFAULT_POLICY) for t in tenants}
+
+
+async def apply_retention(
+    pool: asyncpg.Pool, ingest_accept_past_days: int, today: date | None = None
+) -> RetentionResult:
+    """Drop the partitions and delete the rows every policy lets go; return what went."""
+    today = today or datetime.now(UTC).date()
+    result = RetentionResult([], 0)
+    async with pool.acquire() as conn:
+        policies = await _policies(conn)
+        keep_days = max((p.raw_days for p in policies.values()), default=DEFAULT_POLICY.raw_days)
+        # Never drop a day the ingest still accepts data for: it would have no partition.
+        keep_days = max(keep_days, ingest_accept_past_days + 1)
+        oldest_kept = today - timedelta(days=keep_days)
+        for r in await conn.fetch(
+            """SELECT c.relname FROM pg_inherits i
+               JOIN pg_class c ON c.oid = i.inhrelid
+               JOIN pg_class p ON p.oid = i.inhparent
+               WHERE p.relname = 'samples' ORDER BY c.relname"""
+        ):
+            name = r["relname"]
+            if _DAILY.match(name) and name < partition_name(oldest_kept):
+                await conn.execute(f'DROP TABLE "{name}"')
+                result.partitions_dropped.append(name)
+        for tenant, policy in sorted(policies.items()):
+            cuts = {
+                "samples": ("ts", policy.raw_days),
+                "signal_rollups_1m": ("bucket", policy.rollup_1m_days),
+                "signal_rollups_1h": ("bucket", policy.rollup_1h_days),
+            }
+            for table, (column, days) in cuts.items():
+                cutoff = datetime(today.year, today.month, today.day, tzinfo=UTC) - timedelta(
+                    days=days
+                )
+                status = await conn.execute(
+                    f"DELETE FROM {table} WHERE tenant_id = $1 AND {column} < $2", tenant, cutoff
+                )
+                result.rows_deleted += int(status.split()[-1])
+    if result.partitions_dropped or result.rows_deleted:
+        log.info(
+            "retention dropped %d partition(s) and deleted %d row(s)",
+            len(result.partitions_dropped),
+            result.rows_deleted,
+        )
+    return result
