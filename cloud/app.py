@@ -46,6 +46,8 @@ from fleetlink.cloud.startup import Startup
 
 log = logging.getLogger(__name__)
 
+_MAX_REQUEST_LINE = 32 * 1024
+
 RESOURCES = (
     auth.api,
     accounts.api,
@@ -123,7 +125,12 @@ def create_app(settings: CloudSettings | None = None) -> web.Application:
     """
     settings = settings or CloudSettings()
     app = web.Application(
-        middlewares=[problem_middleware], client_max_size=settings.api_max_body_bytes
+        middlewares=[problem_middleware],
+        client_max_size=settings.api_max_body_bytes,
+        # Long enough for every query the schema allows (500-character cursors of 4-byte UTF-8,
+        # percent-encoded), so they reach the handlers and get problem+json, not the HTTP
+        # parser's plain-text 400.
+        handler_args={"max_line_size": _MAX_REQUEST_LINE},
     )
     app[SETTINGS] = settings
     app[LIMITER] = RateLimiter(settings.api_rate_per_s, settings.api_rate_burst)
