@@ -178,8 +178,11 @@ class Status(_Message):
     """A device's retained presence message, also its MQTT last will (``online=False``).
 
     ``vehicle`` is absent in statuses from devices without a vehicle report (and from
-    earlier versions): receivers treat it as optional.
+    earlier versions): receivers treat it as optional. Fields a newer agent adds are ignored,
+    so a fleet may upgrade its devices before its cloud; the fields known here stay checked.
     """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     v: Literal[1] = SCHEMA_VERSION
     device_id: DeviceId

@@ -93,7 +93,9 @@ class Device:
             'ack_timeout_s = 5.0\nmax_inflight = 20\ndrain_on_stop_s = 30\nprotocol = "5"\n'
             "reconnect_min_s = 1\nreconnect_max_s = 4\n\n"
             f'[outbox]\npath = "{self.outbox}"\nbatch_interval_s = {interval}\n'
-            f"max_batch_samples = 500\nmax_bytes = {cap}\n",
+            # The small-cap device keeps small batches offline too, so its cap fills in seconds.
+            + (f"offline_batch_interval_s = {interval}\n" if self.index == CAP_DEVICE else "")
+            + f"max_batch_samples = 500\nmax_bytes = {cap}\n",
             encoding="utf-8",
         )
         return path
