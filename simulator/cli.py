@@ -9,8 +9,10 @@ from typing import Annotated
 
 import typer
 
+from fleetlink.simulator.dtcs import Scenario, ScenarioError, load_scenario
 from fleetlink.simulator.fleet import SimulatedVehicle
 from fleetlink.simulator.j1979 import encode_dtc
+from fleetlink.simulator.vehicle import Vehicle
 
 app = typer.Typer(help="Simulated vehicles that speak ELM327 on a pseudo-terminal.")
 
@@ -18,6 +20,17 @@ app = typer.Typer(help="Simulated vehicles that speak ELM327 on a pseudo-termina
 @app.callback()
 def _sim() -> None:
     """Simulated vehicles that speak ELM327 on a pseudo-terminal."""
+
+
+def _codes(option: str, values: list[str] | None) -> tuple[str, ...]:
+    """Return the codes of a repeatable, comma-separated option; raise ScenarioError if bad."""
+    codes = [c.strip().upper() for v in values or [] for c in v.split(",") if c.strip()]
+    for code in codes:
+        try:
+            encode_dtc(code)
+        except ValueError as exc:
+            raise ScenarioError(f"{option} {code}: {exc}") from None
+    return tuple(codes)
 
 
 @app.command()
@@ -37,18 +50,43 @@ def run(
         typer.Option(help="Also make this symlink to the port (like a /dev/serial/by-id name)."),
     ] = None,
     dtc: Annotated[
-        list[str] | None, typer.Option(help="A stored trouble code such as P0301 (repeatable).")
+        list[str] | None,
+        typer.Option(help="Stored trouble codes (MIL on), e.g. P0301,P0420 (repeatable)."),
+    ] = None,
+    pending: Annotated[
+        list[str] | None, typer.Option(help="Pending trouble codes, e.g. P0171 (repeatable).")
+    ] = None,
+    permanent: Annotated[
+        list[str] | None,
+        typer.Option(help="Permanent codes whose stored copy was cleared (repeatable)."),
+    ] = None,
+    scenario: Annotated[
+        Path | None,
+        typer.Option(help="A TOML file of codes and incomplete monitors (see the guide)."),
     ] = None,
 ) -> None:
     """Start one simulated vehicle, print its serial port, and run until Ctrl-C."""
-    sim = SimulatedVehicle(seed, style, latency_ms / 1000.0, ignition_on=not ignition_off)
-    for code in dtc or []:
-        try:
-            encode_dtc(code)
-        except ValueError as exc:
-            typer.echo(f"error: --dtc {code}: {exc}", err=True)
-            raise typer.Exit(2) from None
+    try:
+        faults = load_scenario(scenario) if scenario is not None else Scenario()
+        stored = (*faults.stored, *_codes("--dtc", dtc))
+        pending_codes = (*faults.pending, *_codes("--pending", pending))
+        permanent_codes = (*faults.permanent, *_codes("--permanent", permanent))
+    except ScenarioError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    # The pending code some seeds start with would hide the injected faults.
+    vehicle = Vehicle(seed, pending_dtcs=()) if scenario or dtc or pending or permanent else None
+    sim = SimulatedVehicle(
+        seed, style, latency_ms / 1000.0, ignition_on=not ignition_off, vehicle=vehicle
+    )
+    for code in stored:
         sim.vehicle.add_dtc(code)
+    for code in pending_codes:
+        sim.vehicle.add_dtc(code, pending=True)
+    for code in permanent_codes:
+        sim.vehicle.add_dtc(code, permanent_only=True)
+    if faults.incomplete_monitors:
+        sim.vehicle.set_incomplete_monitors(frozenset(faults.incomplete_monitors))
     # A run in the background (``&``) ignores Ctrl-C; SIGTERM stops it the same way.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     port = sim.start()

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fleetlink.simulator import isotp, j1979
+from fleetlink.simulator import dtcs, isotp, j1979
 from fleetlink.simulator.vehicle import Vehicle, VehicleState
 
 VERSION = "ELM327 v1.5"
@@ -71,11 +71,13 @@ class Quirks:
 
     ``omit_dtc_count``: the adapter drops the ISO 15765-4 count byte of mode 03/07/0A replies
     (seen on clones). ``refuse_clear``: the ECU answers mode 04 with ``7F 04 22``
-    (conditions not correct) and keeps its codes.
+    (conditions not correct) and keeps its codes. ``unknown_at``: AT commands (without
+    ``AT``, e.g. ``"L0"``) the clone answers with ``?``.
     """
 
     omit_dtc_count: bool = False
     refuse_clear: bool = False
+    unknown_at: frozenset[str] = frozenset()
 
 
 class Elm327Interpreter:
@@ -143,6 +145,8 @@ class Elm327Interpreter:
     # ------------------------------------------------------------ AT command
 
     def _at(self, command: str) -> list[str]:
+        if command in self.quirks.unknown_at:
+            return ["?"]
         for pattern, handler in self._at_handlers:
             match = pattern.fullmatch(command)
             if match:
@@ -260,6 +264,8 @@ class Elm327Interpreter:
                 return bytes((0x7F, 0x04, 0x22))
             self.vehicle.clear_dtcs()
             return bytes((0x44,))
+        if mode == 0x02:
+            return dtcs.encode_mode_02(pids, state)
         if mode == 0x09 and len(pids) == 1:
             data = j1979.encode_mode_09(pids[0], state)
             return None if data is None else bytes((0x49, pids[0])) + data

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from fleetlink.cloud.records.plates import normalize_plate
-from fleetlink.cloud.records.vin import decode_vin, normalize_vin
+from fleetlink.shared.vin import decode_vin, normalize_vin
 
 VehicleStatus = Literal["active", "in_maintenance", "retired"]
 FuelType = Literal["petrol", "diesel", "electric", "hybrid", "lpg", "cng", "hydrogen", "other"]

@@ -15,7 +15,7 @@ from fleetlink.cloud.records.field_crypto import (
     generate_key_ring_entry,
 )
 from fleetlink.cloud.records.plates import PlateError, normalize_plate
-from fleetlink.cloud.records.vin import VinError, check_digit, decode_vin, normalize_vin
+from fleetlink.shared.vin import VinError, check_digit, decode_vin, normalize_vin
 
 VIN_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
 vins = st.text(alphabet=VIN_CHARS, min_size=17, max_size=17)
