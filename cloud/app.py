@@ -15,6 +15,7 @@ from fleetlink.cloud.api import (
     audit_log,
     auth,
     devices,
+    diagnostics,
     drivers,
     fleets,
     health,
@@ -54,6 +55,7 @@ RESOURCES = (
     imports.api,
     signals.api,
     searches.api,
+    diagnostics.api,
     audit_log.api,
     health.api,
 )

@@ -31,6 +31,8 @@ class Permission(StrEnum):
     FLEETS_READ = "fleets:read"
     FLEETS_WRITE = "fleets:write"
     SIGNALS_READ = "signals:read"
+    DIAGNOSTICS_READ = "diagnostics:read"  # vehicles' diagnostic reports
+    DIAGNOSTICS_WRITE = "diagnostics:write"  # upload a report from the scan tool
     USERS_READ = "users:read"
     USERS_WRITE = "users:write"
     TOKENS_OWN = "tokens:own"  # create, list and revoke one's own API tokens
@@ -41,7 +43,14 @@ class Permission(StrEnum):
 
 
 P = Permission
-_READ_FLEET = {P.VEHICLES_READ, P.DRIVERS_READ, P.DEVICES_READ, P.FLEETS_READ, P.SIGNALS_READ}
+_READ_FLEET = {
+    P.VEHICLES_READ,
+    P.DRIVERS_READ,
+    P.DEVICES_READ,
+    P.FLEETS_READ,
+    P.SIGNALS_READ,
+    P.DIAGNOSTICS_READ,
+}
 
 _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(Permission),
@@ -54,12 +63,13 @@ _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.DRIVERS_PERSONAL,
             P.DEVICES_WRITE,
             P.FLEETS_WRITE,
+            P.DIAGNOSTICS_WRITE,
             P.USERS_READ,
             P.TOKENS_OWN,
             P.SEARCHES_OWN,
         }
     ),
-    Role.TECHNICIAN: frozenset(_READ_FLEET | {P.TOKENS_OWN, P.SEARCHES_OWN}),
+    Role.TECHNICIAN: frozenset(_READ_FLEET | {P.DIAGNOSTICS_WRITE, P.TOKENS_OWN, P.SEARCHES_OWN}),
     Role.INSTALLER: frozenset(
         {P.VEHICLES_READ, P.DEVICES_READ, P.DEVICES_WRITE, P.FLEETS_READ, P.SIGNALS_READ}
         | {P.TOKENS_OWN}

@@ -134,7 +134,8 @@ class Decoder:
                 name = definition.name
                 try:
                     decoded = definition.decode(bytes(message.data), decode_choices=True)
-                    values = {k: _plain(v) for k, v in decoded.items()}
+                    if isinstance(decoded, dict):
+                        values = {k: _plain(v) for k, v in decoded.items()}
                 except Exception:  # a frame shorter than its DBC definition, a bad multiplexer
                     self.decode_errors += 1
         if self.signals:
