@@ -150,8 +150,8 @@ def test_decode_prints_a_table_of_what_it_found(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert (
         "SPEED=42.5" in result.stdout
-        or "SPEED=42.49" in result.stdout
-        and "unknown" in result.stdout
+        or ("SPEED=42.49" in result.stdout
+        and "unknown" in result.stdout)
     )
 
 
