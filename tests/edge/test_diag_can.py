@@ -148,11 +148,8 @@ def test_decode_prints_a_table_of_what_it_found(tmp_path: Path) -> None:
             writer.on_message_received(message)
     result = _invoke("decode", str(path), "--dbc", str(PRIUS))
     assert result.exit_code == 0, result.output
-    assert (
-        "SPEED=42.5" in result.stdout
-        or ("SPEED=42.49" in result.stdout
-        and "unknown" in result.stdout)
-    )
+    assert "SPEED=42.5" in result.stdout or "SPEED=42.49" in result.stdout
+    assert "0x7FF" in result.stdout and "unknown" in result.stdout
 
 
 def test_a_log_in_an_unknown_format_and_a_broken_dbc_are_one_line_errors(tmp_path: Path) -> None:
