@@ -33,6 +33,27 @@ def _codes(option: str, values: list[str] | None) -> tuple[str, ...]:
     return tuple(codes)
 
 
+def _inject(
+    sim: SimulatedVehicle,
+    stored: tuple[str, ...],
+    pending: tuple[str, ...],
+    permanent: tuple[str, ...],
+    incomplete: tuple[str, ...],
+) -> None:
+    """Set the faults once the engine idles, so the freeze frame shows a running engine."""
+    give_up = time.monotonic() + 3.0
+    while sim.snapshot().ignition_on and sim.snapshot().rpm <= 0 and time.monotonic() < give_up:
+        time.sleep(0.05)
+    for code in stored:
+        sim.vehicle.add_dtc(code)
+    for code in pending:
+        sim.vehicle.add_dtc(code, pending=True)
+    for code in permanent:
+        sim.vehicle.add_dtc(code, permanent_only=True)
+    if incomplete:
+        sim.vehicle.set_incomplete_monitors(frozenset(incomplete))
+
+
 @app.command()
 def run(
     style: Annotated[
@@ -79,17 +100,10 @@ def run(
     sim = SimulatedVehicle(
         seed, style, latency_ms / 1000.0, ignition_on=not ignition_off, vehicle=vehicle
     )
-    for code in stored:
-        sim.vehicle.add_dtc(code)
-    for code in pending_codes:
-        sim.vehicle.add_dtc(code, pending=True)
-    for code in permanent_codes:
-        sim.vehicle.add_dtc(code, permanent_only=True)
-    if faults.incomplete_monitors:
-        sim.vehicle.set_incomplete_monitors(frozenset(faults.incomplete_monitors))
     # A run in the background (``&``) ignores Ctrl-C; SIGTERM stops it the same way.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     port = sim.start()
+    _inject(sim, stored, pending_codes, permanent_codes, faults.incomplete_monitors)
     if link is not None:
         if link.is_symlink():
             link.unlink()

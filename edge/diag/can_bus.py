@@ -236,13 +236,14 @@ def sniff(
     def body() -> None:
         decoder = _decoder(dbc, ids, signal)
         with open_bus(interface, channel, bitrate) as bus:
-            if as_json:
+            out = render.console()
+            if as_json or not out.is_terminal:
                 for message in _frames(bus, duration, count):
                     decoder.decode(message)
+                if not as_json:
+                    out.print(summary_table(decoder, f"CAN on {channel}"))
             else:
-                with Live(
-                    summary_table(decoder, "CAN"), console=render.console(), auto_refresh=False
-                ) as shown:
+                with Live(summary_table(decoder, "CAN"), console=out, auto_refresh=False) as shown:
                     for message in _frames(bus, duration, count):
                         if decoder.decode(message) is not None:
                             shown.update(summary_table(decoder, f"CAN on {channel}"), refresh=True)

@@ -177,7 +177,9 @@ def dtc_clear(
         if as_json:
             emit_json(data)
             return
-        typer.echo(f"cleared: the ECU confirmed (44); {len(stored)} codes were cleared")
+        typer.echo(
+            f"cleared: the ECU confirmed (44); {len(stored)} stored and pending codes cleared"
+        )
         left = [c["code"] for c in after["codes"]]
         if left:
             typer.echo(
@@ -318,12 +320,12 @@ def live(
             with _session(port, baudrate, as_json) as session:
                 chosen = reads.resolve_live(session.link, items or [])
                 started = time.monotonic()
+                out = render.console()
+                # In place on a terminal; elsewhere (a pipe, a file) the last table once.
                 view = (
-                    nullcontext()
-                    if as_json
-                    else Live(
-                        render.live_table([], None, 0), console=render.console(), auto_refresh=False
-                    )
+                    Live(render.live_table([], None, 0), console=out, auto_refresh=False)
+                    if out.is_terminal and not as_json
+                    else nullcontext()
                 )
                 with view as shown:
                     try:
@@ -340,6 +342,8 @@ def live(
                                 )
                     except KeyboardInterrupt:
                         pass
+                if not as_json and not out.is_terminal:
+                    out.print(render.live_table(readings, rate_hz, done))
         finally:
             if recorder is not None:
                 recorder.close()
