@@ -45,6 +45,8 @@ from fleetlink.cloud.settings import CloudSettings, redact_url
 
 log = logging.getLogger(__name__)
 
+_MAX_REQUEST_LINE_BYTES = 64 * 1024
+
 RESOURCES = (
     auth.api,
     accounts.api,
@@ -125,7 +127,12 @@ def create_app(settings: CloudSettings | None = None) -> web.Application:
     """
     settings = settings or CloudSettings()
     app = web.Application(
-        middlewares=[problem_middleware], client_max_size=settings.api_max_body_bytes
+        middlewares=[problem_middleware],
+        client_max_size=settings.api_max_body_bytes,
+        # aiohttp refuses request lines over 8 KiB itself, in text/plain; a URL whose
+        # parameters break the documented limits (a 500-character cursor is 6 KB encoded)
+        # must reach the API and get its problem+json answer.
+        handler_args={"max_line_size": _MAX_REQUEST_LINE_BYTES},
     )
     app[SETTINGS] = settings
     app[LIMITER] = RateLimiter(settings.api_rate_per_s, settings.api_rate_burst)

@@ -300,7 +300,10 @@ def live(
     count: Annotated[
         int | None,
         typer.Option(
-            "--count", "-n", min=1, help="Passes to read; omitted: until Ctrl-C (1 with --json)."
+            "--count",
+            "-n",
+            min=1,
+            help="Passes to read; omitted: until Ctrl-C on a terminal, else one.",
         ),
     ] = None,
     record: Annotated[
@@ -312,7 +315,9 @@ def live(
 
     def body() -> None:
         recorder = _Recorder(record) if record is not None else None
-        passes = count if count is not None else (1 if as_json else None)
+        # Until Ctrl-C only where someone watches the table refresh; one pass into a pipe.
+        watching = render.console().is_terminal and not as_json
+        passes = count if count is not None else (None if watching else 1)
         done = 0
         readings: list[dict[str, Any]] = []
         rate_hz: float | None = None
