@@ -441,7 +441,9 @@ def report(
             "json": str(json_path),
             "html": str(html_path),
             "vin": document["vin"],
-            "codes": [c["code"] for c in document["codes"]],
+            "codes": list(
+                dict.fromkeys(c["code"] for c in document["codes"] if c["status"] != "permanent")
+            ),
             "uploaded": uploaded,
         }
         if as_json:

@@ -63,7 +63,7 @@ async def test_a_report_reaches_the_vehicles_diagnostic_history(
             assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
             out = json.loads(result.stdout)  # type: ignore[attr-defined]
             assert out["json"] == str(tmp_path / "car.json") and out["vin"] == sim.vin
-            assert out["codes"] == ["P0301", "P0301"]
+            assert out["codes"] == ["P0301"]
             assert out["uploaded"]["vehicle_id"] == vehicle_id
             saved = json.loads((tmp_path / "car.json").read_text())
             assert saved["format"] == "fleetlink-diagnostic-report/1"

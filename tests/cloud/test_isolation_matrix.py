@@ -52,7 +52,12 @@ async def _tenant(pool: asyncpg.Pool, client: Any) -> Tenant:
     fleet = await post("/api/v1/fleets", {"name": f"fleet {marker}"})
     vehicle = await post(
         "/api/v1/vehicles",
-        {"name": f"van {marker}", "plate": f"{marker[:8]}", "fleet_id": fleet["id"]},
+        {
+            "name": f"van {marker}",
+            "plate": f"{marker[:8]}",
+            "fleet_id": fleet["id"],
+            "vin": "ZFA346P374T225127",
+        },
     )
     driver = await post(
         "/api/v1/drivers",
@@ -60,6 +65,18 @@ async def _tenant(pool: asyncpg.Pool, client: Any) -> Tenant:
     )
     search = await post("/api/v1/searches", {"name": f"search {marker}", "query": {"q": marker}})
     member = await post("/api/v1/users", {"email": f"{marker}@{tenant}.example", "role": "viewer"})
+    report = await post(
+        "/api/v1/diagnostic-reports",
+        {
+            "vin": "ZFA346P374T225127",
+            "report": {
+                "format": "fleetlink-diagnostic-report/1",
+                "created_at": "2026-11-28T10:00:00+00:00",
+                "mil_on": True,
+                "codes": [{"code": "P0301", "status": "stored", "description": marker}],
+            },
+        },
+    )
     async with pool.acquire() as conn:
         await assign_device(conn, device, uuid.UUID(vehicle["id"]))
     ids = {
@@ -70,6 +87,7 @@ async def _tenant(pool: asyncpg.Pool, client: Any) -> Tenant:
         "search_id": search["id"],
         "user_id": member["user_id"],
         "token_id": str(token_id),
+        "report_id": report["id"],
         "signal": "Vehicle.Speed",
     }
     return Tenant(tenant, marker, ids, token)
