@@ -62,7 +62,7 @@ def test_a_scenario_file_is_read_and_a_bad_one_named(tmp_path: Path) -> None:
     assert scenario.incomplete_monitors == ("catalyst",)
     bad = tmp_path / "bad.toml"
     bad.write_text('[dtcs]\nstored = ["X0301"]\n')
-    with pytest.raises(ScenarioError, match="dtcs.stored"):
+    with pytest.raises(ScenarioError, match=r"dtcs\.stored"):
         load_scenario(bad)
     bad.write_text('[monitors]\nincomplete = ["warp_drive"]\n')
     with pytest.raises(ScenarioError, match="warp_drive"):
