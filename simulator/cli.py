@@ -11,8 +11,10 @@ import typer
 
 from fleetlink.simulator.can_bus import SimulatedCanBus, Transport
 from fleetlink.simulator.can_schedule import VehicleKind
+from fleetlink.simulator.dtcs import Scenario, ScenarioError, load_scenario
 from fleetlink.simulator.fleet import SimulatedVehicle
 from fleetlink.simulator.j1979 import encode_dtc
+from fleetlink.simulator.vehicle import Vehicle
 from fleetlink.simulator.wear import WearState, simulate_fleet
 
 app = typer.Typer(help="Simulated vehicles: one on a pseudo-terminal, or a week of a fleet.")
@@ -21,6 +23,38 @@ app = typer.Typer(help="Simulated vehicles: one on a pseudo-terminal, or a week 
 @app.callback()
 def _sim() -> None:
     """Simulated vehicles that speak ELM327 on a pseudo-terminal."""
+
+
+def _codes(option: str, values: list[str] | None) -> tuple[str, ...]:
+    """Return the codes of a repeatable, comma-separated option; raise ScenarioError if bad."""
+    codes = [c.strip().upper() for v in values or [] for c in v.split(",") if c.strip()]
+    for code in codes:
+        try:
+            encode_dtc(code)
+        except ValueError as exc:
+            raise ScenarioError(f"{option} {code}: {exc}") from None
+    return tuple(codes)
+
+
+def _inject(
+    sim: SimulatedVehicle,
+    stored: tuple[str, ...],
+    pending: tuple[str, ...],
+    permanent: tuple[str, ...],
+    incomplete: tuple[str, ...],
+) -> None:
+    """Set the faults once the engine idles, so the freeze frame shows a running engine."""
+    give_up = time.monotonic() + 3.0
+    while sim.snapshot().ignition_on and sim.snapshot().rpm <= 0 and time.monotonic() < give_up:
+        time.sleep(0.05)
+    for code in stored:
+        sim.vehicle.add_dtc(code)
+    for code in pending:
+        sim.vehicle.add_dtc(code, pending=True)
+    for code in permanent:
+        sim.vehicle.add_dtc(code, permanent_only=True)
+    if incomplete:
+        sim.vehicle.set_incomplete_monitors(frozenset(incomplete))
 
 
 @app.command()
@@ -40,7 +74,19 @@ def run(
         typer.Option(help="Also make this symlink to the port (like a /dev/serial/by-id name)."),
     ] = None,
     dtc: Annotated[
-        list[str] | None, typer.Option(help="A stored trouble code such as P0301 (repeatable).")
+        list[str] | None,
+        typer.Option(help="Stored trouble codes (MIL on), e.g. P0301,P0420 (repeatable)."),
+    ] = None,
+    pending: Annotated[
+        list[str] | None, typer.Option(help="Pending trouble codes, e.g. P0171 (repeatable).")
+    ] = None,
+    permanent: Annotated[
+        list[str] | None,
+        typer.Option(help="Permanent codes whose stored copy was cleared (repeatable)."),
+    ] = None,
+    scenario: Annotated[
+        Path | None,
+        typer.Option(help="A TOML file of codes and incomplete monitors (see the guide)."),
     ] = None,
     vehicle: Annotated[
         str, typer.Option(help="car (11-bit powertrain CAN) or truck (J1939, 29-bit ids).")
@@ -82,6 +128,16 @@ def run(
     if can_bus not in (None, "slcan", "virtual"):
         typer.echo("error: --can is slcan or virtual", err=True)
         raise typer.Exit(2)
+    try:
+        faults = load_scenario(scenario) if scenario is not None else Scenario()
+        stored = (*faults.stored, *_codes("--dtc", dtc))
+        pending_codes = (*faults.pending, *_codes("--pending", pending))
+        permanent_codes = (*faults.permanent, *_codes("--permanent", permanent))
+    except ScenarioError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    # The pending code some seeds start with would hide the injected faults.
+    faulty = Vehicle(seed, pending_dtcs=()) if scenario or dtc or pending or permanent else None
     sim = SimulatedVehicle(
         seed,
         style,
@@ -89,16 +145,10 @@ def run(
         ignition_on=not ignition_off,
         clone=clone,
         gps=gps is not None,
+        vehicle=faulty,
     )
     sim.vehicle.set_battery_drain(battery_drain)
     sim.vehicle.set_wear(WearState(-battery_wear_v, coolant_leak))
-    for code in dtc or []:
-        try:
-            encode_dtc(code)
-        except ValueError as exc:
-            typer.echo(f"error: --dtc {code}: {exc}", err=True)
-            raise typer.Exit(2) from None
-        sim.vehicle.add_dtc(code)
     # A run in the background (``&``) ignores Ctrl-C; SIGTERM stops it the same way.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     if can_link is not None and can_bus != "slcan":
@@ -119,6 +169,7 @@ def run(
                 typer.echo(f"{can_link} -> {where}")
         else:
             typer.echo(f"{vehicle} CAN bus ({rate:.0f} frames/s) on virtual channel {where}")
+    _inject(sim, stored, pending_codes, permanent_codes, faults.incomplete_monitors)
     if link is not None:
         if link.is_symlink():
             link.unlink()

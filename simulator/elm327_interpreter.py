@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from fleetlink.simulator import isotp, j1979
+from fleetlink.simulator import dtcs, isotp, j1979
 from fleetlink.simulator.vehicle import Vehicle, VehicleState
 
 VERSION = "ELM327 v1.5"
@@ -322,6 +322,8 @@ class Elm327Interpreter:
                 return bytes((0x7F, 0x04, 0x22))
             self.vehicle.clear_dtcs()
             return bytes((0x44,))
+        if mode == 0x02:
+            return dtcs.encode_mode_02(pids, state)
         if mode == 0x09 and len(pids) == 1:
             data = j1979.encode_mode_09(pids[0], state)
             return None if data is None else bytes((0x49, pids[0])) + data

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from types import MappingProxyType
 
+from fleetlink.simulator.readiness import encode_monitor_status, encode_monitor_status_this_cycle
 from fleetlink.simulator.vehicle import VehicleState
 
 
@@ -96,15 +97,6 @@ def encode_torque_percent(pct: float) -> bytes:
     return _uint(pct + 125.0, 1)
 
 
-def encode_monitor_status(state: VehicleState) -> bytes:
-    """Return the four bytes of PID 01: MIL, DTC count and readiness of a spark-ignition engine."""
-    a = (0x80 if state.mil_on else 0x00) | min(len(state.stored_dtcs), 0x7F)
-    b = 0x07  # misfire, fuel system and components monitors supported and complete
-    c = 0xE5  # catalyst, EVAP, O2 sensor, O2 heater and EGR monitors supported
-    d = 0x00 if state.warmups_since_clear > 0 else 0xE5
-    return bytes((a, b, c, d))
-
-
 def encode_dtc(code: str) -> bytes:
     """Return the two bytes of a trouble code such as "P0171".
 
@@ -158,6 +150,7 @@ MODE_01_ENCODERS: MappingProxyType[int, _Encoder] = MappingProxyType(
         0x31: lambda s: encode_word(s.distance_since_clear_km),
         0x33: lambda s: encode_byte(s.barometric_pressure_kpa),
         0x3C: lambda s: encode_catalyst_temperature(s.catalyst_temp_c),
+        0x41: encode_monitor_status_this_cycle,
         0x42: lambda s: encode_voltage(s.control_module_v),
         0x43: lambda s: encode_absolute_load(s.absolute_load_pct),
         0x44: lambda s: encode_equivalence_ratio(s.equivalence_ratio),

@@ -13,6 +13,7 @@ import random
 import threading
 from dataclasses import dataclass, replace
 
+from fleetlink.simulator.readiness import RESET_BY_CLEAR
 from fleetlink.simulator.route import Route
 from fleetlink.simulator.vin import InvalidVinError, is_valid_vin, random_vin
 from fleetlink.simulator.wear import WearState
@@ -96,11 +97,26 @@ class VehicleState:
     distance_since_clear_km: float
     time_since_clear_min: float
     warmups_since_clear: int
+    # The monitors that have not run since the codes were last cleared (names as in
+    # simulator.readiness), and the state captured when the first stored code was set.
+    incomplete_monitors: frozenset[str] = frozenset()
+    freeze_frame: VehicleState | None = None
+    freeze_frame_dtc: str | None = None
 
     @property
     def mil_on(self) -> bool:
         """Return True when the malfunction indicator lamp is lit (a stored DTC exists)."""
         return bool(self.stored_dtcs)
+
+
+def _with_stored(s: VehicleState, code: str) -> VehicleState:
+    """Return ``s`` with ``code`` stored; the first stored code freezes the frame."""
+    if code in s.stored_dtcs:
+        return s
+    if s.stored_dtcs and s.freeze_frame is not None:
+        return replace(s, stored_dtcs=(*s.stored_dtcs, code))
+    frame = replace(s, freeze_frame=None, freeze_frame_dtc=None)
+    return replace(s, stored_dtcs=(*s.stored_dtcs, code), freeze_frame=frame, freeze_frame_dtc=code)
 
 
 def _clamp(value: float, low: float, high: float) -> float:
@@ -251,8 +267,13 @@ class Vehicle:
                 brake_pct=_clamp(brake_pct, 0.0, 100.0),
             )
 
-    def add_dtc(self, code: str, *, pending: bool = False) -> None:
-        """Record a trouble code as stored (MIL on) or, with ``pending``, as pending only."""
+    def add_dtc(self, code: str, *, pending: bool = False, permanent_only: bool = False) -> None:
+        """Record a trouble code as stored (MIL on, also permanent) or, with ``pending``, as
+        pending only, or with ``permanent_only`` as a permanent code whose stored copy was
+        cleared (it stays until the ECU's monitor passes).
+
+        The first stored code captures the freeze frame (the state at this moment).
+        """
         code = code.upper()
         with self._lock:
             s = self._state
@@ -260,14 +281,22 @@ class Vehicle:
                 if code not in s.pending_dtcs:
                     self._state = replace(s, pending_dtcs=(*s.pending_dtcs, code))
                 return
-            stored = s.stored_dtcs if code in s.stored_dtcs else (*s.stored_dtcs, code)
             permanent = s.permanent_dtcs if code in s.permanent_dtcs else (*s.permanent_dtcs, code)
-            self._state = replace(s, stored_dtcs=stored, permanent_dtcs=permanent)
+            if permanent_only:
+                self._state = replace(s, permanent_dtcs=permanent)
+                return
+            self._state = _with_stored(replace(s, permanent_dtcs=permanent), code)
+
+    def set_incomplete_monitors(self, names: frozenset[str]) -> None:
+        """Mark the readiness monitors ``names`` (see simulator.readiness) as not yet run."""
+        with self._lock:
+            self._state = replace(self._state, incomplete_monitors=frozenset(names))
 
     def clear_dtcs(self) -> None:
         """Clear stored and pending codes and their counters, as OBD mode 04 does.
 
-        Permanent codes stay: only the ECU's own monitors may erase them.
+        Permanent codes stay: only the ECU's own monitors may erase them. The freeze frame is
+        erased and every non-continuous readiness monitor has to run again.
         """
         with self._lock:
             self._maturing_km.clear()
@@ -275,6 +304,9 @@ class Vehicle:
                 self._state,
                 stored_dtcs=(),
                 pending_dtcs=(),
+                freeze_frame=None,
+                freeze_frame_dtc=None,
+                incomplete_monitors=RESET_BY_CLEAR,
                 distance_with_mil_km=0.0,
                 time_with_mil_min=0.0,
                 distance_since_clear_km=0.0,
@@ -385,12 +417,24 @@ class Vehicle:
         self._distance_m += travelled_m
         position = self._route.position_at(self._route_offset_m + self._distance_m)
         stored, pending, permanent = s.stored_dtcs, s.pending_dtcs, s.permanent_dtcs
+        freeze = (s.freeze_frame, s.freeze_frame_dtc)
         for code in list(self._maturing_km):
             self._maturing_km[code] -= km
             if self._maturing_km[code] <= 0:
                 del self._maturing_km[code]
                 if code not in stored:
-                    stored, permanent = (*stored, code), (*permanent, code)
+                    matured = _with_stored(
+                        replace(
+                            s,
+                            stored_dtcs=stored,
+                            freeze_frame=freeze[0],
+                            freeze_frame_dtc=freeze[1],
+                        ),
+                        code,
+                    )
+                    stored = matured.stored_dtcs
+                    freeze = (matured.freeze_frame, matured.freeze_frame_dtc)
+                    permanent = (*permanent, code)
         warmups = s.warmups_since_clear
         if self._warmup_armed and coolant >= 70.0:
             self._warmup_armed = False
@@ -442,6 +486,8 @@ class Vehicle:
             distance_since_clear_km=s.distance_since_clear_km + km,
             time_since_clear_min=s.time_since_clear_min + run_min,
             warmups_since_clear=warmups,
+            freeze_frame=freeze[0],
+            freeze_frame_dtc=freeze[1] if freeze[0] is not None else None,
         )
 
     @staticmethod

@@ -31,6 +31,8 @@ class Permission(StrEnum):
     FLEETS_READ = "fleets:read"
     FLEETS_WRITE = "fleets:write"
     SIGNALS_READ = "signals:read"
+    DIAGNOSTICS_READ = "diagnostics:read"  # vehicles' diagnostic reports
+    DIAGNOSTICS_WRITE = "diagnostics:write"  # upload a report from the scan tool
     USERS_READ = "users:read"
     USERS_WRITE = "users:write"
     TOKENS_OWN = "tokens:own"  # create, list and revoke one's own API tokens
@@ -66,6 +68,7 @@ _READ_FLEET = {
     P.GEOFENCES_READ,
     P.TRIPS_READ,
     P.SCORES_READ,
+    P.DIAGNOSTICS_READ,
 }
 
 _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -79,6 +82,7 @@ _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.DRIVERS_PERSONAL,
             P.DEVICES_WRITE,
             P.FLEETS_WRITE,
+            P.DIAGNOSTICS_WRITE,
             P.USERS_READ,
             P.TOKENS_OWN,
             P.SEARCHES_OWN,
@@ -94,7 +98,14 @@ _ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         }
     ),
     Role.TECHNICIAN: frozenset(
-        _READ_FLEET | {P.TOKENS_OWN, P.SEARCHES_OWN, P.MAINTENANCE_READ, P.MAINTENANCE_WRITE}
+        _READ_FLEET
+        | {
+            P.TOKENS_OWN,
+            P.SEARCHES_OWN,
+            P.MAINTENANCE_READ,
+            P.MAINTENANCE_WRITE,
+            P.DIAGNOSTICS_WRITE,
+        }
     ),
     Role.INSTALLER: frozenset(
         {P.VEHICLES_READ, P.DEVICES_READ, P.DEVICES_WRITE, P.FLEETS_READ, P.SIGNALS_READ}

@@ -53,6 +53,9 @@ _QUIET_S = 0.25
 _RESYNC_MAX_S = 5.0
 _MIN_VOLTAGE = 6.0
 _CAN_SETTINGS = (b"ATE0", b"ATH1", b"ATL0")
+# Replies are read with or without echo and linefeeds; clones that answer ``?`` to these are
+# used as they are. Headers are needed to tell the ECUs apart.
+_OPTIONAL_SETTINGS = frozenset({b"ATE0", b"ATL0"})
 _COUNTER: dict[ReplyKind, str] = {
     "ok": "ok_replies",
     "silent": "silent_replies",
@@ -105,7 +108,8 @@ class Elm327Link:
     (``ok_replies``, ``silent_replies``, ``null_replies``, ``negative_replies``,
     ``garbled_replies``, ``mismatched_replies``), ``stale_replies_discarded`` (complete
     replies read and thrown away while resynchronising), ``resyncs``, ``stalls`` and
-    ``stall_recoveries``.
+    ``stall_recoveries``. ``refused_settings`` lists the optional set-up commands (echo off,
+    linefeeds off) the adapter answered with ``?``; the link works without them.
     """
 
     def __init__(
@@ -145,6 +149,7 @@ class Elm327Link:
         self.stalled = False
         self.stalled_at: float | None = None
         self._setting_up = False
+        self.refused_settings: list[str] = []
 
     # ------------------------------------------------------------------ session
 
@@ -213,6 +218,10 @@ class Elm327Link:
     def _apply_settings(self) -> None:
         for command in _CAN_SETTINGS:
             reply = self.at(command)
+            if reply.kind == "null" and command in _OPTIONAL_SETTINGS:
+                if command.decode() not in self.refused_settings:
+                    self.refused_settings.append(command.decode())
+                continue
             if reply.kind != "ok":
                 raise AdapterRefusedError(
                     f"the device on {describe(self.path)} answers ATI but refused "

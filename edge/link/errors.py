@@ -22,3 +22,15 @@ class AdapterRefusedError(LinkError):
 
 class LinkLostError(LinkError):
     """The port went away while in use (the adapter was unplugged, the pty closed)."""
+
+
+class PortBusyError(PortError):
+    """Another program holds the port (the agent, a terminal, ModemManager)."""
+
+
+class PortPermissionError(PortError):
+    """The user may not open the port; ``group`` is the group that may (often dialout)."""
+
+    def __init__(self, message: str, group: str) -> None:
+        super().__init__(message)
+        self.group = group

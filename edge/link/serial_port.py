@@ -8,6 +8,8 @@ usual ELM327 rates at which the adapter answers ``ATI`` with its prompt.
 
 from __future__ import annotations
 
+import errno
+import grp
 import os
 import stat
 import time
@@ -15,7 +17,13 @@ from dataclasses import dataclass
 
 import serial
 
-from fleetlink.edge.link.errors import AdapterNotFoundError, LinkLostError, PortError
+from fleetlink.edge.link.errors import (
+    AdapterNotFoundError,
+    LinkLostError,
+    PortBusyError,
+    PortError,
+    PortPermissionError,
+)
 from fleetlink.edge.link.replies import PROMPT
 
 # 38400 and 9600 are the rates ELM327 chips boot at; clones and STN chips are often set to
@@ -113,6 +121,26 @@ def _identify(port: serial.Serial, timeout_s: float) -> str | None:
     return lines[-1]
 
 
+def _open_error(path: str, device: str, exc: Exception) -> PortError:
+    """Return the error that says why ``device`` did not open and what to do about it."""
+    if getattr(exc, "errno", None) == errno.EACCES:
+        try:
+            group = grp.getgrgid(os.stat(device).st_gid).gr_name
+        except (KeyError, OSError):
+            group = "dialout"
+        return PortPermissionError(
+            f"permission denied on {describe(path)}: join the group that owns it "
+            f"(sudo usermod -aG {group} $USER, then log in again)",
+            group,
+        )
+    if "lock" in str(exc).lower() or getattr(exc, "errno", None) == errno.EBUSY:
+        return PortBusyError(
+            f"{describe(path)} is busy: another program has it open (the agent? stop it with "
+            "systemctl stop fleetlink-edge)"
+        )
+    return PortError(f"cannot open {describe(path)}: {exc}")
+
+
 def open_port(
     path: str, baudrate: int | None, *, probe_timeout_s: float, give_up_at: float
 ) -> OpenedPort:
@@ -132,7 +160,7 @@ def open_port(
     try:
         port = serial.Serial(device, rates[0], timeout=probe_timeout_s, exclusive=True)
     except (serial.SerialException, OSError) as exc:
-        raise PortError(f"cannot open {describe(path)}: {exc}") from None
+        raise _open_error(path, device, exc) from None
     tried: list[int] = []
     try:
         for rate in rates:

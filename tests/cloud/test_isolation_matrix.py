@@ -52,7 +52,12 @@ async def _tenant(pool: asyncpg.Pool, client: Any) -> Tenant:
     fleet = await post("/api/v1/fleets", {"name": f"fleet {marker}"})
     vehicle = await post(
         "/api/v1/vehicles",
-        {"name": f"van {marker}", "plate": f"{marker[:8]}", "fleet_id": fleet["id"]},
+        {
+            "name": f"van {marker}",
+            "plate": f"{marker[:8]}",
+            "fleet_id": fleet["id"],
+            "vin": "ZFA346P374T225127",
+        },
     )
     driver = await post(
         "/api/v1/drivers",
@@ -93,6 +98,18 @@ async def _tenant(pool: asyncpg.Pool, client: Any) -> Tenant:
         "/api/v1/report-schedules",
         {"report": "trips", "every": "daily", "recipients": [f"{marker}@{tenant}.example"]},
     )
+    report = await post(
+        "/api/v1/diagnostic-reports",
+        {
+            "vin": "ZFA346P374T225127",
+            "report": {
+                "format": "fleetlink-diagnostic-report/1",
+                "created_at": "2026-11-28T10:00:00+00:00",
+                "mil_on": True,
+                "codes": [{"code": "P0301", "status": "stored", "description": marker}],
+            },
+        },
+    )
     trip_id = uuid.uuid4()
     async with pool.acquire() as conn:
         await assign_device(conn, device, uuid.UUID(vehicle["id"]))
@@ -122,6 +139,7 @@ async def _tenant(pool: asyncpg.Pool, client: Any) -> Tenant:
         "search_id": search["id"],
         "user_id": member["user_id"],
         "token_id": str(token_id),
+        "report_id": report["id"],
         "signal": "Vehicle.Speed",
         "webhook_id": webhook["id"],
         "delivery_id": delivery["id"],

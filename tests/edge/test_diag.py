@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fleetlink.edge.diag import app
+from fleetlink.edge.diag.errors import ExitCode
 from fleetlink.simulator.fleet import SimulatedVehicle
 from tests.waiting import wait_until
 
@@ -42,9 +43,13 @@ def test_info_reads_the_vin_voltage_and_supported_pids(car: SimulatedVehicle) ->
     info = _json("info", "--port", str(car.port))
     assert info["vin"] == car.vin
     assert info["battery"]["unit"] == "V" and 11 < info["battery"]["value"] < 15
-    assert info["supported_mode01_pids"] >= 30
-    assert info["protocol"] == {"id": "6", "name": "ISO 15765-4 (CAN 11/500)"}
-    assert info["baudrate"] == 38400 and info["adapter"] == "ELM327 v1.5"
+    assert len(info["supported_pids"]) >= 30
+    assert info["protocol"] == {
+        "id": "6",
+        "name": "ISO 15765-4 (CAN 11/500)",
+        "search": "ATSP0",
+    }
+    assert info["baudrate"] == 38400 and info["adapter"]["version"] == "ELM327 v1.5"
 
 
 def test_dtc_lists_codes_as_objects_with_descriptions(car: SimulatedVehicle) -> None:
@@ -52,12 +57,14 @@ def test_dtc_lists_codes_as_objects_with_descriptions(car: SimulatedVehicle) -> 
     assert codes["codes"][:1] == [
         {
             "code": "P0301",
-            "description": "Cylinder 1 Misfire Detected",
             "status": "stored",
+            "description": "Cylinder 1 Misfire Detected",
+            "system": "powertrain",
+            "range": "generic",
         }
     ]
     assert codes["stored_count_reported"] == 1 and codes["mil_on"] is True
-    assert codes["warnings"] == [] and codes["cleared"] is None
+    assert codes["warnings"] == [] and codes["unsupported"] == []
 
 
 def test_live_reads_catalog_signals_as_numbers_with_units(car: SimulatedVehicle) -> None:
@@ -78,13 +85,13 @@ def test_an_adapter_at_another_rate_is_found_and_a_wrong_rate_is_named() -> None
     with SimulatedVehicle(seed=2, latency_s=0.0, baudrate=115200) as sim:
         assert _json("info", "--port", str(sim.port))["baudrate"] == 115200
         result = runner.invoke(app, ["info", "--port", str(sim.port), "--baudrate", "9600"])
-    assert result.exit_code == 1
+    assert result.exit_code == ExitCode.NO_ADAPTER
     assert "sent ATI at 9600 baud" in result.stderr
 
 
 def test_a_port_without_an_adapter_is_a_clear_error() -> None:
     result = runner.invoke(app, ["info", "--port", "/dev/does-not-exist"])
-    assert result.exit_code == 1
+    assert result.exit_code == ExitCode.NO_ADAPTER
     assert "no such port: /dev/does-not-exist" in result.stderr
     assert result.stdout == ""
 
@@ -96,7 +103,7 @@ def test_a_silent_port_gives_up_within_10_s_naming_what_it_tried(tmp_path: Path)
         started = time.monotonic()
         result = runner.invoke(app, ["dtc", "--port", str(tmp_path / "ttyOBD"), "--json"])
         elapsed = time.monotonic() - started
-    assert result.exit_code == 1
+    assert result.exit_code == ExitCode.NO_ADAPTER
     assert elapsed < 10, elapsed
     assert f"no ELM327 answers on {tmp_path / 'ttyOBD'} (-> {sim.port})" in result.stderr
     assert all(rate in result.stderr for rate in RATES)
@@ -123,7 +130,7 @@ def test_a_device_that_only_echoes_is_not_taken_for_an_elm327() -> None:
         stop.set()
         os.close(slave)
         os.close(master)
-    assert result.exit_code == 1
+    assert result.exit_code == ExitCode.NO_ADAPTER
     assert time.monotonic() - started < 10
     assert "no ELM327 answers" in result.stderr
 
@@ -132,19 +139,18 @@ def test_a_refused_clear_exits_non_zero_and_says_the_ecu_refused() -> None:
     with SimulatedVehicle(seed=5, latency_s=0.0) as sim:
         sim.vehicle.add_dtc("P0420")
         sim.elm327.quirks.refuse_clear = True
-        result = runner.invoke(app, ["dtc", "--port", str(sim.port), "--clear", "--yes", "--json"])
+        result = runner.invoke(app, ["dtc", "clear", "--port", str(sim.port), "--yes", "--json"])
         assert sim.snapshot().stored_dtcs == ("P0420",)
-    assert result.exit_code == 1
-    assert "the ECU refused to clear the trouble codes (7F 04 22" in result.stderr
-    data = json.loads(result.stdout)
-    assert data["cleared"] is False and "refused" in data["error"]
+    assert result.exit_code == ExitCode.FAILED
+    assert "error: the ECU refused to clear the trouble codes (7F 04 22" in result.stderr
+    assert result.stdout == ""
 
 
 def test_a_confirmed_clear_exits_zero_with_only_json_on_stdout() -> None:
     with SimulatedVehicle(seed=5, latency_s=0.0) as sim:
         sim.vehicle.add_dtc("P0420")
         # a real process: the test runner would echo the typed answer onto stdout
-        command = ["diag", "dtc", "--port", str(sim.port), "--clear", "--json"]
+        command = ["diag", "dtc", "clear", "--port", str(sim.port), "--json"]
         result = subprocess.run(
             [sys.executable, "-m", "fleetlink", *command],
             input="y\n",
@@ -156,8 +162,8 @@ def test_a_confirmed_clear_exits_zero_with_only_json_on_stdout() -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["cleared"] is True
-    assert [c["code"] for c in data["codes"]] == ["P0420"]
-    assert "Clear all stored trouble codes" in result.stderr
+    assert [c["code"] for c in data["codes_before"] if c["status"] == "stored"] == ["P0420"]
+    assert "Clear 1 codes (P0420) and the freeze frame" in result.stderr
 
 
 def test_a_reply_without_the_count_byte_is_read_as_the_status_count_says() -> None:
@@ -167,7 +173,11 @@ def test_a_reply_without_the_count_byte_is_read_as_the_status_count_says() -> No
         sim.elm327.quirks.omit_dtc_count = True
         data = _json("dtc", "--port", str(sim.port))
         text = runner.invoke(app, ["dtc", "--port", str(sim.port)])
-    assert [c["code"] for c in data["codes"]] == ["P0143", "P0196", "P0234"]
+    assert [c["code"] for c in data["codes"] if c["status"] == "stored"] == [
+        "P0143",
+        "P0196",
+        "P0234",
+    ]
     assert data["stored_count_reported"] == 3
     assert any("no ISO 15765-4 count byte" in w for w in data["warnings"])
     assert "C0301" not in text.stdout and "P0143" in text.stdout
@@ -194,5 +204,7 @@ def test_diag_reads_the_independent_emulator(peer: str) -> None:
     readings = {r["command"]: r for r in _json("live", "--port", peer)["signals"]}
     assert 0 <= readings["SPEED"]["value"] <= 255 and readings["SPEED"]["unit"] == "km/h"
     dtcs = _json("dtc", "--port", peer)
-    assert all(set(c) == {"code", "description", "status"} for c in dtcs["codes"])
+    assert all(
+        set(c) == {"code", "description", "status", "system", "range"} for c in dtcs["codes"]
+    )
     assert dtcs["warnings"] == []

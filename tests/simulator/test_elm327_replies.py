@@ -57,7 +57,7 @@ def test_single_frame_with_headers_shows_id_pci_and_padding(elm: Elm327Interpret
         b"SEARCHING...\r7E8 06 41 00 9F FF 80 13 00\r\r>"
     )
     assert talk(elm, b"0120") == b"7E8 06 41 20 80 17 A0 11 00\r\r>"
-    assert talk(elm, b"0140") == b"7E8 06 41 40 7E DC 00 55 00\r\r>"
+    assert talk(elm, b"0140") == b"7E8 06 41 40 FE DC 00 55 00\r\r>"
     assert talk(elm, b"0160") == b"7E8 06 41 60 E0 00 00 00 00\r\r>"
     assert talk(elm, b"0180") == b"NO DATA\r\r>"
 
