@@ -306,32 +306,3 @@ async def test_series_read_from_rollups_match_the_samples(manager, week: WeekRes
     assert await pool.fetchval(
         "SELECT count(*) FROM signal_rollups_1h WHERE vehicle_id = $1", vehicle
     )
-
-
-def test_sim_week_command_stores_a_fleet_and_prints_its_leaderboard(migrated_db: str) -> None:
-    from typer.testing import CliRunner
-
-    from fleetlink.__main__ import build
-
-    tenant = f"t-{uuid.uuid4().hex[:10]}"
-    result = CliRunner().invoke(
-        build("sim"),
-        [
-            "sim",
-            "week",
-            "--vehicles",
-            "2",
-            "--days",
-            "1",
-            "--trips-per-day",
-            "1",
-            "--trip-minutes",
-            "3",
-            "--tenant",
-            tenant,
-        ],
-        env={"FLEETLINK_DATABASE_URL": migrated_db},
-    )
-    assert result.exit_code == 0, result.output
-    assert "recomputed 2 vehicle-days" in result.output
-    assert result.output.count("Driver 00") == 2
