@@ -34,7 +34,7 @@ Executor: TypeAlias = asyncpg.Connection | asyncpg.Pool
 _ITERATIONS = 101
 _SALT_BYTES = 12
 DEVICE_WRITES = (Kind.TELEMETRY, Kind.EVENTS, Kind.STATUS, Kind.HELLO)
-DEVICE_READS = (Kind.ACK, Kind.CMD)
+DEVICE_READS = (Kind.ACK, Kind.CMD, Kind.FENCES)
 
 
 class BrokerFilesError(RuntimeError):

@@ -226,7 +226,9 @@ class Uplink:
         self.counters["connects"] += 1
         self._backoff.reset()
         self._jitter_next_reconnect(client)
-        client.subscribe([(self.topics[Kind.ACK], 1), (self.topics[Kind.CMD], 1)])
+        client.subscribe(
+            [(self.topics[Kind.ACK], 1), (self.topics[Kind.CMD], 1), (self.topics[Kind.FENCES], 1)]
+        )
         client.publish(self.topics[Kind.STATUS], self._status(online=True), qos=1, retain=True)
         log.info("connected to %s (MQTT %s)", self.settings.url, self.protocol.name)
 
@@ -256,8 +258,12 @@ class Uplink:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic == self.topics[Kind.CMD]:
+            if message.payload and self.on_command is not None:
+                self._post(self.on_command, bytes(message.payload))  # a signed update
+            return
+        if message.topic == self.topics[Kind.FENCES]:
             if message.payload:
-                self._on_command(bytes(message.payload))
+                self._on_fences(bytes(message.payload))
             return
         try:
             ack = decode(bytes(message.payload), Ack)
@@ -276,16 +282,12 @@ class Uplink:
                 return
         self._post(self._apply_ack, ack)
 
-    def _on_command(self, payload: bytes) -> None:
-        """Store a geofence set; hand anything else (a signed update) to ``on_command``."""
+    def _on_fences(self, payload: bytes) -> None:
         try:
             fence_set = decode(payload, GeofenceSet)
         except CodecError as exc:
-            if self.on_command is not None:
-                self._post(self.on_command, payload)
-                return
             self.counters["commands_rejected"] += 1
-            log.warning("ignoring a command: %s", exc)
+            log.warning("ignoring a geofence set: %s", exc)
             return
         if fence_set.device_id != self.device.id:
             self.counters["commands_rejected"] += 1

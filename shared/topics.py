@@ -18,6 +18,9 @@ class Kind(StrEnum):
     EVENTS = "events"
     STATUS = "status"
     CMD = "cmd"
+    # cloud -> device: the tenant's geofence set, retained (a topic of its own, so it never
+    # replaces a retained update on ``cmd``)
+    FENCES = "fences"
     ACK = "ack"
     # device -> cloud: "what is my high-water mark?"; answered with an Ack (empty seqs)
     HELLO = "hello"

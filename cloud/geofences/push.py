@@ -68,7 +68,7 @@ def fence_messages(
     listed = device_fences(fences)
     return [
         (
-            topic(tenant, device, Kind.CMD),
+            topic(tenant, device, Kind.FENCES),
             encode(GeofenceSet(device_id=device, version=version, fences=listed)),
         )
         for device in devices

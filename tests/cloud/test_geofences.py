@@ -163,7 +163,7 @@ async def test_route_positions_through_a_fence_raise_enter_and_exit_in_the_inbox
     got = threading.Event()
     listener = mqtt_client(mqtt_broker)
     listener.on_message = lambda *a: (pushed.append(decode(a[2].payload, GeofenceSet)), got.set())
-    listener.subscribe(f"fl/v1/{fleet.tenant}/{device}/cmd", qos=1)
+    listener.subscribe(f"fl/v1/{fleet.tenant}/{device}/fences", qos=1)
     await asyncio.sleep(0.2)
 
     created = await client.post(
