@@ -14,12 +14,33 @@ from fleetlink.cloud.geofences.geometry import parse_shape
 from fleetlink.cloud.ingest.partitions import DailyPartitions
 from fleetlink.cloud.trips.dirty import mark_dirty
 from fleetlink.cloud.trips.recompute import LATITUDE, LONGITUDE, SPEED, recompute_marked
+from fleetlink.cloud.trips.segment import DaySignals, Detection, compute_day
 
 from .conftest import make_fleet
 
 DAY = date(2026, 3, 3)
 ZONE = (52.3791, 4.9003)  # latitude, longitude of the zone's centre
 OUTSIDE = (52.40, 4.95)
+
+
+def test_an_episode_runs_while_the_last_position_is_in_the_zone() -> None:
+    # 60 km/h for 300 s; positions every 10 s, inside the zone (latitude 1) from 100 s to 200 s.
+    t0 = 1_000_000.0
+    speed = [(t0 + i, 60.0) for i in range(300)]
+    lat = [(t0 + i, 1.0 if 100 <= i < 200 else 0.0) for i in range(0, 300, 10)]
+    lon = [(t, 0.0) for t, _ in lat]
+    day = DaySignals(speed=speed, latitude=lat, longitude=lon)
+
+    def zone(la: float, lo: float) -> float | None:
+        return 50.0 if la == 1.0 else None
+
+    [trip] = compute_day(uuid.UUID(int=7), day, Detection(speeding_min_s=10), zone)
+    [episode] = [e for e in trip.events if e.type == "speeding"]
+    assert (episode.ts, episode.duration_s, episode.magnitude) == (t0 + 100, 100, 10.0)
+    assert episode.data == {"limit_kmh": 50.0, "max_kmh": 60.0}
+    # Without zones the rules' limit (110 km/h) applies: no speeding.
+    [plain] = compute_day(uuid.UUID(int=7), day, Detection(speeding_min_s=10))
+    assert not [e for e in plain.events if e.type == "speeding"]
 
 
 async def _drive(
