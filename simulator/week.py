@@ -4,11 +4,15 @@ stored through the ingest's own store (classify + ChunkStore.write), then trips 
 Each vehicle is the simulator's physical model driven by a driver of its own style; trips run
 at set hours with 1 Hz samples of speed, rpm, fuel rate and position, sent as one telemetry
 batch per minute; device events (cornering, tailgating, seat belt) come as event batches.
-Drivers swap vehicles halfway through, so scores follow the time-ranged assignments.
+Drivers swap vehicles halfway through, so scores follow the time-ranged assignments. Every
+vehicle gets a service plan (so maintenance falls due over the week) and the route passes a
+speed zone around Amsterdam Centraal, whose enter and exit events are evaluated from the
+stored positions and whose limit the speeding rule uses.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections.abc import Iterator
@@ -17,6 +21,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
+from fleetlink.cloud.geofences.geometry import parse_shape
+from fleetlink.cloud.geofences.monitor import GeofenceMonitor, Positions
 from fleetlink.cloud.ingest.inbound import Delivery, Inbound, IngestRules, classify
 from fleetlink.cloud.ingest.store import ChunkStore
 from fleetlink.cloud.registry import assign_device, create_device, create_vehicle, ensure_tenant
@@ -39,6 +45,13 @@ _SIGNALS = {
 # Rules the simulated (urban) fleet runs under: its drivers rarely pass 110 km/h, and every
 # one of them stops at the simulated lights more firmly than a real calm driver would.
 URBAN_RULES = {"detection": {"speed_limit_kmh": 70.0, "harsh_braking_ms2": 5.0}}
+# A 50 km/h zone of 400 m around Centraal, a waypoint of the simulated route.
+SPEED_ZONE = "Centraal 50 zone"
+SPEED_ZONE_CENTRE = (52.37800, 4.90030)
+SPEED_ZONE_RADIUS_M = 400.0
+SPEED_ZONE_KMH = 50.0
+_LATITUDE = by_name("Vehicle.CurrentLocation.Latitude").id
+_LONGITUDE = by_name("Vehicle.CurrentLocation.Longitude").id
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +72,7 @@ class WeekResult:
     batches: int = 0
     samples: int = 0
     days_recomputed: int = 0
+    geofence_events: int = 0
 
 
 def _style(n: int, seed: int) -> float:
@@ -176,6 +190,33 @@ async def _make_fleet(conn: asyncpg.Connection, tenant: str, plan: WeekPlan) -> 
             midweek,
             result.vehicles[(n + 1) % count],
         )
+    # A service every 1,000 km or every ``plan.days`` days from the first day: overdue by the
+    # time the simulated days are stored (they end the day before yesterday).
+    await conn.executemany(
+        "INSERT INTO maintenance_plans (id, tenant_id, name, vehicle_id, interval_km, "
+        "interval_days, start_date) VALUES ($1, $2, 'Service', $3, 1000, $4, $5)",
+        [(uuid.uuid4(), tenant, v, plan.days, plan.first_day) for v in result.vehicles],
+    )
+    shape = parse_shape(
+        {"type": "Point", "coordinates": [SPEED_ZONE_CENTRE[1], SPEED_ZONE_CENTRE[0]]},
+        SPEED_ZONE_RADIUS_M,
+    )
+    await conn.execute(
+        """INSERT INTO geofences (id, tenant_id, name, geometry, radius_m, speed_limit_kmh,
+                                  min_lat, max_lat, min_lon, max_lon)
+           VALUES ($1, $2, $3, $4::text::jsonb, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT (tenant_id, name) DO NOTHING""",
+        uuid.uuid4(),
+        tenant,
+        SPEED_ZONE,
+        json.dumps(shape.geometry),
+        shape.radius_m,
+        SPEED_ZONE_KMH,
+        shape.bounds.min_lat,
+        shape.bounds.max_lat,
+        shape.bounds.min_lon,
+        shape.bounds.max_lon,
+    )
     await conn.execute(
         "INSERT INTO scoring_rules (tenant_id, rules) VALUES ($1, $2::jsonb) "
         "ON CONFLICT (tenant_id) DO UPDATE SET rules = EXCLUDED.rules",
@@ -200,16 +241,21 @@ async def store_week(pool: asyncpg.Pool, tenant: str, plan: WeekPlan) -> WeekRes
         result = await _make_fleet(conn, tenant, plan)
     store = ChunkStore()
     rules = IngestRules()
+    monitor = GeofenceMonitor(pool)
     now = datetime.now(UTC)
     for n in range(plan.vehicles):
         device = f"{tenant}-dev{n:03d}"
+        vehicle = result.vehicles[n]
         chunk: list[Inbound] = []
+        points: list[tuple[datetime, float, float]] = []
         for kind, message in vehicle_messages(device, n, plan):
             chunk.append(
                 classify(
                     Delivery(topic(tenant, device, kind), encode(message), 0, 1, now), now, rules
                 )
             )
+            if isinstance(message, TelemetryBatch):
+                points += _positions(message)
             if len(chunk) >= 200:
                 result.samples += await _write(pool, store, chunk)
                 result.batches += len(chunk)
@@ -217,9 +263,21 @@ async def store_week(pool: asyncpg.Pool, tenant: str, plan: WeekPlan) -> WeekRes
         if chunk:
             result.samples += await _write(pool, store, chunk)
             result.batches += len(chunk)
+        # The vehicle's positions through the fences, as the ingest hands them over live.
+        raised = await monitor.evaluate(Positions(tenant, vehicle, device, points))
+        result.geofence_events += len(raised)
     while done := await recompute_marked(pool, limit=500):
         result.days_recomputed += done
     return result
+
+
+def _positions(batch: TelemetryBatch) -> list[tuple[datetime, float, float]]:
+    series = {s.signal_id: s for s in batch.series}
+    lat, lon = series[_LATITUDE], series[_LONGITUDE]
+    return [
+        (datetime.fromtimestamp((batch.base_time_ms + offset) / 1000, UTC), la, lo)
+        for offset, la, lo in zip(lat.offsets_ms, lat.values, lon.values, strict=True)
+    ]
 
 
 async def _write(pool: asyncpg.Pool, store: ChunkStore, chunk: list[Inbound]) -> int:
@@ -235,6 +293,7 @@ async def summarise_week(tenant: str, plan: WeekPlan) -> list[str]:
     summary: what was stored, the trips and the week's leaderboard."""
     from fleetlink.cloud.api.scores import leaderboard
     from fleetlink.cloud.db.migrate import migrate
+    from fleetlink.cloud.maintenance.schedule import due_items
     from fleetlink.cloud.settings import CloudSettings
 
     pool = await asyncpg.create_pool(
@@ -252,11 +311,15 @@ async def summarise_week(tenant: str, plan: WeekPlan) -> list[str]:
             )
             last = plan.first_day + timedelta(days=plan.days - 1)
             board = await leaderboard(conn, tenant, "range", plan.first_day, last)
+            due = sum(i.state.status != "ok" for i in await due_items(conn, tenant))
     finally:
         await pool.close()
     lines = [
         f"stored {result.batches} batches ({result.samples:,} samples); recomputed "
         f"{result.days_recomputed} vehicle-days: {totals['trips']} trips, {totals['km']:.0f} km",
+        f"{result.geofence_events} geofence events ({SPEED_ZONE}, "
+        f"{SPEED_ZONE_KMH:g} km/h); maintenance due or overdue: {due} of "
+        f"{len(result.vehicles)} vehicles",
         "leaderboard of the whole range (score, band, km):",
     ]
     lines += [

@@ -11,7 +11,9 @@ from datetime import date
 
 import asyncpg
 
+from fleetlink.cloud.geofences.fences import load_fences
 from fleetlink.cloud.scoring.rules import ScoringRules, rules_of
+from fleetlink.cloud.scoring.score_updates import day_scores, notify_changed
 from fleetlink.cloud.storage.rollups import day_bounds, rebuild_day
 from fleetlink.cloud.trips.dirty import DirtyDay, claim
 from fleetlink.cloud.trips.segment import (
@@ -162,11 +164,21 @@ async def recompute_day(
     day: date,
     rules: ScoringRules,
 ) -> list[Trip]:
-    """Recompute and store one (vehicle, day); return its trips."""
+    """Recompute and store one (vehicle, day); return its trips. Speeding is judged
+    against the tenant's speed zones where the vehicle was inside one (D54); a driver whose
+    score of the day changed is notified in the same transaction (D55)."""
+    fences = await load_fences(conn, tenant)
+    zoned = any(f.speed_limit_kmh is not None for f in fences.fences)
     trips = compute_day(
-        vehicle, await load_day(conn, tenant, vehicle, day), rules.detection.detection()
+        vehicle,
+        await load_day(conn, tenant, vehicle, day),
+        rules.detection.detection(),
+        fences.speed_limit_at if zoned else None,
     )
+    before = await day_scores(conn, tenant, vehicle, day, rules)
     await store_day(conn, tenant, vehicle, day, trips)
+    after = await day_scores(conn, tenant, vehicle, day, rules, also=before)
+    await notify_changed(conn, tenant, day, before, after)
     await rebuild_day(conn, tenant, vehicle, day)
     return trips
 

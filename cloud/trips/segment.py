@@ -8,9 +8,10 @@ are independent (docs/decisions.md, D36).
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,8 @@ SCORED_DEVICE_TYPES = frozenset(
 DERIVED_FROM_SPEED = ("harsh_braking", "harsh_acceleration")
 
 Point = tuple[float, float]  # (unix seconds, value)
+# The speed limit (km/h) a speed zone sets at (latitude, longitude), or None outside every zone.
+LimitAt = Callable[[float, float], float | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +147,14 @@ def _stable_id(*parts: object) -> uuid.UUID:
     return uuid.uuid5(_NAMESPACE, ":".join(str(p) for p in parts))
 
 
-def compute_day(vehicle_id: uuid.UUID, day: DaySignals, rules: Detection) -> list[Trip]:
-    """Return the vehicle's trips of the day with their driving events, oldest first."""
+def compute_day(
+    vehicle_id: uuid.UUID, day: DaySignals, rules: Detection, limit_at: LimitAt | None = None
+) -> list[Trip]:
+    """Return the vehicle's trips of the day with their driving events, oldest first.
+
+    ``limit_at`` gives the speed zones' limit at a position: where the vehicle's last known
+    position lies in a zone, speeding is judged against the zone's limit, elsewhere against
+    ``rules.speed_limit_kmh``."""
     speed = _sorted(day.speed)
     rpm = _sorted(day.rpm)
     if not speed:
@@ -174,7 +183,7 @@ def compute_day(vehicle_id: uuid.UUID, day: DaySignals, rules: Detection) -> lis
     trips = []
     for run in runs:
         if run and max(p[1] for p in run) >= rules.min_trip_speed_kmh:
-            trips.append(_trip(vehicle_id, run, speed, day, rules))
+            trips.append(_trip(vehicle_id, run, speed, day, rules, limit_at))
     return trips
 
 
@@ -184,6 +193,7 @@ def _trip(
     speed: list[Point],
     day: DaySignals,
     rules: Detection,
+    limit_at: LimitAt | None,
 ) -> Trip:
     start, end = run[0][0], run[-1][0]
     trip_id = _stable_id(vehicle_id, "trip", start)
@@ -256,7 +266,8 @@ def _trip(
     )
     events.extend(_harsh(vehicle_id, trip_id, in_trip, rules, skip=sent))
     if "speeding" not in sent:
-        events.extend(_speeding(vehicle_id, trip_id, in_trip, rules))
+        limits = _limits(in_trip, lat, lon, start, rules.speed_limit_kmh, limit_at)
+        events.extend(_speeding(vehicle_id, trip_id, in_trip, limits, rules))
     return Trip(
         id=trip_id,
         started_at=start,
@@ -329,19 +340,51 @@ def _harsh(
     return found
 
 
+def _limits(
+    speed: list[Point],
+    lat: list[Point],
+    lon: list[Point],
+    start: float,
+    default_kmh: float,
+    limit_at: LimitAt | None,
+) -> list[float]:
+    """The speed limit at each speed sample: the zone limit at the last position known at or
+    before it (within the trip), else ``default_kmh``."""
+    if limit_at is None or not lat or not lon:
+        return [default_kmh] * len(speed)
+    lat_ts, lon_ts = [t for t, _ in lat], [t for t, _ in lon]
+    seen: dict[tuple[float, float], float | None] = {}
+    limits = []
+    for t, _ in speed:
+        i, j = bisect.bisect_right(lat_ts, t) - 1, bisect.bisect_right(lon_ts, t) - 1
+        zone = None
+        if i >= 0 and j >= 0 and lat_ts[i] >= start and lon_ts[j] >= start:
+            where = (lat[i][1], lon[j][1])
+            if where not in seen:
+                seen[where] = limit_at(*where)
+            zone = seen[where]
+        limits.append(default_kmh if zone is None else zone)
+    return limits
+
+
 def _speeding(
-    vehicle_id: uuid.UUID, trip_id: uuid.UUID, speed: list[Point], rules: Detection
+    vehicle_id: uuid.UUID,
+    trip_id: uuid.UUID,
+    speed: list[Point],
+    limits: list[float],
+    rules: Detection,
 ) -> list[DrivingEvent]:
-    """Episodes above the speed limit lasting at least ``speeding_min_s``, with how far over
-    (peak) and how long."""
+    """Episodes above the speed limit in force (``limits``, one per sample) lasting at least
+    ``speeding_min_s``, with how far over (peak) and how long."""
     found: list[DrivingEvent] = []
     started: float | None = None
-    peak = 0.0
-    for t, v in [*speed, (float("inf"), 0.0)]:
-        if v > rules.speed_limit_kmh:
+    peak = (0.0, 0.0, 0.0)  # km/h over, speed, limit
+    for (t, v), limit in zip([*speed, (float("inf"), 0.0)], [*limits, 0.0], strict=True):
+        if v > limit and t != float("inf"):
             if started is None:
-                started, peak = t, v
-            peak = max(peak, v)
+                started, peak = t, (v - limit, v, limit)
+            if v - limit > peak[0]:
+                peak = (v - limit, v, limit)
             continue
         if started is not None:
             last = t if t != float("inf") else speed[-1][0]
@@ -355,8 +398,8 @@ def _speeding(
                         "speeding",
                         "derived",
                         duration_s=duration,
-                        magnitude=round(peak - rules.speed_limit_kmh, 3),
-                        data={"limit_kmh": rules.speed_limit_kmh, "max_kmh": round(peak, 3)},
+                        magnitude=round(peak[0], 3),
+                        data={"limit_kmh": peak[2], "max_kmh": round(peak[1], 3)},
                     )
                 )
             started = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 
 
@@ -31,7 +30,7 @@ def test_sim_week_command_stores_a_fleet_and_prints_its_leaderboard(migrated_db:
         env={"FLEETLINK_DATABASE_URL": migrated_db},
     )
     assert result.exit_code == 0, result.output
-    # At least its own 2 vehicle-days (the database may hold other tests' marked days too).
-    recomputed = re.search(r"recomputed (\d+) vehicle-days", result.output)
-    assert recomputed is not None and int(recomputed.group(1)) >= 2, result.output
+    # The recompute also takes days other tests left marked in the shared database.
+    assert "vehicle-days: 2 trips" in result.output, result.output
     assert result.output.count("Driver 00") == 2
+    assert "maintenance due or overdue: 2 of 2 vehicles" in result.output
