@@ -198,7 +198,9 @@ def check_responses(
     ],
     signalset: Annotated[
         list[Path],
-        typer.Option(help="An OBDb v3 signalset; repeat, most specific first (model, make, SAEJ1979)."),
+        typer.Option(
+            help="An OBDb v3 signalset; repeat, most specific first (model, make, SAEJ1979)."
+        ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report instead.")] = False,
 ) -> None:

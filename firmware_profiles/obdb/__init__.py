@@ -11,8 +11,8 @@ from fleetlink.firmware_profiles.obdb.signalset import (
 
 __all__ = [
     "Command",
-    "Decoded",
     "DecodeStats",
+    "Decoded",
     "Signal",
     "SignalsetError",
     "VehicleSignals",

@@ -22,7 +22,7 @@ class SignalsetError(ValueError):
 
 @dataclass(frozen=True)
 class YearFilter:
-    """OBDb ``filter``: the model years a command applies to (``from``, ``to``, ``years``; union)."""
+    """OBDb ``filter``: the model years a command applies to (``from``/``to``/``years``, union)."""
 
     start: int | None = None
     end: int | None = None
@@ -159,7 +159,8 @@ def _signal(raw: Mapping[str, Any]) -> Signal:
         raise SignalsetError(f"signal {raw.get('id', '?')}: {exc}") from None
 
 
-def _command(raw: Mapping[str, Any]) -> Command:
+def parse_command(raw: Mapping[str, Any]) -> Command:
+    """One command object of a signalset's ``commands`` list."""
     try:
         ((service_hex, pid_hex),) = raw["cmd"].items()
         flt = raw.get("filter", {})
@@ -176,7 +177,9 @@ def _command(raw: Mapping[str, Any]) -> Command:
             ),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise SignalsetError(f"command {raw.get('hdr', '?')} {raw.get('cmd', '?')}: {exc}") from None
+        raise SignalsetError(
+            f"command {raw.get('hdr', '?')} {raw.get('cmd', '?')}: {exc}"
+        ) from None
 
 
 def load_signalset(path: Path) -> tuple[Command, ...]:
@@ -187,7 +190,7 @@ def load_signalset(path: Path) -> tuple[Command, ...]:
         raise SignalsetError(f"{path}: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("commands"), list):
         raise SignalsetError(f"{path}: not an OBDb v3 signalset (no 'commands' list)")
-    return tuple(_command(c) for c in data["commands"])
+    return tuple(parse_command(c) for c in data["commands"])
 
 
 @dataclass(frozen=True)
