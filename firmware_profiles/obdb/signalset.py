@@ -22,19 +22,22 @@ class SignalsetError(ValueError):
 
 @dataclass(frozen=True)
 class YearFilter:
-    """OBDb ``filter``: the model years a command applies to (``from``/``to``/``years``, union)."""
+    """OBDb ``filter``: the model years a command applies to (``from``, ``to``, ``years``)."""
 
     start: int | None = None
     end: int | None = None
     years: frozenset[int] = frozenset()
 
     def admits(self, year: int | None) -> bool:
+        """``from`` < ``to`` is a closed range; otherwise each bound is open-ended (a union)."""
         if year is None or (self.start is None and self.end is None and not self.years):
             return True
-        return (
-            (self.start is not None and year >= self.start)
-            or (self.end is not None and year <= self.end)
-            or year in self.years
+        if year in self.years:
+            return True
+        if self.start is not None and self.end is not None and self.start < self.end:
+            return self.start <= year <= self.end
+        return (self.start is not None and year >= self.start) or (
+            self.end is not None and year <= self.end
         )
 
 
@@ -49,6 +52,7 @@ class Signal:
     bix: int
     length: int
     signed: bool = False
+    little_endian: bool = False
     mul: float = 1.0
     div: float = 1.0
     add: float = 0.0
@@ -64,10 +68,15 @@ class Signal:
         return canonical_name(self.id, self.path, self.suggested_metric)
 
     def raw(self, payload: bytes) -> int | None:
-        """The signal's raw bits (MSB first from ``bix``), or ``None`` if the payload is short."""
+        """The signal's raw bits (MSB first from ``bix``; ``blsb`` reverses its bytes first), or
+        ``None`` if the payload is too short."""
         end = self.bix + self.length
         if end > len(payload) * 8:
             return None
+        if self.little_endian and self.length > 8:
+            first = self.bix // 8
+            last = min(first + (self.length + 7) // 8, len(payload))
+            payload = payload[:first] + payload[first:last][::-1] + payload[last:]
         whole = int.from_bytes(payload, "big")
         value = (whole >> (len(payload) * 8 - end)) & ((1 << self.length) - 1)
         if self.signed and value >= 1 << (self.length - 1):
@@ -75,10 +84,11 @@ class Signal:
         return value
 
     def scale(self, raw: int) -> tuple[float | str | None, bool]:
-        """(value, in_range): the physical value, ``None`` for a null reading, or the map's name."""
+        """(value, in_range): the physical value, ``None`` for a null reading or an unmapped
+        code, or the map's name."""
         if self.value_map:
             name = self.value_map.get(raw)
-            return (name, True) if name is not None else (str(raw), False)
+            return name, name is not None
         value = raw * self.mul / self.div + self.add
         if (self.null_min is not None and value <= self.null_min) or (
             self.null_max is not None and value >= self.null_max
@@ -108,8 +118,11 @@ class Command:
 
     @property
     def reply_from(self) -> str:
-        """The CAN id the reply comes from (``rax``, else the header + 8 for 11-bit ids)."""
+        """The CAN id the reply comes from: ``rax`` (for a 29-bit header, ``18DAF1`` + its last
+        byte), else the header + 8 for 11-bit ids."""
         if self.receive is not None:
+            if len(self.header) == 4:
+                return f"18DAF1{self.receive[-2:]}"
             return self.receive
         if len(self.header) == 3:
             return f"{int(self.header, 16) + 8:03X}"
@@ -145,6 +158,7 @@ def _signal(raw: Mapping[str, Any]) -> Signal:
             bix=int(fmt.get("bix", 0)),
             length=int(fmt["len"]),
             signed=bool(fmt.get("sign", False)),
+            little_endian=bool(fmt.get("blsb", False)),
             mul=_number(fmt, "mul", 1.0) or 1.0,
             div=_number(fmt, "div", 1.0) or 1.0,
             add=_number(fmt, "add", 0.0) or 0.0,

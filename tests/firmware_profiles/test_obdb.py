@@ -199,3 +199,34 @@ def test_check_responses_prints_failures_and_a_closing_count() -> None:
     assert result.exit_code == 1
     assert result.stdout.splitlines()[-1].endswith("failed")
     assert "FAIL 2017" in result.stdout
+
+
+def test_year_filters_follow_obdb_ranges() -> None:
+    from fleetlink.firmware_profiles.obdb.signalset import YearFilter
+
+    closed = YearFilter(start=2009, end=2020)
+    assert closed.admits(2015) and not closed.admits(2021) and not closed.admits(2008)
+    split = YearFilter(start=2026, end=2010, years=frozenset({2015}))
+    assert split.admits(2027) and split.admits(2005) and split.admits(2015)
+    assert not split.admits(2012)
+
+
+def test_29_bit_replies_and_little_endian_signals() -> None:
+    command = parse_command(
+        {
+            "hdr": "DA11",
+            "rax": "11",
+            "cmd": {"22": "0010"},
+            "freq": 1,
+            "signals": [
+                {
+                    "id": "LE",
+                    "name": "LE",
+                    "fmt": {"len": 16, "blsb": True, "max": 65535, "unit": "scalar"},
+                }
+            ],
+        }
+    )
+    vehicle = VehicleSignals.from_chain([(command,)], year=None)
+    decoded = decode_reply(vehicle, "18DAF11105620010341200")
+    assert decoded.values == {"LE": 0x1234}
