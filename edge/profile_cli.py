@@ -189,3 +189,55 @@ def profile_suggest(
     out.write_text(text, encoding="utf-8")
     pids = text.count("[[obd.pids]]")
     typer.echo(f"{out}: profile for VIN {found.vin or '(none)'} with {pids} PIDs written")
+
+
+@app.command("check-responses")
+def check_responses(
+    cases_dir: Annotated[
+        Path, typer.Argument(help="An OBDb test-case folder: <model year>/commands/*.yaml inside.")
+    ],
+    signalset: Annotated[
+        list[Path],
+        typer.Option(
+            help="An OBDb v3 signalset; repeat, most specific first (model, make, SAEJ1979)."
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report instead.")] = False,
+) -> None:
+    """Decode every recorded response of an OBDb vehicle with its signalsets and compare the
+    values; exit 1 if any case fails, 2 if a file cannot be read."""
+    import json
+
+    from fleetlink.firmware_profiles.obdb import SignalsetError, load_signalset
+    from fleetlink.firmware_profiles.obdb.cases import run_cases
+
+    try:
+        report = run_cases(cases_dir, [load_signalset(path) for path in signalset])
+    except SignalsetError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        payload = {
+            "passed": report.passed,
+            "failed": report.failed,
+            "counts": dict(sorted(report.stats.counts.items())),
+            "failures": [
+                {
+                    "year": f.year,
+                    "command": f.command_id,
+                    "response": f.response,
+                    "problems": list(f.problems),
+                }
+                for f in report.failures
+            ],
+        }
+        typer.echo(json.dumps(payload, indent=2))
+    else:
+        for failure in report.failures:
+            response = failure.response.replace("\n", " ")
+            typer.echo(f"FAIL {failure.year} {failure.command_id} [{response}]")
+            for problem in failure.problems:
+                typer.echo(f"  {problem}")
+        typer.echo(f"{report.passed} passed, {report.failed} failed")
+    if report.failed:
+        raise typer.Exit(1)
