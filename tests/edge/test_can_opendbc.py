@@ -20,11 +20,10 @@ from fleetlink.edge.sources.can_source import CanSource
 from fleetlink.firmware_profiles import ProfileError, load_can_profile
 from fleetlink.firmware_profiles.can import load_dbc
 from fleetlink.shared.signals import by_name
+from tests.field_data import field_data
 from tests.waiting import wait_until
 
-OPENDBC = Path(__file__).resolve().parents[3] / "shared" / "field-data" / "opendbc"
-if not OPENDBC.is_dir():
-    OPENDBC = Path("/work/shared/field-data/opendbc")
+OPENDBC = field_data("opendbc")
 
 pytestmark = pytest.mark.skipif(
     not OPENDBC.is_dir(), reason=f"the opendbc field data is not on this machine ({OPENDBC})"

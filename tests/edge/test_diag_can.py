@@ -20,9 +20,10 @@ from fleetlink.edge.diag import app
 from fleetlink.edge.diag.errors import ExitCode
 from fleetlink.simulator.can_bus import SimulatedCanBus
 from fleetlink.simulator.vehicle import Vehicle
+from tests.field_data import field_data
 
 runner = CliRunner()
-PRIUS = Path("/work/shared/field-data/opendbc/toyota_prius_2010_pt.dbc")
+PRIUS = field_data("opendbc") / "toyota_prius_2010_pt.dbc"
 SPEED_ID, UNKNOWN_ID = 0xB4, 0x7FF
 
 pytestmark = pytest.mark.skipif(not PRIUS.exists(), reason="needs the opendbc field data")

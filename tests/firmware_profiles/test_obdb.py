@@ -18,8 +18,9 @@ from fleetlink.firmware_profiles.obdb import (
     load_signalset,
 )
 from fleetlink.firmware_profiles.obdb.signalset import parse_command
+from tests.field_data import field_data
 
-FIELD = Path(__file__).resolve().parents[3] / "shared" / "field-data" / "obdb"
+FIELD = field_data("obdb")
 needs_field_data = pytest.mark.skipif(
     not FIELD.is_dir(), reason=f"OBDb field data not present at {FIELD}"
 )
