@@ -71,11 +71,15 @@ def score(profile: Profile, vehicle: VehicleIdentity) -> int | None:
     return total
 
 
+def ranked_profiles(profiles: list[Profile], vehicle: VehicleIdentity) -> list[Profile]:
+    """Return the profiles that fit ``vehicle``, most specific first (ties: the lowest id)."""
+    fitting = [(s, p) for p in profiles if (s := score(p, vehicle)) is not None]
+    fitting.sort(key=lambda pair: (-pair[0], pair[1].id))
+    return [p for _, p in fitting]
+
+
 def best_profile(profiles: list[Profile], vehicle: VehicleIdentity) -> Profile | None:
     """Return the profile that fits ``vehicle`` most specifically (ties: the lowest id), or
     None when none fits (no fallback profile among ``profiles``)."""
-    fitting = [(s, p) for p in profiles if (s := score(p, vehicle)) is not None]
-    if not fitting:
-        return None
-    fitting.sort(key=lambda pair: (-pair[0], pair[1].id))
-    return fitting[0][1]
+    ranked = ranked_profiles(profiles, vehicle)
+    return ranked[0] if ranked else None

@@ -17,6 +17,7 @@ from fleetlink.edge.provision.device_files import render_toml
 from fleetlink.edge.provision.profile_match import suggest_profiles
 from fleetlink.edge.provision.state import ProvisionState
 from fleetlink.edge.provision.systemd import install_unit, render_unit, systemd_running
+from fleetlink.firmware_profiles import load_profile
 from fleetlink.shared.vin import decode_vin
 
 DEPLOY_UNIT = Path(__file__).parents[2] / "deploy" / "edge" / "fleetlink-edge.service"
@@ -45,6 +46,9 @@ def test_can_interfaces_are_the_network_devices_of_type_can(tmp_path: Path) -> N
 def test_a_vehicle_without_a_platform_profile_gets_the_generic_one() -> None:
     assert suggest_profiles(decode_vin("1HGCM82633A004352"))[-1] == "generic-obd2"
     assert "generic-obd2" in suggest_profiles(None)
+    # Only profiles obd.profile may name: a CAN-only profile is never offered for polling.
+    suggested = suggest_profiles(decode_vin("1HGCM82633A004352"))
+    assert all(load_profile(p).obd is not None for p in suggested)
 
 
 def test_the_state_file_is_private_and_a_corrupt_one_is_named(tmp_path: Path) -> None:
