@@ -46,6 +46,8 @@ from fleetlink.cloud.app_keys import (
     INGEST,
     LIMITER,
     LIVE_HUB,
+    LIVE_LISTENER,
+    LIVE_OUT,
     LOGIN_LIMITER,
     POOL,
     PRINCIPALS,
@@ -61,6 +63,7 @@ from fleetlink.cloud.ingest.store import ChunkResult
 from fleetlink.cloud.ingest.worker import IngestService
 from fleetlink.cloud.live.feed import LiveFeed
 from fleetlink.cloud.live.hub import LiveHub
+from fleetlink.cloud.live.relay import LiveListener, PostgresRelay
 from fleetlink.cloud.maintenance.notify import due_scanner
 from fleetlink.cloud.notify.email import EmailDispatcher, EmailSender
 from fleetlink.cloud.notify.webhooks import WebhookDispatcher
@@ -120,9 +123,15 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[POOL] = pool
     app[API_POOL] = api_pool
     notifiers = _notifiers(app, pool)
-    monitor = GeofenceMonitor(pool, app[LIVE_HUB], settings.geofence_queue_size)
+    monitor = GeofenceMonitor(pool, app[LIVE_OUT], settings.geofence_queue_size)
     app[GEOFENCE_MONITOR] = monitor
-    feed = LiveFeed(app[LIVE_HUB], monitor)
+    feed = LiveFeed(app[LIVE_OUT], monitor)
+    relay = app[LIVE_OUT]
+    listener = None
+    if isinstance(relay, PostgresRelay):
+        relay.start()
+        listener = app[LIVE_LISTENER] = LiveListener(settings.database_dsn(), app[LIVE_HUB])
+        listener.start()
 
     def on_commit(result: ChunkResult) -> None:
         feed.on_commit(result)
@@ -133,6 +142,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     jobs = PeriodicJobs()
 
     def on_migrated() -> None:
+        if not settings.background_jobs:
+            return
         monitor.start()
         for notifier in notifiers:
             notifier.start()
@@ -155,6 +166,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await monitor.stop()
         for notifier in notifiers:
             await notifier.stop()
+        if listener is not None:
+            await listener.stop()
+        if isinstance(relay, PostgresRelay):
+            await relay.stop()
         await api_pool.close()
         await pool.close()
 
@@ -261,6 +276,11 @@ def create_app(settings: CloudSettings | None = None) -> web.Application:
     app[FIELD_CIPHER] = _field_cipher(settings)
     app[PRINCIPALS] = PrincipalCache(ttl_s=settings.token_cache_s)
     app[LIVE_HUB] = LiveHub(settings.live_queue_size, settings.live_replay_size)
+    app[LIVE_OUT] = (
+        PostgresRelay(settings.database_dsn())
+        if settings.live_relay == "postgres"
+        else app[LIVE_HUB]
+    )
     app.cleanup_ctx.append(_resources)
     # Streams end before the server waits for open requests to finish.
     app.on_shutdown.append(_end_live_streams)

@@ -10,6 +10,7 @@ from fleetlink.cloud.auth.rate_limit import RateLimiter
 from fleetlink.cloud.geofences.monitor import GeofenceMonitor
 from fleetlink.cloud.ingest.worker import IngestService
 from fleetlink.cloud.live.hub import LiveHub
+from fleetlink.cloud.live.relay import LiveListener, LivePublisher
 from fleetlink.cloud.notify.email import EmailDispatcher, EmailSender
 from fleetlink.cloud.notify.webhooks import WebhookDispatcher
 from fleetlink.cloud.records.field_crypto import FieldCipher
@@ -27,7 +28,12 @@ FIELD_CIPHER = web.AppKey("field_cipher", FieldCipher)
 PRINCIPALS = web.AppKey("principals", PrincipalCache)
 INGEST = web.AppKey("ingest", IngestService)
 STARTUP = web.AppKey("startup", Startup)
+# This process's clients subscribe here.
 LIVE_HUB = web.AppKey("live_hub", LiveHub)
+# Where live messages are published: the hub itself, or the relay to every process.
+LIVE_OUT = web.AppKey("live_out", LivePublisher)
+# Present with live_relay = "postgres".
+LIVE_LISTENER = web.AppKey("live_listener", LiveListener)
 GEOFENCE_MONITOR = web.AppKey("geofence_monitor", GeofenceMonitor)
 WEBHOOK_DISPATCHER = web.AppKey("webhook_dispatcher", WebhookDispatcher)
 # Present only when FLEETLINK_SMTP_URL is set.

@@ -84,17 +84,35 @@ def _with_connection(action: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (FLEETLINK_HTTP_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (FLEETLINK_HTTP_PORT)")] = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="API processes sharing the port; the first also runs the ingest and the jobs, "
+            "live updates reach all of them through PostgreSQL NOTIFY",
+        ),
+    ] = 1,
+    reuse_port: Annotated[
+        bool, typer.Option(hidden=True, help="Listen with SO_REUSEPORT (one of the processes)")
+    ] = False,
 ) -> None:
     """Run the REST API and the MQTT ingest until interrupted."""
+    settings = _settings()
+    host = host or settings.http_host
+    port = port if port is not None else settings.http_port
+    if processes > 1:
+        from fleetlink.cloud.replicas import ReplicaError, run_replicas
+
+        try:
+            raise typer.Exit(run_replicas(host, port, processes))
+        except ReplicaError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
     from fleetlink.cloud.app import create_app
 
-    settings = _settings()
-    web.run_app(
-        create_app(settings),
-        host=host or settings.http_host,
-        port=port if port is not None else settings.http_port,
-        print=None,
-    )
+    web.run_app(create_app(settings), host=host, port=port, print=None, reuse_port=reuse_port)
 
 
 @app.command()

@@ -137,6 +137,13 @@ class CloudSettings(BaseSettings):
     live_client_buffer_bytes: int = Field(1024 * 1024, ge=4096, le=256 * 1024 * 1024)
     # A write to a live client that does not finish in this time drops the client.
     live_send_timeout_s: float = Field(10.0, gt=0, le=600)
+    # "local": live messages go from the ingest to this process's clients only. "postgres":
+    # every process sends them with NOTIFY and every API process listens (several processes
+    # or replicas; `fleetlink cloud serve --processes N` sets it).
+    live_relay: Literal["local", "postgres"] = "local"
+    # The periodic jobs (trip recompute, reports, retention), the notification dispatchers and
+    # the geofence monitor; API-only replicas set it false so they run once, elsewhere.
+    background_jobs: bool = True
     geofence_queue_size: int = Field(10_000, ge=1)
     # Webhook URLs on loopback or private networks: refused in production mode unless set true;
     # allowed in demo mode (tests, a laptop) unless set false.

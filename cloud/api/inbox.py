@@ -18,7 +18,7 @@ from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.request_parsing import path_uuid, query_model
 from fleetlink.cloud.api.rest import PageQuery, SortKey, json_body, keyset, split_page
 from fleetlink.cloud.api.spec import ResourceRoutes
-from fleetlink.cloud.app_keys import LIVE_HUB
+from fleetlink.cloud.app_keys import LIVE_OUT
 from fleetlink.cloud.auth.permissions import Permission
 
 api = ResourceRoutes("inbox")
@@ -238,7 +238,7 @@ async def act_on_item(request: web.Request) -> web.Response:
             before=before.model_dump(mode="json", exclude={"notes"}),
             after=after.model_dump(mode="json", exclude={"notes"}),
         )
-    request.app[LIVE_HUB].publish(
+    request.app[LIVE_OUT].publish(
         tenant,
         "inbox",
         {"id": str(item_id), "action": action.action, "state": after.state},

@@ -24,7 +24,7 @@ import asyncpg
 from fleetlink.cloud.db.unavailable import DATABASE_UNAVAILABLE
 from fleetlink.cloud.geofences.fences import Fence, FenceSet, load_fences
 from fleetlink.cloud.ingest.supervision import SupervisedTask
-from fleetlink.cloud.live.hub import LiveHub
+from fleetlink.cloud.live.relay import LivePublisher
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class GeofenceMonitor:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        hub: LiveHub | None = None,
+        hub: LivePublisher | None = None,
         queue_size: int = 10_000,
         cache_s: float = 5.0,
     ) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from fleetlink.cloud.geofences.monitor import GeofenceMonitor, Positions
 from fleetlink.cloud.ingest.inbound import EventsIn, TelemetryIn
 from fleetlink.cloud.ingest.store import ChunkResult
-from fleetlink.cloud.live.hub import LiveHub
+from fleetlink.cloud.live.relay import LivePublisher
 from fleetlink.shared.signals import BY_ID, by_name
 
 LATITUDE = by_name("Vehicle.CurrentLocation.Latitude").id
@@ -34,7 +34,7 @@ def positions_of(batch: TelemetryIn) -> list[tuple[datetime, float, float]]:
 class LiveFeed:
     """The ingest's ``on_commit`` observer."""
 
-    def __init__(self, hub: LiveHub, geofences: GeofenceMonitor | None = None) -> None:
+    def __init__(self, hub: LivePublisher, geofences: GeofenceMonitor | None = None) -> None:
         self.hub = hub
         self.geofences = geofences
 

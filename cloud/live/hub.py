@@ -214,3 +214,11 @@ class LiveHub:
                 while not subscriber.queue.empty():
                     subscriber.queue.get_nowait()
                 subscriber.queue.put_nowait(None)
+
+    def restart(self) -> None:
+        """End every stream and start a new epoch with empty replay buffers: what this hub
+        missed cannot be replayed, so a client that resumes gets a ``reset``."""
+        self.close_all()
+        self._tenants.clear()
+        self.epoch = str(time.time_ns() // 1_000_000)
+        self.counters["restarted"] += 1

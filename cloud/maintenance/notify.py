@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import asyncpg
 from aiohttp import web
 
-from fleetlink.cloud.app_keys import POOL
+from fleetlink.cloud.app_keys import POOL, SETTINGS
 from fleetlink.cloud.db.unavailable import DATABASE_UNAVAILABLE
 from fleetlink.cloud.maintenance.schedule import DueItem, due_items
 from fleetlink.cloud.notify.webhooks import enqueue
@@ -102,6 +102,9 @@ async def due_scanner(app: web.Application) -> AsyncIterator[None]:
                 log.exception("maintenance scan failed; retrying in %.0f s", SCAN_EVERY_S)
             await asyncio.sleep(SCAN_EVERY_S)
 
+    if not app[SETTINGS].background_jobs:
+        yield
+        return
     task = asyncio.create_task(loop())
     yield
     task.cancel()
