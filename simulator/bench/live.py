@@ -153,19 +153,23 @@ async def _sse_clients(
     return [reader.arrivals for reader in readers]
 
 
-def client_process(port: int, token: str, count: int, mqtt_url: str, pipe: Connection) -> None:
-    """The clients' process: SSE streams and the broker baseline subscriber; sends back what
-    arrived when told to stop."""
+def client_process(
+    port: int, token: str, count: int, mqtt_url: str | None, pipe: Connection
+) -> None:
+    """A clients' process: SSE streams, and with ``mqtt_url`` the broker baseline subscriber;
+    sends back what arrived when told to stop."""
     broker: list[tuple[int, float]] = []
 
     def on_message(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
         arrived = time.time()
         broker.append((int.from_bytes(message.payload[-4:], "big"), arrived))
 
-    subscriber = _mqtt_client(mqtt_url)
-    subscriber.on_message = on_message
-    subscriber.subscribe(topic(TENANT, DEVICE, Kind.TELEMETRY) + "/probe", qos=1)
-    subscriber.loop_start()
+    subscriber = None
+    if mqtt_url is not None:
+        subscriber = _mqtt_client(mqtt_url)
+        subscriber.on_message = on_message
+        subscriber.subscribe(topic(TENANT, DEVICE, Kind.TELEMETRY) + "/probe", qos=1)
+        subscriber.loop_start()
 
     async def main() -> list[list[tuple[int, float]]]:
         done = asyncio.Event()
@@ -180,8 +184,9 @@ def client_process(port: int, token: str, count: int, mqtt_url: str, pipe: Conne
 
     streams = asyncio.run(main())
     pipe.recv()  # the stop word that woke the reader
-    subscriber.loop_stop()
-    subscriber.disconnect()
+    if subscriber is not None:
+        subscriber.loop_stop()
+        subscriber.disconnect()
     pipe.send((streams, broker))
 
 
@@ -201,8 +206,21 @@ async def _prepare(database_url: str) -> str:
         await conn.close()
 
 
+async def _listening(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+            )
+        )
+    finally:
+        await conn.close()
+
+
 async def _serve(
-    database_url: str, mqtt_url: str, port: int, wait_ms: int
+    database_url: str, mqtt_url: str, port: int, wait_ms: int, processes: int
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -220,14 +238,19 @@ async def _serve(
         "FLEETLINK_LOG_LEVEL": "WARNING",
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "fleetlink", "cloud", "serve"], env=env, stdout=subprocess.DEVNULL
+        [sys.executable, "-m", "fleetlink", "cloud", "serve", "--processes", str(processes)],
+        env=env,
+        stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
             try:
                 async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
-                    if resp.status == 200:
+                    # With several processes, each must listen for the relayed messages.
+                    if resp.status == 200 and (
+                        processes == 1 or await _listening(database_url) >= processes
+                    ):
                         return server
             except aiohttp.ClientError:
                 pass
@@ -274,7 +297,14 @@ def _latencies(
 
 
 async def run_bench(
-    admin_url: str, mqtt_url: str, clients: int, messages: int, rate: float, wait_ms: int
+    admin_url: str,
+    mqtt_url: str,
+    clients: int,
+    messages: int,
+    rate: float,
+    wait_ms: int,
+    processes: int = 1,
+    client_processes: int = 1,
 ) -> tuple[Latencies, Latencies]:
     """Return (publish -> SSE client, publish -> MQTT subscriber) latencies."""
     name = f"fleetlink_bench_live_{uuid.uuid4().hex[:8]}"
@@ -285,23 +315,38 @@ async def run_bench(
     try:
         token = await _prepare(database_url)
         port = _free_port()
-        server = await _serve(database_url, mqtt_url, port, wait_ms)
+        server = await _serve(database_url, mqtt_url, port, wait_ms, processes)
         context = multiprocessing.get_context("spawn")
-        ours, theirs = context.Pipe()
-        process = context.Process(
-            target=client_process,
-            args=(port, token, clients, mqtt_url, theirs),
-            daemon=True,
-        )
-        process.start()
-        if not ours.poll(180) or ours.recv() != clients:
-            raise RuntimeError(f"the {clients} SSE clients did not all connect")
+        shares = [
+            clients // client_processes + (n < clients % client_processes)
+            for n in range(client_processes)
+        ]
+        pipes, workers = [], []
+        for n, share in enumerate(shares):
+            ours, theirs = context.Pipe()
+            process = context.Process(
+                target=client_process,
+                args=(port, token, share, mqtt_url if n == 0 else None, theirs),
+                daemon=True,
+            )
+            process.start()
+            pipes.append(ours)
+            workers.append(process)
+        for ours, share in zip(pipes, shares, strict=True):
+            if not ours.poll(180) or ours.recv() != share:
+                raise RuntimeError(f"the {clients} SSE clients did not all connect")
         await asyncio.sleep(1.0)
         sent = await asyncio.to_thread(_publish, mqtt_url, messages, rate)
-        ours.send("stop")
-        streams, broker = ours.recv()
-        process.join(30)
-        sse = _latencies(sent, [a for stream in streams for a in stream], messages * clients)
+        arrivals: list[tuple[int, float]] = []
+        broker: list[tuple[int, float]] = []
+        for ours in pipes:
+            ours.send("stop")
+        for ours, process in zip(pipes, workers, strict=True):
+            streams, probes = ours.recv()
+            arrivals.extend(a for stream in streams for a in stream)
+            broker.extend(probes)
+            process.join(30)
+        sse = _latencies(sent, arrivals, messages * clients)
         return sse, _latencies(sent, broker, messages)
     finally:
         if server is not None:
@@ -336,13 +381,29 @@ def main(
         str, typer.Option(help="PostgreSQL URL allowed to create the scratch database")
     ] = "postgresql://postgres@127.0.0.1:5432/postgres",
     mqtt_url: Annotated[str, typer.Option(help="Broker URL")] = "mqtt://127.0.0.1:1883",
+    processes: Annotated[
+        int, typer.Option(min=1, max=64, help="API processes (fleetlink cloud serve --processes)")
+    ] = 1,
+    client_processes: Annotated[
+        int, typer.Option(min=1, max=64, help="Processes the SSE clients are spread over")
+    ] = 1,
 ) -> None:
     """Latency from a device's publish to 1,000 SSE clients, beside the broker's own."""
     sse, broker = asyncio.run(
-        run_bench(admin_url, mqtt_url, clients, messages, rate, ingest_wait_ms)
+        run_bench(
+            admin_url,
+            mqtt_url,
+            clients,
+            messages,
+            rate,
+            ingest_wait_ms,
+            processes,
+            client_processes,
+        )
     )
     typer.echo(
-        f"{messages} batches at {rate:g}/s to {clients} SSE clients "
+        f"{messages} batches at {rate:g}/s to {clients} SSE clients in {client_processes} "
+        f"process(es), served by {processes} API process(es) "
         f"(ingest chunk wait {ingest_wait_ms} ms)"
     )
     typer.echo(_line("publish -> SSE client (ours)", sse))
