@@ -19,7 +19,7 @@ import asyncpg
 from fleetlink.cloud.ingest.partitions import partition_name
 
 log = logging.getLogger(__name__)
-_DAILY = re.compile(r"^samples_\d{8}$")
+_DAILY = re.compile(r"^sample_points_\d{8}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,24 +63,30 @@ async def apply_retention(
             """SELECT c.relname FROM pg_inherits i
                JOIN pg_class c ON c.oid = i.inhrelid
                JOIN pg_class p ON p.oid = i.inhparent
-               WHERE p.relname = 'samples' ORDER BY c.relname"""
+               WHERE p.relname = 'sample_points' ORDER BY c.relname"""
         ):
             name = r["relname"]
             if _DAILY.match(name) and name < partition_name(oldest_kept):
                 await conn.execute(f'DROP TABLE "{name}"')
                 result.partitions_dropped.append(name)
         for tenant, policy in sorted(policies.items()):
+            midnight = datetime(today.year, today.month, today.day, tzinfo=UTC)
+            status = await conn.execute(
+                """DELETE FROM sample_points p USING sample_series s
+                   WHERE s.id = p.series_id AND s.tenant_id = $1 AND p.ts < $2""",
+                tenant,
+                midnight - timedelta(days=policy.raw_days),
+            )
+            result.rows_deleted += int(status.split()[-1])
             cuts = {
-                "samples": ("ts", policy.raw_days),
-                "signal_rollups_1m": ("bucket", policy.rollup_1m_days),
-                "signal_rollups_1h": ("bucket", policy.rollup_1h_days),
+                "signal_rollups_1m": policy.rollup_1m_days,
+                "signal_rollups_1h": policy.rollup_1h_days,
             }
-            for table, (column, days) in cuts.items():
-                cutoff = datetime(today.year, today.month, today.day, tzinfo=UTC) - timedelta(
-                    days=days
-                )
+            for table, days in cuts.items():
                 status = await conn.execute(
-                    f"DELETE FROM {table} WHERE tenant_id = $1 AND {column} < $2", tenant, cutoff
+                    f"DELETE FROM {table} WHERE tenant_id = $1 AND bucket < $2",
+                    tenant,
+                    midnight - timedelta(days=days),
                 )
                 result.rows_deleted += int(status.split()[-1])
     if result.partitions_dropped or result.rows_deleted:
