@@ -1,4 +1,4 @@
-"""Daily partitions of ``sample_points``, created the first time a day is written and then cached."""
+"""Daily partitions of ``sample_points``, made the first time a day is written, then cached."""
 
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ class DailyPartitions:
     async def ensure(self, conn: asyncpg.Connection, days: Iterable[date]) -> list[str]:
         """Create the partitions for the UTC ``days`` that do not exist yet.
 
-        Returns the names created by this call (none when TimescaleDB makes the chunks). Concurrent callers are serialised by an
-        advisory transaction lock, so two workers never race on the same CREATE.
+        Returns the names created by this call (none when TimescaleDB makes the chunks).
+        Concurrent callers are serialised by an advisory transaction lock, so two workers never
+        race on the same CREATE.
         """
         missing = set(days) - self._known
         if not missing:

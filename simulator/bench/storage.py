@@ -1,7 +1,7 @@
 """``fleetlink bench storage``: bytes per sample on disk and query times of candidate sample
 layouts, beside today's layout loaded with the same rows in the same run.
 
-In a scratch database (created and dropped here) ``vehicles`` × ``signals`` series are filled
+In a scratch database (created and dropped here) ``vehicles`` x ``signals`` series are filled
 with ``days`` UTC days of samples every ``period_s`` seconds, generated in the server in time
 order (as the ingest writes them: every vehicle's newest samples together). Layouts:
 
