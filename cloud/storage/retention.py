@@ -20,7 +20,7 @@ from fleetlink.cloud.ingest.partitions import partition_name
 from fleetlink.cloud.storage.timescale import drop_chunks_before, is_hypertable
 
 log = logging.getLogger(__name__)
-_DAILY = re.compile(r"^sample_points_\d{8}$")
+_DAILY = re.compile(r"^sample_(points|blocks)_\d{8}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +97,14 @@ async def apply_retention(
         if hypertable:
             await _drop_chunks(conn, policies, today, oldest_kept, result)
         for r in await conn.fetch(
-            """SELECT c.relname FROM pg_inherits i
+            """SELECT p.relname AS parent, c.relname FROM pg_inherits i
                JOIN pg_class c ON c.oid = i.inhrelid
                JOIN pg_class p ON p.oid = i.inhparent
-               WHERE p.relname = 'sample_points' ORDER BY c.relname"""
+               WHERE p.relname IN ('sample_points', 'sample_blocks') ORDER BY c.relname"""
         ):
-            name = r["relname"]
-            if _DAILY.match(name) and name < partition_name(oldest_kept):
+            name, parent = r["relname"], r["parent"]
+            oldest = partition_name(oldest_kept).replace("sample_points", parent)
+            if _DAILY.match(name) and name < oldest:
                 await conn.execute(f'DROP TABLE "{name}"')
                 result.partitions_dropped.append(name)
         for tenant, policy in sorted(policies.items()):
@@ -115,6 +116,15 @@ async def apply_retention(
                 midnight - timedelta(days=policy.raw_days),
             )
             result.rows_deleted += int(status.split()[-1])
+            if not hypertable:
+                # Blocks start on the hour and the cut-off is a midnight: whole blocks go.
+                status = await conn.execute(
+                    """DELETE FROM sample_blocks b USING sample_series s
+                       WHERE s.id = b.series_id AND s.tenant_id = $1 AND b.hour < $2""",
+                    tenant,
+                    midnight - timedelta(days=policy.raw_days),
+                )
+                result.rows_deleted += int(status.split()[-1])
             # Continuous aggregates take no row deletes: their chunks go in _drop_chunks.
             cuts = {
                 "signal_rollups_1m": policy.rollup_1m_days,

@@ -42,8 +42,8 @@ async def rebuild_day(conn: asyncpg.Connection, tenant: str, vehicle: uuid.UUID,
                 (tenant_id, vehicle_id, signal_id, bucket, count, total, min, max)
             SELECT $1, $2, signal_id, date_bin('1 minute', ts, $5), count(*), sum(value),
                    min(value), max(value)
-            FROM samples
-            WHERE tenant_id = $1 AND vehicle_id = $2 AND ts >= $3 AND ts < $4 AND {_FINITE}
+            FROM samples_between($2, $3, $4)
+            WHERE tenant_id = $1 AND {_FINITE}
             GROUP BY signal_id, date_bin('1 minute', ts, $5)""",
         tenant,
         vehicle,

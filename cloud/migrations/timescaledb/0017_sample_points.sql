@@ -29,7 +29,17 @@ SELECT s.tenant_id, s.vehicle_id, s.device_id, s.signal_id, p.ts, p.value
 FROM sample_points p JOIN sample_series s ON s.id = p.series_id;
 CREATE TRIGGER samples_insert INSTEAD OF INSERT ON samples
     FOR EACH ROW EXECUTE FUNCTION fleetlink_samples_insert();
+-- The readers' entry point, as in the native backend; compressed chunks need no unpacking here.
+CREATE FUNCTION samples_between(vehicle uuid, since timestamptz, until timestamptz)
+RETURNS TABLE (tenant_id text, vehicle_id uuid, device_id text, signal_id smallint,
+               ts timestamptz, value double precision)
+LANGUAGE sql STABLE AS $$
+    SELECT s.tenant_id, s.vehicle_id, s.device_id, s.signal_id, p.ts, p.value
+    FROM sample_points p JOIN sample_series s ON s.id = p.series_id
+    WHERE s.vehicle_id = vehicle AND p.ts >= since AND p.ts < until
+$$;
 GRANT SELECT ON samples, sample_points TO fleetlink_api;
+GRANT EXECUTE ON FUNCTION samples_between(uuid, timestamptz, timestamptz) TO fleetlink_api;
 
 -- Rollups: finite values only, buckets aligned as time_bucket's default origin (2000-01-03,
 -- a whole number of minutes and hours after the API's 2000-01-01).
