@@ -28,13 +28,12 @@ from fleetlink.cloud.ingest.inbound import (
     TelemetryIn,
 )
 from fleetlink.cloud.ingest.partitions import DailyPartitions
-from fleetlink.cloud.ingest.series import SeriesIds, SeriesKey
+from fleetlink.cloud.ingest.series import POINT_COLUMNS, SeriesIds, SeriesKey
 from fleetlink.cloud.trips.dirty import DirtyDay, mark_dirty
 from fleetlink.shared.messages import GAP_EVENT, MAX_SEQ, MAX_TIME_MS, Event
 
 # The columns of the ``samples`` view, for tools and tests that write through it.
 SAMPLE_COLUMNS = ("tenant_id", "vehicle_id", "device_id", "signal_id", "ts", "value")
-POINT_COLUMNS = ("series_id", "ts", "value")
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
 

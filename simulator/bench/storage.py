@@ -13,8 +13,8 @@ order (as the ingest writes them: every vehicle's newest samples together). Layo
   (as a day that no longer receives data can be rewritten, and as migration 0017 moves rows);
 * ``series id + BRIN``: the same rows with a BRIN index on ``ts`` and a btree on
   ``series_id`` only;
-* ``hourly arrays``: one row per (series, hour) holding the hour's offsets and values as
-  arrays (TOAST-compressed), as data older than a day could be kept;
+* ``hourly arrays``: one row per (series, hour) holding the hour's offsets (microseconds) and
+  values as arrays, TOAST-compressed, as compaction keeps closed days (sample_blocks);
 * ``rollup 1 h``: per (series, hour) count, sum, min, max; answers only bucketed series.
 
 Each query runs ``repetitions`` times for random vehicles; medians are printed. Queries:
@@ -57,8 +57,9 @@ CREATE TABLE narrow (
 CREATE TABLE narrow_brin (LIKE narrow) PARTITION BY RANGE (ts);
 CREATE TABLE narrow_sorted (LIKE narrow) PARTITION BY RANGE (ts);
 CREATE TABLE hourly (
-    series_id int NOT NULL, hour timestamptz NOT NULL, offsets_ms int[] NOT NULL,
-    vals double precision[] NOT NULL, PRIMARY KEY (series_id, hour));
+    series_id int NOT NULL, hour timestamptz NOT NULL, offsets_us bigint[] NOT NULL,
+    vals double precision[] NOT NULL, PRIMARY KEY (series_id, hour)
+) WITH (toast_tuple_target = 128);
 CREATE TABLE rollup_1h (
     series_id int NOT NULL, bucket timestamptz NOT NULL, count int NOT NULL,
     total double precision NOT NULL, min double precision NOT NULL,
@@ -100,9 +101,9 @@ QUERIES["narrow"] = _series_queries("narrow")
 QUERIES["narrow_sorted"] = _series_queries("narrow_sorted")
 QUERIES["narrow_brin"] = _series_queries("narrow_brin")
 _HOURLY_ROWS = """
-    SELECT s.signal_id, h.hour + u.o * interval '1 millisecond' AS ts, u.v AS value
+    SELECT s.signal_id, h.hour + u.o * interval '1 microsecond' AS ts, u.v AS value
     FROM hourly h JOIN series s ON s.id = h.series_id,
-         unnest(h.offsets_ms, h.vals) AS u(o, v)
+         unnest(h.offsets_us, h.vals) AS u(o, v)
     WHERE s.tenant_id = $1 AND s.vehicle_id = $2 {signal}
       AND h.hour >= date_trunc('hour', $3::timestamptz) AND h.hour < $4"""
 QUERIES["hourly"] = {
@@ -136,6 +137,8 @@ class LayoutFigures:
     bytes_total: int = 0
     rows: int = 0
     times_ms: dict[str, list[float]] = field(default_factory=dict)
+    # Rows each query returned, per repetition: the same in every layout, or a layout is wrong.
+    rows_returned: dict[str, list[int]] = field(default_factory=dict)
 
     def median_ms(self, query: str) -> float:
         runs = self.times_ms.get(query)
@@ -219,8 +222,8 @@ async def _load(
     await conn.execute(
         """INSERT INTO hourly
            SELECT series_id, date_bin('1 hour', ts, $1),
-                  array_agg((extract(epoch FROM ts - date_bin('1 hour', ts, $1)) * 1000)::int
-                            ORDER BY ts),
+                  array_agg((extract(epoch FROM ts - date_bin('1 hour', ts, $1)) * 1000000)
+                            ::bigint ORDER BY ts),
                   array_agg(value ORDER BY ts)
            FROM narrow GROUP BY 1, 2""",
         START,
@@ -235,10 +238,10 @@ async def _load(
     await conn.execute("VACUUM ANALYZE")
 
 
-async def _time(conn: asyncpg.Connection, sql: str, args: tuple[object, ...]) -> float:
+async def _time(conn: asyncpg.Connection, sql: str, args: tuple[object, ...]) -> tuple[float, int]:
     began = time.perf_counter()
-    await conn.fetch(sql, *args)
-    return (time.perf_counter() - began) * 1000
+    rows = await conn.fetch(sql, *args)
+    return (time.perf_counter() - began) * 1000, len(rows)
 
 
 async def run_bench(
@@ -288,8 +291,9 @@ async def run_bench(
                         lo, hi = windows[query]
                         count = 6 if "$6" in sql else 5 if "$5" in sql else 4
                         args = (TENANT, vehicle, lo, hi, signal, START)[:count]
-                        ms = await _time(conn, sql, args)
+                        ms, count = await _time(conn, sql, args)
                         layouts[table].times_ms.setdefault(query, []).append(ms)
+                        layouts[table].rows_returned.setdefault(query, []).append(count)
         finally:
             await conn.close()
     finally:
