@@ -71,6 +71,7 @@ from fleetlink.cloud.records.field_crypto import FieldCipher, generate_key_ring_
 from fleetlink.cloud.reports.schedule import run_due_reports
 from fleetlink.cloud.settings import CloudSettings
 from fleetlink.cloud.startup import Startup
+from fleetlink.cloud.storage.compaction import compact_closed_days
 from fleetlink.cloud.storage.retention import apply_retention
 from fleetlink.cloud.trips.recompute import recompute_marked
 
@@ -175,7 +176,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 
 
 def _start_jobs(jobs: PeriodicJobs, settings: CloudSettings, pool: asyncpg.Pool) -> None:
-    """Start the recompute worker, the report scheduler and retention (each unless 0 s)."""
+    """Start the recompute worker, the report scheduler, retention and compaction (each
+    unless 0 s)."""
 
     async def recompute() -> int:
         return await recompute_marked(pool, settle_s=settings.trips_settle_s)
@@ -187,11 +189,18 @@ def _start_jobs(jobs: PeriodicJobs, settings: CloudSettings, pool: asyncpg.Pool)
         await apply_retention(pool, settings.ingest_accept_past_days)
         return 0
 
+    async def compaction() -> int:
+        await compact_closed_days(pool, settings.compact_after_days)
+        return 0
+
     jobs.start("trip recompute", settings.trips_recompute_every_s, recompute)
     jobs.start("scheduled reports", settings.reports_every_s, reports)
     # Retention first runs one period after start, never in the middle of a start-up.
     jobs.start(
         "retention", settings.retention_every_s, retention, first_after_s=settings.retention_every_s
+    )
+    jobs.start(
+        "compaction", settings.compact_every_s, compaction, first_after_s=settings.compact_every_s
     )
 
 

@@ -177,6 +177,10 @@ class CloudSettings(BaseSettings):
     # Scheduled reports and retention: how often each looks for work (0: never).
     reports_every_s: float = Field(60.0, ge=0, le=86_400)
     retention_every_s: float = Field(3600.0, ge=0, le=7 * 86_400)
+    # Compaction of closed days into hourly blocks (native backend, D91): how often it looks,
+    # and how many days back a day counts as closed (late data after that is merged later).
+    compact_every_s: float = Field(3600.0, ge=0, le=7 * 86_400)
+    compact_after_days: int = Field(2, ge=1, le=36_500)
     log_json: bool = False
     log_level: str = "INFO"
 

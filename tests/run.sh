@@ -10,6 +10,9 @@ missing=()
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
+# PGlite with TimescaleDB (tests/timescale) runs in Node.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   as_root apt-get update -qq
@@ -36,6 +39,7 @@ then
   py=.venv/bin/python
 fi
 "$py" -m pip install --quiet --disable-pip-version-check -e '.[all]'
+(cd tests/timescale && npm ci --no-audit --no-fund --loglevel=error)
 
 "$py" -m ruff format --check .
 "$py" -m ruff check .

@@ -41,9 +41,8 @@ FINITE = "value BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308"
 _RAW_SERIES = f"""
     SELECT date_bin($6::interval, ts, $7) AS bucket_start,
            avg(value) AS avg, min(value) AS min, max(value) AS max, count(*) AS count
-    FROM samples
-    WHERE tenant_id = $1 AND vehicle_id = $2 AND signal_id = $3 AND ts >= $4 AND ts < $5
-      AND {FINITE}
+    FROM samples_between($2, $4, $5)
+    WHERE tenant_id = $1 AND signal_id = $3 AND {FINITE}
     GROUP BY 1 ORDER BY 1
     LIMIT $8"""
 
@@ -61,9 +60,9 @@ def _rollup_series(table: str) -> str:
         GROUP BY 1
         UNION ALL
         SELECT date_bin($6::interval, ts, $7), sum(value), min(value), max(value), count(*)
-        FROM samples
-        WHERE tenant_id = $1 AND vehicle_id = $2 AND signal_id = $3 AND ts >= $4 AND ts < $5
-          AND {FINITE} AND (ts AT TIME ZONE 'UTC')::date = ANY($9::date[])
+        FROM samples_between($2, $4, $5)
+        WHERE tenant_id = $1 AND signal_id = $3 AND {FINITE}
+          AND (ts AT TIME ZONE 'UTC')::date = ANY($9::date[])
         GROUP BY 1)
     SELECT bucket_start, sum(total)::float8 / sum(count)::float8 AS avg, min(min) AS min,
            max(max) AS max, sum(count)::bigint AS count

@@ -3,6 +3,9 @@
 Each file runs in its own transaction together with its row in ``schema_migrations``;
 a session advisory lock serialises concurrent migrators (two services starting at once).
 After the files, the ``signals`` reference table is brought in line with the catalog.
+
+A file in ``cloud/migrations/timescaledb/`` replaces the main file of the same version when the
+database has TimescaleDB (cloud/db/backend.py): the backends differ only there (D92).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from importlib import resources
 
 import asyncpg
 
+from fleetlink.cloud.db.backend import Backend, storage_backend
 from fleetlink.shared.signals import all_signals
 
 log = logging.getLogger(__name__)
@@ -33,10 +37,9 @@ class Migration:
     sql: str
 
 
-def available_migrations() -> list[Migration]:
-    """Return the packaged migrations ordered by version; raise MigrationError on a bad name."""
+def _migrations_in(package: str) -> list[Migration]:
     found: list[Migration] = []
-    for entry in resources.files("fleetlink.cloud.migrations").iterdir():
+    for entry in resources.files(package).iterdir():
         if not entry.name.endswith(".sql"):
             continue
         match = _FILE_NAME.match(entry.name)
@@ -48,6 +51,20 @@ def available_migrations() -> list[Migration]:
     if len(set(versions)) != len(versions):
         raise MigrationError(f"two migration files share a version number: {versions}")
     return found
+
+
+def available_migrations(backend: Backend = "native") -> list[Migration]:
+    """Return the packaged migrations for ``backend`` ordered by version; raise MigrationError
+    on a bad name or on a backend file without a main file of its version."""
+    found = {m.version: m for m in _migrations_in("fleetlink.cloud.migrations")}
+    if backend == "timescaledb":
+        for m in _migrations_in("fleetlink.cloud.migrations.timescaledb"):
+            if m.version not in found:
+                raise MigrationError(
+                    f"timescaledb/{m.name} replaces no migration: add {m.version:04d}_*.sql"
+                )
+            found[m.version] = m
+    return [found[v] for v in sorted(found)]
 
 
 async def applied_versions(conn: asyncpg.Connection) -> list[int]:
@@ -75,7 +92,7 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
         )
         done = set(await applied_versions(conn))
         applied: list[str] = []
-        for migration in available_migrations():
+        for migration in available_migrations(await storage_backend(conn)):
             if migration.version in done:
                 continue
             try:

@@ -1,4 +1,4 @@
-"""Daily partitions of ``samples``, created the first time a day is written and then cached."""
+"""Daily partitions of ``sample_points``, made the first time a day is written, then cached."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ _LOCK_KEY = 0x666C_7061_7274  # "flpart"
 
 
 def partition_name(day: date) -> str:
-    """Return the name of the partition holding ``day``'s samples, e.g. ``samples_20250131``."""
-    return f"samples_{day:%Y%m%d}"
+    """Return the name of the partition holding ``day``'s samples, e.g.
+    ``sample_points_20250131``."""
+    return f"sample_points_{day:%Y%m%d}"
 
 
 class DailyPartitions:
@@ -20,15 +21,26 @@ class DailyPartitions:
 
     def __init__(self) -> None:
         self._known: set[date] = set()
+        # None until asked; False when sample_points is a hypertable that makes its own chunks.
+        self._native: bool | None = None
 
     async def ensure(self, conn: asyncpg.Connection, days: Iterable[date]) -> list[str]:
         """Create the partitions for the UTC ``days`` that do not exist yet.
 
-        Returns the names created by this call. Concurrent callers are serialised by an
-        advisory transaction lock, so two workers never race on the same CREATE.
+        Returns the names created by this call (none when TimescaleDB makes the chunks).
+        Concurrent callers are serialised by an advisory transaction lock, so two workers never
+        race on the same CREATE.
         """
         missing = set(days) - self._known
         if not missing:
+            return []
+        if self._native is None:
+            self._native = await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table "
+                "WHERE partrelid = 'sample_points'::regclass)"
+            )
+        if not self._native:
+            self._known |= missing
             return []
         created: list[str] = []
         async with conn.transaction():
@@ -40,7 +52,7 @@ class DailyPartitions:
                     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
                     end = start + timedelta(days=1)
                     await conn.execute(
-                        f"CREATE TABLE {name} PARTITION OF samples "
+                        f"CREATE TABLE {name} PARTITION OF sample_points "
                         f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
                     )
                     created.append(name)

@@ -28,9 +28,11 @@ from fleetlink.cloud.ingest.inbound import (
     TelemetryIn,
 )
 from fleetlink.cloud.ingest.partitions import DailyPartitions
+from fleetlink.cloud.ingest.series import POINT_COLUMNS, SeriesIds, SeriesKey
 from fleetlink.cloud.trips.dirty import DirtyDay, mark_dirty
 from fleetlink.shared.messages import GAP_EVENT, MAX_SEQ, MAX_TIME_MS, Event
 
+# The columns of the ``samples`` view, for tools and tests that write through it.
 SAMPLE_COLUMNS = ("tenant_id", "vehicle_id", "device_id", "signal_id", "ts", "value")
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
@@ -144,10 +146,11 @@ DEFAULT_MAX_SEQ_JUMP = 10_000_000
 
 
 class ChunkStore:
-    """Writes chunks; holds the partition cache, so keep one per worker."""
+    """Writes chunks; holds the partition and series caches, so keep one per worker."""
 
     def __init__(self, max_seq_jump: int = DEFAULT_MAX_SEQ_JUMP) -> None:
         self.partitions = DailyPartitions()
+        self.series = SeriesIds()
         self.max_seq_jump = max_seq_jump
 
     async def write(self, conn: asyncpg.Connection, items: Sequence[Inbound]) -> ChunkResult:
@@ -398,7 +401,7 @@ class ChunkStore:
         assignments: dict[str, list[_Assignment]],
         result: ChunkResult,
     ) -> None:
-        records: list[tuple[object, ...]] = []
+        rows: list[tuple[SeriesKey, datetime, float]] = []
         latest: dict[tuple[uuid.UUID, int], tuple[str, datetime, float]] = {}
         events: list[tuple[object, ...]] = []
         gaps: list[tuple[object, ...]] = []
@@ -408,8 +411,8 @@ class ChunkStore:
             tenant, device = item.topic.tenant, item.device
             if isinstance(item, TelemetryIn):
                 vehicle = _vehicle_at(assignments.get(device, ()), item.first_ts)
-                records.extend(
-                    [(tenant, vehicle, device, sid, ts, value) for sid, ts, value in item.rows]
+                rows.extend(
+                    [((tenant, vehicle, device, sid), ts, value) for sid, ts, value in item.rows]
                 )
                 result.new.append((item, vehicle))
                 if vehicle is not None:
@@ -450,8 +453,12 @@ class ChunkStore:
                     (item, batch_vehicle if isinstance(batch_vehicle, uuid.UUID) else None)
                 )
                 result.counters["event_batches"] += 1
-        if records:
-            await conn.copy_records_to_table("samples", records=records, columns=SAMPLE_COLUMNS)
+        if rows:
+            ids = await self.series.resolve(conn, {key for key, _, _ in rows})
+            records = [(ids[key], ts, value) for key, ts, value in rows]
+            await conn.copy_records_to_table(
+                "sample_points", records=records, columns=POINT_COLUMNS
+            )
             result.samples = len(records)
             result.counters["samples"] += len(records)
         if latest:

@@ -56,8 +56,8 @@ async def fuel_use(
                   avg(value) FILTER (WHERE signal_id = $3) AS maf_gs,
                   avg(value) FILTER (WHERE signal_id = $4) AS speed_kmh,
                   max(value) FILTER (WHERE signal_id = $4) AS top_kmh
-           FROM samples
-           WHERE vehicle_id = $1 AND signal_id IN ($2, $3, $4) AND ts >= $5 AND ts < $6
+           FROM samples_between($1, $5, $6)
+           WHERE signal_id IN ($2, $3, $4)
            GROUP BY 1 ORDER BY 1""",
         vehicle_id,
         FUEL_RATE,

@@ -60,7 +60,7 @@ async def distance_from_speed_km(
     value = await conn.fetchval(
         """SELECT coalesce(sum((value + prev) / 2.0 * extract(epoch FROM ts - prev_ts)), 0) / 3600
            FROM (SELECT value, ts, lag(value) OVER w AS prev, lag(ts) OVER w AS prev_ts
-                 FROM samples WHERE vehicle_id = $1 AND signal_id = $2 AND ts >= $3 AND ts < $4
+                 FROM samples_between($1, $3, $4) WHERE signal_id = $2
                  WINDOW w AS (ORDER BY ts)) s
            WHERE prev_ts IS NOT NULL AND ts - prev_ts <= make_interval(secs => $5)""",
         vehicle_id,

@@ -35,8 +35,8 @@ async def day_summaries(
                   max(value) FILTER (WHERE signal_id = $4) AS coolant_high_c,
                   max(value) FILTER (WHERE signal_id = $5)
                       - min(value) FILTER (WHERE signal_id = $5) AS km
-           FROM samples
-           WHERE vehicle_id = $1 AND signal_id IN ($3, $4, $5) AND ts >= $2 AND ts < $6
+           FROM samples_between($1, $2, $6)
+           WHERE signal_id IN ($3, $4, $5)
            GROUP BY 1""",
         vehicle_id,
         start,

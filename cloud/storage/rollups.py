@@ -1,6 +1,7 @@
 """Rollups of samples per (vehicle, signal): 1 minute and 1 hour buckets of count, sum, min
 and max. They are rebuilt for a whole (vehicle, day) whenever that day is recomputed, so late
-data corrects them like trips. The SQL is kept here, small, in one place (D38)."""
+data corrects them like trips. The SQL is kept here, small, in one place (D38). With
+TimescaleDB (migrations/timescaledb/0017) they are continuous aggregates instead (D92)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,12 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 
 
 async def rebuild_day(conn: asyncpg.Connection, tenant: str, vehicle: uuid.UUID, day: date) -> None:
-    """Replace ``vehicle``'s 1 minute and 1 hour rollups of ``day`` from its samples."""
+    """Replace ``vehicle``'s 1 minute and 1 hour rollups of ``day`` from its samples; with
+    TimescaleDB the rollups are continuous aggregates the database keeps, and nothing is done."""
+    if await conn.fetchval(
+        "SELECT relkind = 'v' FROM pg_class WHERE oid = $1::regclass", ROLLUP_TABLES[60]
+    ):
+        return
     start, end = day_bounds(day)
     for table in ROLLUP_TABLES.values():
         await conn.execute(
@@ -36,8 +42,8 @@ async def rebuild_day(conn: asyncpg.Connection, tenant: str, vehicle: uuid.UUID,
                 (tenant_id, vehicle_id, signal_id, bucket, count, total, min, max)
             SELECT $1, $2, signal_id, date_bin('1 minute', ts, $5), count(*), sum(value),
                    min(value), max(value)
-            FROM samples
-            WHERE tenant_id = $1 AND vehicle_id = $2 AND ts >= $3 AND ts < $4 AND {_FINITE}
+            FROM samples_between($2, $3, $4)
+            WHERE tenant_id = $1 AND {_FINITE}
             GROUP BY signal_id, date_bin('1 minute', ts, $5)""",
         tenant,
         vehicle,

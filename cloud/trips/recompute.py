@@ -43,6 +43,13 @@ _FIELDS = {
 }
 
 
+DAY_SAMPLES_SQL = """
+    SELECT signal_id, extract(epoch FROM ts)::float8 AS t, value
+    FROM samples_between($2, $3, $4)
+    WHERE tenant_id = $1 AND signal_id = ANY($5::smallint[])
+      AND value BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308"""
+
+
 async def load_day(
     conn: asyncpg.Connection, tenant: str, vehicle: uuid.UUID, day: date
 ) -> DaySignals:
@@ -50,10 +57,7 @@ async def load_day(
     start, end = day_bounds(day)
     signals = DaySignals()
     rows = await conn.fetch(
-        """SELECT signal_id, extract(epoch FROM ts)::float8 AS t, value FROM samples
-           WHERE tenant_id = $1 AND vehicle_id = $2 AND ts >= $3 AND ts < $4
-             AND signal_id = ANY($5::smallint[])
-             AND value BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308""",
+        DAY_SAMPLES_SQL,
         tenant,
         vehicle,
         start,

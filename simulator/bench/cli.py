@@ -25,6 +25,7 @@ try:
     from fleetlink.simulator.bench.drain import main as _drain
     from fleetlink.simulator.bench.ingest import main as _ingest
     from fleetlink.simulator.bench.live import main as _live
+    from fleetlink.simulator.bench.storage import main as _storage
     from fleetlink.simulator.bench.trips import main as _trips
 except ModuleNotFoundError as exc:
     _missing = exc.name
@@ -53,6 +54,12 @@ except ModuleNotFoundError as exc:
         typer.echo(f"needs {_missing!r}: pip install 'fleetlink[cloud]'", err=True)
         raise typer.Exit(2)
 
+    @app.command("storage")
+    def _storage_unavailable() -> None:
+        """Bytes per sample and query times of sample layouts (needs fleetlink[cloud])."""
+        typer.echo(f"needs {_missing!r}: pip install 'fleetlink[cloud]'", err=True)
+        raise typer.Exit(2)
+
     @app.command("trips")
     def _trips_unavailable() -> None:
         """Recomputing a day of trips after late data (needs fleetlink[cloud])."""
@@ -64,6 +71,7 @@ else:
     app.command("drain")(_drain)
     app.command("live")(_live)
     app.command("trips")(_trips)
+    app.command("storage")(_storage)
 
 
 @app.command("can")

@@ -24,7 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from fleetlink.cloud.db.migrate import migrate
 from fleetlink.cloud.ingest.protocol import parse_mqtt_url
-from fleetlink.cloud.ingest.store import SAMPLE_COLUMNS
+from fleetlink.cloud.ingest.series import POINT_COLUMNS, point_records
 from fleetlink.cloud.ingest.worker import IngestService
 from fleetlink.cloud.registry import assign_device, create_device, create_tenant, create_vehicle
 from fleetlink.cloud.settings import CloudSettings
@@ -190,10 +190,12 @@ async def _run(
                     publisher.publish(topic_name, payload, qos=1)
                 ended = await wait_for_batches(conn, before + len(messages), 60)
                 ingest_runs.append(total / (ended - began))
+                # The same rows as the ingest writes them: series ids looked up beforehand.
+                points = await point_records(conn, rows)  # type: ignore[arg-type]
                 began = time.perf_counter()
                 async with conn.transaction():
                     await conn.copy_records_to_table(
-                        "samples", records=rows, columns=SAMPLE_COLUMNS
+                        "sample_points", records=points, columns=POINT_COLUMNS
                     )
                 copy_runs.append(total / (time.perf_counter() - began))
     finally:

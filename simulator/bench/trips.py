@@ -30,7 +30,7 @@ import typer
 
 from fleetlink.cloud.db.migrate import migrate
 from fleetlink.cloud.ingest.partitions import DailyPartitions
-from fleetlink.cloud.ingest.store import SAMPLE_COLUMNS
+from fleetlink.cloud.ingest.series import copy_samples
 from fleetlink.cloud.registry import assign_device, create_device, create_tenant, create_vehicle
 from fleetlink.cloud.trips.dirty import mark_dirty
 from fleetlink.cloud.trips.recompute import FUEL_RATE, RPM, SPEED, recompute_marked
@@ -144,10 +144,9 @@ async def _run(
                 # Trips start at 06:00, 11:00, 16:00, ...: the late batch at 10:00 is new.
                 rows += _drive(n, 6 * 3600 + k * 5 * 3600, trip_minutes * 60)
             records = _records(vehicle, device, day, rows)
-            await conn.copy_records_to_table("samples", records=records, columns=SAMPLE_COLUMNS)
-            samples += len(records)
+            samples += await copy_samples(conn, records)  # type: ignore[arg-type]
             fleet.append((vehicle, device))
-        await conn.execute("ANALYZE samples")
+        await conn.execute("ANALYZE sample_series, sample_points")
     days = [(TENANT, vehicle, day.date()) for vehicle, _ in fleet]
     first_runs: list[float] = []
     late_runs: list[float] = []
@@ -161,7 +160,7 @@ async def _run(
             for table in ("trips", "driving_events", "signal_rollups_1m", "signal_rollups_1h"):
                 await conn.execute(f"TRUNCATE {table}")
             await conn.execute(
-                "DELETE FROM samples WHERE ts >= $1 AND ts < $2", late_start, late_end
+                "DELETE FROM sample_points WHERE ts >= $1 AND ts < $2", late_start, late_end
             )
             async with conn.transaction():
                 await mark_dirty(conn, days)
@@ -170,7 +169,7 @@ async def _run(
         async with pool.acquire() as conn, conn.transaction():
             for n, (vehicle, device) in enumerate(fleet):
                 late = _records(vehicle, device, day, _drive(n, LATE_AT_S, LATE_S))
-                await conn.copy_records_to_table("samples", records=late, columns=SAMPLE_COLUMNS)
+                await copy_samples(conn, late)  # type: ignore[arg-type]
             await mark_dirty(conn, days)
         late_runs.append(await _drain(pool, workers))
         trips_late = await pool.fetchval("SELECT count(*) FROM trips")

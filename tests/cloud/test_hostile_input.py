@@ -31,7 +31,7 @@ RULES = IngestRules()
 async def partitions(pool: asyncpg.Pool) -> set[str]:
     rows = await pool.fetch(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'samples'"
+        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'sample_points'"
     )
     return {r["relname"] for r in rows}
 

@@ -44,8 +44,9 @@ async def test_signal_table_mirrors_the_catalog(pool: asyncpg.Pool):
     ]
 
 
-async def test_samples_is_partitioned_by_time(pool: asyncpg.Pool):
+async def test_sample_points_are_partitioned_by_time(pool: asyncpg.Pool):
     strategy = await pool.fetchval(
-        "SELECT partstrat::text FROM pg_partitioned_table WHERE partrelid = 'samples'::regclass"
+        "SELECT partstrat::text FROM pg_partitioned_table "
+        "WHERE partrelid = 'sample_points'::regclass"
     )
     assert strategy == "r"

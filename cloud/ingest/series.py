@@ -1,0 +1,94 @@
+"""Series ids: the int that stands for (tenant, vehicle, device, signal) in ``sample_points``
+(docs/decisions.md, D90). Known ids are cached per worker; new series are created in the
+chunk's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import asyncpg
+
+SeriesKey = tuple[str, uuid.UUID | None, str, int]
+
+_RESOLVE = """
+    WITH wanted AS (
+        SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::smallint[])
+            AS w(t, v, d, s)),
+    created AS (
+        INSERT INTO sample_series (tenant_id, vehicle_id, device_id, signal_id)
+        SELECT t, v, d, s FROM wanted ORDER BY t, v, d, s
+        ON CONFLICT DO NOTHING
+        RETURNING id, tenant_id, vehicle_id, device_id, signal_id)
+    SELECT false AS new, s.id, s.tenant_id, s.vehicle_id, s.device_id, s.signal_id
+    FROM sample_series s JOIN wanted w ON s.tenant_id = w.t AND s.device_id = w.d
+     AND s.signal_id = w.s AND s.vehicle_id IS NOT DISTINCT FROM w.v
+    UNION ALL
+    SELECT true, * FROM created"""
+
+
+class SeriesIdError(RuntimeError):
+    """Raised when a series id cannot be found or created; the chunk is retried whole."""
+
+
+class SeriesIds:
+    """Maps series keys to ids. Only ids seen committed are cached: an id created in a
+    transaction that rolls back must not be reused."""
+
+    def __init__(self) -> None:
+        self._known: dict[SeriesKey, int] = {}
+
+    async def resolve(
+        self, conn: asyncpg.Connection, keys: Iterable[SeriesKey]
+    ) -> dict[SeriesKey, int]:
+        """Return the id of every key, creating the missing series in the caller's transaction.
+
+        Raises SeriesIdError if a series stays missing (it cannot: a concurrent creator either
+        committed, and the next look sees it, or rolled back, and ours inserts it).
+        """
+        wanted = set(keys)
+        found = {k: self._known[k] for k in wanted if k in self._known}
+        created_here: set[SeriesKey] = set()
+        for _ in range(3):
+            missing = sorted(wanted - found.keys(), key=lambda k: (k[0], str(k[1]), k[2], k[3]))
+            if not missing:
+                return found
+            for r in await conn.fetch(
+                _RESOLVE,
+                [k[0] for k in missing],
+                [k[1] for k in missing],
+                [k[2] for k in missing],
+                [k[3] for k in missing],
+            ):
+                key = (r["tenant_id"], r["vehicle_id"], r["device_id"], r["signal_id"])
+                found[key] = r["id"]
+                if r["new"]:
+                    created_here.add(key)
+                elif key not in created_here:
+                    self._known[key] = r["id"]
+        raise SeriesIdError(f"no series id for {sorted(wanted - found.keys(), key=str)[:3]}")
+
+
+SampleRow = tuple[str, uuid.UUID | None, str, int, datetime, float]
+POINT_COLUMNS = ("series_id", "ts", "value")
+
+
+async def point_records(
+    conn: asyncpg.Connection, rows: Sequence[SampleRow], series: SeriesIds | None = None
+) -> list[tuple[int, datetime, float]]:
+    """Return ``rows`` (the ``samples`` view's columns) as ``sample_points`` records, creating
+    the series they need. Raises SeriesIdError as ``SeriesIds.resolve`` does."""
+    ids = await (series or SeriesIds()).resolve(conn, {(r[0], r[1], r[2], r[3]) for r in rows})
+    return [(ids[(r[0], r[1], r[2], r[3])], r[4], r[5]) for r in rows]
+
+
+async def copy_samples(
+    conn: asyncpg.Connection, rows: Sequence[SampleRow], series: SeriesIds | None = None
+) -> int:
+    """COPY ``rows`` into ``sample_points`` (far faster than inserting into the ``samples``
+    view, whose trigger writes one row at a time); return how many were written. The days'
+    partitions must exist (cloud/ingest/partitions.py)."""
+    records = await point_records(conn, rows, series)
+    await conn.copy_records_to_table("sample_points", records=records, columns=POINT_COLUMNS)
+    return len(records)
