@@ -178,6 +178,25 @@ class ObdSection(_Section):
         default=5.0,
         description="with a CAN source: a bus silent this long means the ignition is off",
     )
+    obdb_dir: Path = Field(
+        default=Path("/usr/share/fleetlink/obdb"),
+        description="where the installer put the OBDb vehicle folders a profile's [obd.obdb] "
+        "signalsets name (<obdb_dir>/<name>/signalsets/v3/default.json)",
+    )
+    signalsets: list[Path] = Field(
+        default_factory=list,
+        description="OBDb signalset files, most specific first, polled instead of the "
+        "profile's [obd.obdb] signalsets (empty: the profile's)",
+    )
+    model_year: Annotated[int, Field(ge=1980, le=2100)] | None = Field(
+        default=None,
+        description="model year for the signalsets (default: the profile's, else the VIN's)",
+    )
+    obdb_commands: Literal["published", "all"] = Field(
+        default="published",
+        description="published: poll only mode 22 commands with a signal the catalog carries; "
+        "all: every command (the others' values are decoded and counted, not sent)",
+    )
 
     @field_validator("profile")
     @classmethod
@@ -191,6 +210,18 @@ class ObdSection(_Section):
         if profile.obd is None:
             raise ValueError(f"profile {value}: has no [obd] section (a CAN-only profile)")
         return value
+
+    def signalset_files(self, profile: Profile) -> list[Path]:
+        """Return the OBDb signalset files to poll for ``profile``, most specific first:
+        this section's ``signalsets``, else the profile's under ``obdb_dir`` ([] for none)."""
+        if self.signalsets:
+            return list(self.signalsets)
+        if profile.obd is None or profile.obd.obdb is None:
+            return []
+        return [
+            self.obdb_dir / name / "signalsets" / "v3" / "default.json"
+            for name in profile.obd.obdb.signalsets
+        ]
 
     def fixed_profile(self) -> Profile | None:
         """Return the profile this section names, None when it is chosen at connect."""

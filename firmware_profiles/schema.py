@@ -161,12 +161,29 @@ class Match(_Strict):
         return not (self.wmi or self.makes or self.models or self.years or self.protocols)
 
 
+class ObdbSignalsets(_Strict):
+    """OBDb signalsets whose mode 22 commands the agent polls beside the mode 01 PIDs.
+
+    ``signalsets`` names OBDb vehicle folders, most specific first (``["Chevrolet-Bolt-EV",
+    "Chevrolet"]``); each is read from ``<obdb_dir>/<name>/signalsets/v3/default.json`` on the
+    device (the installer puts them there; the data is share-alike and not shipped).
+    ``model_year`` selects the signalsets' model-year variants (default: from the VIN).
+    """
+
+    signalsets: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]] = Field(
+        min_length=1
+    )
+    model_year: Annotated[int, Field(ge=1980, le=2100)] | None = None
+
+
 class ObdProfile(_Strict):
-    """What to poll over OBD: groups sharing a rate, and/or single PIDs with their own."""
+    """What to poll over OBD: groups sharing a rate, and/or single PIDs with their own, and
+    the OBDb signalsets of manufacturer PIDs."""
 
     poll: list[PollGroup] = Field(default_factory=list)
     pids: list[PidRate] = Field(default_factory=list)
     adapter: ObdAdapter = Field(default_factory=ObdAdapter)
+    obdb: ObdbSignalsets | None = None
 
     @model_validator(mode="after")
     def _something_to_poll(self) -> ObdProfile:

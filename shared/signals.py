@@ -293,6 +293,62 @@ _SIGNALS: tuple[Signal, ...] = (
     ),
     # Not in VSS (its CurrentLocation has no speed); the vehicle's own speed is Vehicle.Speed.
     Signal(277, "Vehicle.CurrentLocation.Speed", "km/h", description="GNSS ground speed"),
+    # 400-449: quantities read from manufacturer PIDs (OBDb signalsets, mode 22); see
+    # firmware_profiles/obdb/names.py for the OBDb suggestedMetric each one comes from.
+    Signal(
+        400,
+        "Vehicle.Powertrain.TractionBattery.StateOfCharge.Displayed",
+        "percent",
+        description="Traction battery state of charge, as shown to the driver",
+    ),
+    Signal(
+        401,
+        "Vehicle.Powertrain.TractionBattery.StateOfHealth",
+        "percent",
+        description="Traction battery state of health",
+    ),
+    Signal(
+        402,
+        "Vehicle.Powertrain.TractionBattery.Charging.IsCharging",
+        "bool",
+        description="Charging (1) or not (0)",
+    ),
+    Signal(
+        403,
+        "Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pressure",
+        "kPa",
+        description="Tyre pressure, front left",
+    ),
+    Signal(
+        404,
+        "Vehicle.Chassis.Axle.Row1.Wheel.Right.Tire.Pressure",
+        "kPa",
+        description="Tyre pressure, front right",
+    ),
+    Signal(
+        405,
+        "Vehicle.Chassis.Axle.Row2.Wheel.Left.Tire.Pressure",
+        "kPa",
+        description="Tyre pressure, rear left",
+    ),
+    Signal(
+        406,
+        "Vehicle.Chassis.Axle.Row2.Wheel.Right.Tire.Pressure",
+        "kPa",
+        description="Tyre pressure, rear right",
+    ),
+    Signal(
+        407,
+        "Vehicle.Powertrain.FuelSystem.Range",
+        "km",
+        description="Remaining range on the fuel in the tank",
+    ),
+    Signal(
+        408,
+        "Vehicle.Powertrain.Transmission.Temperature",
+        "celsius",
+        description="Transmission fluid temperature",
+    ),
 )
 
 BY_ID: MappingProxyType[int, Signal] = MappingProxyType({s.id: s for s in _SIGNALS})

@@ -9,11 +9,13 @@ from typing import Annotated
 
 import typer
 
+from fleetlink.firmware_profiles.obdb import SignalsetError
 from fleetlink.simulator.can_bus import SimulatedCanBus, Transport
 from fleetlink.simulator.can_schedule import VehicleKind
 from fleetlink.simulator.dtcs import Scenario, ScenarioError, load_scenario
 from fleetlink.simulator.fleet import SimulatedVehicle
 from fleetlink.simulator.j1979 import encode_dtc
+from fleetlink.simulator.obdb_ecus import ObdbEcus
 from fleetlink.simulator.vehicle import Vehicle
 from fleetlink.simulator.wear import WearState, simulate_fleet
 
@@ -120,6 +122,16 @@ def run(
     coolant_leak: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Injected wear: radiator capacity lost, 0-1.")
     ] = 0.0,
+    signalset: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="An OBDb signalset whose mode 22 commands the vehicle answers (repeatable, "
+            "most specific first, e.g. the model's then the make's)."
+        ),
+    ] = None,
+    model_year: Annotated[
+        int | None, typer.Option(help="Model year selecting the signalsets' variants.")
+    ] = None,
 ) -> None:
     """Start one simulated vehicle, print its serial port(s), and run until Ctrl-C."""
     if vehicle not in ("car", "truck"):
@@ -136,6 +148,13 @@ def run(
     except ScenarioError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    ecus = None
+    if signalset:
+        try:
+            ecus = ObdbEcus.from_files(signalset, model_year)
+        except SignalsetError as exc:
+            typer.echo(f"error: --signalset: {exc}", err=True)
+            raise typer.Exit(2) from None
     # The pending code some seeds start with would hide the injected faults.
     faulty = Vehicle(seed, pending_dtcs=()) if scenario or dtc or pending or permanent else None
     sim = SimulatedVehicle(
@@ -146,6 +165,7 @@ def run(
         clone=clone,
         gps=gps is not None,
         vehicle=faulty,
+        obdb=ecus,
     )
     sim.vehicle.set_battery_drain(battery_drain)
     sim.vehicle.set_wear(WearState(-battery_wear_v, coolant_leak))
@@ -183,6 +203,9 @@ def run(
             raise typer.Exit(2) from None
         typer.echo(f"{link} -> {port}")
     typer.echo(f"ELM327 on {port}  VIN {sim.vin}  style {style}  seed {seed}")
+    if ecus is not None:
+        headers = sorted({c.header for c in ecus.commands})
+        typer.echo(f"OBDb: {len(ecus.commands)} mode 22 commands on ECUs {', '.join(headers)}")
     if gps is not None and sim.gps_port is not None:
         _link(gps, sim.gps_port)
         typer.echo(f'NMEA GPS on {gps} -> {sim.gps_port}: [gps] nmea_port = "{gps}"')
@@ -195,6 +218,7 @@ def run(
                 f"{s.speed_kmh:5.1f} km/h  {s.rpm:5.0f} rpm  gear {s.gear}  "
                 f"coolant {s.coolant_temp_c:5.1f} C  fuel {s.fuel_level_pct:4.1f} %  "
                 f"({s.latitude:.5f}, {s.longitude:.5f})"
+                + (f"  SoC {ecus.battery.soc_pct(s):4.1f} %" if ecus is not None else "")
             )
     except KeyboardInterrupt:
         typer.echo("stopping")

@@ -29,6 +29,7 @@ from fleetlink.simulator.elm327_interpreter import (
     Elm327Interpreter,
     Quirks,
 )
+from fleetlink.simulator.obdb_ecus import ObdbEcus
 from fleetlink.simulator.vehicle import Vehicle
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ class Elm327Emulator:
     :meth:`~fleetlink.simulator.elm327_interpreter.Elm327Interpreter.wait_after_s`).
     ``seed`` drives the garbage bytes of ``set_garbled``. With ``baudrate`` set, the adapter
     hears only a client whose port is set to that rate (a UART at another rate receives
-    noise), so baud-rate detection can be tested on a pty.
+    noise), so baud-rate detection can be tested on a pty. ``obdb`` adds the ECUs of an OBDb
+    signalset, answering its mode 22 commands (:mod:`fleetlink.simulator.obdb_ecus`).
     """
 
     def __init__(
@@ -63,12 +65,13 @@ class Elm327Emulator:
         seed: int = 0,
         baudrate: int | None = None,
         clone: bool = False,
+        obdb: ObdbEcus | None = None,
     ) -> None:
         self.vehicle = vehicle
         self.latency_s = latency_s
         self.baudrate = baudrate
         self.port: str | None = None
-        self._interpreter = Elm327Interpreter(vehicle)
+        self._interpreter = Elm327Interpreter(vehicle, obdb)
         if clone:
             self._interpreter.quirks.rejected_at = CLONE_REJECTED_AT
         self._rng = random.Random(seed)

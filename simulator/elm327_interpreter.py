@@ -1,8 +1,11 @@
 """The ELM327 command interpreter: one request line in, the adapter's exact reply bytes out.
 
-It holds the adapter's settings (echo, headers, linefeeds, spaces, protocol, response timing)
-and answers OBD requests as a single engine ECU at 7E8 on ISO 15765-4 CAN 11-bit 500 kbit/s
-(protocol 6). It does no I/O and no waiting; ``simulator.elm327`` puts it on a
+It holds the adapter's settings (echo, headers, linefeeds, spaces, protocol, response timing,
+header and receive filter) and answers OBD requests as a single engine ECU at 7E8 on ISO
+15765-4 CAN 11-bit 500 kbit/s (protocol 6). Loaded with an OBDb signalset
+(:class:`~fleetlink.simulator.obdb_ecus.ObdbEcus`), it also answers mode 22 requests on each
+ECU's header (``ATSH``; 29-bit ones after ``ATSP7`` with ``ATCP`` priority), printing only the
+frames ``ATCRA`` lets through. It does no I/O and no waiting; ``simulator.elm327`` puts it on a
 pseudo-terminal and waits as the timing settings say (:meth:`Elm327Interpreter.wait_after_s`).
 """
 
@@ -14,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fleetlink.simulator import dtcs, isotp, j1979
+from fleetlink.simulator.obdb_ecus import ObdbEcus
 from fleetlink.simulator.vehicle import Vehicle, VehicleState
 
 VERSION = "ELM327 v1.5"
@@ -21,6 +25,8 @@ DEVICE_DESCRIPTION = "OBDII to RS232 Interpreter"
 ECU_RESPONSE_ID = 0x7E8
 _ACCEPTED_REQUEST_IDS = frozenset({0x7DF, 0x7E0})
 _VEHICLE_PROTOCOL = "6"
+# the 29-bit twin on the same bus, for ECUs with 29-bit diagnostic ids (OBDb "DA1A" headers)
+_EXTENDED_PROTOCOL = "7"
 _MAX_MODE_01_PIDS = 6
 # ATST's unit, and its value after ATZ (0x32: about 200 ms).
 ST_STEP_S = 0.004096
@@ -75,6 +81,8 @@ class Settings:
     auto_protocol: bool = True
     established: bool = False
     request_id: int = 0x7DF
+    priority: int = 0x18
+    receive_filter: int | None = None
     timeout_st: int = _DEFAULT_ST
     adaptive: int = 1
 
@@ -100,8 +108,9 @@ class Quirks:
 class Elm327Interpreter:
     """Interprets ELM327 commands against ``vehicle``; not thread-safe (one serial line)."""
 
-    def __init__(self, vehicle: Vehicle) -> None:
+    def __init__(self, vehicle: Vehicle, obdb: ObdbEcus | None = None) -> None:
         self.vehicle = vehicle
+        self.obdb = obdb
         self.settings = Settings()
         self.quirks = Quirks()
         self._last_command = ""
@@ -120,10 +129,14 @@ class Elm327Interpreter:
             (re.compile(r"TP(A?)([0-9A-C])"), self._try_protocol),
             (re.compile(r"DPN"), self._describe_protocol_number),
             (re.compile(r"DP"), self._describe_protocol),
-            (re.compile(r"SH([0-9A-F]{3})"), self._set_header),
+            (re.compile(r"SH([0-9A-F]{3}|[0-9A-F]{6})"), self._set_header),
+            (re.compile(r"CP([0-9A-F]{2})"), self._set_priority),
+            (re.compile(r"CRA([0-9A-F]{3}|[0-9A-F]{8})?"), self._set_receive_filter),
+            (re.compile(r"AR"), self._set_receive_filter),
+            (re.compile(r"FCSH([0-9A-F]{3}|[0-9A-F]{6,8})"), lambda m: ["OK"]),
             (re.compile(r"ST([0-9A-F]{1,2})"), self._set_timeout),
             (re.compile(r"AT([0-2])"), self._set_adaptive),
-            (re.compile(r"M[01]|CAF[01]|AL|NL|AR|PC|LP"), self._ok_and_maybe_close),
+            (re.compile(r"M[01]|CAF[01]|AL|NL|PC|LP"), self._ok_and_maybe_close),
         ]
 
     # ---------------------------------------------------------------- public
@@ -243,7 +256,24 @@ class Elm327Interpreter:
         return [name]
 
     def _set_header(self, match: re.Match[str]) -> list[str]:
-        self.settings.request_id = int(match.group(1), 16)
+        value = int(match.group(1), 16)
+        if len(match.group(1)) == 6:
+            value |= self.settings.priority << 24
+        self.settings.request_id = value
+        return ["OK"]
+
+    def _set_priority(self, match: re.Match[str]) -> list[str]:
+        self.settings.priority = int(match.group(1), 16) & 0x1F
+        if self.settings.request_id > 0x7FF:
+            self.settings.request_id = (self.settings.priority << 24) | (
+                self.settings.request_id & 0xFFFFFF
+            )
+        return ["OK"]
+
+    def _set_receive_filter(self, match: re.Match[str]) -> list[str]:
+        """ATCRA hhh / ATCRA hhhhhhhh: print only frames from that id; ATCRA or ATAR: all."""
+        text = match.group(1) if match.re.groups else None
+        self.settings.receive_filter = int(text, 16) if text else None
         return ["OK"]
 
     def _ok_and_maybe_close(self, match: re.Match[str]) -> list[str]:
@@ -267,21 +297,39 @@ class Elm327Interpreter:
         fault = self.quirks.faults.popleft() if self.quirks.faults else None
         if fault is not None and fault != "TRUNCATED":
             return mode, [*prefix, fault], None, 0
-        payload = self._answer(request, self.vehicle.snapshot())
+        reply_id = ECU_RESPONSE_ID
+        if mode == 0x22 and self.obdb is not None:
+            answer = self._answer_obdb(request)
+            payload = None if answer is None else answer[1]
+            reply_id = reply_id if answer is None else answer[0]
+        else:
+            payload = self._answer(request, self.vehicle.snapshot())
         if payload is None:
             return mode, [*prefix, "NO DATA"], None, 0
         segmented = isotp.segment(payload)
         lines = isotp.elm_lines(
             segmented,
-            can_id=ECU_RESPONSE_ID,
+            can_id=reply_id,
             headers=self.settings.headers,
             spaces=self.settings.spaces,
+            extended=reply_id > 0x7FF,
         )
         frames = len(segmented.frames)
         if fault == "TRUNCATED":
             lines = lines[:-1] if frames > 1 else [lines[0][:-6]]
             return mode, prefix + lines, None, frames - 1 if frames > 1 else 1
         return mode, prefix + lines, payload, frames
+
+    def _answer_obdb(self, request: bytes) -> tuple[int, bytes] | None:
+        """Mode 22 to the addressed ECU: None when none answers or ATCRA filters it out."""
+        assert self.obdb is not None
+        s = self.settings
+        if (s.request_id > 0x7FF) != (s.protocol == _EXTENDED_PROTOCOL):
+            return None  # an 11-bit header on the 29-bit protocol or the other way round
+        answer = self.obdb.answer(s.request_id, request, self.vehicle.snapshot())
+        if answer is None or (s.receive_filter is not None and answer[0] != s.receive_filter):
+            return None
+        return answer
 
     def _bus_state(self) -> tuple[list[str], bool]:
         """Return the lines printed before the answer, and whether the ECU can answer."""
@@ -290,9 +338,11 @@ class Elm327Interpreter:
         if s.established:
             return ([], True) if ignition else (["NO DATA"], False)
         searching = ["SEARCHING..."] if s.auto_protocol else []
-        if not ignition or (not s.auto_protocol and s.protocol != _VEHICLE_PROTOCOL):
+        protocols = {_VEHICLE_PROTOCOL} | ({_EXTENDED_PROTOCOL} if self.obdb else set())
+        if not ignition or (not s.auto_protocol and s.protocol not in protocols):
             return [*searching, "UNABLE TO CONNECT"], False
-        s.protocol = _VEHICLE_PROTOCOL
+        if s.auto_protocol:
+            s.protocol = _VEHICLE_PROTOCOL
         s.established = True
         return searching, True
 

@@ -10,6 +10,7 @@ from types import TracebackType
 from fleetlink.simulator.driver import Driver
 from fleetlink.simulator.elm327 import Elm327Emulator
 from fleetlink.simulator.nmea import NmeaEmitter
+from fleetlink.simulator.obdb_ecus import ObdbEcus
 from fleetlink.simulator.vehicle import Vehicle, VehicleState
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ class SimulatedVehicle:
     The physics advance in fixed 0.1 s steps paced by the wall clock (``speed_factor`` > 1
     runs faster than real time), so a given ``seed`` always drives the same trip.
     ``baudrate``: the adapter answers only a client set to that rate (see Elm327Emulator).
+    ``obdb``: the ECUs of an OBDb signalset answer its mode 22 commands too.
     Raises ValueError for a style outside [0, 1] or a speed_factor <= 0.
     """
 
@@ -40,13 +42,14 @@ class SimulatedVehicle:
         baudrate: int | None = None,
         clone: bool = False,
         gps: bool = False,
+        obdb: ObdbEcus | None = None,
     ) -> None:
         if speed_factor <= 0:
             raise ValueError(f"speed_factor must be > 0, got {speed_factor}")
         self.vehicle = vehicle or Vehicle(seed)
         self.driver = Driver(style, seed)
         self.elm327 = Elm327Emulator(
-            self.vehicle, latency_s, seed=seed, baudrate=baudrate, clone=clone
+            self.vehicle, latency_s, seed=seed, baudrate=baudrate, clone=clone, obdb=obdb
         )
         # A GNSS receiver on a second pty writing the route's positions as NMEA, once a second.
         self.gps = NmeaEmitter(self.vehicle.snapshot) if gps else None

@@ -57,17 +57,20 @@ def _hex(data: bytes, spaces: bool) -> str:
     return (" " if spaces else "").join(f"{b:02X}" for b in data)
 
 
-def elm_lines(segmented: Segmented, *, can_id: int, headers: bool, spaces: bool) -> list[str]:
+def elm_lines(
+    segmented: Segmented, *, can_id: int, headers: bool, spaces: bool, extended: bool = False
+) -> list[str]:
     """Return the lines an ELM327 (CAN auto-formatting on) prints for these frames.
 
-    With headers on, each frame is the 11-bit id followed by all 8 data bytes, PCI byte
-    included. With headers off a single frame shows only its payload; a multi-frame reply
-    starts with the payload length in three hex digits, then one ``n:`` line per frame
-    (the frame's sequence digit) without PCI bytes.
+    With headers on, each frame is the id (11-bit, or with ``extended`` the 29-bit id as four
+    bytes) followed by all 8 data bytes, PCI byte included. With headers off a single frame
+    shows only its payload; a multi-frame reply starts with the payload length in three hex
+    digits, then one ``n:`` line per frame (the frame's sequence digit) without PCI bytes.
     """
     sep = " " if spaces else ""
     if headers:
-        return [f"{can_id:03X}{sep}{_hex(f, spaces)}" for f in segmented.frames]
+        name = _hex(can_id.to_bytes(4, "big"), spaces) if extended else f"{can_id:03X}"
+        return [f"{name}{sep}{_hex(f, spaces)}" for f in segmented.frames]
     if not segmented.is_multi_frame:
         return [_hex(segmented.payload, spaces)]
     lines = [f"{len(segmented.payload):03X}"]

@@ -31,6 +31,14 @@ from fleetlink.cloud.ingest.partitions import DailyPartitions
 from fleetlink.cloud.ingest.series import POINT_COLUMNS, SeriesIds, SeriesKey
 from fleetlink.cloud.trips.dirty import DirtyDay, mark_dirty
 from fleetlink.shared.messages import GAP_EVENT, MAX_SEQ, MAX_TIME_MS, Event
+from fleetlink.shared.signals import by_name
+
+# Reported readings the vehicle's profile follows (never backwards: a larger value set by
+# hand stays until the vehicle reports beyond it).
+_PROFILE_COLUMNS = {
+    by_name("Vehicle.TraveledDistance").id: "odometer_km",
+    by_name("Vehicle.Powertrain.CombustionEngine.EngineHours").id: "engine_hours",
+}
 
 # The columns of the ``samples`` view, for tools and tests that write through it.
 SAMPLE_COLUMNS = ("tenant_id", "vehicle_id", "device_id", "signal_id", "ts", "value")
@@ -476,6 +484,15 @@ class ChunkStore:
                 [latest[k][1] for k in keys],
                 [latest[k][2] for k in keys],
             )
+            for signal_id, column in _PROFILE_COLUMNS.items():
+                follow = [(k[0], latest[k][2]) for k in keys if k[1] == signal_id]
+                if follow:
+                    await conn.executemany(
+                        f"""UPDATE vehicles SET {column} = $2
+                            WHERE id = $1 AND $2 >= 0
+                              AND ({column} IS NULL OR {column} < $2)""",
+                        follow,
+                    )
         if events:
             await conn.executemany(
                 """INSERT INTO events (id, tenant_id, device_id, vehicle_id, ts, type, severity,

@@ -82,7 +82,11 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """A decoded value for one python-obd command, or why there is none (``kind`` != ok)."""
+    """A decoded value for one python-obd command, or why there is none (``kind`` != ok).
+
+    ``signal_id`` names the catalog signal when ``command`` is not a python-obd command (a
+    manufacturer PID read with an OBDb signalset).
+    """
 
     command: str
     time_ms: int
@@ -90,6 +94,7 @@ class Reading:
     kind: ReplyKind
     unit: str = ""
     detail: str = ""
+    signal_id: int | None = None
 
 
 def _looks_like_data(line: str) -> bool:
@@ -369,6 +374,29 @@ class Elm327Link:
         if self.protocol is None:
             raise LinkError(f"no vehicle protocol on {describe(self.path)}; open() first")
         return self._finish(command, classify(command, lines, self.protocol), silent=False)
+
+    def request_lines(self, command: bytes, timeout_s: float | None = None) -> list[str]:
+        """Send the OBD request ``command`` and return the reply's lines unchecked, for a
+        caller that decodes them itself (mode 22 with an OBDb signalset; headers are on).
+
+        Returns [] when no complete reply came in time (counted as ``silent_replies``; the
+        link resynchronises before the next request) or while the link is stalled.
+
+        Raises:
+            LinkLostError: the port went away.
+        """
+        if self.stalled:
+            self.counters["silent_replies"] += 1
+            return []
+        lines = self._exchange(command, self.timeout_s if timeout_s is None else timeout_s)
+        if not lines:
+            self.counters["silent_replies"] += 1
+        return lines
+
+    def mark_out_of_step(self) -> None:
+        """Have the link resynchronise before the next request (a reply that answered
+        another request was read)."""
+        self._needs_resync = True
 
     def at(self, command: bytes, timeout_s: float | None = None) -> Reply:
         """Send the AT command ``command`` (``b"ATRV"``) and return its checked reply.

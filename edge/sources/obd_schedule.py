@@ -4,7 +4,10 @@ Every command has its own period (``1 / rate_hz``) and priority. :meth:`PidSched
 returns what to ask for next: the most urgent due command (highest priority, then most
 overdue), joined by other due mode 01 PIDs up to the request's capacity, and, when room is
 left, by mode 01 PIDs falling due within half their period (read a little early rather
-than in a request of their own). Taking one request at a time lets a high-priority PID that
+than in a request of their own). Commands with a *group* (mode 22 commands: the ECU they are
+sent to) are read one per request, but a due one is joined by the other due commands of its
+group, so the adapter is pointed at each ECU once per round rather than once per command.
+Taking one request at a time lets a high-priority PID that
 falls due again go ahead of low-priority ones still waiting when the bus cannot keep up.
 """
 
@@ -26,14 +29,16 @@ class _Entry:
     rank: int
     next_due: float
     batchable: bool
+    group: str | None
 
 
 class PidSchedule:
     """The commands to poll and when each is due next (monotonic seconds).
 
     ``batchable(name)`` says whether a command may share a request (mode 01 PIDs); others
-    (``ELM_VOLTAGE``) are always asked alone. ``counters['rounds_late']`` counts reads that
-    came more than a period late (the bus could not keep up).
+    (``ELM_VOLTAGE``) are always asked alone. ``group(name)`` (None: no groups) says which
+    commands are read together, up to ``group_size`` of them. ``counters['rounds_late']``
+    counts reads that came more than a period late (the bus could not keep up).
     """
 
     def __init__(
@@ -42,10 +47,20 @@ class PidSchedule:
         now: float,
         batchable: Callable[[str], bool],
         counters: Counter[str] | None = None,
+        group: Callable[[str], str | None] | None = None,
+        group_size: int = 8,
     ) -> None:
         self.counters: Counter[str] = Counter() if counters is None else counters
+        self.group_size = group_size
         self._entries = [
-            _Entry(r.command, 1 / r.rate_hz, _RANK[r.priority], now, batchable(r.command))
+            _Entry(
+                r.command,
+                1 / r.rate_hz,
+                _RANK[r.priority],
+                now,
+                batchable(r.command),
+                group(r.command) if group else None,
+            )
             for r in rates
         ]
 
@@ -73,7 +88,9 @@ class PidSchedule:
             return []
         first = due[0]
         batch = [first]
-        if first.batchable and size > 1:
+        if first.group is not None:
+            batch += [e for e in due[1:] if e.group == first.group][: self.group_size - 1]
+        elif first.batchable and size > 1:
             batch += [e for e in due[1:] if e.batchable][: size - 1]
             if len(batch) < size:
                 soon = sorted(

@@ -5,7 +5,9 @@ what the vehicle is (VIN, protocol, supported PIDs; :mod:`fleetlink.edge.capabil
 picks the firmware profile that fits, tunes the adapter's timing, and then reads each
 command at its own rate and priority (:mod:`.obd_schedule`). *How* a batch of commands is
 read is a :class:`PollStrategy`: several mode 01 PIDs per request (the default,
-:mod:`.obd_multi_pid`) or one per round trip. Every strategy reads through
+:mod:`.obd_multi_pid`) or one per round trip. A profile (or the configuration) that names OBDb
+signalsets adds their mode 22 commands to the same schedule, read on their own ECUs
+(:mod:`.obd_obdb`). Every strategy reads through
 :class:`~fleetlink.edge.link.elm327.Elm327Link`, which checks that each reply answers its
 request, so a sample is only ever stored from a reply to the request for its signal.
 
@@ -38,6 +40,8 @@ from fleetlink.edge.link.replies import STATUS_MESSAGES
 from fleetlink.edge.link.timing import Timing, tune
 from fleetlink.edge.sources.base import AdapterState, CanActivity, Sample, Source
 from fleetlink.edge.sources.obd_multi_pid import MultiPidPerRequest
+from fleetlink.edge.sources.obd_obdb import PREFIX as OBDB_PREFIX
+from fleetlink.edge.sources.obd_obdb import ObdbPolling, ObdbStrategy
 from fleetlink.edge.sources.obd_schedule import PidSchedule
 from fleetlink.edge.sources.obd_strategy import OnePidPerRequest, PollStrategy
 from fleetlink.firmware_profiles import (
@@ -49,8 +53,10 @@ from fleetlink.firmware_profiles import (
     profile_ids,
 )
 from fleetlink.firmware_profiles.matching import best_profile, identify
+from fleetlink.firmware_profiles.obdb import SignalsetError, VehicleSignals
 from fleetlink.shared.messages import PowerState, VehicleReport
-from fleetlink.shared.signals import by_obd_command
+from fleetlink.shared.signals import BY_OBD_COMMAND, by_obd_command
+from fleetlink.shared.vin import decode_vin
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +85,11 @@ __all__ = [
     "PollStrategy",
     "Reading",
 ]
+
+
+def _shares_requests(name: str) -> bool:
+    """Return True for a command that may share a request (a mode 01 PID; not mode 22)."""
+    return not name.startswith(OBDB_PREFIX) and is_mode_01(name)
 
 
 def open_link(settings: ObdSection, counters: Counter[str]) -> Elm327Link:
@@ -137,6 +148,10 @@ class ObdSource(Source):
         if strategy is None:
             strategy = MultiPidPerRequest() if settings.strategy == "multi_pid" else None
         self.strategy = strategy or OnePidPerRequest()
+        self._mode_01_strategy = self.strategy
+        self._obdb: ObdbPolling | None = None
+        self._obdb_key: tuple[tuple[Path, ...], int | None, frozenset[int]] | None = None
+        self._obdb_error = ""
         self._connect = connect
         self._stalled_since: float | None = None
         self._store_path = capabilities_path
@@ -377,11 +392,62 @@ class ObdSource(Source):
                 log.warning(
                     "the vehicle does not report %s as supported; not polling it", rate.command
                 )
-        if isinstance(self.strategy, MultiPidPerRequest):
-            self.strategy.limit = profile.obd_adapter.max_pids_per_request
-        return PidSchedule(
-            rates + self._battery_rates(), time.monotonic(), is_mode_01, self.counters
+        if isinstance(self._mode_01_strategy, MultiPidPerRequest):
+            self._mode_01_strategy.limit = profile.obd_adapter.max_pids_per_request
+        obdb = self._obdb_for(
+            profile,
+            vin,
+            {BY_OBD_COMMAND[r.command].id for r in rates if r.command in BY_OBD_COMMAND},
         )
+        self.strategy = self._mode_01_strategy
+        if obdb is not None:
+            rates += obdb.rates()
+            self.strategy = ObdbStrategy(self._mode_01_strategy, obdb)
+        return PidSchedule(
+            rates + self._battery_rates(),
+            time.monotonic(),
+            _shares_requests,
+            self.counters,
+            group=obdb.group if obdb is not None else None,
+        )
+
+    def _obdb_for(
+        self, profile: Profile, vin: str | None, read_already: set[int]
+    ) -> ObdbPolling | None:
+        """Return the mode 22 commands of the OBDb signalsets for ``profile`` (None: none
+        named, or they cannot be read: logged once per change, counted ``obdb_unloadable``)."""
+        files = tuple(self.settings.signalset_files(profile))
+        if not files:
+            self._obdb = self._obdb_key = None
+            return None
+        named = profile.obd.obdb if profile.obd is not None else None
+        year = self.settings.model_year or (named.model_year if named else None)
+        if year is None and vin:
+            year = decode_vin(vin).model_year
+        key = (files, year, frozenset(read_already))
+        if self._obdb_key == key:
+            return self._obdb
+        try:
+            vehicle = VehicleSignals.from_files(files, year)
+        except SignalsetError as exc:
+            self.counters["obdb_unloadable"] += 1
+            if str(exc) != self._obdb_error:
+                self._obdb_error = str(exc)
+                log.error("OBDb signalsets not polled: %s", exc)
+            self._obdb = self._obdb_key = None
+            return None
+        self._obdb_error = ""
+        self._obdb = ObdbPolling(
+            vehicle, self.counters, self.settings.obdb_commands, read_already=key[2]
+        )
+        self._obdb_key = key
+        log.info(
+            "polling %d mode 22 commands of %s (model year %s)",
+            len(self._obdb.commands),
+            ", ".join(str(f) for f in files),
+            year or "any",
+        )
+        return self._obdb
 
     def _store(self, record: Capabilities) -> bool:
         """Keep ``record`` on the device; return True for a vehicle not seen before."""
@@ -496,6 +562,8 @@ class ObdSource(Source):
         if reading.command == BATTERY_COMMAND:
             self._note_battery(reading.value)
             signal_id = BATTERY_SIGNAL_ID
+        elif reading.signal_id is not None:
+            signal_id = reading.signal_id
         else:
             signal_id = by_obd_command(reading.command).id
         self.emit(Sample(signal_id, reading.time_ms, reading.value))

@@ -3,6 +3,9 @@
 OBDb's ``suggestedMetric`` names a well-known quantity; those with a VSS leaf map to it. Every
 other signal is named ``Fleetlink.OBDb.<path>.<id>`` (OBDb's dotted ``path`` grouping, then the
 signal id), so two signalsets never collide and the name says where it came from.
+
+Every VSS name here is in the signal catalog (:mod:`fleetlink.shared.signals`), so the agent
+can publish it; ``Fleetlink.OBDb.*`` names are decoded on the vehicle but have no wire id.
 """
 
 from __future__ import annotations
@@ -15,15 +18,15 @@ VSS_BY_METRIC: dict[str, str] = {
     "isCharging": "Vehicle.Powertrain.TractionBattery.Charging.IsCharging",
     "fuelTankLevel": "Vehicle.Powertrain.FuelSystem.RelativeLevel",
     "fuelRange": "Vehicle.Powertrain.FuelSystem.Range",
-    "fuelRate": "Vehicle.Powertrain.FuelSystem.InstantConsumption",
+    "fuelRate": "Vehicle.OBD.FuelRate",
     "frontLeftTirePressure": "Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pressure",
     "frontRightTirePressure": "Vehicle.Chassis.Axle.Row1.Wheel.Right.Tire.Pressure",
     "rearLeftTirePressure": "Vehicle.Chassis.Axle.Row2.Wheel.Left.Tire.Pressure",
     "rearRightTirePressure": "Vehicle.Chassis.Axle.Row2.Wheel.Right.Tire.Pressure",
-    "engineCoolantTemperature": "Vehicle.OBD.CoolantTemperature",
+    "engineCoolantTemperature": "Vehicle.Powertrain.CombustionEngine.ECT",
     "engineLoad": "Vehicle.OBD.EngineLoad",
     "engineOilTemperature": "Vehicle.Powertrain.CombustionEngine.EOT",
-    "massAirFlow": "Vehicle.OBD.MAF",
+    "massAirFlow": "Vehicle.Powertrain.CombustionEngine.MAF",
     "throttlePosition": "Vehicle.OBD.ThrottlePosition",
     "shortTermFuelTrim": "Vehicle.OBD.ShortTermFuelTrim1",
     "distanceSinceDTCsCleared": "Vehicle.OBD.DistanceSinceDTCClear",

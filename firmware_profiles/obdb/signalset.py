@@ -119,14 +119,15 @@ class Command:
     @property
     def reply_from(self) -> str:
         """The CAN id the reply comes from: ``rax`` (for a 29-bit header, ``18DAF1`` + its last
-        byte), else the header + 8 for 11-bit ids."""
+        byte), else the header + 8 for 11-bit ids and ``18DAF1`` + the target byte for 29-bit
+        ones."""
         if self.receive is not None:
             if len(self.header) == 4:
                 return f"18DAF1{self.receive[-2:]}"
             return self.receive
         if len(self.header) == 3:
             return f"{int(self.header, 16) + 8:03X}"
-        return self.header
+        return f"18DAF1{self.header[-2:]}"
 
     def request(self) -> str:
         return f"{self.service:02X}{self.pid:0{self.pid_bytes * 2}X}"
