@@ -203,8 +203,13 @@ class Uplink:
     def _try_next_broker(self) -> None:
         """With failover URLs, make the run loop move to the next broker of the cluster."""
         if len(self.settings.urls) > 1:
-            self._switch_broker = True
-            self.wake()
+            self._reconnect()
+
+    def _reconnect(self) -> None:
+        """Make the run loop close this connection and open a new one (to the next broker
+        of the cluster where there are failover URLs)."""
+        self._switch_broker = True
+        self.wake()
 
     def _connect_properties(self) -> Properties | None:
         if self.protocol != MQTTProtocolVersion.MQTTv5:
@@ -248,9 +253,19 @@ class Uplink:
         client.publish(self.topics[Kind.STATUS], self._status(online=True), qos=1, retain=True)
         log.info("connected to %s (MQTT %s)", self.url, self.protocol.name)
 
-    def _on_subscribe(self, client: mqtt.Client, *_args: Any) -> None:
-        if client is self._client:
-            self._post(self._set_ready, True)
+    def _on_subscribe(
+        self, client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, *_rest: Any
+    ) -> None:
+        if client is not self._client:
+            return
+        if any(getattr(r, "is_failure", False) for r in reasons or []):
+            # Without its ack subscription the device would resend forever unheard (a cluster
+            # node can refuse it while its storage elects a leader): reconnect and ask again.
+            self.counters["subscribe_refused"] += 1
+            log.warning("%s refused this device's subscriptions; reconnecting", self.url)
+            self._post(self._reconnect)
+            return
+        self._post(self._set_ready, True)
 
     def _on_disconnect(self, client: mqtt.Client, _userdata: Any, *_rest: Any) -> None:
         if client is not self._client:
@@ -525,9 +540,10 @@ class Uplink:
                 if self._switch_broker:
                     self._switch_broker = False
                     await self._stop_client(say_offline=False)
-                    self._url_index = (self._url_index + 1) % len(self.settings.urls)
-                    self.counters["broker_switches"] += 1
-                    log.warning("trying the next broker of the cluster: %s", self.url)
+                    if len(self.settings.urls) > 1:
+                        self._url_index = (self._url_index + 1) % len(self.settings.urls)
+                        self.counters["broker_switches"] += 1
+                        log.warning("trying the next broker of the cluster: %s", self.url)
                     self._start_client()
                 self.pump()
                 self._wake.clear()
