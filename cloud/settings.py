@@ -90,6 +90,19 @@ class CloudSettings(BaseSettings):
     # session in a shared group keeps receiving its share while offline, so only use it for
     # workers that always come back.
     mqtt_session_expiry_s: int = Field(0, ge=0)
+    # Where the ingest reads device messages: "mqtt" subscribes on FLEETLINK_MQTT_URL (an MQTT 5
+    # shared subscription splits the load); "nats" pulls from a JetStream consumer shared by
+    # every ingest process, for a NATS cluster whose MQTT gateway speaks 3.1.1 only
+    # (docs/scaling.md).
+    ingest_source: Literal["mqtt", "nats"] = "mqtt"
+    # Comma-separated nats:// URLs of the cluster's nodes (credentials in the first one apply).
+    nats_url: SecretStr = SecretStr("nats://127.0.0.1:4222")
+    nats_stream: str = Field("FLEETLINK_INGEST", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    nats_consumer: str = Field("fleetlink-ingest", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # 3 on a three-node cluster: the stream then survives the loss of one node.
+    nats_stream_replicas: int = Field(1, ge=1, le=5)
+    # A message not acked this long after delivery (its worker died) goes to another worker.
+    nats_ack_wait_s: float = Field(30.0, ge=1.0, le=3600.0)
     ingest_max_batches: int = Field(200, ge=1, le=10_000)
     ingest_max_wait_ms: int = Field(50, ge=0, le=10_000)
     ingest_queue_size: int = Field(2000, ge=1)
@@ -191,6 +204,17 @@ class CloudSettings(BaseSettings):
             return self.webhook_allow_private
         return self.mode != "production"
 
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_urls(cls, value: SecretStr) -> SecretStr:
+        for url in value.get_secret_value().split(","):
+            parts = urlsplit(url.strip())
+            if parts.scheme not in ("nats", "tls") or not parts.hostname:
+                raise ValueError(
+                    "FLEETLINK_NATS_URL must be comma-separated nats://[user:password@]host:port"
+                )
+        return value
+
     @field_validator("update_signing_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -262,11 +286,16 @@ class CloudSettings(BaseSettings):
         url = self.api_database_url or self.database_url
         return url.get_secret_value(), server_settings
 
+    def nats_servers(self) -> list[str]:
+        """Return the NATS server URLs of ``nats_url`` (comma-separated), in order."""
+        return [u.strip() for u in self.nats_url.get_secret_value().split(",") if u.strip()]
+
     def describe(self) -> dict[str, object]:
         """Return the settings as a dict fit for logging: passwords and keys redacted."""
         data = self.model_dump(mode="json")
         data["database_url"] = redact_url(self.database_url.get_secret_value())
         data["mqtt_url"] = redact_url(self.mqtt_url.get_secret_value())
+        data["nats_url"] = ",".join(redact_url(u) for u in self.nats_servers())
         if self.api_database_url is not None:
             data["api_database_url"] = redact_url(self.api_database_url.get_secret_value())
         data["field_keys"] = "***" if self.field_keys is not None else None

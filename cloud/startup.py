@@ -108,8 +108,13 @@ class Startup:
             )
             self._on_migrated()
             if s.ingest_workers:
+                broker = (
+                    f"the NATS cluster at {', '.join(map(redact_url, s.nats_servers()))}"
+                    if s.ingest_source == "nats"
+                    else f"the MQTT broker at {redact_url(s.mqtt_url.get_secret_value())}"
+                )
                 await self._retry(
-                    f"the MQTT broker at {redact_url(s.mqtt_url.get_secret_value())}",
+                    broker,
                     self._start_ingest,
                     (OSError,),
                 )

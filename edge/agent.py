@@ -12,6 +12,7 @@ import logging
 import queue
 import signal
 from collections import Counter, deque
+from collections.abc import Callable
 
 from fleetlink.edge.batcher import Batcher, Draft
 from fleetlink.edge.config import DeviceConfig
@@ -54,6 +55,8 @@ class Agent:
         self.events: EventQueue = queue.Queue(maxsize=_QUEUE_SIZE)
         self.sources = create_sources(config) if sources is None else sources
         self.outbox = Outbox(config.outbox.path, config.outbox.max_bytes)
+        # Called on every turn of the main loop (the systemd watchdog's pet, see device_runner).
+        self.heartbeat: Callable[[], None] = lambda: None
         self.batcher = Batcher(
             config.outbox.batch_interval_s,
             config.outbox.max_batch_samples,
@@ -206,6 +209,7 @@ class Agent:
                 if self._status_key() != state:
                     state = self._status_key()
                     self.uplink.publish_status()
+                self.heartbeat()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), _DRAIN_EVERY_S)
         finally:

@@ -103,27 +103,38 @@ class MqttSection(_Section):
         default=False,
         description="allow mqtt:// (no TLS) to a broker that is not on this machine",
     )
+    failover_urls: list[str] = Field(
+        default_factory=list,
+        description="other nodes of the same broker cluster, tried in turn after url when the "
+        "connection is lost or refused",
+    )
 
     @field_validator("url")
     @classmethod
     def _mqtt_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError("must look like mqtt://host:port or mqtts://host:port")
-        try:
-            parts.port  # noqa: B018 - raises for a port that is not a number
-        except ValueError:
-            raise ValueError("port must be a number from 1 to 65535") from None
-        return value
+        return _checked_mqtt_url(value)
+
+    @field_validator("failover_urls")
+    @classmethod
+    def _failover_urls(cls, value: list[str]) -> list[str]:
+        return [_checked_mqtt_url(url) for url in value]
 
     @model_validator(mode="after")
     def _no_plaintext_to_remote_brokers(self) -> MqttSection:
-        if not self.use_tls and not is_loopback(self.host) and not self.allow_plaintext_remote:
-            raise ValueError(
-                f"url: {self.url} sends credentials and data unencrypted to another machine; "
-                "use mqtts:// (or tls = true), or set allow_plaintext_remote = true"
-            )
+        for url in self.urls:
+            host = urlsplit(url).hostname or ""
+            plaintext = not self.url_uses_tls(url) and not is_loopback(host)
+            if plaintext and not self.allow_plaintext_remote:
+                raise ValueError(
+                    f"url: {url} sends credentials and data unencrypted to another "
+                    "machine; use mqtts:// (or tls = true), or set allow_plaintext_remote = true"
+                )
         return self
+
+    @property
+    def urls(self) -> list[str]:
+        """Return ``url`` followed by the failover URLs: the order brokers are tried in."""
+        return [self.url, *self.failover_urls]
 
     @property
     def host(self) -> str:
@@ -131,12 +142,32 @@ class MqttSection(_Section):
 
     @property
     def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        return self.endpoint(self.url)[1]
 
     @property
     def use_tls(self) -> bool:
-        return self.tls or urlsplit(self.url).scheme == "mqtts"
+        return self.url_uses_tls(self.url)
+
+    def url_uses_tls(self, url: str) -> bool:
+        """Return True if the connection to ``url`` uses TLS (mqtts://, or tls = true)."""
+        return self.tls or urlsplit(url).scheme == "mqtts"
+
+    def endpoint(self, url: str) -> tuple[str, int]:
+        """Return (host, port) of one of ``urls``."""
+        parts = urlsplit(url)
+        return parts.hostname or "", parts.port or (8883 if self.url_uses_tls(url) else 1883)
+
+
+def _checked_mqtt_url(value: str) -> str:
+    """Return ``value`` if it is an mqtt:// or mqtts:// URL with a host; raises ValueError."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError("must look like mqtt://host:port or mqtts://host:port")
+    try:
+        parts.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError:
+        raise ValueError("port must be a number from 1 to 65535") from None
+    return value
 
 
 class ObdSection(_Section):

@@ -24,6 +24,7 @@ from fleetlink.edge.updates import (
     running_versions,
     settle_trial,
 )
+from fleetlink.edge.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +54,20 @@ def _start(config: DeviceConfig, results: list[dict[str, str]]) -> Agent:
     return agent
 
 
-async def run_device_async(config: DeviceConfig, stop: asyncio.Event) -> None:
-    """Run the agent until ``stop`` is set, restarting it into each accepted update."""
+async def run_device_async(
+    config: DeviceConfig, stop: asyncio.Event, watchdog: Watchdog | None = None
+) -> None:
+    """Run the agent until ``stop`` is set, restarting it into each accepted update; tell
+    systemd (``watchdog``) when it is ready, alive and stopping."""
+    watchdog = watchdog or Watchdog()
+    ready_said = False
     while not stop.is_set():
         results: list[dict[str, str]] = []
         agent = _start(config, results)
+        agent.heartbeat = watchdog.pet
+        if not ready_said:
+            watchdog.ready()
+            ready_said = True
         if agent.config.obd is not None:
             agent.uplink.running["profile"] = agent.config.obd.profile
         agent.uplink.running["versions"] = running_versions(config.updates)
@@ -104,6 +114,8 @@ async def run_device_async(config: DeviceConfig, stop: asyncio.Event) -> None:
         ]
         runner = asyncio.create_task(agent.run(run_stop))
         await asyncio.wait([runner, *waiters], return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            watchdog.stopping()
         run_stop.set()
         for waiter in waiters:
             waiter.cancel()

@@ -117,6 +117,9 @@ class Uplink:
         )
         self.topics = {kind: topic(device.tenant, device.id, kind) for kind in Kind}
         self._inflight: dict[int, float] = {}
+        # The broker URL in use: mqtt.url, or one of mqtt.failover_urls after a loss.
+        self._url_index = 0
+        self._switch_broker = False
         self._ready = False
         self._fallback = False
         self._got_connack = False
@@ -131,6 +134,11 @@ class Uplink:
         self.on_command: Callable[[bytes], None] | None = None
         # What the device runs (profile, versions of updated parts), for the status message.
         self.running: dict[str, Any] = {}
+
+    @property
+    def url(self) -> str:
+        """Return the URL of the broker this uplink connects to now."""
+        return self.settings.urls[self._url_index]
 
     @property
     def ready(self) -> bool:
@@ -168,7 +176,7 @@ class Uplink:
             client.username_pw_set(
                 self.settings.username, password.get_secret_value() if password else None
             )
-        if self.settings.use_tls:
+        if self.settings.url_uses_tls(self.url):
             client.tls_set()
         client.will_set(self.topics[Kind.STATUS], self._status(online=False), qos=1, retain=True)
         self._jitter_next_reconnect(client)
@@ -189,6 +197,19 @@ class Uplink:
 
     def _on_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
         self._jitter_next_reconnect(client)
+        if client is self._client:
+            self._post(self._try_next_broker)
+
+    def _try_next_broker(self) -> None:
+        """With failover URLs, make the run loop move to the next broker of the cluster."""
+        if len(self.settings.urls) > 1:
+            self._reconnect()
+
+    def _reconnect(self) -> None:
+        """Make the run loop close this connection and open a new one (to the next broker
+        of the cluster where there are failover URLs)."""
+        self._switch_broker = True
+        self.wake()
 
     def _connect_properties(self) -> Properties | None:
         if self.protocol != MQTTProtocolVersion.MQTTv5:
@@ -221,7 +242,7 @@ class Uplink:
                 self._post(self.wake)
                 return
             self.counters["connect_refused"] += 1
-            log.warning("broker %s refused the connection: %s", self.settings.url, reason)
+            log.warning("broker %s refused the connection: %s", self.url, reason)
             return
         self.counters["connects"] += 1
         self._backoff.reset()
@@ -230,11 +251,21 @@ class Uplink:
             [(self.topics[Kind.ACK], 1), (self.topics[Kind.CMD], 1), (self.topics[Kind.FENCES], 1)]
         )
         client.publish(self.topics[Kind.STATUS], self._status(online=True), qos=1, retain=True)
-        log.info("connected to %s (MQTT %s)", self.settings.url, self.protocol.name)
+        log.info("connected to %s (MQTT %s)", self.url, self.protocol.name)
 
-    def _on_subscribe(self, client: mqtt.Client, *_args: Any) -> None:
-        if client is self._client:
-            self._post(self._set_ready, True)
+    def _on_subscribe(
+        self, client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, *_rest: Any
+    ) -> None:
+        if client is not self._client:
+            return
+        if any(getattr(r, "is_failure", False) for r in reasons or []):
+            # Without its ack subscription the device would resend forever unheard (a cluster
+            # node can refuse it while its storage elects a leader): reconnect and ask again.
+            self.counters["subscribe_refused"] += 1
+            log.warning("%s refused this device's subscriptions; reconnecting", self.url)
+            self._post(self._reconnect)
+            return
+        self._post(self._set_ready, True)
 
     def _on_disconnect(self, client: mqtt.Client, _userdata: Any, *_rest: Any) -> None:
         if client is not self._client:
@@ -246,6 +277,7 @@ class Uplink:
                 self._fallback = True
         self._got_connack = False
         self._post(self._set_ready, False)
+        self._post(self._try_next_broker)
 
     def _reject(self, why: str, *args: object) -> None:
         self.counters["acks_rejected"] += 1
@@ -311,7 +343,7 @@ class Uplink:
         self._inflight.clear()
         self._hello_sent = 0.0  # ask again on every connect
         if not ready:
-            log.warning("lost the connection to %s; buffering in the outbox", self.settings.url)
+            log.warning("lost the connection to %s; buffering in the outbox", self.url)
         self.wake()
 
     def _apply_ack(self, ack: Ack) -> None:
@@ -438,9 +470,10 @@ class Uplink:
         self._socket_since = None
         self._closed_before_connack = 0
         v5 = self.protocol == MQTTProtocolVersion.MQTTv5
+        host, port = self.settings.endpoint(self.url)
         self._client.connect_async(
-            self.settings.host,
-            self.settings.port,
+            host,
+            port,
             keepalive=self.settings.keepalive_s,
             clean_start=self.settings.session_expiry_s == 0
             if v5
@@ -500,9 +533,17 @@ class Uplink:
             while not stop.is_set():
                 if self.settings.protocol == "auto" and (self._fallback or self._v5_unanswered()):
                     self._fallback = False
-                    log.warning("%s refuses MQTT 5; using MQTT 3.1.1", self.settings.url)
+                    log.warning("%s refuses MQTT 5; using MQTT 3.1.1", self.url)
                     await self._stop_client(say_offline=False)
                     self.protocol = MQTTProtocolVersion.MQTTv311
+                    self._start_client()
+                if self._switch_broker:
+                    self._switch_broker = False
+                    await self._stop_client(say_offline=False)
+                    if len(self.settings.urls) > 1:
+                        self._url_index = (self._url_index + 1) % len(self.settings.urls)
+                        self.counters["broker_switches"] += 1
+                        log.warning("trying the next broker of the cluster: %s", self.url)
                     self._start_client()
                 self.pump()
                 self._wake.clear()

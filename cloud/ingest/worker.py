@@ -15,13 +15,16 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote, urlsplit
 
 import asyncpg
+from paho.mqtt.enums import MQTTProtocolVersion
 
 from fleetlink.cloud.db.unavailable import DATABASE_UNAVAILABLE
 from fleetlink.cloud.ingest.dead_letters import DeadLetterLimits, prune
 from fleetlink.cloud.ingest.inbound import DeadLetter, Inbound, IngestRules
 from fleetlink.cloud.ingest.mqtt_source import MqttSource
+from fleetlink.cloud.ingest.nats_source import NatsPlan, NatsSource
 from fleetlink.cloud.ingest.protocol import (
     BrokerAddress,
     SubscriptionPlan,
@@ -30,6 +33,7 @@ from fleetlink.cloud.ingest.protocol import (
     plan_subscription,
 )
 from fleetlink.cloud.ingest.refusal_log import RateLimitedLog
+from fleetlink.cloud.ingest.source import IngestSource
 from fleetlink.cloud.ingest.store import ChunkResult, ChunkStore, DeviceAcks
 from fleetlink.cloud.ingest.supervision import SupervisedTask
 from fleetlink.cloud.settings import CloudSettings
@@ -72,8 +76,12 @@ class WorkerHealth:
         return self.connected and self.writer_alive and self.database_ok
 
 
+# Builds a worker's source from its queue and capacity (an MqttSource when none is given).
+SourceFactory = Callable[["asyncio.Queue[Inbound]", int], IngestSource]
+
+
 class IngestWorker:
-    """One MQTT connection plus the writer task that commits what it receives."""
+    """One broker connection (its source) plus the writer task that commits what it receives."""
 
     def __init__(
         self,
@@ -85,20 +93,25 @@ class IngestWorker:
         session_expiry_s: int = 0,
         rules: IngestRules | None = None,
         on_commit: Callable[[ChunkResult], None] | None = None,
+        source: SourceFactory | None = None,
     ) -> None:
         self._pool = pool
         self._on_commit = on_commit
         self._limits = limits
         self._queue: asyncio.Queue[Inbound] = asyncio.Queue()
-        self.source = MqttSource(
-            address,
-            plan,
-            client_id,
-            self._queue,
-            limits.queue_size,
-            session_expiry_s,
-            rules,
-            limits.reconnect_s,
+        self.source: IngestSource = (
+            source(self._queue, limits.queue_size)
+            if source is not None
+            else MqttSource(
+                address,
+                plan,
+                client_id,
+                self._queue,
+                limits.queue_size,
+                session_expiry_s,
+                rules,
+                limits.reconnect_s,
+            )
         )
         self._store = ChunkStore(limits.max_seq_jump)
         self.totals: Counter[str] = Counter()
@@ -322,6 +335,9 @@ class IngestService:
         if the broker is unreachable, TimeoutError if a worker did not subscribe in time.
         """
         s = self._settings
+        if s.ingest_source == "nats":
+            await self._start_nats(connect_timeout_s)
+            return
         address = parse_mqtt_url(s.mqtt_url.get_secret_value())
         offers_v5 = await asyncio.to_thread(broker_offers_mqtt5, address)
         self.plan = plan_subscription(s.shared_subscription, offers_v5, s.mqtt_share_group)
@@ -334,13 +350,7 @@ class IngestService:
             )
             count = 1
         base_id = s.mqtt_client_id or f"fleetlink-ingest-{socket.gethostname()}"
-        limits = ChunkLimits(
-            s.ingest_max_batches,
-            s.ingest_max_wait_ms,
-            s.ingest_queue_size,
-            s.ingest_max_seq_jump,
-            (s.mqtt_reconnect_min_s, max(s.mqtt_reconnect_min_s, s.mqtt_reconnect_max_s)),
-        )
+        limits = self._chunk_limits()
         for index in range(count):
             worker = IngestWorker(
                 self._pool,
@@ -360,6 +370,73 @@ class IngestService:
                 raise TimeoutError(
                     f"ingest worker {worker.source.client_id} did not connect to "
                     f"{address.host}:{address.port} within {connect_timeout_s:.0f} s"
+                )
+
+    def _chunk_limits(self) -> ChunkLimits:
+        s = self._settings
+        return ChunkLimits(
+            s.ingest_max_batches,
+            s.ingest_max_wait_ms,
+            s.ingest_queue_size,
+            s.ingest_max_seq_jump,
+            (s.mqtt_reconnect_min_s, max(s.mqtt_reconnect_min_s, s.mqtt_reconnect_max_s)),
+        )
+
+    async def _start_nats(self, connect_timeout_s: float) -> None:
+        """Start ``ingest_workers`` workers on the shared JetStream consumer (every worker of
+        every process competes for the same messages, so any count splits the load).
+
+        Raises TimeoutError if a worker did not bind to the consumer in time.
+        """
+        s = self._settings
+        servers = s.nats_servers()
+        first = urlsplit(servers[0])
+        nats_plan = NatsPlan(
+            servers=tuple(servers),
+            stream=s.nats_stream,
+            consumer=s.nats_consumer,
+            replicas=s.nats_stream_replicas,
+            ack_wait_s=s.nats_ack_wait_s,
+        )
+        limits = self._chunk_limits()
+        base_id = s.mqtt_client_id or f"fleetlink-ingest-{socket.gethostname()}"
+        # The MQTT address and plan are unused by a NATS source; kept for the health report.
+        address = BrokerAddress(first.hostname or "", first.port or 4222)
+        self.plan = SubscriptionPlan(MQTTProtocolVersion.MQTTv311, shared=True)
+
+        def factory(client_id: str) -> SourceFactory:
+            return lambda queue, capacity: NatsSource(
+                nats_plan,
+                client_id,
+                queue,
+                capacity,
+                self.rules,
+                limits.reconnect_s,
+                unquote(first.username) if first.username else None,
+                unquote(first.password) if first.password else None,
+            )
+
+        for index in range(s.ingest_workers):
+            client_id = f"{base_id}-{index}"
+            worker = IngestWorker(
+                self._pool,
+                address,
+                self.plan,
+                client_id,
+                limits,
+                rules=self.rules,
+                on_commit=self._on_commit,
+                source=factory(client_id),
+            )
+            worker.start()
+            self.workers.append(worker)
+        self._pruner.start()
+        for worker in self.workers:
+            if not await worker.source.wait_connected(connect_timeout_s):
+                raise TimeoutError(
+                    f"ingest worker {worker.source.client_id} did not bind to the JetStream "
+                    f"consumer {s.nats_stream}/{s.nats_consumer} on {', '.join(servers)} "
+                    f"within {connect_timeout_s:.0f} s"
                 )
 
     async def stop(self) -> None:

@@ -176,8 +176,9 @@ def test_ingest_reads_every_device_and_each_device_only_its_own_topics(broker: i
 def test_compose_mounts_what_mosquitto_reads_and_publishes_only_its_listeners() -> None:
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     mosquitto = compose["services"]["mosquitto"]
-    cloud = compose["services"]["cloud"]
-    # The cloud writes the files mosquitto reads, into the volume both mount.
+    cloud = compose["services"]["api"]
+    # The API (which enrolls devices) writes the files mosquitto reads, into the volume both
+    # mount.
     shared = {v.split(":")[0] for v in cloud["volumes"]} & {
         v.split(":")[0] for v in mosquitto["volumes"]
     }

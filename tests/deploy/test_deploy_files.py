@@ -16,12 +16,12 @@ DEPLOY = Path(__file__).parents[2] / "deploy"
 def test_compose_requires_every_password_instead_of_defaulting_it() -> None:
     text = (DEPLOY / "cloud/compose.yaml").read_text()
     compose = yaml.safe_load(text)
-    assert {"postgres", "mosquitto", "cloud"} <= set(compose["services"])
+    assert {"postgres", "mosquitto", "api", "ingest"} <= set(compose["services"])
     for variable in re.findall(r"\$\{(FLEETLINK_[A-Z_]*PASSWORD)([^}]*)\}", text):
         name, modifier = variable
         assert modifier == "" or modifier.startswith(":?"), f"{name} has a default: {modifier}"
-    cloud = compose["services"]["cloud"]["environment"]
-    assert cloud["FLEETLINK_MODE"] == "production"
+    for service in ("api", "ingest"):
+        assert compose["services"][service]["environment"]["FLEETLINK_MODE"] == "production"
 
 
 def test_mosquitto_refuses_anonymous_clients() -> None:
