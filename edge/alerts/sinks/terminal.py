@@ -29,6 +29,7 @@ class TerminalSink(AlertSink):
         self.console.print(
             f"{at} ALERT {alert.message}{note}  (ack: fleetlink edge alerts ack {alert.id})",
             style=_STYLE[alert.severity],
+            markup=False,
         )
 
     def acknowledged(self, alert_id: uuid.UUID) -> None:
