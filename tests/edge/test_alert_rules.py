@@ -3,12 +3,14 @@ cooldown under hypothesis."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import uuid
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fleetlink.edge.alerts.engine import build_rules
 from fleetlink.edge.alerts.history import SignalHistory
 from fleetlink.edge.alerts.rules import (
     ACCEL_LATERAL,
@@ -26,7 +28,6 @@ from fleetlink.edge.alerts.rules import (
 )
 from fleetlink.edge.alerts.settings import AlertsSection, RuleSettings
 from fleetlink.edge.alerts.zones import SpeedZones
-from fleetlink.edge.alerts.engine import build_rules
 from fleetlink.firmware_profiles import load_profile
 from fleetlink.firmware_profiles.schema import AlertThresholds
 from fleetlink.shared.messages import DeviceFence, GeofenceSet
@@ -193,7 +194,7 @@ def test_gate_fires_at_most_once_per_crossing_and_never_within_the_cooldown(step
             rearmed_since_fire = False
         elif value <= THRESHOLD - HYSTERESIS:
             rearmed_since_fire = True
-    assert all(b - a >= COOLDOWN_MS for a, b in zip(fired, fired[1:], strict=False))
+    assert all(b - a >= COOLDOWN_MS for a, b in itertools.pairwise(fired))
 
 
 @given(st.lists(st.floats(min_value=THRESHOLD - HYSTERESIS + 0.01, max_value=20), max_size=100))
