@@ -37,6 +37,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from fleetlink.edge.alerts.alert import Alert, Severity
@@ -327,7 +328,7 @@ class AlertEngine:
                 )
             )
             self.store.ack_sent(acked.id)
-            self._tell_sinks(lambda sink, alert_id=acked.id: sink.acknowledged(alert_id))
+            self._tell_sinks(partial(_acknowledged, alert_id=acked.id))
 
     @property
     def pending(self) -> bool:
@@ -343,6 +344,10 @@ class AlertEngine:
         """Close every sink and the alert record."""
         self._tell_sinks(lambda sink: sink.close())
         self.store.close()
+
+
+def _acknowledged(sink: AlertSink, alert_id: uuid.UUID) -> None:
+    sink.acknowledged(alert_id)
 
 
 def _event_message(event: Event) -> str:

@@ -26,6 +26,7 @@ RuleName = Literal[
     "anomaly",
 ]
 SinkName = Literal["terminal", "speech", "cab_display", "gpio"]
+DEFAULT_SINKS: tuple[SinkName, ...] = ("terminal", "cab_display")
 Severity = Literal["info", "warning", "critical"]
 
 # Used when neither the device config nor the profile sets a rule's threshold. Units: the
@@ -86,7 +87,7 @@ class AlertsSection(_Section):
     """In-cab alerts: rules over the signals, nudge then escalate, and the sinks."""
 
     enabled: bool = True
-    sinks: list[SinkName] = Field(default_factory=lambda: ["terminal", "cab_display"])
+    sinks: list[SinkName] = Field(default_factory=lambda: list(DEFAULT_SINKS))
     speed_limit_kmh: Annotated[float, Field(gt=0, le=300)] | None = Field(
         default=None,
         description="speeding limit outside speed zones (default: the profile's overspeed_kmh)",

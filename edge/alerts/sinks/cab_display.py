@@ -161,9 +161,11 @@ class _Handler(BaseHTTPRequestHandler):
         seen = -1
         try:
             while True:
+                last = seen
                 with board.changed:
                     board.changed.wait_for(
-                        lambda seen=seen: board.version != seen or board.closing, _KEEPALIVE_S
+                        lambda: board.version != last or board.closing,  # noqa: B023
+                        _KEEPALIVE_S,
                     )
                     if board.closing:
                         return
