@@ -32,6 +32,7 @@ from fleetlink.cloud.api import (
     searches,
     signals,
     trips,
+    vehicle_events,
     vehicles,
     webhooks,
 )
@@ -102,6 +103,7 @@ RESOURCES = (
     audit_log.api,
     maintenance.api,
     costs.api,
+    vehicle_events.api,
     health.api,
 )
 

@@ -1,7 +1,10 @@
-"""The agent's asyncio core: sources → batcher → outbox → uplink.
+"""The agent's asyncio core: sources → batcher → outbox → uplink, with the alert engine
+tapping the samples and the events on their way.
 
 The core only drains the sources' queues (samples, and events such as the ignition going
-off); it does not know what kind of source fills them.
+off); it does not know what kind of source fills them. Every event passes through the alert
+engine (``fleetlink.edge.alerts``), which tells the driver of the ones it nudges for and adds
+its own (alerts, escalations, acknowledgements) to the same acked path.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import signal
 from collections import Counter, deque
 from collections.abc import Callable
 
+from fleetlink.edge.alerts.setup import create_engine
 from fleetlink.edge.batcher import Batcher, Draft
 from fleetlink.edge.config import DeviceConfig
 from fleetlink.edge.fences import FenceStore, fence_path
@@ -72,6 +76,7 @@ class Agent:
             vehicle_report=self.vehicle_report,
             fences=self.fences,
         )
+        self.alerts = create_engine(config, lambda: self.fences.current)
         self.unstored: deque[Draft] = deque()
         self.unstored_events: deque[Event] = deque(maxlen=_UNSTORED_MAX)
         self.counters: Counter[str] = Counter()
@@ -105,16 +110,25 @@ class Agent:
         return self.adapter_state(), bus, sum(s.report_changes for s in self.sources)
 
     def store_events(self) -> int | None:
-        """Store the events the sources sent as one events batch; return its seq, or None.
+        """Store the events the sources sent, passed through the alert engine, and those the
+        engine made (alerts, escalations, acknowledgements) as one events batch; return its
+        seq, or None.
 
         Events the outbox refuses wait in memory (the newest ``_UNSTORED_MAX``) and are
         retried on the next call.
         """
         while len(self.unstored_events) < MAX_EVENTS_PER_BATCH:
             try:
-                self.unstored_events.append(self.events.get_nowait())
+                event = self.events.get_nowait()
             except queue.Empty:
                 break
+            if self.alerts is None:
+                self.unstored_events.append(event)
+            else:
+                self.alerts.observe_event(event)
+                self.unstored_events.extend(self.alerts.take_events())
+        if self.alerts is not None:
+            self.unstored_events.extend(self.alerts.take_events())
         if not self.unstored_events:
             return None
         events = list(self.unstored_events)[:MAX_EVENTS_PER_BATCH]
@@ -140,6 +154,8 @@ class Agent:
                 sample = self.samples.get_nowait()
             except queue.Empty:
                 return
+            if self.alerts is not None:
+                self.alerts.observe(sample)
             if self.batcher.add(sample):
                 self.flush()
 
@@ -192,6 +208,8 @@ class Agent:
         Raises:
             Exception: whatever the uplink task raised, after the batch was stored.
         """
+        if self.alerts is not None:
+            self.alerts.start()
         for source in self.sources:
             source.start(self.samples, self.events)
         uplink_stop = asyncio.Event()
@@ -202,7 +220,9 @@ class Agent:
             while not stop.is_set() and not uplink.done():
                 self._drain()
                 self.batcher.online = self.uplink.ready
-                if not self.events.empty():
+                if self.alerts is not None:
+                    self.alerts.poll()
+                if not self.events.empty() or (self.alerts is not None and self.alerts.pending):
                     self.store_events()
                 if self.batcher.due():
                     self.flush()
@@ -216,6 +236,8 @@ class Agent:
             await asyncio.gather(*(asyncio.to_thread(s.stop) for s in self.sources))
             self._drain()
             self.flush()
+            if self.alerts is not None:
+                self.alerts.poll()
             self.store_events()
             await self._drain_outbox(self.config.mqtt.drain_on_stop_s, uplink)
             uplink_stop.set()
@@ -223,6 +245,8 @@ class Agent:
                 await uplink
             finally:
                 self.outbox.close()
+                if self.alerts is not None:
+                    self.alerts.close()
                 log.info("agent for device %s stopped", self.config.device.id)
 
     async def _drain_outbox(self, grace_s: float, uplink: asyncio.Task[None]) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from fleetlink.edge.alerts_cli import app as alerts_app
 from fleetlink.edge.can_cli import can_record
 from fleetlink.edge.config import ConfigError, DeviceConfig, load_config
 from fleetlink.edge.logs import quiet_python_obd
@@ -16,6 +17,7 @@ from fleetlink.shared.logs import configure_logging
 
 app = typer.Typer(help="The Fleetlink edge agent.", no_args_is_help=True)
 app.add_typer(profile_app, name="profile")
+app.add_typer(alerts_app, name="alerts")
 app.command("can-record")(can_record)
 
 ConfigPath = Annotated[Path, typer.Option("--config", "-c", help="Device configuration (TOML).")]

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from fleetlink.edge.alerts.settings import AlertsSection
 from fleetlink.edge.outbox import DEFAULT_MAX_BYTES
 from fleetlink.firmware_profiles import (
     AUTO_PROFILE,
@@ -386,6 +387,7 @@ class DeviceConfig(_Section):
     cloud: CloudSection | None = None
     updates: UpdatesSection | None = None
     log: LogSection = Field(default_factory=LogSection)
+    alerts: AlertsSection = Field(default_factory=AlertsSection)
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> DeviceConfig:

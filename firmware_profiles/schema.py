@@ -284,14 +284,34 @@ class CanProfile(_Strict):
 
 
 class AlertThresholds(_Strict):
-    """Named limits the in-cab alert rules compare signals with; unset means no alert."""
+    """Named limits the in-cab alert rules compare signals with (``fleetlink.edge.alerts``).
+
+    Unset: the agent's default for that rule, except ``overspeed_kmh``: without it (and
+    without a limit in the device config or a speed zone) there is no speeding alert. The
+    device config's ``[alerts]`` overrides each of them.
+    """
 
     overspeed_kmh: Annotated[float, Field(gt=0, le=300)] | None = None
     coolant_overheat_c: Annotated[float, Field(gt=0, le=150)] | None = None
     harsh_brake_mps2: Annotated[float, Field(gt=0, le=15)] | None = None
     harsh_accel_mps2: Annotated[float, Field(gt=0, le=15)] | None = None
+    harsh_corner_mps2: Annotated[float, Field(gt=0, le=15)] | None = None
     idle_minutes: Annotated[float, Field(gt=0, le=240)] | None = None
     low_battery_v: Annotated[float, Field(gt=0, le=36)] | None = None
+    fuel_drop_pct: Annotated[float, Field(gt=0, le=100)] | None = None
+
+    def threshold(self, rule: str) -> float | None:
+        """Return this profile's threshold for the alert rule named ``rule`` (None: unset)."""
+        field = {
+            "coolant_overheat": "coolant_overheat_c",
+            "harsh_brake": "harsh_brake_mps2",
+            "harsh_accel": "harsh_accel_mps2",
+            "harsh_corner": "harsh_corner_mps2",
+            "idling": "idle_minutes",
+            "low_battery": "low_battery_v",
+            "fuel_drop": "fuel_drop_pct",
+        }.get(rule)
+        return None if field is None else getattr(self, field)
 
 
 class ModelRef(_Strict):

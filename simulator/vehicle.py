@@ -164,6 +164,7 @@ class Vehicle:
         self._distance_m = 0.0
         self._engine_off_s = 3600.0
         self._drain_v_per_s = 0.0
+        self._overheat_c_per_s = 0.0
         self._drained_v = 0.0
         self._warmup_armed = False
         self._state = VehicleState(
@@ -252,6 +253,18 @@ class Vehicle:
             raise ValueError(f"volts_per_s must be >= 0, got {volts_per_s}")
         with self._lock:
             self._drain_v_per_s = volts_per_s
+
+    def inject_overheat(self, heat_c_per_s: float) -> None:
+        """Add ``heat_c_per_s`` of heat the cooling cannot shed while the engine runs (a dead
+        fan or water pump): the coolant settles about ``heat_c_per_s / 0.6`` °C above the
+        thermostat; 0 repairs it and the radiator cools the engine back within seconds.
+
+        Raises ValueError when ``heat_c_per_s`` is negative.
+        """
+        if heat_c_per_s < 0:
+            raise ValueError(f"heat_c_per_s must be >= 0, got {heat_c_per_s}")
+        with self._lock:
+            self._overheat_c_per_s = heat_c_per_s
 
     def set_wear(self, wear: WearState) -> None:
         """Apply worn parts (see :mod:`fleetlink.simulator.wear`) from the next step on."""
@@ -387,7 +400,7 @@ class Vehicle:
 
         # Temperatures.
         ambient = s.ambient_temp_c
-        heating = 0.35 * fuel_gs
+        heating = 0.35 * fuel_gs + (self._overheat_c_per_s if running else 0.0)
         radiator = (
             (1.0 - self._wear.cooling_loss) * 0.6 * max(0.0, s.coolant_temp_c - _THERMOSTAT_C)
         )

@@ -42,6 +42,7 @@ from fleetlink.cloud.maintenance.due import DueStatus
 from fleetlink.cloud.maintenance.risk import HORIZONS_DAYS, packaged_model
 from fleetlink.cloud.maintenance.schedule import DueItem, due_items
 from fleetlink.cloud.maintenance.vehicle_risk import vehicle_risk
+from fleetlink.cloud.records.device_events import EventFilter
 from fleetlink.shared.event_types import DTC_CLEARED, DTC_SET
 
 api = ResourceRoutes("maintenance")
@@ -727,7 +728,8 @@ async def list_dtcs(request: web.Request) -> web.Response:
     vehicle_id = path_uuid(request, "vehicle_id")
     query = query_model(request, PageQuery)
     tenant = principal_of(request).tenant_id
-    args: list[Any] = [tenant, vehicle_id, [DTC_SET, DTC_CLEARED]]
+    args: list[Any] = []
+    where = EventFilter(tenant, vehicle_id, types=(DTC_SET, DTC_CLEARED)).where(args)
     after, order = keyset(DTC_SORTS, "-ts", query.cursor, "e.id", args)
     args.append(query.limit + 1)
     async with tenant_transaction(request) as conn:
@@ -736,8 +738,7 @@ async def list_dtcs(request: web.Request) -> web.Response:
             f"""SELECT e.id, e.ts, e.type, e.severity, e.device_id,
                        e.data ->> 'code' AS code, e.data ->> 'description' AS description
                 FROM events e
-                WHERE e.tenant_id = $1 AND e.vehicle_id = $2 AND e.type = ANY ($3::text[])
-                {"AND " + after if after else ""} {order} LIMIT ${len(args)}""",
+                WHERE {where} {"AND " + after if after else ""} {order} LIMIT ${len(args)}""",
             *args,
         )
     page, cursor = split_page(rows, query.limit, DTC_SORTS, "-ts")

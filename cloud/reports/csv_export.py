@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from fleetlink.cloud.records.device_events import EventFilter
 from fleetlink.cloud.scoring.activity import DRIVER_OF_TRIP_SQL, activity_by_driver
 from fleetlink.cloud.scoring.rules import rules_of
 from fleetlink.cloud.scoring.scorecard import scorecard
@@ -162,17 +163,15 @@ async def events_csv(
     """Return the events the devices sent in ``first``..``last`` as CSV, oldest first."""
     start = datetime.combine(first, datetime.min.time()).replace(tzinfo=UTC)
     end = datetime.combine(last + timedelta(days=1), datetime.min.time()).replace(tzinfo=UTC)
+    args: list[Any] = []
+    where = EventFilter(tenant, vehicle, since=start, until=end).where(args)
     rows = await conn.fetch(
         f"""SELECT e.id, e.ts, e.vehicle_id, v.name, e.device_id, e.type, e.severity,
                    e.data::text
             FROM events e LEFT JOIN vehicles v ON v.id = e.vehicle_id
-            WHERE e.tenant_id = $1 AND e.ts >= $2 AND e.ts < $3
-              AND ($4::uuid IS NULL OR e.vehicle_id = $4)
+            WHERE {where}
             ORDER BY e.ts, e.id LIMIT {MAX_EXPORT_ROWS + 1}""",
-        tenant,
-        start,
-        end,
-        vehicle,
+        *args,
     )
     return _csv(EVENT_HEADER, (tuple(r.values()) for r in _bounded(rows)))
 

@@ -122,6 +122,16 @@ async def _tenant(pool: asyncpg.Pool, client: Any) -> Tenant:
             tenant,
             uuid.UUID(vehicle["id"]),
         )
+        # An in-cab alert's escalation, as a device sends it (listed per vehicle).
+        await conn.execute(
+            """INSERT INTO events (id, tenant_id, device_id, vehicle_id, ts, type, severity, data)
+               VALUES ($1, $2, $3, $4, now(), 'coaching', 'warning', $5::jsonb)""",
+            uuid.uuid4(),
+            tenant,
+            device,
+            uuid.UUID(vehicle["id"]),
+            f'{{"rule": "harsh_brake", "message": "{marker}"}}',
+        )
         item = await conn.fetchval(
             "INSERT INTO inbox_items (tenant_id, source, type, severity, ts, data) "
             "VALUES ($1, 'rule', 'test', 'info', now(), $2::jsonb) RETURNING id",
@@ -356,3 +366,17 @@ async def test_retiring_a_vehicle_cancels_a_device_installation_planned_for_late
     assert planned.status == 201, await planned.text()
     retired = await client.delete(f"/api/v1/vehicles/{vehicle['id']}", headers=headers)
     assert retired.status == 200 and (await retired.json())["status"] == "retired"
+
+
+async def test_a_vehicles_event_list_shows_its_own_events_only(two_tenants) -> None:
+    client, a, b = two_tenants
+    response = await client.get(
+        f"/api/v1/vehicles/{a.ids['vehicle_id']}/events", headers=bearer(a.owner_token)
+    )
+    assert response.status == 200
+    items = (await response.json())["items"]
+    assert [(i["type"], i["data"]["message"]) for i in items] == [("coaching", a.marker)]
+    other = await client.get(
+        f"/api/v1/vehicles/{b.ids['vehicle_id']}/events", headers=bearer(a.owner_token)
+    )
+    assert other.status == 404

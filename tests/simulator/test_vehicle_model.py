@@ -147,3 +147,23 @@ def test_a_pending_code_matures_into_a_stored_code_after_some_driving() -> None:
     drive(vehicle, Driver(0.5, seed=2), 900.0)
     s = vehicle.snapshot()
     assert "P0171" in s.stored_dtcs and s.mil_on
+
+
+def test_injected_overheat_heats_a_running_engine_and_the_repair_cools_it() -> None:
+    from fleetlink.simulator.vehicle import Vehicle
+
+    vehicle = Vehicle(7)
+    vehicle.set_ignition(True)
+    for _ in range(300):
+        normal = vehicle.step(0.1)
+    assert normal.coolant_temp_c < 100.0
+    vehicle.inject_overheat(15.0)
+    for _ in range(200):
+        hot = vehicle.step(0.1)
+    assert 110.0 < hot.coolant_temp_c < 120.0  # thermostat + 15 / 0.6
+    vehicle.inject_overheat(0.0)
+    for _ in range(100):
+        repaired = vehicle.step(0.1)
+    assert repaired.coolant_temp_c < 100.0
+    with pytest.raises(ValueError, match="heat_c_per_s"):
+        vehicle.inject_overheat(-1.0)
