@@ -64,6 +64,7 @@ from fleetlink.cloud.live.hub import LiveHub
 from fleetlink.cloud.maintenance.notify import due_scanner
 from fleetlink.cloud.notify.email import EmailDispatcher, EmailSender
 from fleetlink.cloud.notify.webhooks import WebhookDispatcher
+from fleetlink.cloud.portal.setup import setup_portal
 from fleetlink.cloud.records.field_crypto import FieldCipher, generate_key_ring_entry
 from fleetlink.cloud.reports.schedule import run_due_reports
 from fleetlink.cloud.settings import CloudSettings
@@ -268,4 +269,5 @@ def create_app(settings: CloudSettings | None = None) -> web.Application:
     for resource in RESOURCES:
         app.add_routes(resource.routes)
     app.add_routes(openapi_routes(RESOURCES).routes)
+    setup_portal(app)
     return app

@@ -10,6 +10,8 @@ missing=()
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
+# The portal's browser tests drive Debian's Chromium through Playwright (never a downloaded one).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   as_root apt-get update -qq
