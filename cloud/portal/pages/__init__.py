@@ -9,11 +9,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from fleetlink.cloud.portal.page import Page
-from fleetlink.cloud.portal.pages import overview, vehicles
+from fleetlink.cloud.portal.pages import live_map, overview, vehicles
 
 PAGES: tuple[Page, ...] = (
     overview.page,
     vehicles.page,
+    live_map.page,
 )
 
 ACTIONS: tuple[web.RouteTableDef, ...] = ()
