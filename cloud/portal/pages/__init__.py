@@ -9,12 +9,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from fleetlink.cloud.portal.page import Page
-from fleetlink.cloud.portal.pages import live_map, overview, vehicles
+from fleetlink.cloud.portal.pages import inbox, live_map, overview, vehicles
 
 PAGES: tuple[Page, ...] = (
     overview.page,
     vehicles.page,
     live_map.page,
+    inbox.page,
 )
 
-ACTIONS: tuple[web.RouteTableDef, ...] = ()
+ACTIONS: tuple[web.RouteTableDef, ...] = (inbox.routes,)
