@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
+from fleetlink.shared.topics import Kind
 from tests.cloud.conftest import mqtt_client
 from tests.cloud.helpers import events, topic
 from tests.cloud.portal.browser_checks import check_page, focus_state, tab_to
 from tests.cloud.portal.conftest import PortalFleet, PortalServer, log_in, make_portal_fleet
 from tests.waiting import wait_until
-from fleetlink.shared.topics import Kind
 
 
 @pytest.fixture(scope="module")
