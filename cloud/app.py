@@ -26,6 +26,7 @@ from fleetlink.cloud.api import (
     inbox,
     live,
     maintenance,
+    positions,
     provisioning,
     reports,
     scores,
@@ -68,6 +69,7 @@ from fleetlink.cloud.live.relay import LiveListener, PostgresRelay
 from fleetlink.cloud.maintenance.notify import due_scanner
 from fleetlink.cloud.notify.email import EmailDispatcher, EmailSender
 from fleetlink.cloud.notify.webhooks import WebhookDispatcher
+from fleetlink.cloud.portal.setup import setup_portal
 from fleetlink.cloud.records.field_crypto import FieldCipher, generate_key_ring_entry
 from fleetlink.cloud.reports.schedule import run_due_reports
 from fleetlink.cloud.settings import CloudSettings
@@ -99,6 +101,7 @@ RESOURCES = (
     inbox.api,
     webhooks.api,
     geofences.api,
+    positions.api,
     diagnostics.api,
     audit_log.api,
     maintenance.api,
@@ -299,4 +302,5 @@ def create_app(settings: CloudSettings | None = None) -> web.Application:
     for resource in RESOURCES:
         app.add_routes(resource.routes)
     app.add_routes(openapi_routes(RESOURCES).routes)
+    setup_portal(app)
     return app

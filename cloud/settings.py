@@ -140,6 +140,9 @@ class CloudSettings(BaseSettings):
     # token revoked on another replica keeps working that long at most.
     token_cache_s: float = Field(5.0, ge=0, le=300)
     cookie_secure: Literal["auto", "always", "never"] = "auto"
+    # The portal's map draws tiles behind positions when set, e.g.
+    # "https://tiles.example.org/{z}/{x}/{y}.png"; its origin is added to the pages' CSP.
+    portal_tile_url: str | None = Field(None, max_length=500, pattern=r"^https?://[^\s]+$")
     # Keys of the drivers' personal fields: "id:base64-key,..." (the first encrypts).
     field_keys: SecretStr | None = None
     # Live updates (SSE): each client's queue and each tenant's replay buffer, in messages.

@@ -235,7 +235,14 @@ def _unique_violation(exc: asyncpg.UniqueViolationError) -> ProblemError:
 )
 async def list_vehicles(request: web.Request) -> web.Response:
     query = query_model(request, VehicleQuery)
-    tenant = principal_of(request).tenant_id
+    async with tenant_transaction(request) as conn:
+        page = await vehicle_list(conn, principal_of(request).tenant_id, query)
+    return json_response(page)
+
+
+async def vehicle_list(conn: asyncpg.Connection, tenant: str, query: VehicleQuery) -> VehicleList:
+    """Return the page of ``tenant``'s vehicles that ``query`` asks for (filters, sort, cursor);
+    raise ProblemError(400) for a cursor that does not fit the sort."""
     args: list[Any] = [tenant]
     conditions = ["v.tenant_id = $1", *_filters(query, args)]
     after, order = keyset(SORTS, query.sort, query.cursor, "v.id", args)
@@ -243,10 +250,9 @@ async def list_vehicles(request: web.Request) -> web.Response:
         conditions.append(after)
     args.append(query.limit + 1)
     sql = f"SELECT {_COLUMNS} {_FROM} WHERE {' AND '.join(conditions)} {order} LIMIT ${len(args)}"
-    async with tenant_transaction(request) as conn:
-        rows = await conn.fetch(sql, *args)
+    rows = await conn.fetch(sql, *args)
     shown, cursor = split_page(rows, query.limit, SORTS, query.sort)
-    return json_response(VehicleList(items=[_vehicle(r) for r in shown], next_cursor=cursor))
+    return VehicleList(items=[_vehicle(r) for r in shown], next_cursor=cursor)
 
 
 @api.get(
@@ -259,7 +265,16 @@ async def list_vehicles(request: web.Request) -> web.Response:
 )
 async def vehicle_facets(request: web.Request) -> web.Response:
     query = query_model(request, FacetQuery)
-    args: list[Any] = [principal_of(request).tenant_id]
+    async with tenant_transaction(request) as conn:
+        facets = await vehicle_facet_counts(conn, principal_of(request).tenant_id, query)
+    return json_response(facets)
+
+
+async def vehicle_facet_counts(
+    conn: asyncpg.Connection, tenant: str, query: FacetQuery
+) -> VehicleFacets:
+    """Return how many of ``tenant``'s vehicles match ``query``, by status, make and fleet."""
+    args: list[Any] = [tenant]
     where = " AND ".join(["v.tenant_id = $1", *_filters(query, args)])
     sql = f"""
         WITH matched AS (SELECT v.status, v.make, v.fleet_id FROM vehicles v WHERE {where})
@@ -268,8 +283,7 @@ async def vehicle_facets(request: web.Request) -> web.Response:
         UNION ALL SELECT 'make', make, count(*) FROM matched GROUP BY make
         UNION ALL SELECT 'fleet', fleet_id::text, count(*) FROM matched GROUP BY fleet_id
     """
-    async with tenant_transaction(request) as conn:
-        rows = await conn.fetch(sql, *args)
+    rows = await conn.fetch(sql, *args)
     facets: dict[str, list[FacetCount]] = {"status": [], "make": [], "fleet": []}
     total = 0
     for r in rows:
@@ -279,7 +293,7 @@ async def vehicle_facets(request: web.Request) -> web.Response:
             facets[r["facet"]].append(FacetCount(value=r["value"], count=r["count"]))
     for counts in facets.values():
         counts.sort(key=lambda c: (-c.count, c.value or ""))
-    return json_response(VehicleFacets(total=total, **facets))
+    return VehicleFacets(total=total, **facets)
 
 
 @api.get(

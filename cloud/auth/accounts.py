@@ -111,6 +111,15 @@ class LoginRefused(Exception):
         self.locked_until = locked_until
 
 
+class SecondFactorNeeded(LoginRefused):
+    """Raised when the password is right but the user turned TOTP on and no code check was
+    given: the caller asks for the one-time code of ``user_id`` in a second step."""
+
+    def __init__(self, user_id: uuid.UUID) -> None:
+        super().__init__()
+        self.user_id = user_id
+
+
 async def login(
     conn: asyncpg.Connection,
     tenant_id: str,
@@ -122,6 +131,8 @@ async def login(
     raise LoginRefused otherwise.
 
     ``second_factor(user_id, stored_secret)`` checks the one-time code of a user with TOTP on.
+    With ``second_factor=None``, a user with TOTP on whose password matches raises
+    SecondFactorNeeded (the portal's two-step login) instead of LoginRefused.
     Five failed attempts lock the account for 15 minutes; every refusal takes an argon2
     verification, whether the user exists or not.
     """
@@ -146,6 +157,13 @@ async def login(
         if row["locked_until"] is not None and row["locked_until"] > now:
             verify_password(None, password)
             raise LoginRefused(row["locked_until"])
+        if (
+            second_factor is None
+            and row["totp_enabled"]
+            and row["role"] is not None
+            and verify_password(row["password_hash"], password)
+        ):
+            raise SecondFactorNeeded(row["id"])
         second_ok = not row["totp_enabled"] or (
             second_factor is not None and second_factor(row["id"], row["totp_secret_enc"])
         )

@@ -1,0 +1,21 @@
+"""The portal's pages in navigation order: a new page is one module here plus one entry below.
+
+Each module exposes ``page: Page``; a module with forms also exposes ``routes`` (its POST
+actions, each behind ``portal_guard``), listed in ACTIONS.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from fleetlink.cloud.portal.page import Page
+from fleetlink.cloud.portal.pages import inbox, live_map, overview, vehicles
+
+PAGES: tuple[Page, ...] = (
+    overview.page,
+    vehicles.page,
+    live_map.page,
+    inbox.page,
+)
+
+ACTIONS: tuple[web.RouteTableDef, ...] = (inbox.routes,)
