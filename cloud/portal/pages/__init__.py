@@ -9,11 +9,26 @@ from __future__ import annotations
 from aiohttp import web
 
 from fleetlink.cloud.portal.page import Page
-from fleetlink.cloud.portal.pages import overview, vehicles
+from fleetlink.cloud.portal.pages import (
+    devices,
+    drivers,
+    maintenance,
+    overview,
+    settings,
+    users,
+    vehicles,
+)
 
 PAGES: tuple[Page, ...] = (
     overview.page,
     vehicles.page,
+    drivers.page,
+    drivers.driver_page,
+    drivers.leaderboard_page,
+    maintenance.page,
+    devices.page,
+    users.page,
+    settings.page,
 )
 
-ACTIONS: tuple[web.RouteTableDef, ...] = ()
+ACTIONS: tuple[web.RouteTableDef, ...] = (devices.routes, settings.routes)
