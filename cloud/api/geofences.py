@@ -186,18 +186,20 @@ async def _after_change(request: web.Request, tenant: str, version: int) -> None
     permission=Permission.GEOFENCES_READ,
 )
 async def list_geofences(request: web.Request) -> web.Response:
-    tenant = principal_of(request).tenant_id
     async with tenant_transaction(request) as conn:
-        rows = await conn.fetch(
-            f"SELECT {_COLUMNS} FROM geofences WHERE tenant_id = $1 ORDER BY name LIMIT $2",
-            tenant,
-            MAX_FENCES,
-        )
-        version = await conn.fetchval(
-            "SELECT version FROM geofence_sets WHERE tenant_id = $1", tenant
-        )
-    collection = GeofenceCollection(version=version or 0, features=[_geofence(r) for r in rows])
+        collection = await geofence_collection(conn, principal_of(request).tenant_id)
     return web.json_response(text=collection.model_dump_json())
+
+
+async def geofence_collection(conn: asyncpg.Connection, tenant: str) -> GeofenceCollection:
+    """Return every geofence of ``tenant`` (by name) with the fence set's version."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM geofences WHERE tenant_id = $1 ORDER BY name LIMIT $2",
+        tenant,
+        MAX_FENCES,
+    )
+    version = await conn.fetchval("SELECT version FROM geofence_sets WHERE tenant_id = $1", tenant)
+    return GeofenceCollection(version=version or 0, features=[_geofence(r) for r in rows])
 
 
 @api.get(

@@ -6,7 +6,7 @@ in the audit log."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import asyncpg
@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from fleetlink.cloud.api.access import principal_of, record_change, tenant_transaction
+from fleetlink.cloud.api.day_range import DayRange
 from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.request_parsing import path_uuid, query_model
 from fleetlink.cloud.api.rest import PageQuery, SortKey, json_body, keyset, split_page
@@ -103,7 +104,15 @@ _COLUMNS = (
 )
 async def list_inbox(request: web.Request) -> web.Response:
     query = query_model(request, InboxQuery)
-    args: list[Any] = [principal_of(request).tenant_id]
+    async with tenant_transaction(request) as conn:
+        page = await inbox_page(conn, principal_of(request).tenant_id, query)
+    return web.json_response(text=page.model_dump_json())
+
+
+async def inbox_page(conn: asyncpg.Connection, tenant: str, query: InboxQuery) -> InboxPage:
+    """Return the page of ``tenant``'s alerts, newest first, that ``query`` asks for; raise
+    ProblemError(400) for a cursor that does not fit."""
+    args: list[Any] = [tenant]
     conditions = ["i.tenant_id = $1"]
     for column in ("state", "source", "severity", "vehicle_id", "assignee_id", "type"):
         value = getattr(query, column)
@@ -118,14 +127,82 @@ async def list_inbox(request: web.Request) -> web.Response:
         f"SELECT {_COLUMNS} FROM inbox_items i WHERE {' AND '.join(conditions)} {order} "
         f"LIMIT ${len(args)}"
     )
-    async with tenant_transaction(request) as conn:
-        rows = await conn.fetch(sql, *args)
+    rows = await conn.fetch(sql, *args)
     shown, cursor = split_page(rows, query.limit, _SORTS, _NEWEST_FIRST)
-    page = InboxPage(items=[InboxItem.model_validate(dict(r)) for r in shown], next_cursor=cursor)
-    return web.json_response(text=page.model_dump_json())
+    return InboxPage(items=[InboxItem.model_validate(dict(r)) for r in shown], next_cursor=cursor)
 
 
-async def _detail(conn: asyncpg.Connection, tenant: str, item_id: uuid.UUID) -> InboxItemDetail:
+class DailyAlerts(BaseModel):
+    day: date
+    info: int
+    warning: int
+    critical: int
+
+
+class DailyAlertCounts(BaseModel):
+    from_: date = Field(alias="from")
+    to: date
+    days: list[DailyAlerts] = Field(description="Every day of the range, oldest first")
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class DailyAlertQuery(DayRange):
+    vehicle_id: uuid.UUID | None = None
+
+
+async def daily_alert_counts(
+    conn: asyncpg.Connection, tenant: str, query: DailyAlertQuery
+) -> DailyAlertCounts:
+    """Return how many alerts happened per UTC day of the range, by severity."""
+    first, end = query.bounds()
+    args: list[Any] = [tenant, first, end]
+    vehicle = ""
+    if query.vehicle_id is not None:
+        args.append(query.vehicle_id)
+        vehicle = "AND i.vehicle_id = $4"
+    rows = await conn.fetch(
+        f"""SELECT (i.ts AT TIME ZONE 'UTC')::date AS day, i.severity, count(*) AS n
+            FROM inbox_items i
+            WHERE i.tenant_id = $1 AND i.ts >= $2::date AND i.ts < $3::date {vehicle}
+            GROUP BY 1, 2""",
+        *args,
+    )
+    counts: dict[date, dict[str, int]] = {}
+    for r in rows:
+        counts.setdefault(r["day"], {})[r["severity"]] = r["n"]
+    first_day, last_day = query.days()
+    days = []
+    for n in range((last_day - first_day).days + 1):
+        day = first_day + timedelta(days=n)
+        of_day = counts.get(day, {})
+        days.append(
+            DailyAlerts(
+                day=day,
+                info=of_day.get("info", 0),
+                warning=of_day.get("warning", 0),
+                critical=of_day.get("critical", 0),
+            )
+        )
+    return DailyAlertCounts(from_=first_day, to=last_day, days=days)
+
+
+@api.get(
+    "/api/v1/inbox/daily",
+    summary="How many alerts happened per day of a range, by severity",
+    response=DailyAlertCounts,
+    permission=Permission.INBOX_READ,
+    query=DailyAlertQuery,
+    errors=(400,),
+)
+async def get_daily_alerts(request: web.Request) -> web.Response:
+    query = query_model(request, DailyAlertQuery)
+    async with tenant_transaction(request) as conn:
+        counts = await daily_alert_counts(conn, principal_of(request).tenant_id, query)
+    return web.json_response(text=counts.model_dump_json(by_alias=True))
+
+
+async def inbox_item(conn: asyncpg.Connection, tenant: str, item_id: uuid.UUID) -> InboxItemDetail:
+    """Return the alert with its timeline; raise ProblemError(404) if the tenant has none."""
     row = await conn.fetchrow(
         f"SELECT {_COLUMNS} FROM inbox_items i WHERE i.tenant_id = $1 AND i.id = $2",
         tenant,
@@ -153,7 +230,7 @@ async def _detail(conn: asyncpg.Connection, tenant: str, item_id: uuid.UUID) -> 
 async def get_item(request: web.Request) -> web.Response:
     item_id = path_uuid(request, "item_id")
     async with tenant_transaction(request) as conn:
-        item = await _detail(conn, principal_of(request).tenant_id, item_id)
+        item = await inbox_item(conn, principal_of(request).tenant_id, item_id)
     return web.json_response(text=item.model_dump_json(), headers={"ETag": f'"{item.version}"'})
 
 
@@ -176,10 +253,21 @@ _NEXT_STATE = {
 async def act_on_item(request: web.Request) -> web.Response:
     item_id = path_uuid(request, "item_id")
     action: InboxAction = await json_body(request, InboxAction)
+    after = await act(request, item_id, action)
+    return web.json_response(text=after.model_dump_json(), headers={"ETag": f'"{after.version}"'})
+
+
+async def act(request: web.Request, item_id: uuid.UUID, action: InboxAction) -> InboxItemDetail:
+    """Apply the caller's ``action`` to the alert, note it on its timeline and in the audit
+    log, and tell the live stream; return the alert after it.
+
+    Raises ProblemError: 404 for another tenant's or no alert, 409 for a state change the
+    alert's state does not allow, 422 for an assignee who is not a member or an empty note.
+    """
     principal = principal_of(request)
     tenant = principal.tenant_id
     async with tenant_transaction(request) as conn:
-        before = await _detail(conn, tenant, item_id)
+        before = await inbox_item(conn, tenant, item_id)
         changes: dict[str, Any] = {}
         if action.action in _NEXT_STATE:
             allowed_from, target = _NEXT_STATE[action.action]
@@ -228,7 +316,7 @@ async def act_on_item(request: web.Request) -> web.Response:
             principal.actor,
             note,
         )
-        after = await _detail(conn, tenant, item_id)
+        after = await inbox_item(conn, tenant, item_id)
         await record_change(
             request,
             conn,
@@ -244,4 +332,4 @@ async def act_on_item(request: web.Request) -> web.Response:
         {"id": str(item_id), "action": action.action, "state": after.state},
         str(after.vehicle_id) if after.vehicle_id else None,
     )
-    return web.json_response(text=after.model_dump_json(), headers={"ETag": f'"{after.version}"'})
+    return after

@@ -7,7 +7,7 @@ trip belongs to the driver assigned to its vehicle when it started (driver_assig
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -127,10 +127,16 @@ def trip_filters(
 )
 async def list_trips(request: web.Request) -> web.Response:
     query = query_model(request, TripQuery)
+    async with tenant_transaction(request) as conn:
+        page = await trip_page(conn, principal_of(request).tenant_id, query)
+    return json_response(page)
+
+
+async def trip_page(conn: asyncpg.Connection, tenant: str, query: TripQuery) -> TripPage:
+    """Return the page of ``tenant``'s trips, newest first, that ``query`` asks for; raise
+    ProblemError(400) for a cursor that does not fit."""
     first, end = query.bounds()
-    conditions, args = trip_filters(
-        principal_of(request).tenant_id, first, end, query.vehicle_id, query.driver_id
-    )
+    conditions, args = trip_filters(tenant, first, end, query.vehicle_id, query.driver_id)
     after, order = keyset(_SORTS, _NEWEST_FIRST, query.cursor, "t.id", args)
     if after:
         conditions.append(after)
@@ -139,11 +145,70 @@ async def list_trips(request: web.Request) -> web.Response:
         f"SELECT {TRIP_COLUMNS} FROM trips t {DRIVER_OF_TRIP} "
         f"WHERE {' AND '.join(conditions)} {order} LIMIT ${len(args)}"
     )
-    async with tenant_transaction(request) as conn:
-        rows = await conn.fetch(sql, *args)
+    rows = await conn.fetch(sql, *args)
     shown, cursor = split_page(rows, query.limit, _SORTS, _NEWEST_FIRST)
-    page = TripPage(items=[Trip.model_validate(dict(r)) for r in shown], next_cursor=cursor)
-    return json_response(page)
+    return TripPage(items=[Trip.model_validate(dict(r)) for r in shown], next_cursor=cursor)
+
+
+class DailyTotal(BaseModel):
+    day: date
+    trips: int
+    distance_km: float
+    fuel_used_l: float | None = Field(description="Null when no trip of the day knows its fuel")
+
+
+class DailyTotals(BaseModel):
+    from_: date = Field(alias="from")
+    to: date
+    days: list[DailyTotal] = Field(description="Every day of the range, oldest first")
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class DailyQuery(DayRange):
+    vehicle_id: uuid.UUID | None = None
+
+
+async def daily_totals(conn: asyncpg.Connection, tenant: str, query: DailyQuery) -> DailyTotals:
+    """Return trips, distance and fuel per UTC day of ``query``'s range (days without trips
+    included as zeros), of one vehicle or the whole fleet."""
+    first, end = query.bounds()
+    conditions, args = trip_filters(tenant, first, end, query.vehicle_id, None)
+    rows = await conn.fetch(
+        f"""SELECT t.day, count(*) AS trips, coalesce(sum(t.distance_km), 0) AS distance_km,
+                   sum(t.fuel_used_l) AS fuel_used_l
+            FROM trips t WHERE {" AND ".join(conditions)} GROUP BY t.day""",
+        *args,
+    )
+    by_day = {r["day"]: r for r in rows}
+    first_day, last_day = query.days()
+    days = []
+    for n in range((last_day - first_day).days + 1):
+        day = first_day + timedelta(days=n)
+        row = by_day.get(day)
+        days.append(
+            DailyTotal(
+                day=day,
+                trips=row["trips"] if row else 0,
+                distance_km=row["distance_km"] if row else 0.0,
+                fuel_used_l=row["fuel_used_l"] if row else None,
+            )
+        )
+    return DailyTotals(from_=first_day, to=last_day, days=days)
+
+
+@api.get(
+    "/api/v1/trips/daily",
+    summary="Trips, distance and fuel per day of a range, of one vehicle or the whole fleet",
+    response=DailyTotals,
+    permission=Permission.TRIPS_READ,
+    query=DailyQuery,
+    errors=(400,),
+)
+async def get_daily_totals(request: web.Request) -> web.Response:
+    query = query_model(request, DailyQuery)
+    async with tenant_transaction(request) as conn:
+        totals = await daily_totals(conn, principal_of(request).tenant_id, query)
+    return web.json_response(text=totals.model_dump_json(by_alias=True))
 
 
 @api.get(

@@ -68,7 +68,7 @@ def _form_page(
 ) -> web.Response:
     """Render a login form with a fresh double-submit token."""
     token = new_secret()
-    values = {"principal": None, "nav": [], "csrf_token": token, **values}
+    values = {"request": request, "principal": None, "nav": [], "csrf_token": token, **values}
     response = aiohttp_jinja2.render_template(template, request, values, status=status)
     _set_cookie(request, response, LOGIN_CSRF_COOKIE, token, 900)
     return response

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp_jinja2
 import asyncpg
@@ -26,7 +27,8 @@ class Page:
 
     ``name`` names the template ``pages/<name>.html``; ``load(request, conn)`` returns the
     page's model from the API's query functions (``conn`` sees only the caller's tenant) and
-    may raise ProblemError (a 404 shows the error page); ``nav`` is the navigation label (None
+    may raise ProblemError (a 404 shows the error page); ``view(model)`` may add values only
+    the template needs; ``nav`` is the navigation label (None
     for pages reached by links only, such as one vehicle's page); ``permission`` is what a
     role needs to open the page and see its navigation entry.
     """
@@ -37,6 +39,9 @@ class Page:
     permission: Permission
     load: Loader
     nav: str | None = None
+    # Extra template values derived from the model (charts, map geometry): presentation only,
+    # so the JSON twin stays the model itself.
+    view: Callable[[Any], dict[str, Any]] | None = None
 
     def visible_to(self, principal: Principal) -> bool:
         """Return whether ``principal``'s role may open this page."""
@@ -84,6 +89,8 @@ def _html(page: Page) -> Handler:
         if request.query_string:
             json_url = f"{json_url}?{request.query_string}"
         values.update(page=page, title=page.title, data=model, json_url=json_url)
+        if page.view is not None:
+            values.update(page.view(model))
         return aiohttp_jinja2.render_template(f"pages/{page.name}.html", request, values)
 
     html.__name__ = page.name

@@ -37,8 +37,9 @@ def context(request: web.Request, current: str) -> dict[str, Any]:
     token forms echo (an empty navigation before login)."""
     principal: Principal | None = request.get(PRINCIPAL)
     if principal is None:
-        return {"principal": None, "nav": [], "csrf_token": ""}
+        return {"request": request, "principal": None, "nav": [], "csrf_token": ""}
     return {
+        "request": request,
         "principal": principal,
         "nav": navigation(request, principal, current),
         "csrf_token": principal.csrf_token or "",

@@ -16,6 +16,11 @@ def number(value: float | int | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def tick(value: float) -> str:
+    """Return an axis tick's value without trailing zeros (``2.5``, ``10``, ``1,000``)."""
+    return f"{value:,g}" if value < 1e6 else f"{value:,.0f}"
+
+
 def when(value: datetime | None) -> str:
     """Return a time in UTC as ``2026-11-29 05:40 UTC``, or an en dash."""
     if value is None:
@@ -28,4 +33,4 @@ def iso(value: datetime | None) -> str:
     return "" if value is None else value.isoformat()
 
 
-FILTERS: dict[str, Callable[..., Any]] = {"number": number, "when": when, "iso": iso}
+FILTERS: dict[str, Callable[..., Any]] = {"number": number, "tick": tick, "when": when, "iso": iso}

@@ -12,6 +12,8 @@ from fleetlink.cloud.portal.page import Page
 from fleetlink.cloud.portal.pages import (
     devices,
     drivers,
+    inbox,
+    live_map,
     maintenance,
     overview,
     settings,
@@ -22,6 +24,8 @@ from fleetlink.cloud.portal.pages import (
 PAGES: tuple[Page, ...] = (
     overview.page,
     vehicles.page,
+    live_map.page,
+    inbox.page,
     drivers.page,
     drivers.driver_page,
     drivers.leaderboard_page,
@@ -31,4 +35,4 @@ PAGES: tuple[Page, ...] = (
     settings.page,
 )
 
-ACTIONS: tuple[web.RouteTableDef, ...] = (devices.routes, settings.routes)
+ACTIONS: tuple[web.RouteTableDef, ...] = (inbox.routes, devices.routes, settings.routes)
