@@ -131,7 +131,17 @@ _MEMBERS = (
 )
 async def list_members(request: web.Request) -> web.Response:
     query = query_model(request, MemberQuery)
-    args: list[Any] = [principal_of(request).tenant_id]
+    async with tenant_transaction(request) as conn:
+        members = await member_list(conn, principal_of(request).tenant_id, query)
+    return json_response(members)
+
+
+async def member_list(conn: asyncpg.Connection, tenant: str, query: MemberQuery) -> MemberList:
+    """Return the page of ``tenant``'s members that ``query`` asks for.
+
+    Raises ProblemError(400) for a cursor that does not fit the sort.
+    """
+    args: list[Any] = [tenant]
     conditions = []
     if query.role is not None:
         args.append(query.role.value)
@@ -144,11 +154,10 @@ async def list_members(request: web.Request) -> web.Response:
         conditions.append(after)
     args.append(query.limit + 1)
     where = "".join(f" AND {c}" for c in conditions)
-    async with tenant_transaction(request) as conn:
-        rows = await conn.fetch(f"{_MEMBERS}{where} {order} LIMIT ${len(args)}", *args)
+    rows = await conn.fetch(f"{_MEMBERS}{where} {order} LIMIT ${len(args)}", *args)
     shown, cursor = split_page(rows, query.limit, MEMBER_SORTS, query.sort)
     items = [Member.model_validate(dict(r)) for r in shown]
-    return json_response(MemberList(items=items, next_cursor=cursor))
+    return MemberList(items=items, next_cursor=cursor)
 
 
 @api.post(

@@ -149,7 +149,17 @@ class DeviceQuery(PageQuery):
 )
 async def list_devices(request: web.Request) -> web.Response:
     query = query_model(request, DeviceQuery)
-    args: list[Any] = [principal_of(request).tenant_id]
+    async with tenant_transaction(request) as conn:
+        devices = await device_list(conn, principal_of(request).tenant_id, query)
+    return json_response(devices)
+
+
+async def device_list(conn: asyncpg.Connection, tenant: str, query: DeviceQuery) -> DeviceList:
+    """Return the page of ``tenant``'s devices that ``query`` asks for.
+
+    Raises ProblemError(400) for a cursor that does not fit the sort.
+    """
+    args: list[Any] = [tenant]
     conditions = []
     for column, value in (
         ("d.online", query.online),
@@ -165,11 +175,10 @@ async def list_devices(request: web.Request) -> web.Response:
         conditions.append(after)
     args.append(query.limit + 1)
     where = "".join(f" AND {c}" for c in conditions)
-    async with tenant_transaction(request) as conn:
-        rows = await conn.fetch(f"{_SELECT}{where} {order} LIMIT ${len(args)}", *args)
+    rows = await conn.fetch(f"{_SELECT}{where} {order} LIMIT ${len(args)}", *args)
     shown, cursor = split_page(rows, query.limit, SORTS, query.sort)
     items = [Device.model_validate(dict(r)) for r in shown]
-    return json_response(DeviceList(items=items, next_cursor=cursor))
+    return DeviceList(items=items, next_cursor=cursor)
 
 
 @api.get(

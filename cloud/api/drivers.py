@@ -164,15 +164,29 @@ def _snapshot(driver: Driver) -> dict[str, Any]:
 
 async def _fetch(request: web.Request, conn: asyncpg.Connection, driver_id: uuid.UUID) -> Driver:
     principal = principal_of(request)
+    personal = principal.can(Permission.DRIVERS_PERSONAL)
+    return await driver_by_id(
+        conn, principal.tenant_id, driver_id, request.app[FIELD_CIPHER], personal
+    )
+
+
+async def driver_by_id(
+    conn: asyncpg.Connection,
+    tenant: str,
+    driver_id: uuid.UUID,
+    cipher: FieldCipher,
+    personal: bool,
+) -> Driver:
+    """Return ``tenant``'s driver ``driver_id`` (personal fields only when ``personal``).
+
+    Raises ProblemError(404) when the tenant has no such driver.
+    """
     row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} {_FROM} WHERE d.tenant_id = $1 AND d.id = $2",
-        principal.tenant_id,
-        driver_id,
+        f"SELECT {_COLUMNS} {_FROM} WHERE d.tenant_id = $1 AND d.id = $2", tenant, driver_id
     )
     if row is None:
         raise ProblemError(404, f"no driver {driver_id}")
-    personal = principal.can(Permission.DRIVERS_PERSONAL)
-    return _driver(row, request.app[FIELD_CIPHER], principal.tenant_id, personal)
+    return _driver(row, cipher, tenant, personal)
 
 
 def _require_personal(request: web.Request, fields: set[str]) -> None:
@@ -214,7 +228,30 @@ def _employee_taken() -> ProblemError:
 async def list_drivers(request: web.Request) -> web.Response:
     query = query_model(request, DriverQuery)
     principal = principal_of(request)
-    args: list[Any] = [principal.tenant_id]
+    async with tenant_transaction(request) as conn:
+        drivers = await driver_list(
+            conn,
+            principal.tenant_id,
+            query,
+            request.app[FIELD_CIPHER],
+            principal.can(Permission.DRIVERS_PERSONAL),
+        )
+    return json_response(drivers)
+
+
+async def driver_list(
+    conn: asyncpg.Connection,
+    tenant: str,
+    query: DriverQuery,
+    cipher: FieldCipher,
+    personal: bool,
+) -> DriverList:
+    """Return the page of ``tenant``'s drivers that ``query`` asks for; licence numbers and
+    phones are decrypted only when ``personal``.
+
+    Raises ProblemError(400) for a cursor that does not fit the sort.
+    """
+    args: list[Any] = [tenant]
     conditions = ["d.tenant_id = $1"]
     if query.q and (tsquery := prefix_query(query.q)):
         args.append(tsquery)
@@ -231,13 +268,10 @@ async def list_drivers(request: web.Request) -> web.Response:
         conditions.append(after)
     args.append(query.limit + 1)
     sql = f"SELECT {_COLUMNS} {_FROM} WHERE {' AND '.join(conditions)} {order} LIMIT ${len(args)}"
-    async with tenant_transaction(request) as conn:
-        rows = await conn.fetch(sql, *args)
-    personal = principal.can(Permission.DRIVERS_PERSONAL)
-    cipher = request.app[FIELD_CIPHER]
+    rows = await conn.fetch(sql, *args)
     shown, cursor = split_page(rows, query.limit, SORTS, query.sort)
-    items = [_driver(r, cipher, principal.tenant_id, personal) for r in shown]
-    return json_response(DriverList(items=items, next_cursor=cursor))
+    items = [_driver(r, cipher, tenant, personal) for r in shown]
+    return DriverList(items=items, next_cursor=cursor)
 
 
 @api.get(

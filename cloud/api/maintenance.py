@@ -362,13 +362,16 @@ def _entry(item: DueItem) -> DueEntry:
 
 
 async def _due(request: web.Request, query: DueQuery) -> list[DueEntry]:
+    async with tenant_transaction(request) as conn:
+        return await due_entries(conn, principal_of(request).tenant_id, query)
+
+
+async def due_entries(conn: asyncpg.Connection, tenant: str, query: DueQuery) -> list[DueEntry]:
+    """Return the tenant's plans in the states ``query`` asks for, most used first."""
     wanted = {"attention": {"due", "overdue"}, "all": {"ok", "due", "overdue", "unknown"}}.get(
         query.status, {query.status}
     )
-    async with tenant_transaction(request) as conn:
-        items = await due_items(
-            conn, principal_of(request).tenant_id, datetime.now(UTC), query.vehicle_id
-        )
+    items = await due_items(conn, tenant, datetime.now(UTC), query.vehicle_id)
     entries = [_entry(i) for i in items if i.state.status in wanted]
     return sorted(entries, key=lambda e: -(e.used_fraction or 0.0))
 
@@ -511,8 +514,20 @@ async def _require_plan(conn: asyncpg.Connection, tenant: str, plan_id: uuid.UUI
 async def _records(
     request: web.Request, query: WorkRecordQuery
 ) -> tuple[list[WorkRecord], str | None]:
+    async with tenant_transaction(request) as conn:
+        return await work_records(conn, principal_of(request).tenant_id, query)
+
+
+async def work_records(
+    conn: asyncpg.Connection, tenant: str, query: WorkRecordQuery
+) -> tuple[list[WorkRecord], str | None]:
+    """Return the page of the tenant's work records ``query`` asks for, newest first, and the
+    cursor of the next page (None on the last).
+
+    Raises ProblemError(400) for a cursor that does not fit.
+    """
     sort = "-performed_at"
-    args: list[Any] = [principal_of(request).tenant_id]
+    args: list[Any] = [tenant]
     conditions = ["w.tenant_id = $1"]
     for column, value in (("vehicle_id", query.vehicle_id), ("plan_id", query.plan_id)):
         if value is not None:
@@ -522,12 +537,11 @@ async def _records(
     if after:
         conditions.append(after)
     args.append(query.limit + 1)
-    async with tenant_transaction(request) as conn:
-        rows = await conn.fetch(
-            f"SELECT {_RECORD_COLUMNS} FROM work_records w WHERE {' AND '.join(conditions)} "
-            f"{order} LIMIT ${len(args)}",
-            *args,
-        )
+    rows = await conn.fetch(
+        f"SELECT {_RECORD_COLUMNS} FROM work_records w WHERE {' AND '.join(conditions)} "
+        f"{order} LIMIT ${len(args)}",
+        *args,
+    )
     page, cursor = split_page(rows, query.limit, RECORD_SORTS, sort)
     return [WorkRecord.model_validate(dict(r)) for r in page], cursor
 
@@ -835,15 +849,21 @@ async def get_risk(request: web.Request) -> web.Response:
     permission=Permission.MAINTENANCE_READ,
 )
 async def list_risk(request: web.Request) -> web.Response:
-    tenant = principal_of(request).tenant_id
     async with tenant_transaction(request) as conn:
-        vehicles = await conn.fetch(
-            "SELECT id, name FROM vehicles WHERE tenant_id = $1 AND status <> 'retired' "
-            "ORDER BY name, id LIMIT $2",
-            tenant,
-            MAX_RISK_VEHICLES,
-        )
-        items = await due_items(conn, tenant, datetime.now(UTC))
-        risks = [await _risk(conn, tenant, v["id"], v["name"], items) for v in vehicles]
+        risks = await risk_list(conn, principal_of(request).tenant_id)
+    return json_response(risks)
+
+
+async def risk_list(conn: asyncpg.Connection, tenant: str) -> RiskList:
+    """Return the failure risk of the tenant's vehicles in service (up to MAX_RISK_VEHICLES),
+    highest 30-day probability first."""
+    vehicles = await conn.fetch(
+        "SELECT id, name FROM vehicles WHERE tenant_id = $1 AND status <> 'retired' "
+        "ORDER BY name, id LIMIT $2",
+        tenant,
+        MAX_RISK_VEHICLES,
+    )
+    items = await due_items(conn, tenant, datetime.now(UTC))
+    risks = [await _risk(conn, tenant, v["id"], v["name"], items) for v in vehicles]
     risks.sort(key=lambda r: -r.probability_30d)
-    return json_response(RiskList(items=risks))
+    return RiskList(items=risks)

@@ -193,33 +193,44 @@ async def _sync_broker(request: web.Request) -> None:
 )
 async def create_token(request: web.Request) -> web.Response:
     body: TokenCreate = await json_body(request, TokenCreate)
+    async with tenant_transaction(request) as conn:
+        created = await issue_token(request, conn, body)
+    return json_response(created, status=201)
+
+
+async def issue_token(
+    request: web.Request, conn: asyncpg.Connection, body: TokenCreate
+) -> TokenCreated:
+    """Create the caller's tenant an enrollment token as ``body`` asks (audited); return it
+    with its secret, which is shown only now.
+
+    Raises ProblemError(404) for a vehicle the tenant does not have.
+    """
     principal = principal_of(request)
     hours = enrollment.token_lifetime(request.app[SETTINGS], body.hours)
-    async with tenant_transaction(request) as conn:
-        try:
-            made = await enrollment.create_token(
-                conn, principal.tenant_id, principal.actor, hours, body.vehicle_id, body.label
-            )
-        except enrollment.EnrollmentError as exc:
-            raise ProblemError(
-                exc.status, str(exc), errors=[{"field": "vehicle_id", "message": "unknown"}]
-            ) from None
-        await record_change(
-            request,
-            conn,
-            "create",
-            "enrollment_token",
-            made.id,
-            after={"vehicle_id": body.vehicle_id, "label": body.label, "hours": hours},
+    try:
+        made = await enrollment.create_token(
+            conn, principal.tenant_id, principal.actor, hours, body.vehicle_id, body.label
         )
-    created = TokenCreated(
+    except enrollment.EnrollmentError as exc:
+        raise ProblemError(
+            exc.status, str(exc), errors=[{"field": "vehicle_id", "message": "unknown"}]
+        ) from None
+    await record_change(
+        request,
+        conn,
+        "create",
+        "enrollment_token",
+        made.id,
+        after={"vehicle_id": body.vehicle_id, "label": body.label, "hours": hours},
+    )
+    return TokenCreated(
         id=made.id,
         token=made.secret,
         expires_at=made.expires_at,
         vehicle_id=body.vehicle_id,
         label=body.label,
     )
-    return json_response(created, status=201)
 
 
 @api.get(
@@ -230,15 +241,21 @@ async def create_token(request: web.Request) -> web.Response:
 )
 async def list_tokens(request: web.Request) -> web.Response:
     async with tenant_transaction(request) as conn:
-        rows = await conn.fetch(
-            "SELECT id, vehicle_id, label, created_by, created_at, expires_at, used_at, used_by, "
-            "revoked_at, CASE WHEN revoked_at IS NOT NULL THEN 'revoked' "
-            "WHEN used_at IS NOT NULL THEN 'used' WHEN expires_at <= now() THEN 'expired' "
-            "ELSE 'open' END AS state FROM enrollment_tokens WHERE tenant_id = $1 "
-            "ORDER BY created_at DESC LIMIT 500",
-            principal_of(request).tenant_id,
-        )
-    return json_response(TokenList(items=[TokenInfo.model_validate(dict(r)) for r in rows]))
+        tokens = await token_list(conn, principal_of(request).tenant_id)
+    return json_response(tokens)
+
+
+async def token_list(conn: asyncpg.Connection, tenant: str) -> TokenList:
+    """Return the tenant's enrollment tokens (up to 500), newest first, without secrets."""
+    rows = await conn.fetch(
+        "SELECT id, vehicle_id, label, created_by, created_at, expires_at, used_at, used_by, "
+        "revoked_at, CASE WHEN revoked_at IS NOT NULL THEN 'revoked' "
+        "WHEN used_at IS NOT NULL THEN 'used' WHEN expires_at <= now() THEN 'expired' "
+        "ELSE 'open' END AS state FROM enrollment_tokens WHERE tenant_id = $1 "
+        "ORDER BY created_at DESC LIMIT 500",
+        tenant,
+    )
+    return TokenList(items=[TokenInfo.model_validate(dict(r)) for r in rows])
 
 
 class TokenRevoked(BaseModel):
@@ -256,15 +273,26 @@ class TokenRevoked(BaseModel):
 )
 async def revoke_token(request: web.Request) -> web.Response:
     token_id = uuid.UUID(request.match_info["token_id"])
-    tenant = principal_of(request).tenant_id
     async with tenant_transaction(request) as conn:
-        if not await enrollment.revoke_token(conn, tenant, token_id):
-            raise ProblemError(404, f"no enrollment token {token_id}")
-        revoked_at = await conn.fetchval(
-            "SELECT revoked_at FROM enrollment_tokens WHERE id = $1", token_id
-        )
-        await record_change(request, conn, "revoke", "enrollment_token", token_id)
-    return json_response(TokenRevoked(id=token_id, revoked_at=revoked_at))
+        revoked = await revoke_enrollment_token(request, conn, token_id)
+    return json_response(revoked)
+
+
+async def revoke_enrollment_token(
+    request: web.Request, conn: asyncpg.Connection, token_id: uuid.UUID
+) -> TokenRevoked:
+    """Revoke the caller's tenant's enrollment token ``token_id`` (audited); return when.
+
+    Raises ProblemError(404) when the tenant has no such token.
+    """
+    tenant = principal_of(request).tenant_id
+    if not await enrollment.revoke_token(conn, tenant, token_id):
+        raise ProblemError(404, f"no enrollment token {token_id}")
+    revoked_at = await conn.fetchval(
+        "SELECT revoked_at FROM enrollment_tokens WHERE id = $1", token_id
+    )
+    await record_change(request, conn, "revoke", "enrollment_token", token_id)
+    return TokenRevoked(id=token_id, revoked_at=revoked_at)
 
 
 @api.post(
@@ -344,13 +372,24 @@ async def vehicle_reports(request: web.Request) -> web.Response:
             "SELECT 1 FROM vehicles WHERE tenant_id = $1 AND id = $2", tenant, vehicle_id
         ):
             raise ProblemError(404, f"no vehicle {vehicle_id}")
-        rows = await conn.fetch(
-            "SELECT id, device_id, vehicle_id, received_at, passed, report FROM install_reports "
-            "WHERE tenant_id = $1 AND vehicle_id = $2 ORDER BY received_at DESC LIMIT 100",
-            tenant,
-            vehicle_id,
-        )
-    return json_response(ReportList(items=[StoredReport.model_validate(dict(r)) for r in rows]))
+        reports = await install_reports(conn, tenant, vehicle_id)
+    return json_response(reports)
+
+
+async def install_reports(
+    conn: asyncpg.Connection, tenant: str, vehicle_id: uuid.UUID | None = None, limit: int = 100
+) -> ReportList:
+    """Return the tenant's newest ``limit`` install reports (of one vehicle when
+    ``vehicle_id`` is given), newest first."""
+    rows = await conn.fetch(
+        "SELECT id, device_id, vehicle_id, received_at, passed, report FROM install_reports "
+        "WHERE tenant_id = $1 AND ($2::uuid IS NULL OR vehicle_id = $2) "
+        "ORDER BY received_at DESC LIMIT $3",
+        tenant,
+        vehicle_id,
+        limit,
+    )
+    return ReportList(items=[StoredReport.model_validate(dict(r)) for r in rows])
 
 
 async def _device_row(conn: asyncpg.Connection, tenant: str, device_id: str) -> asyncpg.Record:

@@ -135,7 +135,8 @@ class Deleted(BaseModel):
     deleted: bool
 
 
-async def _stored_rules(conn: asyncpg.Connection, tenant: str) -> RulesDocument:
+async def stored_rules(conn: asyncpg.Connection, tenant: str) -> RulesDocument:
+    """Return the tenant's scoring rules and their version (the defaults as version 0)."""
     row = await conn.fetchrow(
         "SELECT rules, version FROM scoring_rules WHERE tenant_id = $1", tenant
     )
@@ -152,7 +153,7 @@ async def _stored_rules(conn: asyncpg.Connection, tenant: str) -> RulesDocument:
 )
 async def get_rules(request: web.Request) -> web.Response:
     async with tenant_transaction(request) as conn:
-        document = await _stored_rules(conn, principal_of(request).tenant_id)
+        document = await stored_rules(conn, principal_of(request).tenant_id)
     return json_response(document)
 
 
@@ -167,26 +168,35 @@ async def get_rules(request: web.Request) -> web.Response:
 )
 async def put_rules(request: web.Request) -> web.Response:
     body: ScoringRules = await json_body(request, ScoringRules)
-    tenant = principal_of(request).tenant_id
     async with tenant_transaction(request) as conn:
-        before = await _stored_rules(conn, tenant)
-        version = await conn.fetchval(
-            """INSERT INTO scoring_rules (tenant_id, rules) VALUES ($1, $2)
-               ON CONFLICT (tenant_id) DO UPDATE
-               SET rules = EXCLUDED.rules, version = scoring_rules.version + 1,
-                   updated_at = now()
-               RETURNING version""",
-            tenant,
-            body.model_dump(mode="json"),
-        )
-        marked = await mark_tenant_history(
-            conn, tenant, datetime.now(UTC).date() - timedelta(days=RECOMPUTE_DAYS)
-        )
-        after = RulesDocument(rules=body, version=version, days_marked=marked)
-        await record_change(
-            request, conn, "update", "scoring_rules", tenant, before=before, after=after
-        )
+        after = await replace_rules(request, conn, body)
     return json_response(after)
+
+
+async def replace_rules(
+    request: web.Request, conn: asyncpg.Connection, body: ScoringRules
+) -> RulesDocument:
+    """Store ``body`` as the caller's tenant's scoring rules (audited) and mark the last
+    RECOMPUTE_DAYS days of trips for recomputing; return the new document."""
+    tenant = principal_of(request).tenant_id
+    before = await stored_rules(conn, tenant)
+    version = await conn.fetchval(
+        """INSERT INTO scoring_rules (tenant_id, rules) VALUES ($1, $2)
+           ON CONFLICT (tenant_id) DO UPDATE
+           SET rules = EXCLUDED.rules, version = scoring_rules.version + 1,
+               updated_at = now()
+           RETURNING version""",
+        tenant,
+        body.model_dump(mode="json"),
+    )
+    marked = await mark_tenant_history(
+        conn, tenant, datetime.now(UTC).date() - timedelta(days=RECOMPUTE_DAYS)
+    )
+    after = RulesDocument(rules=body, version=version, days_marked=marked)
+    await record_change(
+        request, conn, "update", "scoring_rules", tenant, before=before, after=after
+    )
+    return after
 
 
 async def _require_driver(conn: asyncpg.Connection, driver: uuid.UUID) -> None:
@@ -209,11 +219,21 @@ async def driver_scorecard(request: web.Request) -> web.Response:
     tenant = principal_of(request).tenant_id
     first, last = query.days()
     async with tenant_transaction(request) as conn:
-        await _require_driver(conn, driver)
-        rules = await rules_of(conn, tenant)
-        activity = await activity_by_driver(conn, tenant, *query.bounds(), driver)
-    card = scorecard(driver, first, last, activity.get(driver, Activity()), rules)
+        card = await driver_scorecard_of(conn, tenant, driver, first, last)
     return web.json_response(text=card.model_dump_json(by_alias=True))
+
+
+async def driver_scorecard_of(
+    conn: asyncpg.Connection, tenant: str, driver: uuid.UUID, first: date, last: date
+) -> Scorecard:
+    """Return ``driver``'s scorecard over the days ``first``..``last`` under the tenant's rules.
+
+    Raises ProblemError(404) when ``conn``'s tenant has no such driver.
+    """
+    await _require_driver(conn, driver)
+    rules = await rules_of(conn, tenant)
+    activity = await activity_by_driver(conn, tenant, first, last + timedelta(days=1), driver)
+    return scorecard(driver, first, last, activity.get(driver, Activity()), rules)
 
 
 def period_of(period: str, on: date) -> tuple[date, date]:
@@ -282,15 +302,23 @@ async def get_leaderboard(request: web.Request) -> web.Response:
 )
 async def driver_badges(request: web.Request) -> web.Response:
     driver = path_uuid(request, "driver_id")
-    tenant = principal_of(request).tenant_id
+    async with tenant_transaction(request) as conn:
+        body = await driver_badges_of(conn, principal_of(request).tenant_id, driver)
+    return web.json_response(text=body.model_dump_json(by_alias=True))
+
+
+async def driver_badges_of(conn: asyncpg.Connection, tenant: str, driver: uuid.UUID) -> BadgeList:
+    """Return the tenant's badges and whether ``driver`` earned each over the last year.
+
+    Raises ProblemError(404) when ``conn``'s tenant has no such driver.
+    """
     last = datetime.now(UTC).date()
     first = last - timedelta(days=BADGE_LOOKBACK_DAYS - 1)
-    async with tenant_transaction(request) as conn:
-        await _require_driver(conn, driver)
-        rules = await rules_of(conn, tenant)
-        activity = (
-            await activity_by_driver(conn, tenant, first, last + timedelta(days=1), driver)
-        ).get(driver, Activity())
+    await _require_driver(conn, driver)
+    rules = await rules_of(conn, tenant)
+    activity = (
+        await activity_by_driver(conn, tenant, first, last + timedelta(days=1), driver)
+    ).get(driver, Activity())
     badges = []
     for badge in rules.badges:
         value = metric_value(badge.metric, activity, rules)
@@ -303,8 +331,7 @@ async def driver_badges(request: web.Request) -> web.Response:
                 earned=badge.met(value, activity.distance_km),
             )
         )
-    body = BadgeList(driver_id=driver, from_=first, to=last, badges=badges)
-    return web.json_response(text=body.model_dump_json(by_alias=True))
+    return BadgeList(driver_id=driver, from_=first, to=last, badges=badges)
 
 
 _CHALLENGE_COLUMNS = "id, name, rule, starts_on, ends_on, created_at"

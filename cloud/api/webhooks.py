@@ -165,12 +165,16 @@ async def _webhook(conn: asyncpg.Connection, tenant: str, webhook_id: uuid.UUID)
 )
 async def list_webhooks(request: web.Request) -> web.Response:
     async with tenant_transaction(request) as conn:
-        rows = await conn.fetch(
-            f"SELECT {_WEBHOOK} FROM webhooks WHERE tenant_id = $1 ORDER BY created_at, id",
-            principal_of(request).tenant_id,
-        )
-    page = WebhookList(items=[Webhook.model_validate(dict(r)) for r in rows])
+        page = await webhook_list(conn, principal_of(request).tenant_id)
     return web.json_response(text=page.model_dump_json())
+
+
+async def webhook_list(conn: asyncpg.Connection, tenant: str) -> WebhookList:
+    """Return the tenant's webhooks, oldest first (without their secrets)."""
+    rows = await conn.fetch(
+        f"SELECT {_WEBHOOK} FROM webhooks WHERE tenant_id = $1 ORDER BY created_at, id", tenant
+    )
+    return WebhookList(items=[Webhook.model_validate(dict(r)) for r in rows])
 
 
 @api.post(
@@ -314,7 +318,18 @@ def _delivery(row: asyncpg.Record) -> Delivery:
 async def list_deliveries(request: web.Request) -> web.Response:
     webhook_id = path_uuid(request, "webhook_id")
     query = query_model(request, DeliveryQuery)
-    tenant = principal_of(request).tenant_id
+    async with tenant_transaction(request) as conn:
+        page = await delivery_page(conn, principal_of(request).tenant_id, webhook_id, query)
+    return web.json_response(text=page.model_dump_json())
+
+
+async def delivery_page(
+    conn: asyncpg.Connection, tenant: str, webhook_id: uuid.UUID, query: DeliveryQuery
+) -> DeliveryPage:
+    """Return the page of the webhook's deliveries that ``query`` asks for, newest first.
+
+    Raises ProblemError(404) when the tenant has no such webhook, 400 for a bad cursor.
+    """
     args: list[Any] = [tenant, webhook_id]
     conditions = ["d.tenant_id = $1", "d.webhook_id = $2"]
     if query.status is not None:
@@ -324,16 +339,14 @@ async def list_deliveries(request: web.Request) -> web.Response:
     if after:
         conditions.append(after)
     args.append(query.limit + 1)
-    async with tenant_transaction(request) as conn:
-        await _webhook(conn, tenant, webhook_id)
-        rows = await conn.fetch(
-            f"SELECT {_DELIVERY} FROM webhook_deliveries d WHERE {' AND '.join(conditions)} "
-            f"{order} LIMIT ${len(args)}",
-            *args,
-        )
+    await _webhook(conn, tenant, webhook_id)
+    rows = await conn.fetch(
+        f"SELECT {_DELIVERY} FROM webhook_deliveries d WHERE {' AND '.join(conditions)} "
+        f"{order} LIMIT ${len(args)}",
+        *args,
+    )
     shown, cursor = split_page(rows, query.limit, _DELIVERY_SORTS, _NEWEST_FIRST)
-    page = DeliveryPage(items=[_delivery(r) for r in shown], next_cursor=cursor)
-    return web.json_response(text=page.model_dump_json())
+    return DeliveryPage(items=[_delivery(r) for r in shown], next_cursor=cursor)
 
 
 @api.post(
@@ -348,29 +361,41 @@ async def list_deliveries(request: web.Request) -> web.Response:
 async def replay_delivery(request: web.Request) -> web.Response:
     webhook_id = path_uuid(request, "webhook_id")
     delivery_id = path_uuid(request, "delivery_id")
-    tenant = principal_of(request).tenant_id
     async with tenant_transaction(request) as conn:
-        row = await conn.fetchrow(
-            """INSERT INTO webhook_deliveries (tenant_id, webhook_id, event_id, event_type,
-                                               payload, replay_of)
-               SELECT tenant_id, webhook_id, event_id, event_type, payload, id
-               FROM webhook_deliveries
-               WHERE tenant_id = $1 AND webhook_id = $2 AND id = $3
-               RETURNING id""",
-            tenant,
-            webhook_id,
-            delivery_id,
-        )
-        if row is None:
-            raise ProblemError(404, f"no delivery {delivery_id} of webhook {webhook_id}")
-        await record_change(
-            request, conn, "replay", "webhook_delivery", delivery_id, after={"new": row["id"]}
-        )
-        created = await conn.fetchrow(
-            f"SELECT {_DELIVERY} FROM webhook_deliveries d WHERE d.id = $1", row["id"]
-        )
+        created = await replay(request, conn, webhook_id, delivery_id)
     request.app[WEBHOOK_DISPATCHER].wake()
-    return web.json_response(text=_delivery(created).model_dump_json(), status=201)
+    return web.json_response(text=created.model_dump_json(), status=201)
+
+
+async def replay(
+    request: web.Request, conn: asyncpg.Connection, webhook_id: uuid.UUID, delivery_id: uuid.UUID
+) -> Delivery:
+    """Queue the delivery's payload again as a new delivery (audited); return the new one.
+    The caller wakes the dispatcher after commit.
+
+    Raises ProblemError(404) when the caller's tenant has no such delivery of that webhook.
+    """
+    tenant = principal_of(request).tenant_id
+    row = await conn.fetchrow(
+        """INSERT INTO webhook_deliveries (tenant_id, webhook_id, event_id, event_type,
+                                           payload, replay_of)
+           SELECT tenant_id, webhook_id, event_id, event_type, payload, id
+           FROM webhook_deliveries
+           WHERE tenant_id = $1 AND webhook_id = $2 AND id = $3
+           RETURNING id""",
+        tenant,
+        webhook_id,
+        delivery_id,
+    )
+    if row is None:
+        raise ProblemError(404, f"no delivery {delivery_id} of webhook {webhook_id}")
+    await record_change(
+        request, conn, "replay", "webhook_delivery", delivery_id, after={"new": row["id"]}
+    )
+    created = await conn.fetchrow(
+        f"SELECT {_DELIVERY} FROM webhook_deliveries d WHERE d.id = $1", row["id"]
+    )
+    return _delivery(created)
 
 
 @api.post(
@@ -384,29 +409,38 @@ async def replay_delivery(request: web.Request) -> web.Response:
 )
 async def test_webhook(request: web.Request) -> web.Response:
     webhook_id = path_uuid(request, "webhook_id")
-    tenant = principal_of(request).tenant_id
     async with tenant_transaction(request) as conn:
-        await _webhook(conn, tenant, webhook_id)
-        event_id = uuid.uuid4()
-        payload = {
-            "id": str(event_id),
-            "type": "webhook.test",
-            "tenant": tenant,
-            "severity": "info",
-            "created_at": datetime.now().astimezone().isoformat(),
-            "data": {"webhook_id": str(webhook_id)},
-        }
-        row = await conn.fetchrow(
-            f"""INSERT INTO webhook_deliveries AS d (tenant_id, webhook_id, event_id, event_type,
-                                                     payload)
-                VALUES ($1, $2, $3, 'webhook.test', $4::text::jsonb) RETURNING {_DELIVERY}""",
-            tenant,
-            webhook_id,
-            event_id,
-            json.dumps(payload),
-        )
+        delivery = await queue_test(conn, principal_of(request).tenant_id, webhook_id)
     request.app[WEBHOOK_DISPATCHER].wake()
-    return web.json_response(text=_delivery(row).model_dump_json(), status=201)
+    return web.json_response(text=delivery.model_dump_json(), status=201)
+
+
+async def queue_test(conn: asyncpg.Connection, tenant: str, webhook_id: uuid.UUID) -> Delivery:
+    """Queue a ``webhook.test`` delivery to the webhook; return it. The caller wakes the
+    dispatcher after commit.
+
+    Raises ProblemError(404) when the tenant has no such webhook.
+    """
+    await _webhook(conn, tenant, webhook_id)
+    event_id = uuid.uuid4()
+    payload = {
+        "id": str(event_id),
+        "type": "webhook.test",
+        "tenant": tenant,
+        "severity": "info",
+        "created_at": datetime.now().astimezone().isoformat(),
+        "data": {"webhook_id": str(webhook_id)},
+    }
+    row = await conn.fetchrow(
+        f"""INSERT INTO webhook_deliveries AS d (tenant_id, webhook_id, event_id, event_type,
+                                                 payload)
+            VALUES ($1, $2, $3, 'webhook.test', $4::text::jsonb) RETURNING {_DELIVERY}""",
+        tenant,
+        webhook_id,
+        event_id,
+        json.dumps(payload),
+    )
+    return _delivery(row)
 
 
 @api.get(
@@ -417,13 +451,18 @@ async def test_webhook(request: web.Request) -> web.Response:
 )
 async def list_email_rules(request: web.Request) -> web.Response:
     async with tenant_transaction(request) as conn:
-        rows = await conn.fetch(
-            "SELECT id, recipients, event_types, min_severity, created_at FROM email_rules "
-            "WHERE tenant_id = $1 ORDER BY created_at, id",
-            principal_of(request).tenant_id,
-        )
-    page = EmailRuleList(items=[EmailRule.model_validate(dict(r)) for r in rows])
+        page = await email_rule_list(conn, principal_of(request).tenant_id)
     return web.json_response(text=page.model_dump_json())
+
+
+async def email_rule_list(conn: asyncpg.Connection, tenant: str) -> EmailRuleList:
+    """Return the tenant's email rules, oldest first."""
+    rows = await conn.fetch(
+        "SELECT id, recipients, event_types, min_severity, created_at FROM email_rules "
+        "WHERE tenant_id = $1 ORDER BY created_at, id",
+        tenant,
+    )
+    return EmailRuleList(items=[EmailRule.model_validate(dict(r)) for r in rows])
 
 
 @api.post(

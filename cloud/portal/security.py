@@ -21,7 +21,8 @@ def content_security_policy(tile_url: str | None) -> str:
         images = f"{images} {parts.scheme}://{parts.netloc}"
     return (
         "default-src 'none'; script-src 'self'; style-src 'self'; "
-        f"img-src {images}; connect-src 'self'; form-action 'self'; "
+        f"img-src {images}; connect-src 'self'; manifest-src 'self'; worker-src 'self'; "
+        "form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     )
 

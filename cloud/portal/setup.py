@@ -8,7 +8,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from fleetlink.cloud.portal import login
+from fleetlink.cloud.portal import login, pwa
 from fleetlink.cloud.portal.keys import PENDING_LOGINS, PORTAL_PAGES
 from fleetlink.cloud.portal.page import page_routes
 from fleetlink.cloud.portal.pages import ACTIONS, PAGES
@@ -41,6 +41,7 @@ def setup_portal(app: web.Application) -> None:
     app.router.add_get("/", _home)
     app.router.add_static("/portal/static/", HERE / "static", append_version=False)
     app.add_routes(login.routes)
+    app.add_routes(pwa.routes)
     app.add_routes(page_routes(PAGES))
     for actions in ACTIONS:
         app.add_routes(actions)

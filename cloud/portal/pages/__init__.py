@@ -9,13 +9,30 @@ from __future__ import annotations
 from aiohttp import web
 
 from fleetlink.cloud.portal.page import Page
-from fleetlink.cloud.portal.pages import inbox, live_map, overview, vehicles
+from fleetlink.cloud.portal.pages import (
+    devices,
+    drivers,
+    inbox,
+    live_map,
+    maintenance,
+    overview,
+    settings,
+    users,
+    vehicles,
+)
 
 PAGES: tuple[Page, ...] = (
     overview.page,
     vehicles.page,
     live_map.page,
     inbox.page,
+    drivers.page,
+    drivers.driver_page,
+    drivers.leaderboard_page,
+    maintenance.page,
+    devices.page,
+    users.page,
+    settings.page,
 )
 
-ACTIONS: tuple[web.RouteTableDef, ...] = (inbox.routes,)
+ACTIONS: tuple[web.RouteTableDef, ...] = (inbox.routes, devices.routes, settings.routes)

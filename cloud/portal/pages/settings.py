@@ -1,0 +1,202 @@
+"""Tenant settings (``/portal/settings``): the scoring weights and detection thresholds
+(edited in a form), the webhooks with their latest deliveries (test and replay) and the
+email rules. For roles that manage notifications; the scoring form needs ``scoring:write``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import aiohttp_jinja2
+import asyncpg
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from fleetlink.cloud.api.access import principal_of, tenant_transaction
+from fleetlink.cloud.api.problems import ProblemError
+from fleetlink.cloud.api.request_parsing import path_uuid
+from fleetlink.cloud.api.scores import RulesDocument, replace_rules, stored_rules
+from fleetlink.cloud.api.webhooks import (
+    Delivery,
+    DeliveryQuery,
+    EmailRuleList,
+    Webhook,
+    delivery_page,
+    email_rule_list,
+    queue_test,
+    replay,
+    webhook_list,
+)
+from fleetlink.cloud.app_keys import WEBHOOK_DISPATCHER
+from fleetlink.cloud.auth.permissions import Permission
+from fleetlink.cloud.portal.guard import portal_guard
+from fleetlink.cloud.portal.page import Page, twin_of
+from fleetlink.cloud.portal.render import context, render_error
+from fleetlink.cloud.scoring.rules import DetectionRules, ScoringRules
+
+RECENT_DELIVERIES = 5
+PATH = "/portal/settings"
+
+
+class WebhookWithDeliveries(BaseModel):
+    webhook: Webhook
+    deliveries: list[Delivery]
+
+
+class SettingsPage(BaseModel):
+    scoring: RulesDocument
+    may_edit_scoring: bool
+    webhooks: list[WebhookWithDeliveries]
+    email_rules: EmailRuleList
+
+
+async def load(request: web.Request, conn: asyncpg.Connection) -> SettingsPage:
+    """Return the tenant's scoring rules, webhooks with their latest deliveries and email
+    rules."""
+    principal = principal_of(request)
+    tenant = principal.tenant_id
+    hooks = []
+    for hook in (await webhook_list(conn, tenant)).items:
+        deliveries = await delivery_page(
+            conn, tenant, hook.id, DeliveryQuery(limit=RECENT_DELIVERIES)
+        )
+        hooks.append(WebhookWithDeliveries(webhook=hook, deliveries=deliveries.items))
+    return SettingsPage(
+        scoring=await stored_rules(conn, tenant),
+        may_edit_scoring=principal.can(Permission.SCORING_WRITE),
+        webhooks=hooks,
+        email_rules=await email_rule_list(conn, tenant),
+    )
+
+
+page = Page(
+    name="settings",
+    path=PATH,
+    title="Settings",
+    permission=Permission.NOTIFICATIONS_MANAGE,
+    load=load,
+    nav="Settings",
+)
+
+
+async def _render(
+    request: web.Request, conn: asyncpg.Connection, status: int = 200, **extra: Any
+) -> web.Response:
+    """Render the settings page after a form, with ``extra`` (notice, errors, form)."""
+    values = context(request, page.name)
+    values.update(
+        page=page,
+        title=page.title,
+        data=await load(request, conn),
+        json_url=twin_of(page.path),
+        notice=None,
+        errors={},
+        form={},
+    )
+    values.update(extra)
+    return aiohttp_jinja2.render_template("pages/settings.html", request, values, status=status)
+
+
+def scoring_from_form(current: ScoringRules, form: dict[str, str]) -> ScoringRules:
+    """Return ``current`` with the detection thresholds (``detection.<name>``) and event
+    weights (``rules.<index>.points``, ``rules.<index>.points_per_minute``) the form sets.
+
+    Raises ScoringFormError with ``{field name: message}`` for fields that are not numbers or
+    that the rules refuse.
+    """
+    data = current.model_dump(mode="json")
+    errors: dict[str, str] = {}
+    names = [f"detection.{n}" for n in DetectionRules.model_fields]
+    names += [f"rules.{i}.{w}" for i in range(len(current.rules)) for w in _WEIGHTS]
+    for name in names:
+        raw = form.get(name, "").strip()
+        if not raw:
+            errors[name] = "Enter a number."
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            errors[name] = f"{raw!r} is not a number."
+            continue
+        target: Any = data
+        *path, last = name.split(".")
+        for part in path:
+            target = target[int(part)] if part.isdigit() else target[part]
+        target[last] = value
+    if errors:
+        raise ScoringFormError(errors)
+    try:
+        return ScoringRules.model_validate(data)
+    except ValidationError as exc:
+        found: dict[str, str] = {}
+        for error in exc.errors(include_url=False):
+            name = ".".join(str(p) for p in error["loc"]) or "form"
+            found.setdefault(name if name in names else "form", error["msg"])
+        raise ScoringFormError(found) from None
+
+
+_WEIGHTS = ("points", "points_per_minute")
+
+
+class ScoringFormError(ValueError):
+    """The scoring form's fields that do not fit, as ``{field name: message}``."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+async def save_scoring(request: web.Request) -> web.StreamResponse:
+    """Store the scoring form's thresholds and weights; show the page with a notice, or the
+    errors next to their fields (422)."""
+    form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    async with tenant_transaction(request) as conn:
+        current = await stored_rules(conn, principal_of(request).tenant_id)
+        try:
+            rules = scoring_from_form(current.rules, form)
+        except ScoringFormError as refused:
+            return await _render(request, conn, 422, errors=refused.errors, form=form)
+        saved = await replace_rules(request, conn, rules)
+        notice = (
+            f"Scoring rules saved as version {saved.version}; "
+            f"{saved.days_marked} days of trips are being rescored."
+        )
+        return await _render(request, conn, notice=notice)
+
+
+async def test_webhook(request: web.Request) -> web.StreamResponse:
+    """Queue a test delivery to the webhook of the path; show the page with a notice."""
+    try:
+        webhook_id: uuid.UUID = path_uuid(request, "webhook_id")
+        async with tenant_transaction(request) as conn:
+            await queue_test(conn, principal_of(request).tenant_id, webhook_id)
+            response = await _render(request, conn, notice="A test delivery is queued.")
+    except ProblemError as problem:
+        return render_error(request, problem.status, problem.detail, page.name)
+    request.app[WEBHOOK_DISPATCHER].wake()
+    return response
+
+
+async def replay_delivery(request: web.Request) -> web.StreamResponse:
+    """Queue the delivery of the path again; show the page with a notice."""
+    try:
+        webhook_id = path_uuid(request, "webhook_id")
+        delivery_id = path_uuid(request, "delivery_id")
+        async with tenant_transaction(request) as conn:
+            await replay(request, conn, webhook_id, delivery_id)
+            response = await _render(request, conn, notice="The delivery is queued again.")
+    except ProblemError as problem:
+        return render_error(request, problem.status, problem.detail, page.name)
+    request.app[WEBHOOK_DISPATCHER].wake()
+    return response
+
+
+routes = web.RouteTableDef()
+routes.post(f"{PATH}/scoring")(portal_guard(save_scoring, Permission.SCORING_WRITE))
+routes.post(PATH + "/webhooks/{webhook_id}/test")(
+    portal_guard(test_webhook, Permission.NOTIFICATIONS_MANAGE)
+)
+routes.post(PATH + "/webhooks/{webhook_id}/deliveries/{delivery_id}/replay")(
+    portal_guard(replay_delivery, Permission.NOTIFICATIONS_MANAGE)
+)

@@ -1,0 +1,284 @@
+"""The drivers, leaderboard, maintenance, devices, users and settings pages in a real browser:
+axe with zero violations, a screenshot each, keyboard-only use, what each role may see, CSRF
+forms with errors beside their fields, another tenant's ids answered with the 404 page, and the
+service worker showing a visited page offline."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import pytest
+from playwright.sync_api import Page
+
+from tests.cloud.conftest import member_token
+from tests.cloud.portal.browser_checks import check_page, focus_state, tab_to
+from tests.cloud.portal.conftest import PortalFleet, PortalServer, log_in, make_portal_fleet
+
+ROLES = ("admin", "fleet_manager", "viewer", "installer")
+
+
+@dataclass
+class PagesFleet:
+    """A tenant with members of ROLES, a driver, a maintenance plan and a webhook."""
+
+    portal: PortalFleet
+    driver_id: uuid.UUID
+    webhook_id: uuid.UUID
+    api_token: str
+
+
+def _api(server: PortalServer, token: str, method: str, path: str, body: object) -> dict:
+    """Call the REST API with a bearer token; return the JSON answer."""
+    request = urllib.request.Request(
+        f"{server.base_url}{path}",
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        result: dict = json.loads(answer.read())
+        return result
+
+
+@pytest.fixture(scope="module")
+def fleet(portal_server: PortalServer) -> PagesFleet:
+    portal = make_portal_fleet(portal_server, roles=ROLES, devices=2)
+    token = portal_server.call(lambda: member_token(portal_server.pool, portal.tenant, "admin"))
+    driver = _api(
+        portal_server,
+        token,
+        "POST",
+        "/api/v1/drivers",
+        {"name": "Dana Driver", "employee_number": "E-17", "tags": ["night"]},
+    )
+    vehicle = next(iter(portal.fleet.vehicles.values()))
+    _api(
+        portal_server,
+        token,
+        "POST",
+        "/api/v1/maintenance/plans",
+        {
+            "name": "Oil change",
+            "vehicle_id": str(vehicle),
+            "interval_days": 30,
+            "start_date": str(date.today() - timedelta(days=40)),
+        },
+    )
+    webhook_id = uuid.uuid4()
+    portal_server.call(
+        lambda: portal_server.pool.execute(
+            "INSERT INTO webhooks (id, tenant_id, url, description, event_types, secret_enc) "
+            "VALUES ($1, $2, 'https://hooks.example/fleet', 'Dispatch desk', $3, 'sealed')",
+            webhook_id,
+            portal.tenant,
+            ["webhook.test"],
+        )
+    )
+    return PagesFleet(portal, uuid.UUID(driver["id"]), webhook_id, token)
+
+
+def _login(page: Page, server: PortalServer, fleet: PagesFleet, role: str, path: str) -> None:
+    log_in(page, server, fleet.portal.members[role], path)
+
+
+def test_drivers_list_and_scorecard_pass_axe_and_keyboard(
+    page: Page, portal_server: PortalServer, fleet: PagesFleet
+) -> None:
+    _login(page, portal_server, fleet, "fleet_manager", "/portal/drivers")
+    assert page.locator("table.data tbody th").all_inner_texts() == ["Dana Driver"]
+    check_page(page, "drivers")
+    tab_to(page, "Dana Driver")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{portal_server.base_url}/portal/drivers/{fleet.driver_id}")
+    assert page.locator("h1").inner_text() == "Dana Driver"
+    assert page.get_by_role("heading", name="Badges", exact=False).count() == 1
+    check_page(page, "driver-scorecard")
+
+
+def test_leaderboard_passes_axe_and_switches_period_by_keyboard(
+    page: Page, portal_server: PortalServer, fleet: PagesFleet
+) -> None:
+    _login(page, portal_server, fleet, "viewer", "/portal/leaderboard")
+    check_page(page, "leaderboard")
+    page.focus("#period")
+    page.keyboard.press("ArrowDown")  # week -> month
+    assert page.eval_on_selector("#period", "el => el.value") == "month"
+    tab_to(page, "Show")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/portal/leaderboard?period=month*")
+    assert "month" in page.locator("select#period option:checked").inner_text()
+
+
+def test_maintenance_board_shows_the_overdue_plan(
+    page: Page, portal_server: PortalServer, fleet: PagesFleet
+) -> None:
+    _login(page, portal_server, fleet, "viewer", "/portal/maintenance")
+    row = page.locator("section[aria-labelledby=due-heading] tbody tr").first
+    assert "Oil change" in row.inner_text() and "overdue" in row.inner_text()
+    assert page.locator("section[aria-labelledby=risk-heading] tbody tr").count() == 2
+    check_page(page, "maintenance")
+
+
+def test_installer_creates_and_revokes_an_enrollment_token_by_keyboard(
+    page: Page, portal_server: PortalServer, fleet: PagesFleet
+) -> None:
+    _login(page, portal_server, fleet, "installer", "/portal/devices")
+    check_page(page, "devices")
+    page.focus("#token-label")
+    page.keyboard.type("Van 7 install")
+    page.keyboard.press("Tab")
+    page.keyboard.type("not hours")
+    page.keyboard.press("Enter")
+    error = page.locator("#token-hours-error")
+    assert "valid number" in error.inner_text()
+    assert page.get_attribute("#token-hours", "aria-describedby") == "token-hours-error"
+    assert page.input_value("#token-label") == "Van 7 install"
+    check_page(page, "devices-form-error")
+    page.fill("#token-hours", "2")
+    page.focus("#token-hours")
+    page.keyboard.press("Enter")
+    secret = page.input_value("#new-token")
+    assert len(secret) > 20
+    assert page.locator("#tokens tbody tr").first.inner_text().count("open") == 1
+    check_page(page, "devices-token-created")
+    state = tab_to(page, "Revoke")
+    assert focus_state(page)["tag"] == "button", state
+    page.keyboard.press("Enter")
+    assert page.locator("[role=status].notice").inner_text().endswith("is revoked.")
+    assert "revoked" in page.locator("#tokens tbody tr").first.inner_text()
+
+
+def test_forged_token_form_is_refused(
+    page: Page, portal_server: PortalServer, fleet: PagesFleet
+) -> None:
+    _login(page, portal_server, fleet, "installer", "/portal/devices")
+    forged = page.request.post(
+        f"{portal_server.base_url}/portal/devices/tokens",
+        form={"csrf_token": "forged", "label": "x"},
+    )
+    assert forged.status == 403
+
+
+def test_viewer_sees_no_admin_pages_or_forms(
+    page: Page, portal_server: PortalServer, fleet: PagesFleet
+) -> None:
+    _login(page, portal_server, fleet, "viewer", "/portal/devices")
+    labels = page.locator("nav[aria-label=Main] a").all_inner_texts()
+    assert "Users" not in labels and "Settings" not in labels
+    assert {"Drivers", "Maintenance", "Devices", "Leaderboard"} <= set(labels)
+    assert page.locator("form[method=post][action^='/portal/devices']").count() == 0
+    for path in ("/portal/users", "/portal/settings"):
+        response = page.goto(f"{portal_server.base_url}{path}")
+        assert response is not None and response.status == 403
+    posted = page.request.post(
+        f"{portal_server.base_url}/portal/devices/tokens",
+        form={"csrf_token": _csrf(page), "label": "sneaky"},
+    )
+    assert posted.status == 403
+
+
+def _csrf(page: Page) -> str:
+    page.goto(page.url)
+    value: str = page.eval_on_selector(
+        "form[action='/portal/logout'] input[name=csrf_token]", "el => el.value"
+    )
+    return value
+
+
+def test_users_page_is_for_admins_and_lists_every_role(
+    page: Page, portal_server: PortalServer, fleet: PagesFleet
+) -> None:
+    _login(page, portal_server, fleet, "admin", "/portal/users")
+    roles = page.locator("table.data tbody td:nth-child(3)").all_inner_texts()
+    assert {"admin", "fleet manager", "viewer", "installer"} <= set(roles)
+    check_page(page, "users")
+
+
+def test_fleet_manager_edits_scoring_and_sees_errors_beside_fields(
+    page: Page, portal_server: PortalServer, fleet: PagesFleet
+) -> None:
+    _login(page, portal_server, fleet, "fleet_manager", "/portal/settings")
+    assert "Users" not in page.locator("nav[aria-label=Main] a").all_inner_texts()
+    check_page(page, "settings")
+    field = page.get_by_label("Harsh braking from (m/s²)")
+    field.fill("99")
+    field.press("Enter")
+    error = page.locator("#f-detection-harsh_braking_ms2-error")
+    assert "less than or equal to 20" in error.inner_text()
+    assert field.get_attribute("aria-describedby") == "f-detection-harsh_braking_ms2-error"
+    check_page(page, "settings-form-error")
+    field = page.get_by_label("Harsh braking from (m/s²)")
+    field.fill("4.5")
+    field.press("Enter")
+    assert "version 1" in page.locator("[role=status].notice").inner_text()
+    rules = _api_get(portal_server, fleet.api_token, "/api/v1/scoring/rules")
+    assert rules["rules"]["detection"]["harsh_braking_ms2"] == 4.5
+
+
+def _api_get(server: PortalServer, token: str, path: str) -> dict:
+    request = urllib.request.Request(
+        f"{server.base_url}{path}", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        result: dict = json.loads(answer.read())
+        return result
+
+
+def test_webhook_test_delivery_and_replay_from_the_settings_page(
+    page: Page, portal_server: PortalServer, fleet: PagesFleet
+) -> None:
+    _login(page, portal_server, fleet, "admin", "/portal/settings")
+    tab_to(page, "Send a test delivery")
+    page.keyboard.press("Enter")
+    assert page.locator("[role=status].notice").inner_text() == "A test delivery is queued."
+    hook = page.locator("article.panel").first
+    assert "webhook.test" in hook.locator("tbody tr").first.inner_text()
+    hook.get_by_role("button", name="Replay").first.click()
+    assert page.locator("[role=status].notice").inner_text() == "The delivery is queued again."
+    assert "(replay)" in page.locator("article.panel tbody tr").first.inner_text()
+
+
+def test_another_tenants_ids_get_the_404_page(
+    page: Page, portal_server: PortalServer, fleet: PagesFleet
+) -> None:
+    other = make_portal_fleet(portal_server, roles=("admin",), devices=1)
+    log_in(page, portal_server, other.members["admin"], "/portal/")
+    response = page.goto(f"{portal_server.base_url}/portal/drivers/{fleet.driver_id}")
+    assert response is not None and response.status == 404
+    assert page.locator("h1").inner_text() == "Not found"
+    twin = page.request.get(f"{portal_server.base_url}/portal/drivers/{fleet.driver_id}.json")
+    assert twin.status == 404
+    posted = page.request.post(
+        f"{portal_server.base_url}/portal/settings/webhooks/{fleet.webhook_id}/test",
+        form={"csrf_token": _csrf(page)},
+    )
+    assert posted.status == 404
+
+
+def test_service_worker_shows_a_visited_page_offline_with_its_time(
+    page: Page, portal_server: PortalServer, fleet: PagesFleet
+) -> None:
+    _login(page, portal_server, fleet, "viewer", "/portal/drivers")
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=10_000)
+    page.reload()
+    page.wait_for_function(
+        "() => caches.match(location.href).then(Boolean)", polling=200, timeout=10_000
+    )
+    manifest = page.request.get(f"{portal_server.base_url}/portal/manifest.webmanifest").json()
+    assert manifest["start_url"] == "/portal/" and manifest["display"] == "standalone"
+    page.context.set_offline(True)
+    try:
+        page.reload()
+        banner = page.locator(".offline-banner")
+        assert banner.inner_text().startswith("Offline, showing data from 20")
+        assert banner.inner_text().endswith(" UTC.")
+        assert page.locator("table.data tbody th").all_inner_texts() == ["Dana Driver"]
+        check_page(page, "drivers-offline")
+        page.goto(f"{portal_server.base_url}/portal/users")
+        assert page.locator("h1").inner_text() == "Offline"
+    finally:
+        page.context.set_offline(False)
