@@ -13,6 +13,7 @@ import queue
 import signal
 from collections import Counter, deque
 
+from fleetlink.edge.anomaly.setup import models_for
 from fleetlink.edge.batcher import Batcher, Draft
 from fleetlink.edge.config import DeviceConfig
 from fleetlink.edge.fences import FenceStore, fence_path
@@ -69,6 +70,10 @@ class Agent:
             vehicle_report=self.vehicle_report,
             fences=self.fences,
         )
+        # Imported models (LiteRT) load here, once; one that cannot run is reported, not fatal.
+        self.anomaly = models_for(config)
+        if self.anomaly.status:
+            self.uplink.running["models"] = dict(self.anomaly.status)
         self.unstored: deque[Draft] = deque()
         self.unstored_events: deque[Event] = deque(maxlen=_UNSTORED_MAX)
         self.counters: Counter[str] = Counter()
@@ -137,6 +142,8 @@ class Agent:
                 sample = self.samples.get_nowait()
             except queue.Empty:
                 return
+            if self.anomaly:
+                self.anomaly.observe(sample.signal_id, sample.time_ms, sample.value)
             if self.batcher.add(sample):
                 self.flush()
 
@@ -198,6 +205,7 @@ class Agent:
         try:
             while not stop.is_set() and not uplink.done():
                 self._drain()
+                self._score_windows()
                 self.batcher.online = self.uplink.ready
                 if not self.events.empty():
                     self.store_events()
@@ -220,6 +228,16 @@ class Agent:
             finally:
                 self.outbox.close()
                 log.info("agent for device %s stopped", self.config.device.id)
+
+    def _score_windows(self) -> None:
+        """Put the anomaly events of the windows due now on the event queue."""
+        if not self.anomaly:
+            return
+        for event in self.anomaly.tick():
+            try:
+                self.events.put_nowait(event)
+            except queue.Full:
+                self.counters["anomaly_events_dropped"] += 1
 
     async def _drain_outbox(self, grace_s: float, uplink: asyncio.Task[None]) -> None:
         """While connected, wait up to ``grace_s`` for the cloud to ack what is buffered."""
