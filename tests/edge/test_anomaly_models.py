@@ -75,7 +75,7 @@ def test_a_failing_alternator_window_scores_over_the_threshold_and_a_normal_one_
 
 def test_a_window_with_a_missing_signal_is_counted_not_scored(shipped, drives) -> None:
     _, model = shipped
-    normal, charging = drives
+    _, charging = drives
     detector = WindowDetector(model.card, model.scorer, consecutive=1)
     rows = charging[500:600].astype(np.float64)
     rows[:, 5] = np.nan
