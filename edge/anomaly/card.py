@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # Statistics computed per feature over a window, in this order (see windows.window_vector).
-WINDOW_STATS = ("mean", "std", "step")
+WINDOW_STATS = ("mean", "log_std", "log_step")
 
 
 class ModelUnavailableError(Exception):

@@ -1,8 +1,9 @@
 """Runs one model on one window vector with LiteRT (``ai-edge-litert``), never TensorFlow.
 
-The score of a window is the mean squared reconstruction error of its standardised vector;
-each feature's share is the mean error over that feature's statistics, which names the
-signals that look wrong.
+A feature's error is the mean squared reconstruction error of its statistics in the
+standardised window vector; the window's score is the largest feature error, so one signal
+far off (a coolant running hot) is not averaged away by six that look right. The ranked
+feature errors name the signals that look wrong.
 """
 
 from __future__ import annotations
@@ -77,14 +78,15 @@ class Scorer:
         return ((vector - self._mean) / self._scale).astype(np.float32)
 
     def score(self, vector: npt.NDArray[np.float32]) -> tuple[float, npt.NDArray[np.float32]]:
-        """Return the window's score and each feature's mean squared error (card order)."""
+        """Return the window's score (the largest feature error) and each feature's mean
+        squared error (card order)."""
         z = self.standardise(vector)
         self._set_input(z)
         self._interpreter.invoke()
         out = self._get_output()
         err = (out - z) ** 2
         per_feature = err.reshape(self._features, len(WINDOW_STATS)).mean(axis=1)
-        return float(err.mean()), per_feature
+        return float(per_feature.max()), per_feature
 
     def _set_input(self, z: npt.NDArray[np.float32]) -> None:
         detail = self._input

@@ -2,8 +2,10 @@
 
 The sample stream is irregular (CAN signals on change, OBD PIDs at their own rates), so the
 latest value of each feature is held and a row is taken every ``row_interval_ms``. A window
-of rows becomes one vector: per feature its mean, its standard deviation and its mean
-absolute step between rows (``card.WINDOW_STATS``).
+of rows becomes one vector: per feature its mean, and the logarithms (``log1p``) of its
+standard deviation and of its mean absolute step between rows (``card.WINDOW_STATS``). The
+logarithm keeps a few lively windows (a hard start, a kickdown) from dwarfing the quiet
+ones a stuck sensor or a rough engine differ from.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ FloatArray = npt.NDArray[np.float32]
 
 def window_vector(rows: npt.NDArray[np.floating]) -> FloatArray:
     """Return the window vector of ``rows`` (shape: rows x features): per feature, in feature
-    order, its mean, standard deviation and mean absolute step.
+    order, its mean, log1p of its standard deviation, log1p of its mean absolute step.
 
     Raises:
         ValueError: fewer than two rows, or not a 2-D array.
@@ -26,10 +28,8 @@ def window_vector(rows: npt.NDArray[np.floating]) -> FloatArray:
     if rows.ndim != 2 or rows.shape[0] < 2:
         raise ValueError(f"a window needs at least 2 rows of features, got shape {rows.shape}")
     data = rows.astype(np.float64, copy=False)
-    stats = np.stack(
-        [data.mean(axis=0), data.std(axis=0), np.abs(np.diff(data, axis=0)).mean(axis=0)],
-        axis=1,
-    )
+    steps = np.abs(np.diff(data, axis=0)).mean(axis=0)
+    stats = np.stack([data.mean(axis=0), np.log1p(data.std(axis=0)), np.log1p(steps)], axis=1)
     return stats.reshape(-1).astype(np.float32)
 
 
