@@ -89,6 +89,7 @@ def evaluate(
         model_detector,
         report,
         rule_detector,
+        tight_thresholds,
     )
 
     loaded = _loaded_models(profile)
@@ -96,14 +97,16 @@ def evaluate(
     prof = load_profile(profile)
     for model in loaded:
         card = model.card
-        rules = rule_detector(prof.alerts, dataset.features, card.consecutive)
         ours = run_evaluation(dataset, model_detector(card, model.scorer))
-        theirs = run_evaluation(dataset, rules)
+        baselines = {
+            name: run_evaluation(dataset, rule_detector(limits, dataset.features, card.consecutive))
+            for name, limits in (("rules", prof.alerts), ("tight", tight_thresholds(prof.alerts)))
+        }
         typer.echo(
             report(
                 ours,
-                theirs,
-                f"model {card.name} vs the [alerts] thresholds, "
+                baselines,
+                f"model {card.name} vs the [alerts] thresholds (rules) and tighter ones (tight), "
                 f"{len(dataset.specs)} held-out drives",
             )
         )
