@@ -40,6 +40,12 @@ SUBCOMMANDS = (
         "Simulated vehicles: one on a pseudo-terminal, or a week of a whole fleet.",
     ),
     _SubCommand(
+        "models",
+        "fleetlink.simulator.training.cli",
+        "train",
+        "On-device anomaly models: train, evaluate, list.",
+    ),
+    _SubCommand(
         "bench", "fleetlink.simulator.bench.cli", "dev", "Measure Fleetlink against baselines."
     ),
 )

@@ -18,6 +18,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 
 from fleetlink.edge.alerts.setup import create_engine
+from fleetlink.edge.anomaly.setup import models_for
 from fleetlink.edge.batcher import Batcher, Draft
 from fleetlink.edge.config import DeviceConfig
 from fleetlink.edge.fences import FenceStore, fence_path
@@ -77,6 +78,10 @@ class Agent:
             fences=self.fences,
         )
         self.alerts = create_engine(config, lambda: self.fences.current)
+        # Imported models (LiteRT) load here, once; one that cannot run is reported, not fatal.
+        self.anomaly = models_for(config)
+        if self.anomaly.status:
+            self.uplink.running["models"] = dict(self.anomaly.status)
         self.unstored: deque[Draft] = deque()
         self.unstored_events: deque[Event] = deque(maxlen=_UNSTORED_MAX)
         self.counters: Counter[str] = Counter()
@@ -156,6 +161,8 @@ class Agent:
                 return
             if self.alerts is not None:
                 self.alerts.observe(sample)
+            if self.anomaly:
+                self.anomaly.observe(sample.signal_id, sample.time_ms, sample.value)
             if self.batcher.add(sample):
                 self.flush()
 
@@ -219,6 +226,7 @@ class Agent:
         try:
             while not stop.is_set() and not uplink.done():
                 self._drain()
+                self._score_windows()
                 self.batcher.online = self.uplink.ready
                 if self.alerts is not None:
                     self.alerts.poll()
@@ -248,6 +256,16 @@ class Agent:
                 if self.alerts is not None:
                     self.alerts.close()
                 log.info("agent for device %s stopped", self.config.device.id)
+
+    def _score_windows(self) -> None:
+        """Put the anomaly events of the windows due now on the event queue."""
+        if not self.anomaly:
+            return
+        for event in self.anomaly.tick():
+            try:
+                self.events.put_nowait(event)
+            except queue.Full:
+                self.counters["anomaly_events_dropped"] += 1
 
     async def _drain_outbox(self, grace_s: float, uplink: asyncio.Task[None]) -> None:
         """While connected, wait up to ``grace_s`` for the cloud to ack what is buffered."""

@@ -370,6 +370,33 @@ class UpdatesSection(_Section):
         return value
 
 
+class AnomalySection(_Section):
+    """On-device anomaly models: the ``[[models]]`` of a firmware profile, scored live."""
+
+    enabled: bool = True
+    profile: str | None = Field(
+        default=None,
+        description="profile (shipped id or .toml path) whose [[models]] run; default: the "
+        "profile [obd] or [can] names (none while [obd] chooses its profile at connect)",
+    )
+    consecutive_windows: Annotated[int, Field(ge=1, le=100)] | None = Field(
+        default=None,
+        description="windows in a row over the threshold before an anomaly event; "
+        "default: the model card's",
+    )
+
+    @field_validator("profile")
+    @classmethod
+    def _profile_loads(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            load_profile(value)
+        except ProfileError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
 class LogSection(_Section):
     json_output: bool = Field(default=False, alias="json")
     level: str = "INFO"
@@ -386,6 +413,7 @@ class DeviceConfig(_Section):
     outbox: OutboxSection
     cloud: CloudSection | None = None
     updates: UpdatesSection | None = None
+    anomaly: AnomalySection = Field(default_factory=AnomalySection)
     log: LogSection = Field(default_factory=LogSection)
     alerts: AlertsSection = Field(default_factory=AlertsSection)
 

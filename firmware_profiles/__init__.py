@@ -48,6 +48,7 @@ __all__ = [
     "ProfileError",
     "load_can_profile",
     "load_profile",
+    "profile_folder",
     "profile_ids",
 ]
 
@@ -61,6 +62,13 @@ def profile_ids() -> list[str]:
     """Return the ids of the profiles shipped in this package, sorted."""
     files = resources.files(__name__)
     return sorted(e.name.removesuffix(".toml") for e in files.iterdir() if e.name.endswith(".toml"))
+
+
+def profile_folder(ref: str | Path) -> Path:
+    """Return the folder that profile ``ref``'s relative paths (DBC files, models) start from."""
+    if isinstance(ref, Path) or ref.endswith(".toml"):
+        return Path(ref).parent
+    return _SHIPPED_DIR
 
 
 def load_profile(ref: str | Path) -> Profile:

@@ -201,6 +201,11 @@ class Status(_Message):
         dict[Literal["config", "profile", "model"], Annotated[str, Field(max_length=64)]],
         Field(max_length=3),
     ] = Field(default_factory=dict)
+    # On-device anomaly models by name: "running", or "off: <why>" (missing or corrupt file,
+    # a hash that does not match, a signal the vehicle lacks). Absent from older agents.
+    models: Annotated[
+        dict[Annotated[str, Field(max_length=64)], ShortText], Field(max_length=16)
+    ] = Field(default_factory=dict)
 
 
 class DeviceFence(_Message):

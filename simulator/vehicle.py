@@ -364,6 +364,9 @@ class Vehicle:
             converter_rpm = idle_rpm + 14.0 * pedal
             target_rpm = min(_REDLINE_RPM, max(converter_rpm, speed_kmh * rpm_per_kmh(gear)))
             rpm = _approach(s.rpm, target_rpm, dt, 0.25) + rng.gauss(0.0, 4.0)
+            if self._wear.misfire > 0:
+                # Each missed firing stalls the crankshaft for an instant: the idle turns rough.
+                rpm -= abs(rng.gauss(0.0, 220.0 * self._wear.misfire))
             rpm = _clamp(rpm, 0.6 * idle_rpm, _REDLINE_RPM)
         else:
             gear = 0
@@ -376,6 +379,8 @@ class Vehicle:
         if running:
             throttle = 6.0 + 0.86 * pedal + rng.gauss(0.0, 0.2)
             map_kpa = baro * (0.20 if fuel_cut else 0.30 + 0.68 * (pedal / 100.0) ** 0.9)
+            # A clogged filter costs more pressure the more air the engine asks for.
+            map_kpa *= 1.0 - self._wear.air_restriction * pedal / 100.0
         else:
             throttle = 0.0
             map_kpa = baro
@@ -418,6 +423,7 @@ class Vehicle:
             self._engine_off_s = 0.0
             self._drained_v = 0.0
             battery = 14.2 - 0.25 * _clamp(1.0 - rpm / 1500.0, 0.0, 1.0) + rng.gauss(0.0, 0.01)
+            battery -= self._wear.charging_loss_v
         else:
             self._engine_off_s += dt
             self._drained_v = min(12.0, self._drained_v + self._drain_v_per_s * dt)

@@ -29,6 +29,9 @@ class WearState:
 
     battery_offset_v: float = 0.0  # added to the battery voltage
     cooling_loss: float = 0.0  # fraction of the radiator's capacity lost, 0..1
+    charging_loss_v: float = 0.0  # a failing alternator: volts lost while the engine runs
+    misfire: float = 0.0  # share of combustion lost to misfires, 0..1 (rough running)
+    air_restriction: float = 0.0  # a clogged air filter: share of the intake flow lost at WOT
 
 
 @dataclass(frozen=True, slots=True)

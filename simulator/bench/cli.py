@@ -143,3 +143,19 @@ def maintenance_command(
         typer.echo(f"needs {exc.name!r}: pip install 'fleetlink[sim]'", err=True)
         raise typer.Exit(2) from None
     typer.echo(maintenance.report(vehicles, days, seed, train_seed, step, write_model))
+
+
+@app.command("models")
+def models_command(
+    normal: Annotated[int, typer.Option(min=1, help="Held-out normal drives.")] = 60,
+    faulty: Annotated[int, typer.Option(min=1, help="Held-out drives per fault type.")] = 10,
+    minutes: Annotated[float, typer.Option(min=2, help="Mean drive length.")] = 25.0,
+    seed: Annotated[int, typer.Option(help="Seed of the held-out drives.")] = 1001,
+) -> None:
+    """Anomaly model vs rule thresholds; per-window time (LiteRT int8 vs numpy); peak RSS."""
+    try:
+        from fleetlink.simulator.bench import models
+    except ModuleNotFoundError as exc:
+        typer.echo(f"needs {exc.name!r}: pip install 'fleetlink[edge,sim]'", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(models.report(normal, faulty, minutes, seed))

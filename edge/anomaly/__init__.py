@@ -1,0 +1,30 @@
+"""On-device anomaly models: a firmware profile's ``[[models]]`` scored over the sample stream.
+
+A model is a small int8 TensorFlow Lite autoencoder (run with LiteRT, never TensorFlow) and a
+model card beside it (:mod:`.card`): the features it reads, the scaler, the window, the
+threshold. :mod:`.windows` turns samples into 1 Hz rows and rows into window vectors,
+:mod:`.scorer` runs the model, :mod:`.detector` debounces scores into ``anomaly`` events and
+:mod:`.runtime` loads a profile's models for the agent, leaving out (and reporting) any that
+cannot run.
+"""
+
+from __future__ import annotations
+
+from fleetlink.edge.anomaly.card import ModelCard, ModelUnavailableError
+from fleetlink.edge.anomaly.detector import Detection, WindowDetector
+from fleetlink.edge.anomaly.runtime import AnomalyModels, LoadedModel, load_model
+from fleetlink.edge.anomaly.scorer import Scorer
+from fleetlink.edge.anomaly.windows import RowClock, window_vector
+
+__all__ = [
+    "AnomalyModels",
+    "Detection",
+    "LoadedModel",
+    "ModelCard",
+    "ModelUnavailableError",
+    "RowClock",
+    "Scorer",
+    "WindowDetector",
+    "load_model",
+    "window_vector",
+]

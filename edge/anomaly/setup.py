@@ -1,0 +1,71 @@
+"""Which models an agent runs: those of the profile its configuration names."""
+
+from __future__ import annotations
+
+from fleetlink.edge.anomaly.runtime import AnomalyModels
+from fleetlink.edge.config import DeviceConfig
+from fleetlink.firmware_profiles import (
+    AUTO_PROFILE,
+    ProfileError,
+    load_profile,
+    profile_folder,
+)
+from fleetlink.shared.signals import UnknownSignalError, by_id, by_obd_command
+
+_BATTERY_SIGNAL_ID = 256
+
+
+def _profile_ref(config: DeviceConfig) -> str | None:
+    if config.anomaly.profile is not None:
+        return config.anomaly.profile
+    if config.obd is not None and config.obd.profile != AUTO_PROFILE:
+        return config.obd.profile
+    if config.can is not None:
+        return config.can.profile
+    return None
+
+
+def available_signals(config: DeviceConfig) -> set[str] | None:
+    """Return the signal names the configured sources read, or None when that is decided
+    only at connect (an ``[obd]`` section whose profile is ``auto``, without polls)."""
+    names: set[str] = set()
+    if config.obd is not None:
+        obd = config.obd
+        if not obd.poll and obd.profile == AUTO_PROFILE:
+            return None
+        fixed = obd.fixed_profile()
+        commands = [r.command for r in obd.schedule(fixed)] if fixed else []
+        commands += [c for group in obd.poll for c in group.commands]
+        for command in commands:
+            try:
+                names.add(by_obd_command(command).name)
+            except UnknownSignalError:
+                continue
+        if obd.battery_rate_hz > 0:
+            names.add(by_id(_BATTERY_SIGNAL_ID).name)
+    if config.can is not None:
+        try:
+            can = load_profile(config.can.profile).can
+        except ProfileError:
+            can = None
+        if can is not None:
+            names.update(m.vss for m in can.signals)
+    return names
+
+
+def models_for(config: DeviceConfig) -> AnomalyModels:
+    """Return the models the agent runs (possibly none); each one that cannot run is logged
+    once and reported in ``status``."""
+    ref = _profile_ref(config)
+    if not config.anomaly.enabled or ref is None:
+        return AnomalyModels()
+    try:
+        profile = load_profile(ref)
+    except ProfileError:
+        return AnomalyModels()  # the sources report a broken profile themselves
+    return AnomalyModels.for_profile(
+        profile,
+        profile_folder(ref),
+        available_signals(config),
+        config.anomaly.consecutive_windows,
+    )

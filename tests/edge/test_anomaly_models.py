@@ -1,0 +1,186 @@
+"""The shipped anomaly model scored with LiteRT, and every way a model can fail to run."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fleetlink.edge.anomaly import AnomalyModels, ModelUnavailableError, WindowDetector, load_model
+from fleetlink.edge.anomaly.card import card_path
+from fleetlink.edge.anomaly.windows import window_vector
+from fleetlink.firmware_profiles import load_profile, profile_folder
+from fleetlink.shared.messages import Status
+from fleetlink.shared.signals import by_name
+from fleetlink.simulator.dataset import DriveSpec, simulate_drive
+
+PROFILE = "fleetlink-sim-car"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    profile = load_profile(PROFILE)
+    return profile, load_model(profile.models[0], profile_folder(PROFILE))
+
+
+@pytest.fixture(scope="module")
+def drives():
+    normal = simulate_drive(
+        DriveSpec(seed=77, style=0.4, road="suburban", ambient_c=12.0, duration_s=900)
+    )
+    charging = simulate_drive(
+        DriveSpec(
+            seed=77,
+            style=0.4,
+            road="suburban",
+            ambient_c=12.0,
+            duration_s=900,
+            fault="charging",
+            onset_s=300,
+            severity=0.8,
+        )
+    )
+    return normal, charging
+
+
+def _copy_profile(tmp_path: Path) -> Path:
+    folder = profile_folder(PROFILE)
+    (tmp_path / "models").mkdir()
+    for name in ("sim-car-anomaly.tflite", "sim-car-anomaly.json"):
+        shutil.copy(folder / "models" / name, tmp_path / "models" / name)
+    text = (folder / f"{PROFILE}.toml").read_text()
+    # The copy reads the DBC from the shipped folder.
+    text = text.replace('dbc = ["dbc/', f'dbc = ["{folder}/dbc/')
+    path = tmp_path / f"{PROFILE}.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_failing_alternator_window_scores_over_the_threshold_and_a_normal_one_under(
+    shipped, drives
+) -> None:
+    _, model = shipped
+    normal, charging = drives
+    window = model.card.window_rows
+    quiet_score, _ = model.scorer.score(window_vector(normal[600 : 600 + window]))
+    fault_score, errors = model.scorer.score(window_vector(charging[600 : 600 + window]))
+    assert quiet_score < model.card.threshold < fault_score
+    top = model.card.features[int(np.argmax(errors))]
+    assert top == "Vehicle.LowVoltageBattery.CurrentVoltage"
+
+
+def test_a_window_with_a_missing_signal_is_counted_not_scored(shipped, drives) -> None:
+    _, model = shipped
+    _, charging = drives
+    detector = WindowDetector(model.card, model.scorer, consecutive=1)
+    rows = charging[500:600].astype(np.float64)
+    rows[:, 5] = np.nan
+    assert [detector.push(r) for r in rows] == [None] * len(rows)
+    assert detector.counters["windows_skipped_missing"] > 0
+    assert detector.counters["windows_scored"] == 0
+
+
+def test_a_lasting_fault_is_reported_once_after_consecutive_windows(shipped, drives) -> None:
+    _, model = shipped
+    _, charging = drives
+    detector = WindowDetector(model.card, model.scorer)
+    found = [i for i, r in enumerate(charging) if detector.push(r.astype(np.float64))]
+    assert len(found) == 1
+    assert found[0] > 300
+    assert detector.counters["windows_over_threshold"] >= model.card.consecutive
+
+
+def test_samples_become_an_anomaly_event_naming_the_signal(shipped, drives) -> None:
+    profile, _ = shipped
+    _, charging = drives
+    models = AnomalyModels.for_profile(profile, profile_folder(PROFILE), consecutive=1)
+    ids = [by_name(n).id for n in profile.models[0].features]
+    events = []
+    for second, row in enumerate(charging[400:600]):
+        now = 1_700_000_000_000 + second * 1000
+        for sid, value in zip(ids, row, strict=True):
+            models.observe(sid, now, float(value))
+        events += models.tick(now)
+    assert events, "no anomaly event"
+    event = events[0]
+    assert event.type == "anomaly"
+    assert event.data["model"] == "sim-car-anomaly"
+    assert event.data["signal"] == "Vehicle.LowVoltageBattery.CurrentVoltage"
+    assert float(event.data["score"]) > float(event.data["threshold"])
+
+
+def test_a_quiet_stream_restarts_the_window(shipped, drives) -> None:
+    profile, _ = shipped
+    _, charging = drives
+    models = AnomalyModels.for_profile(profile, profile_folder(PROFILE), consecutive=1)
+    ids = [by_name(n).id for n in profile.models[0].features]
+    events = []
+    for second, row in enumerate(charging[400:600]):
+        now = 1_700_000_000_000 + second * 1000
+        if second % 20 == 0:  # the link goes quiet for 20 s before every 20th second
+            now += 20_000 * (second // 20)
+        for sid, value in zip(ids, row, strict=True):
+            if second % 20 != 19:
+                models.observe(sid, now, float(value))
+        events += models.tick(now)
+    assert events == []
+
+
+def test_a_corrupt_model_file_is_refused_by_its_hash(tmp_path: Path, caplog) -> None:
+    path = _copy_profile(tmp_path)
+    model = tmp_path / "models" / "sim-car-anomaly.tflite"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    profile = load_profile(path)
+    with caplog.at_level(logging.WARNING):
+        models = AnomalyModels.for_profile(profile, tmp_path)
+    assert not models
+    assert models.status["sim-car-anomaly"].startswith("off: ")
+    assert "SHA-256" in models.status["sim-car-anomaly"]
+    assert sum("runs without it" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_missing_model_file_leaves_the_agent_without_that_model(tmp_path: Path) -> None:
+    path = _copy_profile(tmp_path)
+    (tmp_path / "models" / "sim-car-anomaly.tflite").unlink()
+    models = AnomalyModels.for_profile(load_profile(path), tmp_path)
+    assert not models
+    assert "cannot read" in models.status["sim-car-anomaly"]
+
+
+def test_a_card_of_another_model_is_refused(tmp_path: Path) -> None:
+    path = _copy_profile(tmp_path)
+    card = card_path(tmp_path / "models" / "sim-car-anomaly.tflite")
+    data = json.loads(card.read_text())
+    data["features"] = list(reversed(data["features"]))
+    card.write_text(json.dumps(data))
+    with pytest.raises(ModelUnavailableError, match="belongs to another model"):
+        load_model(load_profile(path).models[0], tmp_path)
+
+
+def test_a_broken_card_is_refused(tmp_path: Path) -> None:
+    path = _copy_profile(tmp_path)
+    card_path(tmp_path / "models" / "sim-car-anomaly.tflite").write_text("{not json")
+    with pytest.raises(ModelUnavailableError, match="not a valid model card"):
+        load_model(load_profile(path).models[0], tmp_path)
+
+
+def test_a_vehicle_without_a_feature_runs_without_the_model(shipped) -> None:
+    profile, _ = shipped
+    available = set(profile.models[0].features) - {"Vehicle.OBD.EngineLoad"}
+    models = AnomalyModels.for_profile(profile, profile_folder(PROFILE), available)
+    assert not models
+    assert "does not provide Vehicle.OBD.EngineLoad" in models.status["sim-car-anomaly"]
+
+
+def test_the_status_message_carries_the_models_and_older_clouds_ignore_it() -> None:
+    status = Status(
+        device_id="dev-1", online=True, time_ms=1, models={"sim-car-anomaly": "off: no file"}
+    )
+    assert status.models == {"sim-car-anomaly": "off: no file"}
+    assert "models" in status.model_dump()
