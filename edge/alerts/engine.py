@@ -43,6 +43,9 @@ from pathlib import Path
 from fleetlink.edge.alerts.alert import Alert, Severity
 from fleetlink.edge.alerts.history import SignalHistory
 from fleetlink.edge.alerts.rules import (
+    FUEL_LEVEL,
+    FUEL_SPAN_S,
+    READ_SIGNALS,
     CoolantOverheat,
     FuelDrop,
     Gate,
@@ -101,6 +104,13 @@ def escalation_type(rule: str) -> str:
     return COACHING if rule in DRIVING_RULES else VEHICLE_ALERT
 
 
+def signal_history(settings: AlertsSection) -> SignalHistory:
+    """Return an empty history that keeps what the rules and the alert windows read."""
+    return SignalHistory(
+        keep_s=settings.window_s + 5.0, keep_longer_s={FUEL_LEVEL: FUEL_SPAN_S + 10.0}
+    )
+
+
 def build_rules(
     settings: AlertsSection,
     profile: AlertThresholds,
@@ -152,7 +162,7 @@ class AlertEngine:
         self.settings = settings
         self.sinks = sinks
         self.store = AlertStore(store_path)
-        self.history = SignalHistory()
+        self.history = signal_history(settings)
         self.counters: Counter[str] = Counter()
         self._fences = fences
         self._zones = SpeedZones(None)
@@ -190,6 +200,8 @@ class AlertEngine:
     def observe(self, sample: Sample) -> None:
         """Take one sample; a rule that fires makes an alert (NaN or infinite values are
         counted and ignored)."""
+        if sample.signal_id not in READ_SIGNALS:
+            return
         if not self.history.add(sample.signal_id, sample.time_ms, sample.value):
             self.counters["non_finite_samples"] += 1
             return

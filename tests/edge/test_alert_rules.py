@@ -10,7 +10,7 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fleetlink.edge.alerts.engine import build_rules
+from fleetlink.edge.alerts.engine import build_rules, signal_history
 from fleetlink.edge.alerts.history import SignalHistory
 from fleetlink.edge.alerts.rules import (
     ACCEL_LATERAL,
@@ -42,12 +42,9 @@ def _run(
     zones: SpeedZones | None = None,
 ) -> list[tuple[str, int, float]]:
     """Feed (signal, ms after T0, value) samples in time order; return (rule, ms, value) fired."""
-    rules = build_rules(
-        settings or AlertsSection(cooldown_s=0),
-        profile or AlertThresholds(),
-        lambda: zones or SpeedZones(None),
-    )
-    history = SignalHistory()
+    settings = settings or AlertsSection(cooldown_s=0)
+    rules = build_rules(settings, profile or AlertThresholds(), lambda: zones or SpeedZones(None))
+    history = signal_history(settings)
     fired = []
     for signal_id, at_ms, value in sorted(samples, key=lambda s: s[1]):
         if history.add(signal_id, T0 + at_ms, value):
@@ -225,7 +222,7 @@ def _simulated_drive(
     rules = build_rules(
         AlertsSection(), load_profile("fleetlink-sim-car").alerts, lambda: SpeedZones(None)
     )
-    history, fired = SignalHistory(), Counter[str]()
+    history, fired = signal_history(AlertsSection()), Counter[str]()
     for tick in range(int(minutes * 600)):
         if overheat_after_min is not None and tick == int(overheat_after_min * 600):
             vehicle.inject_overheat(15.0)
