@@ -31,12 +31,14 @@ from fleetlink.edge.capabilities import (
     read_capabilities,
 )
 from fleetlink.edge.config import ObdSection
+from fleetlink.edge.link.dtcs import description
 from fleetlink.edge.link.elm327 import Elm327Link, LinkStatus, Reading
 from fleetlink.edge.link.errors import LinkError, LinkLostError
 from fleetlink.edge.link.multi_pid import is_mode_01
 from fleetlink.edge.link.replies import STATUS_MESSAGES
 from fleetlink.edge.link.timing import Timing, tune
 from fleetlink.edge.sources.base import AdapterState, CanActivity, Sample, Source
+from fleetlink.edge.sources.obd_codes import MIL_SIGNAL_ID, TroubleCodeWatch
 from fleetlink.edge.sources.obd_multi_pid import MultiPidPerRequest
 from fleetlink.edge.sources.obd_schedule import PidSchedule
 from fleetlink.edge.sources.obd_strategy import OnePidPerRequest, PollStrategy
@@ -49,6 +51,7 @@ from fleetlink.firmware_profiles import (
     profile_ids,
 )
 from fleetlink.firmware_profiles.matching import best_profile, identify
+from fleetlink.shared.event_types import DTC_SET
 from fleetlink.shared.messages import PowerState, VehicleReport
 from fleetlink.shared.signals import by_obd_command
 
@@ -149,6 +152,7 @@ class ObdSource(Source):
         self.profile: Profile | None = None
         self.capabilities: Capabilities | None = None
         self.timing: Timing | None = None
+        self._codes = TroubleCodeWatch(settings.dtc_interval_s)
         self._trouble: set[str] = set()
         self._trouble_seen: dict[str, int] = {}
         self._clean_batches = 0
@@ -480,6 +484,8 @@ class ObdSource(Source):
                     pid_readings += 1
                     asleep += reading.kind == "null" and reading.detail in _ASLEEP_REPLIES
             self._note_trouble()
+            if until is None and self._codes.due(time.monotonic()):
+                self._check_codes(link)
             if until is None and self.power == "low_voltage":
                 return
             if pid_readings:
@@ -488,6 +494,15 @@ class ObdSource(Source):
                 self.counters["link_no_data"] += 1
                 self._set_power("ignition_off", "the ECUs answer NO DATA")
                 return
+
+    def _check_codes(self, link: Elm327Link) -> None:
+        """Emit the MIL as a sample and each newly stored code as a ``dtc_set`` event."""
+        check = self._codes.check(link, time.monotonic())
+        if check.mil_on is not None:
+            self.emit(Sample(MIL_SIGNAL_ID, int(time.time() * 1000), float(check.mil_on)))
+        for code in check.new_codes:
+            log.info("trouble code %s stored", code)
+            self.emit_event(DTC_SET, "warning", code=code, description=description(code))
 
     def _take(self, reading: Reading) -> None:
         """Emit a sample for an ok reading (the link counted every other kind)."""
