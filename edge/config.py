@@ -206,6 +206,10 @@ class ObdSection(_Section):
         description="below this voltage at the OBD port polling stops to spare the battery "
         "(resumes 0.3 V above it); 0 turns the protection off",
     )
+    dtc_interval_s: Annotated[float, Field(ge=0)] = Field(
+        default=60.0,
+        description="read the MIL and stored trouble codes this often while polling (0: never)",
+    )
     can_quiet_s: PositiveFloat = Field(
         default=5.0,
         description="with a CAN source: a bus silent this long means the ignition is off",

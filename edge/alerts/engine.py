@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import time
 import uuid
 from collections import Counter
@@ -43,6 +44,9 @@ from pathlib import Path
 from fleetlink.edge.alerts.alert import Alert, Severity
 from fleetlink.edge.alerts.history import SignalHistory
 from fleetlink.edge.alerts.rules import (
+    FUEL_LEVEL,
+    FUEL_SPAN_S,
+    READ_SIGNALS,
     CoolantOverheat,
     FuelDrop,
     Gate,
@@ -101,6 +105,13 @@ def escalation_type(rule: str) -> str:
     return COACHING if rule in DRIVING_RULES else VEHICLE_ALERT
 
 
+def signal_history(settings: AlertsSection) -> SignalHistory:
+    """Return an empty history that keeps what the rules and the alert windows read."""
+    return SignalHistory(
+        keep_s=settings.window_s + 5.0, keep_longer_s={FUEL_LEVEL: FUEL_SPAN_S + 10.0}
+    )
+
+
 def build_rules(
     settings: AlertsSection,
     profile: AlertThresholds,
@@ -152,7 +163,7 @@ class AlertEngine:
         self.settings = settings
         self.sinks = sinks
         self.store = AlertStore(store_path)
-        self.history = SignalHistory()
+        self.history = signal_history(settings)
         self.counters: Counter[str] = Counter()
         self._fences = fences
         self._zones = SpeedZones(None)
@@ -178,7 +189,7 @@ class AlertEngine:
             "alerts: %d rules (%s); sinks: %s",
             len(self.rules.rules),
             ", ".join(self.rules.names()),
-            ", ".join(s.name for s in sinks) or "none",
+            ", ".join(s.name for s in self.sinks) or "none",
         )
 
     def _speed_zones(self) -> SpeedZones:
@@ -190,6 +201,8 @@ class AlertEngine:
     def observe(self, sample: Sample) -> None:
         """Take one sample; a rule that fires makes an alert (NaN or infinite values are
         counted and ignored)."""
+        if sample.signal_id not in READ_SIGNALS:
+            return
         if not self.history.add(sample.signal_id, sample.time_ms, sample.value):
             self.counters["non_finite_samples"] += 1
             return
@@ -240,7 +253,12 @@ class AlertEngine:
             own.escalate_after if own.escalate_after is not None else self.settings.escalate_after
         )
         within_min = own.escalate_within_min or self.settings.escalate_within_min
-        repeats = self.store.record(alert, int(within_min * 60_000))
+        try:
+            repeats = self.store.record(alert, int(within_min * 60_000))
+        except sqlite3.Error as exc:
+            # The driver is still told and the nudge still sent; only the count is lost.
+            self._store_failed(exc)
+            repeats = 1
         escalate = after > 0 and repeats >= after
         shown = replace(alert, repeats=repeats, escalated=escalate)
         self.counters[f"alerts_{alert.rule}"] += 1
@@ -258,7 +276,10 @@ class AlertEngine:
             event = Event(id=alert.id, time_ms=alert.time_ms, type=ALERT, data=data)
         self._outgoing.append(event)
         if escalate:
-            self.store.escalated(alert.id, alert.rule)
+            try:
+                self.store.escalated(alert.id, alert.rule)
+            except sqlite3.Error as exc:
+                self._store_failed(exc)
             severity: Severity = own.severity or (
                 "critical" if alert.severity == "critical" else "warning"
             )
@@ -280,6 +301,11 @@ class AlertEngine:
             self.counters["escalations"] += 1
             log.info("alert %s escalated after %d repeats", alert.rule, repeats)
         self._tell_sinks(lambda sink: sink.show(shown))
+
+    def _store_failed(self, exc: sqlite3.Error) -> None:
+        self.counters["alert_store_failures"] += 1
+        if self.counters["alert_store_failures"] == 1:
+            log.error("the alert record %s fails: %s; alerts go on", self.store.path, exc)
 
     def _tell_sinks(self, call: Callable[[AlertSink], None]) -> None:
         for sink in self.sinks:
@@ -308,11 +334,20 @@ class AlertEngine:
             except queue.Empty:
                 break
             queued = True
-            if not self.store.acknowledge(alert_id, via, int(now * 1000)):
-                self.counters["acks_unknown"] += 1
+            try:
+                if not self.store.acknowledge(alert_id, via, int(now * 1000)):
+                    self.counters["acks_unknown"] += 1
+            except sqlite3.Error as exc:
+                self._store_failed(exc)
         if not queued and now < self._next_ack_check:
             return
         self._next_ack_check = now + _CHECK_ACKS_EVERY_S
+        try:
+            self._send_acks(now)
+        except sqlite3.Error as exc:
+            self._store_failed(exc)
+
+    def _send_acks(self, now: float) -> None:
         for acked in self.store.unsent_acks():
             self._outgoing.append(
                 Event(

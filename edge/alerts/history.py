@@ -12,10 +12,14 @@ _WINDOW_POINTS = 20
 
 
 class SignalHistory:
-    """Samples of the last ``keep_s`` seconds per signal id; time is the newest sample's."""
+    """Samples of the last ``keep_s`` seconds per signal id (longer for the signals given in
+    ``keep_longer_s``); time is the newest sample's."""
 
-    def __init__(self, keep_s: float = 180.0) -> None:
+    def __init__(self, keep_s: float = 15.0, keep_longer_s: dict[int, float] | None = None):
         self.keep_ms = int(keep_s * 1000)
+        self._keep_ms = {
+            k: max(self.keep_ms, int(v * 1000)) for k, v in (keep_longer_s or {}).items()
+        }
         self.now_ms = 0
         self._series: dict[int, deque[tuple[int, float]]] = {}
 
@@ -23,11 +27,14 @@ class SignalHistory:
         """Keep one sample; return False (keeping nothing) for a NaN or infinite value."""
         if not math.isfinite(value):
             return False
-        series = self._series.setdefault(signal_id, deque())
+        series = self._series.get(signal_id)
+        if series is None:
+            series = self._series[signal_id] = deque()
         series.append((time_ms, value))
-        self.now_ms = max(self.now_ms, time_ms)
-        horizon = self.now_ms - self.keep_ms
-        while series and series[0][0] < horizon:
+        if time_ms > self.now_ms:
+            self.now_ms = time_ms
+        horizon = self.now_ms - self._keep_ms.get(signal_id, self.keep_ms)
+        while series[0][0] < horizon:
             series.popleft()
         return True
 
@@ -40,7 +47,20 @@ class SignalHistory:
 
     def since(self, signal_id: int, start_ms: int) -> list[tuple[int, float]]:
         """Return the signal's samples at or after ``start_ms``, oldest first."""
-        return [p for p in self._series.get(signal_id, ()) if p[0] >= start_ms]
+        points = []
+        for point in reversed(self._series.get(signal_id, ())):
+            if point[0] < start_ms:
+                break
+            points.append(point)
+        points.reverse()
+        return points
+
+    def newest_until(self, signal_id: int, time_ms: int) -> tuple[int, float] | None:
+        """Return the newest sample taken at or before ``time_ms`` (None without one)."""
+        for point in reversed(self._series.get(signal_id, ())):
+            if point[0] <= time_ms:
+                return point
+        return None
 
     def window_text(self, signal_id: int, end_ms: int, span_ms: int) -> str | None:
         """Return the samples of the ``span_ms`` before ``end_ms`` as ``"-2.4:51 -1.2:47 0:40"``

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fleetlink.edge.alerts.alert import Severity
-from fleetlink.edge.alerts.history import SignalHistory
+from fleetlink.edge.alerts.history import FRESH_MS, SignalHistory
 from fleetlink.edge.alerts.zones import SpeedZones
 from fleetlink.shared.signals import by_name
 
@@ -43,11 +43,28 @@ FUEL_LEVEL = _id("Vehicle.Powertrain.FuelSystem.RelativeLevel")
 LATITUDE = _id("Vehicle.CurrentLocation.Latitude")
 LONGITUDE = _id("Vehicle.CurrentLocation.Longitude")
 
+# Every signal a rule reads; the engine keeps no history of the others.
+READ_SIGNALS = frozenset(
+    {
+        SPEED,
+        ACCEL_LONGITUDINAL,
+        ACCEL_LATERAL,
+        YAW_RATE,
+        RPM,
+        COOLANT,
+        BATTERY,
+        MIL,
+        DM1_SPN,
+        FUEL_LEVEL,
+        LATITUDE,
+        LONGITUDE,
+    }
+)
 ENGINE_RUNNING_RPM = 300.0
 _KMH_PER_MPS = 3.6
 _SLOPE_MIN_MS = 900
 _SLOPE_MAX_MS = 3_000
-_FUEL_SPAN_MS = 120_000
+FUEL_SPAN_S = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,16 +94,14 @@ class Rule(ABC):
 
 def _speed_slope_mps2(history: SignalHistory) -> float | None:
     """Return the slope of the vehicle speed over the last one to three seconds, in m/s²."""
-    if history.latest(SPEED) is None:
+    newest = history.newest_until(SPEED, history.now_ms)
+    if newest is None or history.now_ms - newest[0] > FRESH_MS:
         return None
-    points = history.since(SPEED, history.now_ms - _SLOPE_MAX_MS)
-    if len(points) < 2:
+    t1, v1 = newest
+    older = history.newest_until(SPEED, t1 - _SLOPE_MIN_MS)
+    if older is None or t1 - older[0] > _SLOPE_MAX_MS:
         return None
-    t1, v1 = points[-1]
-    older = [p for p in points if t1 - p[0] >= _SLOPE_MIN_MS]
-    if not older:
-        return None
-    t0, v0 = older[-1]
+    t0, v0 = older
     return (v1 - v0) / _KMH_PER_MPS / ((t1 - t0) / 1000)
 
 
@@ -252,10 +267,16 @@ class FuelDrop(Rule):
     name, unit = "fuel_drop", "%"
     inputs = frozenset({FUEL_LEVEL})
 
+    def __init__(self, threshold: float) -> None:
+        super().__init__(threshold)
+        self._next_ms = 0
+
     def measure(self, history: SignalHistory) -> Measure | None:
-        if history.latest(FUEL_LEVEL) is None:
+        # Once a second at most: a fast fuel signal would otherwise rescan two minutes each time.
+        if history.now_ms < self._next_ms or history.latest(FUEL_LEVEL) is None:
             return None
-        points = history.since(FUEL_LEVEL, history.now_ms - _FUEL_SPAN_MS)
+        self._next_ms = history.now_ms + 1_000
+        points = history.since(FUEL_LEVEL, history.now_ms - FUEL_SPAN_S * 1000)
         if len(points) < 4:
             return None
         now = statistics.median(v for _, v in points[-3:])

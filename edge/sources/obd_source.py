@@ -33,12 +33,14 @@ from fleetlink.edge.capabilities import (
     read_capabilities,
 )
 from fleetlink.edge.config import ObdSection
+from fleetlink.edge.link.dtcs import description
 from fleetlink.edge.link.elm327 import Elm327Link, LinkStatus, Reading
 from fleetlink.edge.link.errors import LinkError, LinkLostError
 from fleetlink.edge.link.multi_pid import is_mode_01
 from fleetlink.edge.link.replies import STATUS_MESSAGES
 from fleetlink.edge.link.timing import Timing, tune
 from fleetlink.edge.sources.base import AdapterState, CanActivity, Sample, Source
+from fleetlink.edge.sources.obd_codes import MIL_SIGNAL_ID, TroubleCodeWatch
 from fleetlink.edge.sources.obd_multi_pid import MultiPidPerRequest
 from fleetlink.edge.sources.obd_obdb import PREFIX as OBDB_PREFIX
 from fleetlink.edge.sources.obd_obdb import ObdbPolling, ObdbStrategy
@@ -54,6 +56,7 @@ from fleetlink.firmware_profiles import (
 )
 from fleetlink.firmware_profiles.matching import best_profile, identify
 from fleetlink.firmware_profiles.obdb import SignalsetError, VehicleSignals
+from fleetlink.shared.event_types import DTC_SET
 from fleetlink.shared.messages import PowerState, VehicleReport
 from fleetlink.shared.signals import BY_OBD_COMMAND, by_obd_command
 from fleetlink.shared.vin import decode_vin
@@ -164,6 +167,7 @@ class ObdSource(Source):
         self.profile: Profile | None = None
         self.capabilities: Capabilities | None = None
         self.timing: Timing | None = None
+        self._codes = TroubleCodeWatch(settings.dtc_interval_s)
         self._trouble: set[str] = set()
         self._trouble_seen: dict[str, int] = {}
         self._clean_batches = 0
@@ -546,6 +550,8 @@ class ObdSource(Source):
                     pid_readings += 1
                     asleep += reading.kind == "null" and reading.detail in _ASLEEP_REPLIES
             self._note_trouble()
+            if until is None and self._codes.due(time.monotonic()):
+                self._check_codes(link)
             if until is None and self.power == "low_voltage":
                 return
             if pid_readings:
@@ -554,6 +560,15 @@ class ObdSource(Source):
                 self.counters["link_no_data"] += 1
                 self._set_power("ignition_off", "the ECUs answer NO DATA")
                 return
+
+    def _check_codes(self, link: Elm327Link) -> None:
+        """Emit the MIL as a sample and each newly stored code as a ``dtc_set`` event."""
+        check = self._codes.check(link, time.monotonic())
+        if check.mil_on is not None:
+            self.emit(Sample(MIL_SIGNAL_ID, int(time.time() * 1000), float(check.mil_on)))
+        for code in check.new_codes:
+            log.info("trouble code %s stored", code)
+            self.emit_event(DTC_SET, "warning", code=code, description=description(code))
 
     def _take(self, reading: Reading) -> None:
         """Emit a sample for an ok reading (the link counted every other kind)."""

@@ -163,3 +163,19 @@ def test_a_failing_sink_is_counted_and_does_not_stop_the_others(tmp_path) -> Non
     assert engine.counters["sink_failures_broken"] == 2
     assert out.getvalue().count("ALERT") == 2
     engine.close()
+
+
+def test_a_failing_alert_record_loses_only_the_count_not_the_alert(tmp_path, caplog) -> None:
+    import sqlite3
+
+    path = tmp_path / "alerts.sqlite3"
+    engine, out = _engine(path)
+    with sqlite3.connect(path) as other:  # the file is damaged under the running agent
+        other.execute("DROP TABLE occurrences")
+    _overheat(engine, 0)
+    _overheat(engine, 60_000)
+    assert [e.type for e in engine.take_events()] == [ALERT, ALERT]
+    assert out.getvalue().count("Engine overheating") == 2
+    assert engine.counters["alert_store_failures"] == 2
+    assert sum("alert record" in r.getMessage() for r in caplog.records) == 1
+    engine.close()

@@ -10,7 +10,7 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fleetlink.edge.alerts.engine import build_rules
+from fleetlink.edge.alerts.engine import build_rules, signal_history
 from fleetlink.edge.alerts.history import SignalHistory
 from fleetlink.edge.alerts.rules import (
     ACCEL_LATERAL,
@@ -42,12 +42,9 @@ def _run(
     zones: SpeedZones | None = None,
 ) -> list[tuple[str, int, float]]:
     """Feed (signal, ms after T0, value) samples in time order; return (rule, ms, value) fired."""
-    rules = build_rules(
-        settings or AlertsSection(cooldown_s=0),
-        profile or AlertThresholds(),
-        lambda: zones or SpeedZones(None),
-    )
-    history = SignalHistory()
+    settings = settings or AlertsSection(cooldown_s=0)
+    rules = build_rules(settings, profile or AlertThresholds(), lambda: zones or SpeedZones(None))
+    history = signal_history(settings)
     fired = []
     for signal_id, at_ms, value in sorted(samples, key=lambda s: s[1]):
         if history.add(signal_id, T0 + at_ms, value):
@@ -207,3 +204,45 @@ def test_gate_oscillating_inside_the_hysteresis_band_fires_at_most_once(values) 
 def test_gate_given_only_nan_never_fires(values) -> None:
     gate = Gate(THRESHOLD, HYSTERESIS, COOLDOWN_MS)
     assert not any(gate.update(math.nan, i) for i in range(len(values)))
+
+
+def _simulated_drive(
+    style: float, seed: int, minutes: float, overheat_after_min: float | None = None
+) -> dict[str, int]:
+    """Drive the simulator's car (no adapter: its physics directly), read speed, rpm and
+    coolant at about 3 Hz as whole numbers the way OBD reports them, and count what fires
+    under the sim car's profile limits."""
+    from collections import Counter
+
+    from fleetlink.simulator.driver import Driver
+    from fleetlink.simulator.vehicle import Vehicle
+
+    vehicle, driver = Vehicle(seed), Driver(style, seed)
+    vehicle.set_ignition(True)
+    rules = build_rules(
+        AlertsSection(), load_profile("fleetlink-sim-car").alerts, lambda: SpeedZones(None)
+    )
+    history, fired = signal_history(AlertsSection()), Counter[str]()
+    for tick in range(int(minutes * 600)):
+        if overheat_after_min is not None and tick == int(overheat_after_min * 600):
+            vehicle.inject_overheat(15.0)
+        pedals = driver.step(0.1, vehicle.snapshot())
+        vehicle.set_pedals(pedals.accelerator_pct, pedals.brake_pct)
+        state = vehicle.step(0.1)
+        if tick % 3:
+            continue
+        readings = ((SPEED, state.speed_kmh), (RPM, state.rpm), (COOLANT, state.coolant_temp_c))
+        for signal_id, value in readings:
+            history.add(signal_id, T0 + tick * 100, float(round(value)))
+            fired.update(f.rule.name for f in rules.evaluate(history, signal_id))
+    return dict(fired)
+
+
+def test_simulated_calm_drive_raises_nothing_and_an_aggressive_one_brakes_harshly() -> None:
+    assert _simulated_drive(style=0.1, seed=1, minutes=15) == {}
+    assert _simulated_drive(style=0.9, seed=1, minutes=15).get("harsh_brake", 0) >= 1
+
+
+def test_simulated_cooling_failure_raises_one_overheat_alert() -> None:
+    fired = _simulated_drive(style=0.1, seed=2, minutes=6, overheat_after_min=4)
+    assert fired == {"coolant_overheat": 1}

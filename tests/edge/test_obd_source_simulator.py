@@ -146,3 +146,37 @@ def test_vanished_port_is_retried_and_a_replacement_adapter_is_picked_up(tmp_pat
     finally:
         source.stop()
         second.stop()
+
+
+def test_mil_and_newly_stored_codes_are_read_between_polls() -> None:
+    from fleetlink.edge.sources.obd_codes import MIL_SIGNAL_ID
+    from fleetlink.shared.messages import Event
+
+    sim = fleet.SimulatedVehicle(seed=11, latency_s=0.005)
+    sim.start()
+    sim.vehicle.clear_dtcs()
+    source = ObdSource(settings(sim.port, dtc_interval_s=0.5))
+    samples: queue.Queue[Sample] = queue.Queue()
+    events: queue.Queue[Event] = queue.Queue()
+    source.start(samples, events)
+    try:
+        got: list[Sample] = []
+
+        def mil(value: float) -> bool:
+            got.extend(drain(samples))
+            return any(s.signal_id == MIL_SIGNAL_ID and s.value == value for s in got)
+
+        wait_until(lambda: mil(0.0), 15, "the MIL read as off")
+        sim.vehicle.add_dtc("P0217")  # engine over temperature
+        got.clear()
+        wait_until(lambda: mil(1.0), 15, "the MIL read as on")
+        wait_until(lambda: not events.empty(), 15, "the dtc_set event")
+        codes = []
+        while not events.empty():
+            event = events.get_nowait()
+            if event.type == "dtc_set":
+                codes.append(event.data["code"])
+        assert codes == ["P0217"]
+    finally:
+        source.stop()
+        sim.stop()
