@@ -122,3 +122,12 @@ async def test_the_api_role_reads_only_its_tenants_samples_through_the_view(
             assert [r["tenant_id"] for r in seen] == ["view-mine"]
     finally:
         await api.close()
+
+
+async def test_the_series_cache_stays_within_its_bound_and_still_answers(pool: asyncpg.Pool):
+    series = SeriesIds(max_cached=4)
+    keys = [("series-tenant", None, f"bounded-{n}", 12) for n in range(10)]
+    async with pool.acquire() as conn:
+        first = await series.resolve(conn, keys)
+        again = await series.resolve(conn, keys)
+    assert first == again and len(series._known) <= 4
