@@ -75,3 +75,8 @@ SELECT s.tenant_id, s.vehicle_id, s.signal_id, r.bucket, r.count, r.total, r.min
 FROM sample_rollups_1h r JOIN sample_series s ON s.id = r.series_id;
 GRANT SELECT ON signal_rollups_1m, signal_rollups_1h, sample_rollups_1m, sample_rollups_1h
     TO fleetlink_api;
+
+-- fleetlink: after commit
+-- The aggregates of the rows moved above (a refresh cannot run in a transaction).
+CALL refresh_continuous_aggregate('sample_rollups_1m', NULL, NULL);
+CALL refresh_continuous_aggregate('sample_rollups_1h', NULL, NULL);
