@@ -17,7 +17,10 @@ import pytest
 
 from fleetlink.cloud.api.signals import _RAW_SERIES, _rollup_series
 from fleetlink.cloud.db.migrate import available_migrations
-from fleetlink.cloud.storage.timescale import DROP_CHUNKS_SQL
+from fleetlink.cloud.ingest.partitions import NATIVE_PARTITIONS_SQL
+from fleetlink.cloud.storage.compaction import COMPACTS_SQL
+from fleetlink.cloud.storage.rollups import ROLLUPS_ARE_VIEWS_SQL
+from fleetlink.cloud.storage.timescale import DROP_CHUNKS_SQL, HAS_TIMESCALE_SQL, IS_HYPERTABLE_SQL
 from fleetlink.cloud.trips.recompute import DAY_SAMPLES_SQL
 
 HERE = Path(__file__).parent
@@ -153,7 +156,36 @@ def test_timescale_migrations_serve_series_from_compressed_chunks_and_aggregates
             "params": [],
         },
     ]
+    # How the Python side tells the backends apart, asked of this database.
+    steps += [
+        {"name": "has_timescale", "sql": HAS_TIMESCALE_SQL, "params": []},
+        {"name": "is_hypertable", "sql": IS_HYPERTABLE_SQL, "params": ["sample_points"]},
+        {
+            "name": "rollups_are_views",
+            "sql": ROLLUPS_ARE_VIEWS_SQL,
+            "params": ["signal_rollups_1m"],
+        },
+        {"name": "native_partitions", "sql": NATIVE_PARTITIONS_SQL, "params": []},
+        {"name": "compacts", "sql": COMPACTS_SQL, "params": []},
+    ]
     results = _run(steps)
+    flags = {
+        k: results[k][0]["x"]
+        for k in (
+            "has_timescale",
+            "is_hypertable",
+            "rollups_are_views",
+            "native_partitions",
+            "compacts",
+        )
+    }
+    assert flags == {
+        "has_timescale": True,
+        "is_hypertable": True,
+        "rollups_are_views": True,
+        "native_partitions": False,
+        "compacts": False,
+    }
 
     # The moved rows are in the aggregates by the migration's after-commit refresh.
     assert [(r["count"], r["total"]) for r in results["moved_rollup"]] == [(2, 30.0)]
