@@ -30,11 +30,28 @@ class MigrationError(RuntimeError):
     """Raised when a migration file fails; the message names the file."""
 
 
+# Below this line a migration holds statements that cannot run in a transaction (TimescaleDB's
+# refresh of a continuous aggregate): each runs on its own once the file has committed.
+AFTER_COMMIT = "-- fleetlink: after commit"
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
     name: str
     sql: str
+
+    @property
+    def in_transaction(self) -> str:
+        """Return the SQL that runs in the migration's transaction."""
+        return self.sql.partition(AFTER_COMMIT)[0]
+
+    @property
+    def after_commit(self) -> list[str]:
+        """Return the statements to run one by one after the transaction committed."""
+        rest = self.sql.partition(AFTER_COMMIT)[2]
+        lines = [ln for ln in rest.splitlines() if not ln.lstrip().startswith("--")]
+        return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
 def _migrations_in(package: str) -> list[Migration]:
@@ -97,7 +114,7 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
                 continue
             try:
                 async with conn.transaction():
-                    await conn.execute(migration.sql)
+                    await conn.execute(migration.in_transaction)
                     await conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                         migration.version,
@@ -105,6 +122,14 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
                     )
             except asyncpg.PostgresError as exc:
                 raise MigrationError(f"migration {migration.name} failed: {exc}") from exc
+            for statement in migration.after_commit:
+                try:
+                    await conn.execute(statement)
+                except asyncpg.PostgresError as exc:
+                    raise MigrationError(
+                        f"migration {migration.name} committed, but its after-commit statement "
+                        f"{statement!r} failed: {exc}; run it by hand"
+                    ) from exc
             log.info("applied migration %s", migration.name)
             applied.append(migration.name)
         await sync_signal_catalog(conn)

@@ -8,6 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 
 _LOCK_KEY = 0x666C_7061_7274  # "flpart"
+# False when sample_points is a TimescaleDB hypertable, which makes its own chunks.
+NATIVE_PARTITIONS_SQL = (
+    "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table "
+    "WHERE partrelid = 'sample_points'::regclass) AS x"
+)
 
 
 def partition_name(day: date) -> str:
@@ -35,10 +40,7 @@ class DailyPartitions:
         if not missing:
             return []
         if self._native is None:
-            self._native = await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table "
-                "WHERE partrelid = 'sample_points'::regclass)"
-            )
+            self._native = await conn.fetchval(NATIVE_PARTITIONS_SQL)
         if not self._native:
             self._known |= missing
             return []

@@ -34,10 +34,13 @@ class SeriesIdError(RuntimeError):
 
 class SeriesIds:
     """Maps series keys to ids. Only ids seen committed are cached: an id created in a
-    transaction that rolls back must not be reused."""
+    transaction that rolls back must not be reused. The cache is bounded (a fleet of 100,000
+    vehicles has millions of series): past ``max_cached`` it starts again, and a miss costs one
+    look-up per chunk."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_cached: int = 200_000) -> None:
         self._known: dict[SeriesKey, int] = {}
+        self.max_cached = max_cached
 
     async def resolve(
         self, conn: asyncpg.Connection, keys: Iterable[SeriesKey]
@@ -66,6 +69,8 @@ class SeriesIds:
                 if r["new"]:
                     created_here.add(key)
                 elif key not in created_here:
+                    if len(self._known) >= self.max_cached:
+                        self._known.clear()
                     self._known[key] = r["id"]
         raise SeriesIdError(f"no series id for {sorted(wanted - found.keys(), key=str)[:3]}")
 

@@ -409,7 +409,8 @@ class ChunkStore:
         assignments: dict[str, list[_Assignment]],
         result: ChunkResult,
     ) -> None:
-        rows: list[tuple[SeriesKey, datetime, float]] = []
+        # Telemetry with the series key prefix (tenant, vehicle, device) its rows belong to.
+        telemetry: list[tuple[TelemetryIn, str, uuid.UUID | None, str]] = []
         latest: dict[tuple[uuid.UUID, int], tuple[str, datetime, float]] = {}
         events: list[tuple[object, ...]] = []
         gaps: list[tuple[object, ...]] = []
@@ -419,9 +420,7 @@ class ChunkStore:
             tenant, device = item.topic.tenant, item.device
             if isinstance(item, TelemetryIn):
                 vehicle = _vehicle_at(assignments.get(device, ()), item.first_ts)
-                rows.extend(
-                    [((tenant, vehicle, device, sid), ts, value) for sid, ts, value in item.rows]
-                )
+                telemetry.append((item, tenant, vehicle, device))
                 result.new.append((item, vehicle))
                 if vehicle is not None:
                     dirty |= {(tenant, vehicle, day) for day in item.days}
@@ -461,9 +460,18 @@ class ChunkStore:
                     (item, batch_vehicle if isinstance(batch_vehicle, uuid.UUID) else None)
                 )
                 result.counters["event_batches"] += 1
-        if rows:
-            ids = await self.series.resolve(conn, {key for key, _, _ in rows})
-            records = [(ids[key], ts, value) for key, ts, value in rows]
+        # Every signal of a batch's rows has a latest value (both hold the finite samples only).
+        series_keys: set[SeriesKey] = {
+            (tenant, vehicle, device, sid)
+            for item, tenant, vehicle, device in telemetry
+            for sid in item.latest
+        }
+        if series_keys:
+            ids = await self.series.resolve(conn, series_keys)
+            records: list[tuple[int, datetime, float]] = []
+            for item, tenant, vehicle, device in telemetry:
+                by_signal = {sid: ids[(tenant, vehicle, device, sid)] for sid in item.latest}
+                records += [(by_signal[sid], ts, value) for sid, ts, value in item.rows]
             await conn.copy_records_to_table(
                 "sample_points", records=records, columns=POINT_COLUMNS
             )

@@ -26,6 +26,13 @@ _LOCK_KEY = 0x666C_636F_6D70  # "flcomp"
 TOAST_TUPLE_TARGET = 128
 
 
+# False with TimescaleDB: no sample_blocks, and its compression policy does this job.
+COMPACTS_SQL = (
+    "SELECT to_regclass('sample_blocks') IS NOT NULL AND EXISTS (SELECT 1 FROM "
+    "pg_partitioned_table WHERE partrelid = 'sample_points'::regclass) AS x"
+)
+
+
 def blocks_partition_name(day: date) -> str:
     """Return the name of the ``sample_blocks`` partition holding ``day``'s hours."""
     return f"sample_blocks_{day:%Y%m%d}"
@@ -72,10 +79,7 @@ async def compact_closed_days(
     last = today - timedelta(days=after_days)
     result = CompactionResult()
     async with pool.acquire() as conn:
-        native = await conn.fetchval(
-            "SELECT to_regclass('sample_blocks') IS NOT NULL AND EXISTS (SELECT 1 FROM "
-            "pg_partitioned_table WHERE partrelid = 'sample_points'::regclass)"
-        )
+        native = await conn.fetchval(COMPACTS_SQL)
         if not native:
             return result
         days = []

@@ -62,20 +62,13 @@ async def _drop_chunks(
     """TimescaleDB: drop the sample chunks before ``oldest_kept`` and the rollup chunks older
     than the longest rollup policy (per-tenant rollup cuts need a native rollup table)."""
     dropped = await drop_chunks_before(conn, "sample_points", _midnight(oldest_kept))
-    for cagg, days in (
-        (
-            "sample_rollups_1m",
-            max(
-                (p.rollup_1m_days for p in policies.values()), default=DEFAULT_POLICY.rollup_1m_days
-            ),
-        ),
-        (
-            "sample_rollups_1h",
-            max(
-                (p.rollup_1h_days for p in policies.values()), default=DEFAULT_POLICY.rollup_1h_days
-            ),
-        ),
-    ):
+    longest_1m = max(
+        (p.rollup_1m_days for p in policies.values()), default=DEFAULT_POLICY.rollup_1m_days
+    )
+    longest_1h = max(
+        (p.rollup_1h_days for p in policies.values()), default=DEFAULT_POLICY.rollup_1h_days
+    )
+    for cagg, days in (("sample_rollups_1m", longest_1m), ("sample_rollups_1h", longest_1h)):
         dropped += await drop_chunks_before(conn, cagg, _midnight(today - timedelta(days=days)))
     if dropped:
         result.partitions_dropped.append(f"{dropped} chunk(s)")
@@ -108,7 +101,7 @@ async def apply_retention(
                 await conn.execute(f'DROP TABLE "{name}"')
                 result.partitions_dropped.append(name)
         for tenant, policy in sorted(policies.items()):
-            midnight = datetime(today.year, today.month, today.day, tzinfo=UTC)
+            midnight = _midnight(today)
             status = await conn.execute(
                 """DELETE FROM sample_points p USING sample_series s
                    WHERE s.id = p.series_id AND s.tenant_id = $1 AND p.ts < $2""",

@@ -17,6 +17,10 @@ BUCKET_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 ROLLUP_TABLES = {60: "signal_rollups_1m", 3600: "signal_rollups_1h"}
 
 
+# True when the rollups are views over TimescaleDB's continuous aggregates.
+ROLLUPS_ARE_VIEWS_SQL = "SELECT relkind = 'v' AS x FROM pg_class WHERE oid = $1::regclass"
+
+
 def day_bounds(day: date) -> tuple[datetime, datetime]:
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return start, start + timedelta(days=1)
@@ -25,9 +29,7 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 async def rebuild_day(conn: asyncpg.Connection, tenant: str, vehicle: uuid.UUID, day: date) -> None:
     """Replace ``vehicle``'s 1 minute and 1 hour rollups of ``day`` from its samples; with
     TimescaleDB the rollups are continuous aggregates the database keeps, and nothing is done."""
-    if await conn.fetchval(
-        "SELECT relkind = 'v' FROM pg_class WHERE oid = $1::regclass", ROLLUP_TABLES[60]
-    ):
+    if await conn.fetchval(ROLLUPS_ARE_VIEWS_SQL, ROLLUP_TABLES[60]):
         return
     start, end = day_bounds(day)
     for table in ROLLUP_TABLES.values():

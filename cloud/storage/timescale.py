@@ -13,19 +13,18 @@ DROP_CHUNKS_SQL = (
 )
 
 
+HAS_TIMESCALE_SQL = "SELECT to_regclass('timescaledb_information.hypertables') IS NOT NULL AS x"
+IS_HYPERTABLE_SQL = (
+    "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables "
+    "WHERE hypertable_name = $1) AS x"
+)
+
+
 async def is_hypertable(conn: asyncpg.Connection, table: str) -> bool:
     """Return whether ``table`` is a TimescaleDB hypertable (False without the extension)."""
-    if not await conn.fetchval(
-        "SELECT to_regclass('timescaledb_information.hypertables') IS NOT NULL"
-    ):
+    if not await conn.fetchval(HAS_TIMESCALE_SQL):
         return False
-    return bool(
-        await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables "
-            "WHERE hypertable_name = $1)",
-            table,
-        )
-    )
+    return bool(await conn.fetchval(IS_HYPERTABLE_SQL, table))
 
 
 async def drop_chunks_before(conn: asyncpg.Connection, relation: str, cutoff: datetime) -> int:

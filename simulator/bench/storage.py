@@ -302,6 +302,10 @@ async def run_bench(
     return StorageBenchResult(samples, vehicles, signals, days, period_s, load_s, layouts)
 
 
+def _ratio(value: float) -> str:
+    return f"{value:.2f}x" if value >= 0.1 else f"{value:.3f}x"
+
+
 def report(result: StorageBenchResult) -> str:
     """Return the figures as a table, one layout a line, today's first."""
     lines = [
@@ -316,18 +320,18 @@ def report(result: StorageBenchResult) -> str:
     for table, fig in result.layouts.items():
         per_sample = fig.bytes_total / fig.rows
         lines.append(
-            f"{LABELS[table]:<26}{per_sample:>9.1f}{fig.median_ms('day'):>9.1f}"
+            f"{LABELS[table]:<26}{per_sample:>9.2f}{fig.median_ms('day'):>9.1f}"
             f"{fig.median_ms('range'):>10.1f}{fig.median_ms('series'):>15.1f}"
         )
     lines.append("")
     for table, fig in result.layouts.items():
         if table == "today":
             continue
-        ratios = [f"size {fig.bytes_total / base.bytes_total:.2f}x"]
+        ratios = [f"size {_ratio(fig.bytes_total / base.bytes_total)}"]
         for query in ("day", "range", "series"):
             ms = fig.median_ms(query)
             if ms == ms:  # not NaN: the layout answers this query
-                ratios.append(f"{query} {ms / base.median_ms(query):.2f}x")
+                ratios.append(f"{query} {_ratio(ms / base.median_ms(query))}")
         lines.append(f"{LABELS[table]:<26}vs today: " + ", ".join(ratios))
     return "\n".join(lines)
 

@@ -10,8 +10,13 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from fleetlink.cloud.db.backend import storage_backend
 from fleetlink.cloud.db.migrate import available_migrations, migrate
+from fleetlink.cloud.ingest.partitions import NATIVE_PARTITIONS_SQL
 from fleetlink.cloud.ingest.series import SeriesIds
+from fleetlink.cloud.storage.compaction import COMPACTS_SQL
+from fleetlink.cloud.storage.rollups import ROLLUPS_ARE_VIEWS_SQL
+from fleetlink.cloud.storage.timescale import is_hypertable
 from tests.conftest import scratch_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -122,3 +127,21 @@ async def test_the_api_role_reads_only_its_tenants_samples_through_the_view(
             assert [r["tenant_id"] for r in seen] == ["view-mine"]
     finally:
         await api.close()
+
+
+async def test_the_series_cache_stays_within_its_bound_and_still_answers(pool: asyncpg.Pool):
+    series = SeriesIds(max_cached=4)
+    keys = [("series-tenant", None, f"bounded-{n}", 12) for n in range(10)]
+    async with pool.acquire() as conn:
+        first = await series.resolve(conn, keys)
+        again = await series.resolve(conn, keys)
+    assert first == again and len(series._known) <= 4
+
+
+async def test_plain_postgresql_is_told_apart_from_timescaledb(pool: asyncpg.Pool):
+    async with pool.acquire() as conn:
+        assert await storage_backend(conn) == "native"
+        assert await conn.fetchval(NATIVE_PARTITIONS_SQL) is True
+        assert await conn.fetchval(COMPACTS_SQL) is True
+        assert await conn.fetchval(ROLLUPS_ARE_VIEWS_SQL, "signal_rollups_1m") is False
+        assert await is_hypertable(conn, "sample_points") is False

@@ -17,7 +17,10 @@ import pytest
 
 from fleetlink.cloud.api.signals import _RAW_SERIES, _rollup_series
 from fleetlink.cloud.db.migrate import available_migrations
-from fleetlink.cloud.storage.timescale import DROP_CHUNKS_SQL
+from fleetlink.cloud.ingest.partitions import NATIVE_PARTITIONS_SQL
+from fleetlink.cloud.storage.compaction import COMPACTS_SQL
+from fleetlink.cloud.storage.rollups import ROLLUPS_ARE_VIEWS_SQL
+from fleetlink.cloud.storage.timescale import DROP_CHUNKS_SQL, HAS_TIMESCALE_SQL, IS_HYPERTABLE_SQL
 from fleetlink.cloud.trips.recompute import DAY_SAMPLES_SQL
 
 HERE = Path(__file__).parent
@@ -56,10 +59,35 @@ def test_timescale_migrations_serve_series_from_compressed_chunks_and_aggregates
     steps: list[dict[str, Any]] = [
         {"name": "extension", "sql": "CREATE EXTENSION IF NOT EXISTS timescaledb"}
     ]
-    steps += [{"name": m.name, "sql": m.sql} for m in migrations]
+    old_day = DAY - timedelta(days=3)
+    for m in migrations:
+        if m.version == 16:
+            # Rows of the layout before 0016, which 0017 moves into the hypertable.
+            steps.append(
+                {
+                    "name": "old layout rows",
+                    "sql": f"""
+                    INSERT INTO tenants (id, name) VALUES ('acme', 'Acme');
+                    CREATE TABLE samples_old PARTITION OF samples
+                        FOR VALUES FROM ('{_iso(old_day)}') TO ('{_iso(DAY)}');
+                    INSERT INTO samples VALUES
+                        ('acme', '{VEHICLE}', 'dev-1', {SPEED}, '{_iso(old_day)}', 10),
+                        ('acme', '{VEHICLE}', 'dev-1', {SPEED}, '{_iso(old_day)}'::timestamptz
+                                                                  + interval '1 minute', 20)""",
+                }
+            )
+        steps.append({"name": m.name, "sql": m.in_transaction})
+        steps += [
+            {"name": f"{m.name} after commit {n}", "sql": statement}
+            for n, statement in enumerate(m.after_commit)
+        ]
     # Two hours of speed, one sample every 10 s: value = minute of the day.
     steps += [
-        {"name": "tenant", "sql": "INSERT INTO tenants (id, name) VALUES ('acme', 'Acme')"},
+        {
+            "name": "moved_rollup",
+            "sql": "SELECT count, total FROM signal_rollups_1h WHERE bucket = $1",
+            "params": [_iso(old_day)],
+        },
         {
             "name": "samples",
             "sql": f"""INSERT INTO samples (tenant_id, vehicle_id, device_id, signal_id, ts, value)
@@ -122,9 +150,45 @@ def test_timescale_migrations_serve_series_from_compressed_chunks_and_aggregates
             "params": ["sample_points", _iso(DAY + timedelta(days=2))],
         },
         {"name": "gone", "sql": "SELECT count(*)::int AS n FROM samples", "params": []},
+        {
+            "name": "rollups_outlive_samples",
+            "sql": "SELECT count(*)::int AS n FROM signal_rollups_1h",
+            "params": [],
+        },
+    ]
+    # How the Python side tells the backends apart, asked of this database.
+    steps += [
+        {"name": "has_timescale", "sql": HAS_TIMESCALE_SQL, "params": []},
+        {"name": "is_hypertable", "sql": IS_HYPERTABLE_SQL, "params": ["sample_points"]},
+        {
+            "name": "rollups_are_views",
+            "sql": ROLLUPS_ARE_VIEWS_SQL,
+            "params": ["signal_rollups_1m"],
+        },
+        {"name": "native_partitions", "sql": NATIVE_PARTITIONS_SQL, "params": []},
+        {"name": "compacts", "sql": COMPACTS_SQL, "params": []},
     ]
     results = _run(steps)
+    flags = {
+        k: results[k][0]["x"]
+        for k in (
+            "has_timescale",
+            "is_hypertable",
+            "rollups_are_views",
+            "native_partitions",
+            "compacts",
+        )
+    }
+    assert flags == {
+        "has_timescale": True,
+        "is_hypertable": True,
+        "rollups_are_views": True,
+        "native_partitions": False,
+        "compacts": False,
+    }
 
+    # The moved rows are in the aggregates by the migration's after-commit refresh.
+    assert [(r["count"], r["total"]) for r in results["moved_rollup"]] == [(2, 30.0)]
     assert results["compress"][0]["n"] >= 1
     expected = [
         {"count": 360, "min": 60.0 * h, "max": 60.0 * h + 59, "avg": 60.0 * h + 29.5}
@@ -138,5 +202,7 @@ def test_timescale_migrations_serve_series_from_compressed_chunks_and_aggregates
         assert got == expected, name
     assert [int(r["count"]) for r in results["rollup_1m_series"]] == [180] * 4
     assert len(results["trip_day"]) == 720
-    assert results["still_there"][0]["n"] == 720
+    assert results["still_there"][0]["n"] == 720  # the day's rows; the old day's went
     assert results["gone"][0]["n"] == 0
+    # Dropped chunks do not invalidate the aggregates: 1 old hour and 2 of the day remain.
+    assert results["rollups_outlive_samples"][0]["n"] == 3

@@ -59,9 +59,12 @@ SELECT series_id, time_bucket(INTERVAL '1 hour', bucket) AS bucket, sum(count)::
 FROM sample_rollups_1m
 GROUP BY series_id, time_bucket(INTERVAL '1 hour', bucket)
 WITH NO DATA;
-SELECT add_continuous_aggregate_policy('sample_rollups_1m', start_offset => INTERVAL '400 days',
+-- The refresh window: late data within 30 days reaches the aggregates by itself; older late data
+-- after `CALL refresh_continuous_aggregate(...)`. Raw chunks dropped by retention do not
+-- invalidate the aggregates, so rollups outlive their samples as the policies say.
+SELECT add_continuous_aggregate_policy('sample_rollups_1m', start_offset => INTERVAL '30 days',
     end_offset => INTERVAL '1 minute', schedule_interval => INTERVAL '1 minute');
-SELECT add_continuous_aggregate_policy('sample_rollups_1h', start_offset => INTERVAL '400 days',
+SELECT add_continuous_aggregate_policy('sample_rollups_1h', start_offset => INTERVAL '30 days',
     end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '10 minutes');
 
 CREATE VIEW signal_rollups_1m WITH (security_invoker = true) AS
@@ -72,3 +75,8 @@ SELECT s.tenant_id, s.vehicle_id, s.signal_id, r.bucket, r.count, r.total, r.min
 FROM sample_rollups_1h r JOIN sample_series s ON s.id = r.series_id;
 GRANT SELECT ON signal_rollups_1m, signal_rollups_1h, sample_rollups_1m, sample_rollups_1h
     TO fleetlink_api;
+
+-- fleetlink: after commit
+-- The aggregates of the rows moved above (a refresh cannot run in a transaction).
+CALL refresh_continuous_aggregate('sample_rollups_1m', NULL, NULL);
+CALL refresh_continuous_aggregate('sample_rollups_1h', NULL, NULL);
