@@ -10,7 +10,10 @@ request/answer pairs. :meth:`Mode22Reader.restore` points the adapter back at th
 id for mode 01.
 
 The reply is read with headers on and decoded by
-:func:`~fleetlink.firmware_profiles.obdb.decode.decode_reply` (single and multi-frame).
+:func:`~fleetlink.firmware_profiles.obdb.decode.decode_reply` (single and multi-frame). As
+python-obd's fast mode does, the number of frames a DID's first answer took is appended to its
+later requests (``2243AF1``), so the adapter stops listening once they came instead of waiting
+out its timeout; an adapter that answers ``?`` to that is never asked so again.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class Mode22Reader:
         self._ecu: str | None = None
         self._protocol = self.base_protocol
         self._priority_set = False
+        self._frames: dict[str, int] = {}
 
     @property
     def pointed_at(self) -> str | None:
@@ -133,10 +137,18 @@ class Mode22Reader:
         if not self.select(command):
             return Mode22Reply("refused", detail=f"adapter refused the header of {ecu_of(command)}")
         request = command.request().encode()
-        lines = self.link.request_lines(request)
+        key = f"{ecu_of(command)}:{command.request()}"
+        frames = self._frames.get(key) if self.link.response_counts else None
+        sent = request + (b"%X" % frames if frames else b"")
+        lines = self.link.request_lines(sent)
+        if frames and [ln.strip() for ln in lines] == ["?"]:
+            self.link.response_counts = False
+            self.counters["response_counts_refused"] += 1
+            sent = request
+            lines = self.link.request_lines(sent)
         if not lines:
             return Mode22Reply("silent")
-        kept = [ln for ln in lines if "".join(ln.split()).upper() != request.decode()]
+        kept = [ln for ln in lines if "".join(ln.split()).upper() != sent.decode()]
         said = [ln.strip().upper() for ln in kept if ln.strip().upper() in STATUS_MESSAGES]
         if said:
             return Mode22Reply("no_data", detail=said[0])
@@ -148,6 +160,8 @@ class Mode22Reader:
             if count:
                 self.counters[f"mode22_{name}"] += count
         if decoded.values:
+            if not counts.get("unknown_reply"):
+                self._frames[key] = min(len(kept), 15)
             return Mode22Reply("ok", decoded.values)
         if counts.get("negative_response"):
             return Mode22Reply("negative", detail=" | ".join(kept)[:40])

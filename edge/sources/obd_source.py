@@ -186,6 +186,11 @@ class ObdSource(Source):
             capabilities=record.summary() if record else {},
         )
 
+    @property
+    def mode_22_commands(self) -> int:
+        """Return how many OBDb mode 22 commands are polled (0 without signalsets)."""
+        return len(self._obdb.commands) if self._obdb is not None else 0
+
     def _changed(self) -> None:
         self.report_changes += 1
 
