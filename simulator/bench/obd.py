@@ -91,7 +91,11 @@ def python_obd_loop(port: str, seconds: float) -> Rates:
 
 
 def agent_source(
-    port: str, seconds: float, strategy: str, signalsets: Sequence[Path] = ()
+    port: str,
+    seconds: float,
+    strategy: str,
+    signalsets: Sequence[Path] = (),
+    model_year: int | None = None,
 ) -> Rates:
     """Return the values/s the agent's OBD source hands over with ``strategy`` (with
     ``signalsets``: mode 22 values of every command, beside one slow mode 01 PID)."""
@@ -107,6 +111,7 @@ def agent_source(
             else PollGroup(commands=list(COMMANDS), rate_hz=_SATURATING_HZ)
         ],
         signalsets=list(signalsets),
+        model_year=model_year,
         obdb_commands="all",
     )
     source = ObdSource(settings)
@@ -186,7 +191,9 @@ def measure(
             "agent, multi-PID scheduling": lambda port: agent_source(port, seconds, "multi_pid"),
         }
         if saturating:
-            readers[MODE_22] = lambda port: agent_source(port, seconds, "multi_pid", saturating)
+            readers[MODE_22] = lambda port: agent_source(
+                port, seconds, "multi_pid", saturating, model_year
+            )
         runs: dict[str, list[Rates]] = {name: [] for name in readers}
         ecus = ObdbEcus.from_files(list(signalsets), model_year) if signalsets else None
         with SimulatedVehicle(seed=3, latency_s=latency_ms / 1000.0, obdb=ecus) as sim:
