@@ -11,10 +11,14 @@ from pathlib import Path
 import pytest
 
 from fleetlink.edge.config import ObdSection, PollGroup
+from fleetlink.edge.link.elm327 import Elm327Link
+from fleetlink.edge.link.mode22 import Mode22Reader
+from fleetlink.edge.link.multi_pid import read_pids
 from fleetlink.edge.sources.base import Sample
 from fleetlink.edge.sources.obd_schedule import PidSchedule
 from fleetlink.edge.sources.obd_source import ObdSource
 from fleetlink.firmware_profiles import load_profile
+from fleetlink.firmware_profiles.obdb import VehicleSignals
 from fleetlink.firmware_profiles.schema import PidRate
 from fleetlink.shared.signals import by_name
 from fleetlink.simulator.fleet import SimulatedVehicle
@@ -169,3 +173,29 @@ def test_mode_22_values_arrive_in_catalog_units_and_missing_ecus_are_backed_off(
     assert counters["obdb_ok"] == counters["obdb_requests"] - failed
     # the adapter is pointed at an ECU once per group of commands, not once per command
     assert counters["header_switches"] < 2 * counters["obdb_requests"]
+
+
+@needs_field_data
+def test_the_reader_switches_headers_only_when_the_ecu_changes_and_restores_mode_01(
+    bolt: SimulatedVehicle,
+) -> None:
+    vehicle = VehicleSignals.from_files(FILES, 2019)
+    by_request = {(c.header, c.request()): c for c in vehicle.commands}
+    link = Elm327Link(bolt.port or "", timeout_s=0.5)
+    assert link.open() == "vehicle"
+    try:
+        reader = Mode22Reader(link)
+        soc = by_request[("7E4", "2243AF")]
+        first = reader.read(soc)
+        again = reader.read(soc)
+        assert first.kind == again.kind == "ok"
+        assert link.counters["header_switches"] == 2  # ATSH7E4, ATCRA7EC, once
+        odometer = reader.read(by_request[("DA1A", "22448F")])  # 29-bit: ATSP7 ATCP18 ATSH ATCRA
+        assert odometer.kind == "ok" and link.counters["header_switches"] == 6
+        assert odometer.values["CHEVROLET_ODO"] == pytest.approx(
+            bolt.snapshot().odometer_km, abs=0.5
+        )
+        assert reader.restore() and link.counters["header_switches"] == 9  # ATSP6 ATSH7DF ATAR
+        assert read_pids(link, ["RPM"])[0].kind == "ok"
+    finally:
+        link.close()
