@@ -173,6 +173,11 @@ def test_mode_22_values_arrive_in_catalog_units_and_missing_ecus_are_backed_off(
     assert counters["obdb_ok"] == counters["obdb_requests"] - failed
     # the adapter is pointed at an ECU once per group of commands, not once per command
     assert counters["header_switches"] < 2 * counters["obdb_requests"]
+    status = source.obdb_status()
+    assert status is not None and status.commands >= 10
+    assert (status.ecus_backed_off, status.dids_backed_off) == (1, 1)
+    assert status.ok == counters["obdb_ok"] and status.skipped_backoff >= 10
+    assert source.report_changes >= 3  # the backoffs were reported (status republished)
 
 
 @needs_field_data
