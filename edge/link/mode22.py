@@ -18,6 +18,7 @@ out its timeout; an adapter that answers ``?`` to that is never asked so again.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,6 +26,8 @@ from fleetlink.edge.link.elm327 import Elm327Link
 from fleetlink.edge.link.replies import STATUS_MESSAGES
 from fleetlink.firmware_profiles.obdb.decode import decode_reply
 from fleetlink.firmware_profiles.obdb.signalset import Command, VehicleSignals
+
+log = logging.getLogger(__name__)
 
 Mode22Kind = Literal["ok", "no_data", "negative", "silent", "refused", "garbled"]
 BROADCAST_ID = b"7DF"
@@ -65,6 +68,8 @@ class Mode22Reader:
         self._protocol = self.base_protocol
         self._priority_set = False
         self._frames: dict[str, int] = {}
+        # False once the adapter refused ATCRA (then never asked again on this link)
+        self.receive_filter = True
 
     @property
     def pointed_at(self) -> str | None:
@@ -109,8 +114,13 @@ class Mode22Reader:
         header = command.header.encode() + (TESTER if extended else b"")
         if not self._at(b"ATSH" + header):
             return False
-        if not self._at(b"ATCRA" + command.reply_from.encode()):
-            return False
+        if self.receive_filter and not self._at(b"ATCRA" + command.reply_from.encode()):
+            # an adapter without ATCRA prints every ECU's frames; the decoder keeps the
+            # command's own (its reply id), so the request can still be read
+            self.receive_filter = False
+            log.warning(
+                "the adapter refused ATCRA; mode 22 replies are filtered by their CAN id instead"
+            )
         self._ecu = ecu
         return True
 
@@ -126,7 +136,9 @@ class Mode22Reader:
         self._ecu = None
         if not self._protocol_for(False):
             return False
-        return self._at(b"ATSH" + BROADCAST_ID) and self._at(b"ATAR")
+        if not self._at(b"ATSH" + BROADCAST_ID):
+            return False
+        return not self.receive_filter or self._at(b"ATAR")
 
     def read(self, command: Command) -> Mode22Reply:
         """Send ``command`` to its ECU and decode the reply with its signals.

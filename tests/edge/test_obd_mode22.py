@@ -204,3 +204,25 @@ def test_the_reader_switches_headers_only_when_the_ecu_changes_and_restores_mode
         assert read_pids(link, ["RPM"])[0].kind == "ok"
     finally:
         link.close()
+
+
+@needs_field_data
+def test_an_adapter_without_atcra_still_reads_the_command_by_its_reply_id() -> None:
+    vehicle = VehicleSignals.from_files(FILES, 2019)
+    soc = next(c for c in vehicle.commands if c.request() == "2243AF")
+    sim = SimulatedVehicle(seed=4, latency_s=0.002, obdb=ObdbEcus(vehicle))
+    sim.start()
+    sim.elm327.quirks.rejected_at = frozenset({"CRA"})
+    link = Elm327Link(sim.port or "", timeout_s=0.5)
+    try:
+        assert link.open() == "vehicle"
+        reader = Mode22Reader(link)
+        reply = reader.read(soc)
+        assert reply.kind == "ok" and reply.values["BOLT_HVBAT_SOC_RAW"] == pytest.approx(
+            90.0, abs=0.01
+        )
+        assert not reader.receive_filter and link.counters["header_refused"] == 1
+        assert reader.restore() and read_pids(link, ["SPEED"])[0].kind == "ok"
+    finally:
+        link.close()
+        sim.stop()
