@@ -159,6 +159,13 @@ class ObdbPolling:
 
     # ------------------------------------------------------------------ backoff
 
+    def forget_backoffs(self) -> None:
+        """Ask every ECU and DID at once again (the vehicle woke up or was reconnected: an ECU
+        asleep before may answer now)."""
+        for backoff in (*self._ecu_backoff.values(), *self._did_backoff.values()):
+            backoff.reset()
+        self._until.clear()
+
     def waiting(self, name: str) -> bool:
         """Return True while ``name``'s ECU or DID is backed off (not to be asked now)."""
         now = self._clock()

@@ -441,7 +441,8 @@ class ObdSource(Source):
         if year is None and vin:
             year = decode_vin(vin).model_year
         key = (files, year, frozenset(read_already))
-        if self._obdb_key == key:
+        if self._obdb_key == key and self._obdb is not None:
+            self._obdb.forget_backoffs()  # connected or awake again: ask every ECU anew
             return self._obdb
         try:
             vehicle = VehicleSignals.from_files(files, year)

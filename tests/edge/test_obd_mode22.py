@@ -226,3 +226,30 @@ def test_an_adapter_without_atcra_still_reads_the_command_by_its_reply_id() -> N
     finally:
         link.close()
         sim.stop()
+
+
+def test_backoff_grows_per_ecu_ends_on_an_answer_and_is_forgotten_on_waking() -> None:
+    from collections import Counter
+
+    from fleetlink.edge.link.mode22 import Mode22Reply
+    from fleetlink.edge.sources.obd_obdb import ObdbPolling, command_name
+    from fleetlink.firmware_profiles.obdb.signalset import parse_command
+
+    now = [0.0]
+    vehicle = VehicleSignals(tuple(parse_command(c) for c in MISSING["commands"]))
+    counters: Counter[str] = Counter()
+    polling = ObdbPolling(vehicle, counters, clock=lambda: now[0])
+    absent, refused = (command_name(c) for c in vehicle.commands)
+    polling.note(absent, Mode22Reply("no_data", detail="NO DATA"))
+    assert polling.waiting(absent) and not polling.waiting(refused)  # another ECU
+    now[0] = 5.01
+    assert not polling.waiting(absent)  # the probe
+    polling.note(absent, Mode22Reply("no_data", detail="NO DATA"))
+    now[0] = 5.01 + 4.99
+    assert polling.waiting(absent)  # the second wait is 5-10 s
+    polling.note(refused, Mode22Reply("negative"))
+    assert polling.waiting(refused)
+    polling.forget_backoffs()
+    assert not polling.waiting(absent) and not polling.waiting(refused)
+    polling.note(absent, Mode22Reply("ok", {"X_RANGE": 100.0}))
+    assert counters["obdb_ecus_backed_off"] == 1 and counters["obdb_dids_backed_off"] == 1
