@@ -33,6 +33,7 @@ from fleetlink.shared.messages import (
     CanStatus,
     Event,
     EventBatch,
+    ObdbStatus,
     VehicleReport,
 )
 
@@ -75,6 +76,7 @@ class Agent:
             self.adapter_state,
             can_status=self.can_status,
             vehicle_report=self.vehicle_report,
+            obdb_status=self.obdb_status,
             fences=self.fences,
         )
         self.alerts = create_engine(config, lambda: self.fences.current)
@@ -107,6 +109,14 @@ class Agent:
             report = source.vehicle_report()
             if report is not None:
                 return report
+        return None
+
+    def obdb_status(self) -> ObdbStatus | None:
+        """Return the first OBDb polling counts a source gives (None when none polls)."""
+        for source in self.sources:
+            status = source.obdb_status()
+            if status is not None:
+                return status
         return None
 
     def _status_key(self) -> tuple[AdapterState, str | None, int]:

@@ -40,6 +40,7 @@ from fleetlink.shared.messages import (
     EventBatch,
     GeofenceSet,
     Hello,
+    ObdbStatus,
     Status,
     TelemetryBatch,
     VehicleReport,
@@ -89,6 +90,7 @@ class Uplink:
         adapter_state: Callable[[], AdapterState] = lambda: "unknown",
         can_status: Callable[[], CanStatus | None] = lambda: None,
         vehicle_report: Callable[[], VehicleReport | None] = lambda: None,
+        obdb_status: Callable[[], ObdbStatus | None] = lambda: None,
         connack_timeout_s: float = 5.0,
         fences: FenceStore | None = None,
     ) -> None:
@@ -99,6 +101,7 @@ class Uplink:
         self.adapter_state = adapter_state
         self.can_status = can_status
         self.vehicle_report = vehicle_report
+        self.obdb_status = obdb_status
         self.reconnect_min_s = settings.reconnect_min_s
         self.reconnect_max_s = max(settings.reconnect_min_s, settings.reconnect_max_s)
         self._backoff = Backoff(self.reconnect_min_s, self.reconnect_max_s)
@@ -161,6 +164,7 @@ class Uplink:
                 buffered_batches=len(self.outbox),
                 can=self.can_status(),
                 vehicle=self.vehicle_report(),
+                obdb=self.obdb_status(),
                 **self.running,
             )
         )

@@ -155,6 +155,25 @@ class CanStatus(_Message):
     garbled_lines: Annotated[int, Field(ge=0)] = 0
 
 
+class ObdbStatus(_Message):
+    """How a device's polling of OBDb mode 22 requests goes: the commands polled, requests by
+    outcome, requests skipped while their ECU or DID was backed off, ECUs and DIDs backed off
+    so far, and decoded values that are not sent (no catalog name)."""
+
+    commands: Annotated[int, Field(ge=0)] = 0
+    requests: Annotated[int, Field(ge=0)] = 0
+    ok: Annotated[int, Field(ge=0)] = 0
+    no_data: Annotated[int, Field(ge=0)] = 0
+    negative: Annotated[int, Field(ge=0)] = 0
+    silent: Annotated[int, Field(ge=0)] = 0
+    refused: Annotated[int, Field(ge=0)] = 0
+    garbled: Annotated[int, Field(ge=0)] = 0
+    skipped_backoff: Annotated[int, Field(ge=0)] = 0
+    ecus_backed_off: Annotated[int, Field(ge=0)] = 0
+    dids_backed_off: Annotated[int, Field(ge=0)] = 0
+    unpublished_values: Annotated[int, Field(ge=0)] = 0
+
+
 PowerState = Literal["awake", "ignition_off", "low_voltage", "unknown"]
 
 
@@ -193,6 +212,7 @@ class Status(_Message):
     buffered_batches: Annotated[int, Field(ge=0, le=MAX_SEQ)] = 0
     can: CanStatus | None = None
     vehicle: VehicleReport | None = None
+    obdb: ObdbStatus | None = None
 
     # What the device runs: its firmware profile, and the version of each updatable part
     # (config, profile, model) as the last applied update named it.

@@ -10,11 +10,15 @@ request/answer pairs. :meth:`Mode22Reader.restore` points the adapter back at th
 id for mode 01.
 
 The reply is read with headers on and decoded by
-:func:`~fleetlink.firmware_profiles.obdb.decode.decode_reply` (single and multi-frame).
+:func:`~fleetlink.firmware_profiles.obdb.decode.decode_reply` (single and multi-frame). As
+python-obd's fast mode does, the number of frames a DID's first answer took is appended to its
+later requests (``2243AF1``), so the adapter stops listening once they came instead of waiting
+out its timeout; an adapter that answers ``?`` to that is never asked so again.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -22,6 +26,8 @@ from fleetlink.edge.link.elm327 import Elm327Link
 from fleetlink.edge.link.replies import STATUS_MESSAGES
 from fleetlink.firmware_profiles.obdb.decode import decode_reply
 from fleetlink.firmware_profiles.obdb.signalset import Command, VehicleSignals
+
+log = logging.getLogger(__name__)
 
 Mode22Kind = Literal["ok", "no_data", "negative", "silent", "refused", "garbled"]
 BROADCAST_ID = b"7DF"
@@ -61,6 +67,9 @@ class Mode22Reader:
         self._ecu: str | None = None
         self._protocol = self.base_protocol
         self._priority_set = False
+        self._frames: dict[str, int] = {}
+        # False once the adapter refused ATCRA (then never asked again on this link)
+        self.receive_filter = True
 
     @property
     def pointed_at(self) -> str | None:
@@ -105,8 +114,13 @@ class Mode22Reader:
         header = command.header.encode() + (TESTER if extended else b"")
         if not self._at(b"ATSH" + header):
             return False
-        if not self._at(b"ATCRA" + command.reply_from.encode()):
-            return False
+        if self.receive_filter and not self._at(b"ATCRA" + command.reply_from.encode()):
+            # an adapter without ATCRA prints every ECU's frames; the decoder keeps the
+            # command's own (its reply id), so the request can still be read
+            self.receive_filter = False
+            log.warning(
+                "the adapter refused ATCRA; mode 22 replies are filtered by their CAN id instead"
+            )
         self._ecu = ecu
         return True
 
@@ -122,7 +136,9 @@ class Mode22Reader:
         self._ecu = None
         if not self._protocol_for(False):
             return False
-        return self._at(b"ATSH" + BROADCAST_ID) and self._at(b"ATAR")
+        if not self._at(b"ATSH" + BROADCAST_ID):
+            return False
+        return not self.receive_filter or self._at(b"ATAR")
 
     def read(self, command: Command) -> Mode22Reply:
         """Send ``command`` to its ECU and decode the reply with its signals.
@@ -133,10 +149,18 @@ class Mode22Reader:
         if not self.select(command):
             return Mode22Reply("refused", detail=f"adapter refused the header of {ecu_of(command)}")
         request = command.request().encode()
-        lines = self.link.request_lines(request)
+        key = f"{ecu_of(command)}:{command.request()}"
+        frames = self._frames.get(key) if self.link.response_counts else None
+        sent = request + (b"%X" % frames if frames else b"")
+        lines = self.link.request_lines(sent)
+        if frames and [ln.strip() for ln in lines] == ["?"]:
+            self.link.response_counts = False
+            self.counters["response_counts_refused"] += 1
+            sent = request
+            lines = self.link.request_lines(sent)
         if not lines:
             return Mode22Reply("silent")
-        kept = [ln for ln in lines if "".join(ln.split()).upper() != request.decode()]
+        kept = [ln for ln in lines if "".join(ln.split()).upper() != sent.decode()]
         said = [ln.strip().upper() for ln in kept if ln.strip().upper() in STATUS_MESSAGES]
         if said:
             return Mode22Reply("no_data", detail=said[0])
@@ -148,6 +172,8 @@ class Mode22Reader:
             if count:
                 self.counters[f"mode22_{name}"] += count
         if decoded.values:
+            if not counts.get("unknown_reply"):
+                self._frames[key] = min(len(kept), 15)
             return Mode22Reply("ok", decoded.values)
         if counts.get("negative_response"):
             return Mode22Reply("negative", detail=" | ".join(kept)[:40])

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from fleetlink.shared.messages import CanStatus, Event, VehicleReport
+from fleetlink.shared.messages import CanStatus, Event, ObdbStatus, VehicleReport
 
 AdapterState = Literal["connected", "stalled", "no_vehicle", "disconnected", "unknown"]
 
@@ -79,6 +79,10 @@ class Source(ABC):
 
     def can_status(self) -> CanStatus | None:
         """Return the CAN bus state and counters for the status message (None: not a bus)."""
+        return None
+
+    def obdb_status(self) -> ObdbStatus | None:
+        """Return the counts of OBDb mode 22 polling for the status message (None: none)."""
         return None
 
     def vehicle_report(self) -> VehicleReport | None:

@@ -17,7 +17,8 @@ answer (``NO DATA``, silence) is backed off as a whole, a DID it refuses (negati
 alone: capped exponential backoff with jitter, then one request as a probe; an answer ends the
 backoff. Each change is logged once; counters: ``obdb_requests``, ``obdb_ok``,
 ``obdb_no_data``, ``obdb_negative``, ``obdb_silent``, ``obdb_refused``, ``obdb_garbled``,
-``obdb_skipped_backoff``, ``obdb_ecus_backed_off``, ``obdb_dids_backed_off``.
+``obdb_skipped_backoff``, ``obdb_ecus_backed_off``, ``obdb_dids_backed_off`` (sent in the
+device's status message as ``obdb``, republished when an ECU or DID starts or stops answering).
 """
 
 from __future__ import annotations
@@ -110,8 +111,10 @@ class ObdbPolling:
         commands: str = "published",
         clock: Callable[[], float] = time.monotonic,
         read_already: frozenset[int] = frozenset(),
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.counters = counters
+        self._on_change = on_change
         self._clock = clock
         self.commands: dict[str, Command] = {}
         self.published: dict[str, list[Published]] = {}
@@ -156,6 +159,13 @@ class ObdbPolling:
 
     # ------------------------------------------------------------------ backoff
 
+    def forget_backoffs(self) -> None:
+        """Ask every ECU and DID at once again (the vehicle woke up or was reconnected: an ECU
+        asleep before may answer now)."""
+        for backoff in (*self._ecu_backoff.values(), *self._did_backoff.values()):
+            backoff.reset()
+        self._until.clear()
+
     def waiting(self, name: str) -> bool:
         """Return True while ``name``'s ECU or DID is backed off (not to be asked now)."""
         now = self._clock()
@@ -167,6 +177,7 @@ class ObdbPolling:
         if backoff.attempt == 0:
             self.counters[f"obdb_{what}s_backed_off"] += 1
             log.warning("OBDb %s %s %s; asked again with backoff", what, key, why)
+            self._on_change()
         self._until[key] = self._clock() + backoff.next()
 
     def _answered(self, key: str, table: dict[str, Backoff], what: str) -> None:
@@ -174,6 +185,7 @@ class ObdbPolling:
         if backoff is not None and backoff.attempt:
             log.info("OBDb %s %s answers again", what, key)
             backoff.reset()
+            self._on_change()
         self._until.pop(key, None)
 
     def note(self, name: str, reply: Mode22Reply) -> None:

@@ -57,7 +57,7 @@ from fleetlink.firmware_profiles import (
 from fleetlink.firmware_profiles.matching import best_profile, identify
 from fleetlink.firmware_profiles.obdb import SignalsetError, VehicleSignals
 from fleetlink.shared.event_types import DTC_SET
-from fleetlink.shared.messages import PowerState, VehicleReport
+from fleetlink.shared.messages import ObdbStatus, PowerState, VehicleReport
 from fleetlink.shared.signals import BY_OBD_COMMAND, by_obd_command
 from fleetlink.shared.vin import decode_vin
 
@@ -189,6 +189,22 @@ class ObdSource(Source):
             battery_v=None if self.battery_v is None else round(self.battery_v, 2),
             capabilities=record.summary() if record else {},
         )
+
+    @property
+    def mode_22_commands(self) -> int:
+        """Return how many OBDb mode 22 commands are polled (0 without signalsets)."""
+        return len(self._obdb.commands) if self._obdb is not None else 0
+
+    def obdb_status(self) -> ObdbStatus | None:
+        """Return the counts of the OBDb mode 22 polling (None without signalsets)."""
+        if self._obdb is None:
+            return None
+        counts = {
+            name: self.counters[f"obdb_{name}"]
+            for name in ObdbStatus.model_fields
+            if name != "commands"
+        }
+        return ObdbStatus(commands=len(self._obdb.commands), **counts)
 
     def _changed(self) -> None:
         self.report_changes += 1
@@ -429,7 +445,8 @@ class ObdSource(Source):
         if year is None and vin:
             year = decode_vin(vin).model_year
         key = (files, year, frozenset(read_already))
-        if self._obdb_key == key:
+        if self._obdb_key == key and self._obdb is not None:
+            self._obdb.forget_backoffs()  # connected or awake again: ask every ECU anew
             return self._obdb
         try:
             vehicle = VehicleSignals.from_files(files, year)
@@ -442,7 +459,11 @@ class ObdSource(Source):
             return None
         self._obdb_error = ""
         self._obdb = ObdbPolling(
-            vehicle, self.counters, self.settings.obdb_commands, read_already=key[2]
+            vehicle,
+            self.counters,
+            self.settings.obdb_commands,
+            read_already=key[2],
+            on_change=self._changed,
         )
         self._obdb_key = key
         log.info(

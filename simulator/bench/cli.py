@@ -118,11 +118,27 @@ def obd_command(
     latency_ms: Annotated[
         float, typer.Option(min=0.0, help="The simulated ECU's response time per request.")
     ] = 30.0,
+    signalset: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="OBDb signalset (repeatable, most specific first): adds the agent's mode 22 "
+            "polling of its commands as a fourth reader."
+        ),
+    ] = None,
+    model_year: Annotated[
+        int | None, typer.Option(help="Model year selecting the signalsets' variants.")
+    ] = None,
 ) -> None:
-    """OBD values/s: the agent's multi-PID scheduling beside python-obd's one-PID loop."""
+    """OBD values/s: the agent's multi-PID scheduling (and mode 22 polling) beside python-obd's
+    one-PID loop."""
+    from fleetlink.firmware_profiles.obdb import SignalsetError
     from fleetlink.simulator.bench import obd
 
-    typer.echo(obd.report(seconds, repeat, latency_ms))
+    try:
+        typer.echo(obd.report(seconds, repeat, latency_ms, signalset or [], model_year))
+    except SignalsetError as exc:
+        typer.echo(f"error: --signalset: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command("maintenance")

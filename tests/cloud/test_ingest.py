@@ -8,6 +8,7 @@ import pytest
 
 from fleetlink.cloud.ingest.worker import IngestService
 from fleetlink.cloud.registry import assign_device, create_vehicle
+from fleetlink.shared.signals import by_name
 from tests.waiting import eventually
 
 from .conftest import AckListener, Fleet, ingest_settings, make_fleet
@@ -301,3 +302,35 @@ async def test_message_the_database_refuses_is_dead_lettered_without_stalling_it
         "SELECT seq FROM ingested_batches WHERE device_id = $1 ORDER BY seq", device
     )
     assert [r["seq"] for r in stored] == [1, 3]
+
+
+async def test_the_vehicles_odometer_and_engine_hours_follow_reported_readings_upwards_only(
+    pool, fleet: Fleet, ingest, publisher, ack_listener: AckListener
+):
+    device = fleet.devices[0]
+    vehicle = fleet.vehicles[device]
+    odometer = by_name("Vehicle.TraveledDistance").id
+    hours = by_name("Vehicle.Powertrain.CombustionEngine.EngineHours").id
+    await pool.execute("UPDATE vehicles SET engine_hours = 500 WHERE id = $1", vehicle)
+    t = now_ms() - 600_000
+    publisher.publish(
+        telemetry_topic(fleet.tenant, device),
+        telemetry(device, 1, base_ms=t, values={odometer: [1200.0, 1202.0], hours: [420.0]}),
+        qos=1,
+    )
+    await ack_listener.wait_for(lambda: ack_listener.seqs(device) == [1])
+    row = await pool.fetchrow(
+        "SELECT odometer_km, engine_hours FROM vehicles WHERE id = $1", vehicle
+    )
+    # the odometer takes the newest reading; 500 h set by hand stays above the 420 h reported
+    assert (row["odometer_km"], row["engine_hours"]) == (1202.0, 500.0)
+    publisher.publish(
+        telemetry_topic(fleet.tenant, device),
+        telemetry(device, 2, base_ms=t + 60_000, values={odometer: [1100.0], hours: [501.0]}),
+        qos=1,
+    )
+    await ack_listener.wait_for(lambda: ack_listener.seqs(device) == [1, 2])
+    row = await pool.fetchrow(
+        "SELECT odometer_km, engine_hours FROM vehicles WHERE id = $1", vehicle
+    )
+    assert (row["odometer_km"], row["engine_hours"]) == (1202.0, 501.0)

@@ -11,10 +11,14 @@ from pathlib import Path
 import pytest
 
 from fleetlink.edge.config import ObdSection, PollGroup
+from fleetlink.edge.link.elm327 import Elm327Link
+from fleetlink.edge.link.mode22 import Mode22Reader
+from fleetlink.edge.link.multi_pid import read_pids
 from fleetlink.edge.sources.base import Sample
 from fleetlink.edge.sources.obd_schedule import PidSchedule
 from fleetlink.edge.sources.obd_source import ObdSource
 from fleetlink.firmware_profiles import load_profile
+from fleetlink.firmware_profiles.obdb import VehicleSignals
 from fleetlink.firmware_profiles.schema import PidRate
 from fleetlink.shared.signals import by_name
 from fleetlink.simulator.fleet import SimulatedVehicle
@@ -169,3 +173,83 @@ def test_mode_22_values_arrive_in_catalog_units_and_missing_ecus_are_backed_off(
     assert counters["obdb_ok"] == counters["obdb_requests"] - failed
     # the adapter is pointed at an ECU once per group of commands, not once per command
     assert counters["header_switches"] < 2 * counters["obdb_requests"]
+    status = source.obdb_status()
+    assert status is not None and status.commands >= 10
+    assert (status.ecus_backed_off, status.dids_backed_off) == (1, 1)
+    assert status.ok == counters["obdb_ok"] and status.skipped_backoff >= 10
+    assert source.report_changes >= 3  # the backoffs were reported (status republished)
+
+
+@needs_field_data
+def test_the_reader_switches_headers_only_when_the_ecu_changes_and_restores_mode_01(
+    bolt: SimulatedVehicle,
+) -> None:
+    vehicle = VehicleSignals.from_files(FILES, 2019)
+    by_request = {(c.header, c.request()): c for c in vehicle.commands}
+    link = Elm327Link(bolt.port or "", timeout_s=0.5)
+    assert link.open() == "vehicle"
+    try:
+        reader = Mode22Reader(link)
+        soc = by_request[("7E4", "2243AF")]
+        first = reader.read(soc)
+        again = reader.read(soc)
+        assert first.kind == again.kind == "ok"
+        assert link.counters["header_switches"] == 2  # ATSH7E4, ATCRA7EC, once
+        odometer = reader.read(by_request[("DA1A", "22448F")])  # 29-bit: ATSP7 ATCP18 ATSH ATCRA
+        assert odometer.kind == "ok" and link.counters["header_switches"] == 6
+        assert odometer.values["CHEVROLET_ODO"] == pytest.approx(
+            bolt.snapshot().odometer_km, abs=0.5
+        )
+        assert reader.restore() and link.counters["header_switches"] == 9  # ATSP6 ATSH7DF ATAR
+        assert read_pids(link, ["RPM"])[0].kind == "ok"
+    finally:
+        link.close()
+
+
+@needs_field_data
+def test_an_adapter_without_atcra_still_reads_the_command_by_its_reply_id() -> None:
+    vehicle = VehicleSignals.from_files(FILES, 2019)
+    soc = next(c for c in vehicle.commands if c.request() == "2243AF")
+    sim = SimulatedVehicle(seed=4, latency_s=0.002, obdb=ObdbEcus(vehicle))
+    sim.start()
+    sim.elm327.quirks.rejected_at = frozenset({"CRA"})
+    link = Elm327Link(sim.port or "", timeout_s=0.5)
+    try:
+        assert link.open() == "vehicle"
+        reader = Mode22Reader(link)
+        reply = reader.read(soc)
+        assert reply.kind == "ok" and reply.values["BOLT_HVBAT_SOC_RAW"] == pytest.approx(
+            90.0, abs=0.01
+        )
+        assert not reader.receive_filter and link.counters["header_refused"] == 1
+        assert reader.restore() and read_pids(link, ["SPEED"])[0].kind == "ok"
+    finally:
+        link.close()
+        sim.stop()
+
+
+def test_backoff_grows_per_ecu_ends_on_an_answer_and_is_forgotten_on_waking() -> None:
+    from collections import Counter
+
+    from fleetlink.edge.link.mode22 import Mode22Reply
+    from fleetlink.edge.sources.obd_obdb import ObdbPolling, command_name
+    from fleetlink.firmware_profiles.obdb.signalset import parse_command
+
+    now = [0.0]
+    vehicle = VehicleSignals(tuple(parse_command(c) for c in MISSING["commands"]))
+    counters: Counter[str] = Counter()
+    polling = ObdbPolling(vehicle, counters, clock=lambda: now[0])
+    absent, refused = (command_name(c) for c in vehicle.commands)
+    polling.note(absent, Mode22Reply("no_data", detail="NO DATA"))
+    assert polling.waiting(absent) and not polling.waiting(refused)  # another ECU
+    now[0] = 5.01
+    assert not polling.waiting(absent)  # the probe
+    polling.note(absent, Mode22Reply("no_data", detail="NO DATA"))
+    now[0] = 5.01 + 4.99
+    assert polling.waiting(absent)  # the second wait is 5-10 s
+    polling.note(refused, Mode22Reply("negative"))
+    assert polling.waiting(refused)
+    polling.forget_backoffs()
+    assert not polling.waiting(absent) and not polling.waiting(refused)
+    polling.note(absent, Mode22Reply("ok", {"X_RANGE": 100.0}))
+    assert counters["obdb_ecus_backed_off"] == 1 and counters["obdb_dids_backed_off"] == 1

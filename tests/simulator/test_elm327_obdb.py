@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fleetlink.firmware_profiles.obdb import VehicleSignals, decode_reply
@@ -101,3 +103,14 @@ def test_state_of_charge_falls_as_the_vehicle_drives(
     assert before - after == pytest.approx(
         2.0 * (vehicle.snapshot().odometer_km - start_km), abs=0.05
     )
+
+
+def test_sim_run_refuses_a_file_that_is_not_a_signalset(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fleetlink.simulator.cli import app as sim_app
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"signals": []}')
+    result = CliRunner().invoke(sim_app, ["run", "--signalset", str(bad)])
+    assert result.exit_code == 2 and "not an OBDb v3 signalset" in result.stderr
