@@ -35,4 +35,9 @@ PAGES: tuple[Page, ...] = (
     settings.page,
 )
 
-ACTIONS: tuple[web.RouteTableDef, ...] = (inbox.routes, devices.routes, settings.routes)
+ACTIONS: tuple[web.RouteTableDef, ...] = (
+    inbox.routes,
+    devices.routes,
+    users.routes,
+    settings.routes,
+)

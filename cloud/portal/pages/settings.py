@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import aiohttp_jinja2
 import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -30,9 +29,10 @@ from fleetlink.cloud.api.webhooks import (
 )
 from fleetlink.cloud.app_keys import WEBHOOK_DISPATCHER
 from fleetlink.cloud.auth.permissions import Permission
+from fleetlink.cloud.portal.form_page import page_after_form, posted_fields
 from fleetlink.cloud.portal.guard import portal_guard
-from fleetlink.cloud.portal.page import Page, twin_of
-from fleetlink.cloud.portal.render import context, render_error
+from fleetlink.cloud.portal.page import Page
+from fleetlink.cloud.portal.render import render_error
 from fleetlink.cloud.scoring.rules import DetectionRules, ScoringRules
 
 RECENT_DELIVERIES = 5
@@ -78,24 +78,6 @@ page = Page(
     load=load,
     nav="Settings",
 )
-
-
-async def _render(
-    request: web.Request, conn: asyncpg.Connection, status: int = 200, **extra: Any
-) -> web.Response:
-    """Render the settings page after a form, with ``extra`` (notice, errors, form)."""
-    values = context(request, page.name)
-    values.update(
-        page=page,
-        title=page.title,
-        data=await load(request, conn),
-        json_url=twin_of(page.path),
-        notice=None,
-        errors={},
-        form={},
-    )
-    values.update(extra)
-    return aiohttp_jinja2.render_template("pages/settings.html", request, values, status=status)
 
 
 def scoring_from_form(current: ScoringRules, form: dict[str, str]) -> ScoringRules:
@@ -150,19 +132,19 @@ class ScoringFormError(ValueError):
 async def save_scoring(request: web.Request) -> web.StreamResponse:
     """Store the scoring form's thresholds and weights; show the page with a notice, or the
     errors next to their fields (422)."""
-    form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    form = await posted_fields(request)
     async with tenant_transaction(request) as conn:
         current = await stored_rules(conn, principal_of(request).tenant_id)
         try:
             rules = scoring_from_form(current.rules, form)
         except ScoringFormError as refused:
-            return await _render(request, conn, 422, errors=refused.errors, form=form)
+            return await page_after_form(request, conn, page, 422, errors=refused.errors, form=form)
         saved = await replace_rules(request, conn, rules)
         notice = (
             f"Scoring rules saved as version {saved.version}; "
             f"{saved.days_marked} days of trips are being rescored."
         )
-        return await _render(request, conn, notice=notice)
+        return await page_after_form(request, conn, page, notice=notice)
 
 
 async def test_webhook(request: web.Request) -> web.StreamResponse:
@@ -171,7 +153,9 @@ async def test_webhook(request: web.Request) -> web.StreamResponse:
         webhook_id: uuid.UUID = path_uuid(request, "webhook_id")
         async with tenant_transaction(request) as conn:
             await queue_test(conn, principal_of(request).tenant_id, webhook_id)
-            response = await _render(request, conn, notice="A test delivery is queued.")
+            response = await page_after_form(
+                request, conn, page, notice="A test delivery is queued."
+            )
     except ProblemError as problem:
         return render_error(request, problem.status, problem.detail, page.name)
     request.app[WEBHOOK_DISPATCHER].wake()
@@ -185,7 +169,9 @@ async def replay_delivery(request: web.Request) -> web.StreamResponse:
         delivery_id = path_uuid(request, "delivery_id")
         async with tenant_transaction(request) as conn:
             await replay(request, conn, webhook_id, delivery_id)
-            response = await _render(request, conn, notice="The delivery is queued again.")
+            response = await page_after_form(
+                request, conn, page, notice="The delivery is queued again."
+            )
     except ProblemError as problem:
         return render_error(request, problem.status, problem.detail, page.name)
     request.app[WEBHOOK_DISPATCHER].wake()

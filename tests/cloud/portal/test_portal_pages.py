@@ -18,7 +18,7 @@ from tests.cloud.conftest import member_token
 from tests.cloud.portal.browser_checks import check_page, focus_state, tab_to
 from tests.cloud.portal.conftest import PortalFleet, PortalServer, log_in, make_portal_fleet
 
-ROLES = ("admin", "fleet_manager", "viewer", "installer")
+ROLES = ("admin", "fleet_manager", "viewer", "installer", "technician")
 
 
 @dataclass
@@ -196,6 +196,21 @@ def test_users_page_is_for_admins_and_lists_every_role(
     roles = page.locator("table.data tbody td:nth-child(3)").all_inner_texts()
     assert {"admin", "fleet manager", "viewer", "installer"} <= set(roles)
     check_page(page, "users")
+    technician = fleet.portal.members["technician"]
+    select = f"#role-{technician.user_id}"
+    page.select_option(select, "owner")
+    page.focus(select)
+    tab_to(page, "Change")
+    page.keyboard.press("Enter")
+    error = page.locator(f"#role-{technician.user_id}-error")
+    assert error.inner_text() == "Only an owner may make or unmake an owner."
+    assert page.get_attribute(select, "aria-describedby") == f"role-{technician.user_id}-error"
+    check_page(page, "users-form-error")
+    page.focus(select)
+    page.select_option(select, "driver")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    assert page.locator("[role=status].notice").inner_text() == f"{technician.email} is now driver."
 
 
 def test_fleet_manager_edits_scoring_and_sees_errors_beside_fields(
