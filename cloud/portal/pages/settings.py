@@ -5,6 +5,7 @@ email rules. For roles that manage notifications; the scoring form needs ``scori
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -17,18 +18,23 @@ from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.request_parsing import path_uuid
 from fleetlink.cloud.api.scores import RulesDocument, replace_rules, stored_rules
 from fleetlink.cloud.api.webhooks import (
+    EVENT_TYPES,
     Delivery,
     DeliveryQuery,
+    EmailRuleCreate,
     EmailRuleList,
     Webhook,
+    add_email_rule,
     delivery_page,
     email_rule_list,
     queue_test,
     replay,
+    stop_email_rule,
     webhook_list,
 )
 from fleetlink.cloud.app_keys import WEBHOOK_DISPATCHER
 from fleetlink.cloud.auth.permissions import Permission
+from fleetlink.cloud.portal.form_errors import field_errors
 from fleetlink.cloud.portal.form_page import page_after_form, posted_fields
 from fleetlink.cloud.portal.guard import portal_guard
 from fleetlink.cloud.portal.page import Page
@@ -49,6 +55,7 @@ class SettingsPage(BaseModel):
     may_edit_scoring: bool
     webhooks: list[WebhookWithDeliveries]
     email_rules: EmailRuleList
+    event_types: list[str]
 
 
 async def load(request: web.Request, conn: asyncpg.Connection) -> SettingsPage:
@@ -67,6 +74,7 @@ async def load(request: web.Request, conn: asyncpg.Connection) -> SettingsPage:
         may_edit_scoring=principal.can(Permission.SCORING_WRITE),
         webhooks=hooks,
         email_rules=await email_rule_list(conn, tenant),
+        event_types=["*", *EVENT_TYPES],
     )
 
 
@@ -178,7 +186,43 @@ async def replay_delivery(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def create_email_rule(request: web.Request) -> web.StreamResponse:
+    """Add the form's email rule (recipients separated by commas, spaces or lines); show the
+    page with a notice, or the errors next to their fields (422)."""
+    posted = await request.post()
+    form = await posted_fields(request)
+    fields = {
+        "recipients": [r for r in re.split(r"[,\s]+", form.get("recipients", "")) if r],
+        "event_types": [t for t in posted.getall("event_types", []) if isinstance(t, str)],
+        "min_severity": form.get("min_severity", "warning"),
+    }
+    async with tenant_transaction(request) as conn:
+        try:
+            body = EmailRuleCreate.model_validate(fields)
+        except ValidationError as exc:
+            form_values = {**form, "event_types": fields["event_types"]}
+            errors = field_errors(exc)
+            return await page_after_form(request, conn, page, 422, errors=errors, form=form_values)
+        await add_email_rule(request, conn, body)
+        return await page_after_form(request, conn, page, notice="The email rule is added.")
+
+
+async def delete_email_rule(request: web.Request) -> web.StreamResponse:
+    """Stop the email rule of the path; show the page with a notice."""
+    try:
+        rule_id = path_uuid(request, "rule_id")
+        async with tenant_transaction(request) as conn:
+            await stop_email_rule(request, conn, rule_id)
+            return await page_after_form(request, conn, page, notice="The email rule is stopped.")
+    except ProblemError as problem:
+        return render_error(request, problem.status, problem.detail, page.name)
+
+
 routes = web.RouteTableDef()
+routes.post(f"{PATH}/email-rules")(portal_guard(create_email_rule, Permission.NOTIFICATIONS_MANAGE))
+routes.post(PATH + "/email-rules/{rule_id}/stop")(
+    portal_guard(delete_email_rule, Permission.NOTIFICATIONS_MANAGE)
+)
 routes.post(f"{PATH}/scoring")(portal_guard(save_scoring, Permission.SCORING_WRITE))
 routes.post(PATH + "/webhooks/{webhook_id}/test")(
     portal_guard(test_webhook, Permission.NOTIFICATIONS_MANAGE)

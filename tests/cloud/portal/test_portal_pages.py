@@ -257,6 +257,33 @@ def test_webhook_test_delivery_and_replay_from_the_settings_page(
     assert "(replay)" in page.locator("article.panel tbody tr").first.inner_text()
 
 
+def test_email_rules_are_added_with_errors_beside_fields_and_stopped(
+    page: Page, portal_server: PortalServer, fleet: PagesFleet
+) -> None:
+    _login(page, portal_server, fleet, "fleet_manager", "/portal/settings")
+    page.fill("#rule-recipients", "dispatch@fleet.example, not-an-address")
+    page.get_by_label("geofence.enter").check()
+    page.get_by_role("button", name="Add email rule").click()
+    assert "should match pattern" in page.locator("#rule-recipients-error").inner_text()
+    assert page.get_attribute("#rule-recipients", "aria-describedby") == "rule-recipients-error"
+    assert page.get_by_label("geofence.enter").is_checked()
+    check_page(page, "settings-email-error")
+    page.fill("#rule-recipients", "dispatch@fleet.example, yard@fleet.example")
+    page.focus("#rule-severity")
+    page.keyboard.press("ArrowDown")  # warning -> critical
+    tab_to(page, "Add email rule")
+    page.keyboard.press("Enter")
+    assert page.locator("[role=status].notice").inner_text() == "The email rule is added."
+    row = page.locator("section[aria-labelledby=email-heading] tbody tr").first
+    assert row.inner_text().startswith("dispatch@fleet.example, yard@fleet.example")
+    assert "geofence.enter" in row.inner_text() and "critical" in row.inner_text()
+    row.get_by_role("button", name="Stop").click()
+    assert page.locator("[role=status].notice").inner_text() == "The email rule is stopped."
+    assert (
+        "No email rule yet." in page.locator("section[aria-labelledby=email-heading]").inner_text()
+    )
+
+
 def test_another_tenants_ids_get_the_404_page(
     page: Page, portal_server: PortalServer, fleet: PagesFleet
 ) -> None:
