@@ -97,6 +97,10 @@ def test_drivers_list_and_scorecard_pass_axe_and_keyboard(
     assert page.locator("h1").inner_text() == "Dana Driver"
     assert page.get_by_role("heading", name="Badges", exact=False).count() == 1
     check_page(page, "driver-scorecard")
+    page.fill("#from", "2026-01-01")
+    page.fill("#to", "2026-01-31")
+    page.get_by_role("button", name="Show").click()
+    assert page.locator("#score-heading").inner_text() == "Scorecard, 2026-01-01 to 2026-01-31"
 
 
 def test_leaderboard_passes_axe_and_switches_period_by_keyboard(
