@@ -125,6 +125,12 @@ def test_maintenance_board_shows_the_overdue_plan(
     assert "Oil change" in row.inner_text() and "overdue" in row.inner_text()
     assert page.locator("section[aria-labelledby=risk-heading] tbody tr").count() == 2
     check_page(page, "maintenance")
+    page.focus("#status")
+    page.keyboard.press("ArrowDown")  # due or overdue -> overdue
+    tab_to(page, "Show")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/portal/maintenance?status=overdue")
+    assert "Oil change" in page.locator("section[aria-labelledby=due-heading] tbody").inner_text()
 
 
 def test_installer_creates_and_revokes_an_enrollment_token_by_keyboard(
@@ -298,11 +304,19 @@ def test_another_tenants_ids_get_the_404_page(
     assert page.locator("h1").inner_text() == "Not found"
     twin = page.request.get(f"{portal_server.base_url}/portal/drivers/{fleet.driver_id}.json")
     assert twin.status == 404
-    posted = page.request.post(
-        f"{portal_server.base_url}/portal/settings/webhooks/{fleet.webhook_id}/test",
-        form={"csrf_token": _csrf(page)},
-    )
-    assert posted.status == 404
+    csrf = _csrf(page)
+    token = _api(portal_server, fleet.api_token, "POST", "/api/v1/enrollment-tokens", {})
+    technician = fleet.portal.members["technician"].user_id
+    for path, form in (
+        (f"/portal/settings/webhooks/{fleet.webhook_id}/test", {}),
+        (f"/portal/devices/tokens/{token['id']}/revoke", {}),
+        (f"/portal/users/{technician}/role", {"role": "viewer"}),
+    ):
+        posted = page.request.post(
+            f"{portal_server.base_url}{path}", form={"csrf_token": csrf, **form}
+        )
+        assert posted.status == 404, path
+        assert "Not found" in posted.text()
 
 
 def test_service_worker_shows_a_visited_page_offline_with_its_time(
