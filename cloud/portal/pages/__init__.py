@@ -9,11 +9,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from fleetlink.cloud.portal.page import Page
-from fleetlink.cloud.portal.pages import inbox, live_map, overview, vehicles
+from fleetlink.cloud.portal.pages import inbox, live_map, overview, vehicle, vehicles
 
 PAGES: tuple[Page, ...] = (
     overview.page,
     vehicles.page,
+    vehicle.page,
     live_map.page,
     inbox.page,
 )
