@@ -18,12 +18,14 @@ from fleetlink.cloud.portal.pages import (
     overview,
     settings,
     users,
+    vehicle,
     vehicles,
 )
 
 PAGES: tuple[Page, ...] = (
     overview.page,
     vehicles.page,
+    vehicle.page,
     live_map.page,
     inbox.page,
     drivers.page,
