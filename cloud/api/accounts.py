@@ -227,37 +227,41 @@ async def _owners(conn: asyncpg.Connection, tenant: str) -> int:
 async def change_role(request: web.Request) -> web.Response:
     user_id = path_uuid(request, "user_id")
     body: MemberPatch = await json_body(request, MemberPatch)
-    principal = principal_of(request)
     async with tenant_transaction(request) as conn:
-        before = await _locked_member(conn, principal.tenant_id, user_id)
-        if user_id == principal.user_id:
-            raise ProblemError(409, "another member with users:write changes your role")
-        if Role.OWNER in (before.role, body.role) and principal.role is not Role.OWNER:
-            raise ProblemError(403, "only an owner may make or unmake an owner")
-        if (
-            before.role is Role.OWNER
-            and body.role is not Role.OWNER
-            and await _owners(conn, principal.tenant_id) == 1
-        ):
-            raise ProblemError(409, "the tenant's last owner keeps the owner role")
-        request.app[PRINCIPALS].forget_user(user_id)
-        await conn.execute(
-            "UPDATE memberships SET role = $3 WHERE tenant_id = $1 AND user_id = $2",
-            principal.tenant_id,
-            user_id,
-            body.role.value,
-        )
-        after = before.model_copy(update={"role": body.role})
-        await record_change(
-            request,
-            conn,
-            "change_role",
-            "user",
-            user_id,
-            before=before,
-            after=after,
-        )
+        after = await set_role(request, conn, user_id, body.role)
     return json_response(after)
+
+
+async def set_role(
+    request: web.Request, conn: asyncpg.Connection, user_id: uuid.UUID, role: Role
+) -> Member:
+    """Give the caller's tenant's member ``user_id`` the ``role`` (audited); return them.
+
+    Raises ProblemError 404 (no such member), 409 (one's own role, or the last owner's) or 403
+    (making or unmaking an owner without being one).
+    """
+    principal = principal_of(request)
+    before = await _locked_member(conn, principal.tenant_id, user_id)
+    if user_id == principal.user_id:
+        raise ProblemError(409, "another member with users:write changes your role")
+    if Role.OWNER in (before.role, role) and principal.role is not Role.OWNER:
+        raise ProblemError(403, "only an owner may make or unmake an owner")
+    if (
+        before.role is Role.OWNER
+        and role is not Role.OWNER
+        and await _owners(conn, principal.tenant_id) == 1
+    ):
+        raise ProblemError(409, "the tenant's last owner keeps the owner role")
+    request.app[PRINCIPALS].forget_user(user_id)
+    await conn.execute(
+        "UPDATE memberships SET role = $3 WHERE tenant_id = $1 AND user_id = $2",
+        principal.tenant_id,
+        user_id,
+        role.value,
+    )
+    after = before.model_copy(update={"role": role})
+    await record_change(request, conn, "change_role", "user", user_id, before=before, after=after)
+    return after
 
 
 @api.delete(

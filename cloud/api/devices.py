@@ -118,7 +118,7 @@ _SELECT = (
 )
 
 
-async def _fetch(conn: asyncpg.Connection, tenant: str, device_id: str) -> Device:
+async def fetch_device(conn: asyncpg.Connection, tenant: str, device_id: str) -> Device:
     row = await conn.fetchrow(_SELECT + " AND d.id = $2", tenant, device_id)
     if row is None:
         raise ProblemError(404, f"no device {device_id!r}")
@@ -191,7 +191,7 @@ async def device_list(conn: asyncpg.Connection, tenant: str, query: DeviceQuery)
 )
 async def get_device(request: web.Request) -> web.Response:
     async with tenant_transaction(request) as conn:
-        device = await _fetch(
+        device = await fetch_device(
             conn, principal_of(request).tenant_id, request.match_info["device_id"]
         )
     return json_response(device, version=device.version)
@@ -227,7 +227,7 @@ async def create_device(request: web.Request) -> web.Response:
                 f"the device id {body.id!r} is not available",
                 errors=[{"field": "id", "message": "taken"}],
             ) from None
-        device = await _fetch(conn, principal.tenant_id, body.id)
+        device = await fetch_device(conn, principal.tenant_id, body.id)
         await record_change(
             request,
             conn,
@@ -261,7 +261,7 @@ async def patch_device(request: web.Request) -> web.Response:
             errors=[{"field": "name", "message": "cannot be null"}],
         )
     async with tenant_transaction(request) as conn:
-        before = await _fetch(conn, principal.tenant_id, device_id)
+        before = await fetch_device(conn, principal.tenant_id, device_id)
         require_if_match(request, before.version)
         if changes:
             sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(changes, start=3))
@@ -272,7 +272,7 @@ async def patch_device(request: web.Request) -> web.Response:
                 device_id,
                 *changes.values(),
             )
-        after = await _fetch(conn, principal.tenant_id, device_id)
+        after = await fetch_device(conn, principal.tenant_id, device_id)
         if changes:
             await record_change(
                 request,
@@ -301,7 +301,7 @@ async def assign_device(request: web.Request) -> web.Response:
     body: AssignmentRequest = await json_body(request, AssignmentRequest)
     principal = principal_of(request)
     async with tenant_transaction(request) as conn:
-        await _fetch(conn, principal.tenant_id, device_id)
+        await fetch_device(conn, principal.tenant_id, device_id)
         if not await conn.fetchval(
             "SELECT 1 FROM vehicles WHERE tenant_id = $1 AND id = $2",
             principal.tenant_id,

@@ -11,6 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -154,25 +155,32 @@ async def upload_report(request: web.Request) -> web.Response:
 async def vehicle_reports(request: web.Request) -> web.Response:
     vehicle_id = path_uuid(request, "vehicle_id")
     query = query_model(request, PageQuery)
-    principal = principal_of(request)
-    args: list[Any] = [principal.tenant_id, vehicle_id]
+    async with tenant_transaction(request) as conn:
+        page = await report_page(conn, principal_of(request).tenant_id, vehicle_id, query)
+    return web.json_response(text=page.model_dump_json())
+
+
+async def report_page(
+    conn: asyncpg.Connection, tenant: str, vehicle_id: uuid.UUID, query: PageQuery
+) -> ReportPage:
+    """Return the vehicle's diagnostic reports, newest first; raise ProblemError(404) for a
+    vehicle the tenant does not have, 400 for a cursor that does not fit."""
+    args: list[Any] = [tenant, vehicle_id]
     conditions = ["d.tenant_id = $1", "d.vehicle_id = $2"]
     after, order = keyset(_SORTS, _NEWEST_FIRST, query.cursor, "d.id", args)
     if after:
         conditions.append(after)
     args.append(query.limit + 1)
-    async with tenant_transaction(request) as conn:
-        await fetch_vehicle(conn, principal.tenant_id, vehicle_id)
-        rows = await conn.fetch(
-            f"SELECT {_COLUMNS} FROM diagnostic_reports d WHERE {' AND '.join(conditions)} "
-            f"{order} LIMIT ${len(args)}",
-            *args,
-        )
+    await fetch_vehicle(conn, tenant, vehicle_id)
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM diagnostic_reports d WHERE {' AND '.join(conditions)} "
+        f"{order} LIMIT ${len(args)}",
+        *args,
+    )
     shown, cursor = split_page(rows, query.limit, _SORTS, _NEWEST_FIRST)
-    page = ReportPage(
+    return ReportPage(
         items=[ReportSummary.model_validate(dict(r)) for r in shown], next_cursor=cursor
     )
-    return web.json_response(text=page.model_dump_json())
 
 
 @api.get(

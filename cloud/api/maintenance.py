@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
@@ -43,7 +44,7 @@ from fleetlink.cloud.maintenance.risk import HORIZONS_DAYS, packaged_model
 from fleetlink.cloud.maintenance.schedule import DueItem, due_items
 from fleetlink.cloud.maintenance.vehicle_risk import vehicle_risk
 from fleetlink.cloud.records.device_events import EventFilter
-from fleetlink.shared.event_types import DTC_CLEARED, DTC_SET
+from fleetlink.shared.event_types import ANOMALY, DTC_CLEARED, DTC_SET
 
 api = ResourceRoutes("maintenance")
 routes = api.routes
@@ -363,11 +364,12 @@ def _entry(item: DueItem) -> DueEntry:
 
 async def _due(request: web.Request, query: DueQuery) -> list[DueEntry]:
     async with tenant_transaction(request) as conn:
-        return await due_entries(conn, principal_of(request).tenant_id, query)
+        return await due_list(conn, principal_of(request).tenant_id, query)
 
 
-async def due_entries(conn: asyncpg.Connection, tenant: str, query: DueQuery) -> list[DueEntry]:
-    """Return the tenant's plans in the states ``query`` asks for, most used first."""
+async def due_list(conn: asyncpg.Connection, tenant: str, query: DueQuery) -> list[DueEntry]:
+    """Return ``tenant``'s maintenance plans per vehicle in the statuses ``query`` asks for,
+    most used first."""
     wanted = {"attention": {"due", "overdue"}, "all": {"ok", "due", "overdue", "unknown"}}.get(
         query.status, {query.status}
     )
@@ -742,20 +744,48 @@ async def list_dtcs(request: web.Request) -> web.Response:
     vehicle_id = path_uuid(request, "vehicle_id")
     query = query_model(request, PageQuery)
     tenant = principal_of(request).tenant_id
+    async with tenant_transaction(request) as conn:
+        dtcs = await dtc_list(conn, tenant, vehicle_id, query)
+    return json_response(dtcs)
+
+
+async def _vehicle_events(
+    conn: asyncpg.Connection,
+    tenant: str,
+    vehicle_id: uuid.UUID,
+    types: list[str],
+    query: PageQuery,
+    fields: str,
+) -> tuple[Sequence[Mapping[str, Any]], str | None]:
+    """Return a page of the vehicle's events of ``types``, newest first, and the next cursor;
+    raise ProblemError(404) for a vehicle the tenant does not have."""
     args: list[Any] = []
-    where = EventFilter(tenant, vehicle_id, types=(DTC_SET, DTC_CLEARED)).where(args)
+    where = EventFilter(tenant, vehicle_id, types=types).where(args)
     after, order = keyset(DTC_SORTS, "-ts", query.cursor, "e.id", args)
     args.append(query.limit + 1)
-    async with tenant_transaction(request) as conn:
-        await require_vehicle(conn, tenant, vehicle_id, status=404)
-        rows = await conn.fetch(
-            f"""SELECT e.id, e.ts, e.type, e.severity, e.device_id,
-                       e.data ->> 'code' AS code, e.data ->> 'description' AS description
-                FROM events e
-                WHERE {where} {"AND " + after if after else ""} {order} LIMIT ${len(args)}""",
-            *args,
-        )
-    page, cursor = split_page(rows, query.limit, DTC_SORTS, "-ts")
+    await require_vehicle(conn, tenant, vehicle_id, status=404)
+    rows = await conn.fetch(
+        f"""SELECT e.id, e.ts, e.type, e.severity, e.device_id, {fields}
+            FROM events e
+            WHERE {where} {"AND " + after if after else ""} {order} LIMIT ${len(args)}""",
+        *args,
+    )
+    return split_page(rows, query.limit, DTC_SORTS, "-ts")
+
+
+async def dtc_list(
+    conn: asyncpg.Connection, tenant: str, vehicle_id: uuid.UUID, query: PageQuery
+) -> DtcList:
+    """Return the vehicle's trouble codes as set and cleared, newest first; raise
+    ProblemError(404) for a vehicle the tenant does not have."""
+    page, cursor = await _vehicle_events(
+        conn,
+        tenant,
+        vehicle_id,
+        [DTC_SET, DTC_CLEARED],
+        query,
+        "e.data ->> 'code' AS code, e.data ->> 'description' AS description",
+    )
     items = [
         DtcEntry(
             id=r["id"],
@@ -768,7 +798,73 @@ async def list_dtcs(request: web.Request) -> web.Response:
         )
         for r in page
     ]
-    return json_response(DtcList(items=items, next_cursor=cursor))
+    return DtcList(items=items, next_cursor=cursor)
+
+
+class AnomalyEntry(BaseModel):
+    id: uuid.UUID
+    ts: datetime
+    signal: str | None = Field(description="The signal the agent found unusual, if it said")
+    score: float | None = Field(description="The agent's anomaly score, if it sent one")
+    severity: str
+    device_id: str
+
+
+class AnomalyList(BaseModel):
+    items: list[AnomalyEntry] = Field(description="Newest first")
+    next_cursor: str | None = None
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+async def anomaly_list(
+    conn: asyncpg.Connection, tenant: str, vehicle_id: uuid.UUID, query: PageQuery
+) -> AnomalyList:
+    """Return the vehicle's anomaly events with their scores, newest first; raise
+    ProblemError(404) for a vehicle the tenant does not have."""
+    page, cursor = await _vehicle_events(
+        conn,
+        tenant,
+        vehicle_id,
+        [ANOMALY],
+        query,
+        "e.data ->> 'signal' AS signal, e.data ->> 'score' AS score",
+    )
+    items = [
+        AnomalyEntry(
+            id=r["id"],
+            ts=r["ts"],
+            signal=r["signal"],
+            score=_number(r["score"]),
+            severity=r["severity"],
+            device_id=r["device_id"],
+        )
+        for r in page
+    ]
+    return AnomalyList(items=items, next_cursor=cursor)
+
+
+@api.get(
+    "/api/v1/vehicles/{vehicle_id}/anomalies",
+    summary="The vehicle's anomaly events (signal and score), newest first",
+    response=AnomalyList,
+    permission=Permission.MAINTENANCE_READ,
+    query=PageQuery,
+    path_params={"vehicle_id": VEHICLE_ID},
+    errors=(400, 404),
+)
+async def list_anomalies(request: web.Request) -> web.Response:
+    vehicle_id = path_uuid(request, "vehicle_id")
+    query = query_model(request, PageQuery)
+    tenant = principal_of(request).tenant_id
+    async with tenant_transaction(request) as conn:
+        anomalies = await anomaly_list(conn, tenant, vehicle_id, query)
+    return json_response(anomalies)
 
 
 class RiskFactor(BaseModel):

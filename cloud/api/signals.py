@@ -106,17 +106,27 @@ def _signal(ref: str) -> Signal:
 async def latest_signals(request: web.Request) -> web.Response:
     vehicle_id = path_uuid(request, "vehicle_id")
     tenant = principal_of(request).tenant_id
+    accept_future_s = request.app[SETTINGS].ingest_accept_future_s
     async with tenant_transaction(request) as conn:
-        await _require_vehicle(conn, tenant, vehicle_id)
-        rows = await conn.fetch(
-            "SELECT signal_id, ts, value FROM latest_signals "
-            f"WHERE tenant_id = $1 AND vehicle_id = $2 AND {FINITE} "
-            "AND ts <= now() + $3::interval ORDER BY signal_id",
-            tenant,
-            vehicle_id,
-            # The future beyond the ingest's clock window is not "latest" (docs/security.md).
-            timedelta(seconds=request.app[SETTINGS].ingest_accept_future_s),
-        )
+        body = await latest_values(conn, tenant, vehicle_id, accept_future_s)
+    return web.json_response(text=body.model_dump_json())
+
+
+async def latest_values(
+    conn: asyncpg.Connection, tenant: str, vehicle_id: uuid.UUID, accept_future_s: float
+) -> LatestSignals:
+    """Return the newest value of each catalog signal of the vehicle; raise ProblemError(404)
+    for a vehicle the tenant does not have."""
+    await _require_vehicle(conn, tenant, vehicle_id)
+    rows = await conn.fetch(
+        "SELECT signal_id, ts, value FROM latest_signals "
+        f"WHERE tenant_id = $1 AND vehicle_id = $2 AND {FINITE} "
+        "AND ts <= now() + $3::interval ORDER BY signal_id",
+        tenant,
+        vehicle_id,
+        # The future beyond the ingest's clock window is not "latest" (docs/security.md).
+        timedelta(seconds=accept_future_s),
+    )
     signals = []
     for r in rows:
         try:
@@ -128,8 +138,7 @@ async def latest_signals(request: web.Request) -> web.Response:
                 signal_id=entry.id, name=entry.name, unit=entry.unit, value=r["value"], ts=r["ts"]
             )
         )
-    body = LatestSignals(vehicle_id=vehicle_id, signals=signals)
-    return web.json_response(text=body.model_dump_json())
+    return LatestSignals(vehicle_id=vehicle_id, signals=signals)
 
 
 @api.get(

@@ -476,22 +476,29 @@ async def email_rule_list(conn: asyncpg.Connection, tenant: str) -> EmailRuleLis
 )
 async def create_email_rule(request: web.Request) -> web.Response:
     body: EmailRuleCreate = await json_body(request, EmailRuleCreate)
-    tenant = principal_of(request).tenant_id
-    rule_id = uuid.uuid4()
     async with tenant_transaction(request) as conn:
-        row = await conn.fetchrow(
-            """INSERT INTO email_rules (id, tenant_id, recipients, event_types, min_severity)
-               VALUES ($1, $2, $3, $4, $5)
-               RETURNING id, recipients, event_types, min_severity, created_at""",
-            rule_id,
-            tenant,
-            sorted({str(r) for r in body.recipients}),
-            sorted(set(body.event_types)),
-            body.min_severity,
-        )
-        rule = EmailRule.model_validate(dict(row))
-        await record_change(request, conn, "create", "email_rule", rule_id, after=rule)
+        rule = await add_email_rule(request, conn, body)
     return web.json_response(text=rule.model_dump_json(), status=201)
+
+
+async def add_email_rule(
+    request: web.Request, conn: asyncpg.Connection, body: EmailRuleCreate
+) -> EmailRule:
+    """Store ``body`` as a new email rule of the caller's tenant (audited); return it."""
+    rule_id = uuid.uuid4()
+    row = await conn.fetchrow(
+        """INSERT INTO email_rules (id, tenant_id, recipients, event_types, min_severity)
+           VALUES ($1, $2, $3, $4, $5)
+           RETURNING id, recipients, event_types, min_severity, created_at""",
+        rule_id,
+        principal_of(request).tenant_id,
+        sorted({str(r) for r in body.recipients}),
+        sorted(set(body.event_types)),
+        body.min_severity,
+    )
+    rule = EmailRule.model_validate(dict(row))
+    await record_change(request, conn, "create", "email_rule", rule_id, after=rule)
+    return rule
 
 
 @api.delete(
@@ -504,22 +511,26 @@ async def create_email_rule(request: web.Request) -> web.Response:
 )
 async def delete_email_rule(request: web.Request) -> web.Response:
     rule_id = path_uuid(request, "rule_id")
-    tenant = principal_of(request).tenant_id
     async with tenant_transaction(request) as conn:
-        row = await conn.fetchrow(
-            "DELETE FROM email_rules WHERE tenant_id = $1 AND id = $2 "
-            "RETURNING id, recipients, event_types, min_severity, created_at",
-            tenant,
-            rule_id,
-        )
-        if row is None:
-            raise ProblemError(404, f"no email rule {rule_id}")
-        await record_change(
-            request,
-            conn,
-            "delete",
-            "email_rule",
-            rule_id,
-            before=EmailRule.model_validate(dict(row)),
-        )
+        await stop_email_rule(request, conn, rule_id)
     return web.json_response(text=Deleted(deleted=True).model_dump_json())
+
+
+async def stop_email_rule(
+    request: web.Request, conn: asyncpg.Connection, rule_id: uuid.UUID
+) -> EmailRule:
+    """Delete the caller's tenant's email rule ``rule_id`` (audited); return what it was.
+
+    Raises ProblemError(404) when the tenant has no such rule.
+    """
+    row = await conn.fetchrow(
+        "DELETE FROM email_rules WHERE tenant_id = $1 AND id = $2 "
+        "RETURNING id, recipients, event_types, min_severity, created_at",
+        principal_of(request).tenant_id,
+        rule_id,
+    )
+    if row is None:
+        raise ProblemError(404, f"no email rule {rule_id}")
+    rule = EmailRule.model_validate(dict(row))
+    await record_change(request, conn, "delete", "email_rule", rule_id, before=rule)
+    return rule

@@ -86,5 +86,5 @@ def bar_chart(
         unit=unit,
         bars=bars,
         ticks=ticks,
-        every_nth_label=max(1, math.ceil(len(points) / 10)),
+        every_nth_label=max(1, math.ceil(len(points) / 7)),
     )

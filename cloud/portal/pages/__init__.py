@@ -18,12 +18,14 @@ from fleetlink.cloud.portal.pages import (
     overview,
     settings,
     users,
+    vehicle,
     vehicles,
 )
 
 PAGES: tuple[Page, ...] = (
     overview.page,
     vehicles.page,
+    vehicle.page,
     live_map.page,
     inbox.page,
     drivers.page,
@@ -35,4 +37,9 @@ PAGES: tuple[Page, ...] = (
     settings.page,
 )
 
-ACTIONS: tuple[web.RouteTableDef, ...] = (inbox.routes, devices.routes, settings.routes)
+ACTIONS: tuple[web.RouteTableDef, ...] = (
+    inbox.routes,
+    devices.routes,
+    users.routes,
+    settings.routes,
+)

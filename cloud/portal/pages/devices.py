@@ -5,9 +5,7 @@ tokens (create and revoke, for roles that may change devices) and the latest ins
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-import aiohttp_jinja2
 import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -28,10 +26,11 @@ from fleetlink.cloud.api.provisioning import (
 from fleetlink.cloud.api.request_parsing import path_uuid
 from fleetlink.cloud.auth.permissions import Permission
 from fleetlink.cloud.portal.form_errors import field_errors
+from fleetlink.cloud.portal.form_page import page_after_form, posted_fields
 from fleetlink.cloud.portal.form_query import form_query
 from fleetlink.cloud.portal.guard import portal_guard
-from fleetlink.cloud.portal.page import Page, twin_of
-from fleetlink.cloud.portal.render import context, render_error
+from fleetlink.cloud.portal.page import Page
+from fleetlink.cloud.portal.render import render_error
 
 RECENT_REPORTS = 20
 TOKENS_PATH = "/portal/devices/tokens"
@@ -70,37 +69,20 @@ page = Page(
 )
 
 
-async def _render(
-    request: web.Request, conn: asyncpg.Connection, status: int = 200, **extra: Any
-) -> web.Response:
-    """Render the devices page after a form, with ``extra`` (created, notice, errors, form)."""
-    values = context(request, page.name)
-    values.update(
-        page=page,
-        title=page.title,
-        data=await load(request, conn),
-        json_url=twin_of(page.path),
-        created=None,
-        notice=None,
-        errors={},
-        form={},
-    )
-    values.update(extra)
-    return aiohttp_jinja2.render_template("pages/devices.html", request, values, status=status)
-
-
 async def create_token(request: web.Request) -> web.StreamResponse:
     """Create an enrollment token from the form; show its secret once, or the form's errors
     next to their fields (422)."""
-    form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    form = await posted_fields(request)
     fields = {k: form[k].strip() for k in ("label", "hours") if form.get(k, "").strip()}
     async with tenant_transaction(request) as conn:
         try:
             body = TokenCreate.model_validate(fields)
         except ValidationError as exc:
-            return await _render(request, conn, 422, errors=field_errors(exc), form=form)
+            return await page_after_form(
+                request, conn, page, 422, errors=field_errors(exc), form=form
+            )
         created: TokenCreated = await issue_token(request, conn, body)
-        return await _render(request, conn, 201, created=created)
+        return await page_after_form(request, conn, page, 201, created=created)
 
 
 async def revoke_token(request: web.Request) -> web.StreamResponse:
@@ -111,7 +93,7 @@ async def revoke_token(request: web.Request) -> web.StreamResponse:
         async with tenant_transaction(request) as conn:
             revoked = await revoke_enrollment_token(request, conn, token_id)
             notice = f"Token {revoked.id} is revoked."
-            return await _render(request, conn, notice=notice)
+            return await page_after_form(request, conn, page, notice=notice)
     except ProblemError as problem:
         return render_error(request, problem.status, problem.detail, page.name)
 

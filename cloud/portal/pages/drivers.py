@@ -61,7 +61,7 @@ async def load_list(request: web.Request, conn: asyncpg.Connection) -> DriversPa
 
 async def load_driver(request: web.Request, conn: asyncpg.Connection) -> DriverPage:
     """Return the driver with, for roles that may read scores, the scorecard over the days
-    the query string asks for (default: the last 30) and the badges.
+    the query string asks for (``from``, ``to``; default: the last 7) and the badges.
 
     Raises ProblemError(404) for a driver the caller's tenant does not have.
     """

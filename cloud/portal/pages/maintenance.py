@@ -14,7 +14,7 @@ from fleetlink.cloud.api.maintenance import (
     RiskList,
     WorkRecord,
     WorkRecordQuery,
-    due_entries,
+    due_list,
     risk_list,
     work_records,
 )
@@ -40,7 +40,7 @@ async def load(request: web.Request, conn: asyncpg.Connection) -> MaintenancePag
     records, _ = await work_records(conn, tenant, WorkRecordQuery(limit=RECENT_RECORDS))
     return MaintenancePage(
         query=query,
-        due=await due_entries(conn, tenant, query),
+        due=await due_list(conn, tenant, query),
         risk=await risk_list(conn, tenant),
         records=records,
     )

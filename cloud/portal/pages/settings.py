@@ -5,10 +5,10 @@ email rules. For roles that manage notifications; the scoring form needs ``scori
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
-import aiohttp_jinja2
 import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -18,21 +18,27 @@ from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.request_parsing import path_uuid
 from fleetlink.cloud.api.scores import RulesDocument, replace_rules, stored_rules
 from fleetlink.cloud.api.webhooks import (
+    EVENT_TYPES,
     Delivery,
     DeliveryQuery,
+    EmailRuleCreate,
     EmailRuleList,
     Webhook,
+    add_email_rule,
     delivery_page,
     email_rule_list,
     queue_test,
     replay,
+    stop_email_rule,
     webhook_list,
 )
 from fleetlink.cloud.app_keys import WEBHOOK_DISPATCHER
 from fleetlink.cloud.auth.permissions import Permission
+from fleetlink.cloud.portal.form_errors import field_errors
+from fleetlink.cloud.portal.form_page import page_after_form, posted_fields
 from fleetlink.cloud.portal.guard import portal_guard
-from fleetlink.cloud.portal.page import Page, twin_of
-from fleetlink.cloud.portal.render import context, render_error
+from fleetlink.cloud.portal.page import Page
+from fleetlink.cloud.portal.render import render_error
 from fleetlink.cloud.scoring.rules import DetectionRules, ScoringRules
 
 RECENT_DELIVERIES = 5
@@ -49,6 +55,7 @@ class SettingsPage(BaseModel):
     may_edit_scoring: bool
     webhooks: list[WebhookWithDeliveries]
     email_rules: EmailRuleList
+    event_types: list[str]
 
 
 async def load(request: web.Request, conn: asyncpg.Connection) -> SettingsPage:
@@ -67,6 +74,7 @@ async def load(request: web.Request, conn: asyncpg.Connection) -> SettingsPage:
         may_edit_scoring=principal.can(Permission.SCORING_WRITE),
         webhooks=hooks,
         email_rules=await email_rule_list(conn, tenant),
+        event_types=["*", *EVENT_TYPES],
     )
 
 
@@ -78,24 +86,6 @@ page = Page(
     load=load,
     nav="Settings",
 )
-
-
-async def _render(
-    request: web.Request, conn: asyncpg.Connection, status: int = 200, **extra: Any
-) -> web.Response:
-    """Render the settings page after a form, with ``extra`` (notice, errors, form)."""
-    values = context(request, page.name)
-    values.update(
-        page=page,
-        title=page.title,
-        data=await load(request, conn),
-        json_url=twin_of(page.path),
-        notice=None,
-        errors={},
-        form={},
-    )
-    values.update(extra)
-    return aiohttp_jinja2.render_template("pages/settings.html", request, values, status=status)
 
 
 def scoring_from_form(current: ScoringRules, form: dict[str, str]) -> ScoringRules:
@@ -150,19 +140,19 @@ class ScoringFormError(ValueError):
 async def save_scoring(request: web.Request) -> web.StreamResponse:
     """Store the scoring form's thresholds and weights; show the page with a notice, or the
     errors next to their fields (422)."""
-    form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    form = await posted_fields(request)
     async with tenant_transaction(request) as conn:
         current = await stored_rules(conn, principal_of(request).tenant_id)
         try:
             rules = scoring_from_form(current.rules, form)
         except ScoringFormError as refused:
-            return await _render(request, conn, 422, errors=refused.errors, form=form)
+            return await page_after_form(request, conn, page, 422, errors=refused.errors, form=form)
         saved = await replace_rules(request, conn, rules)
         notice = (
             f"Scoring rules saved as version {saved.version}; "
             f"{saved.days_marked} days of trips are being rescored."
         )
-        return await _render(request, conn, notice=notice)
+        return await page_after_form(request, conn, page, notice=notice)
 
 
 async def test_webhook(request: web.Request) -> web.StreamResponse:
@@ -171,7 +161,9 @@ async def test_webhook(request: web.Request) -> web.StreamResponse:
         webhook_id: uuid.UUID = path_uuid(request, "webhook_id")
         async with tenant_transaction(request) as conn:
             await queue_test(conn, principal_of(request).tenant_id, webhook_id)
-            response = await _render(request, conn, notice="A test delivery is queued.")
+            response = await page_after_form(
+                request, conn, page, notice="A test delivery is queued."
+            )
     except ProblemError as problem:
         return render_error(request, problem.status, problem.detail, page.name)
     request.app[WEBHOOK_DISPATCHER].wake()
@@ -185,14 +177,52 @@ async def replay_delivery(request: web.Request) -> web.StreamResponse:
         delivery_id = path_uuid(request, "delivery_id")
         async with tenant_transaction(request) as conn:
             await replay(request, conn, webhook_id, delivery_id)
-            response = await _render(request, conn, notice="The delivery is queued again.")
+            response = await page_after_form(
+                request, conn, page, notice="The delivery is queued again."
+            )
     except ProblemError as problem:
         return render_error(request, problem.status, problem.detail, page.name)
     request.app[WEBHOOK_DISPATCHER].wake()
     return response
 
 
+async def create_email_rule(request: web.Request) -> web.StreamResponse:
+    """Add the form's email rule (recipients separated by commas, spaces or lines); show the
+    page with a notice, or the errors next to their fields (422)."""
+    posted = await request.post()
+    form = await posted_fields(request)
+    fields = {
+        "recipients": [r for r in re.split(r"[,\s]+", form.get("recipients", "")) if r],
+        "event_types": [t for t in posted.getall("event_types", []) if isinstance(t, str)],
+        "min_severity": form.get("min_severity", "warning"),
+    }
+    async with tenant_transaction(request) as conn:
+        try:
+            body = EmailRuleCreate.model_validate(fields)
+        except ValidationError as exc:
+            form_values = {**form, "event_types": fields["event_types"]}
+            errors = field_errors(exc)
+            return await page_after_form(request, conn, page, 422, errors=errors, form=form_values)
+        await add_email_rule(request, conn, body)
+        return await page_after_form(request, conn, page, notice="The email rule is added.")
+
+
+async def delete_email_rule(request: web.Request) -> web.StreamResponse:
+    """Stop the email rule of the path; show the page with a notice."""
+    try:
+        rule_id = path_uuid(request, "rule_id")
+        async with tenant_transaction(request) as conn:
+            await stop_email_rule(request, conn, rule_id)
+            return await page_after_form(request, conn, page, notice="The email rule is stopped.")
+    except ProblemError as problem:
+        return render_error(request, problem.status, problem.detail, page.name)
+
+
 routes = web.RouteTableDef()
+routes.post(f"{PATH}/email-rules")(portal_guard(create_email_rule, Permission.NOTIFICATIONS_MANAGE))
+routes.post(PATH + "/email-rules/{rule_id}/stop")(
+    portal_guard(delete_email_rule, Permission.NOTIFICATIONS_MANAGE)
+)
 routes.post(f"{PATH}/scoring")(portal_guard(save_scoring, Permission.SCORING_WRITE))
 routes.post(PATH + "/webhooks/{webhook_id}/test")(
     portal_guard(test_webhook, Permission.NOTIFICATIONS_MANAGE)

@@ -18,7 +18,7 @@ from tests.cloud.conftest import member_token
 from tests.cloud.portal.browser_checks import check_page, focus_state, tab_to
 from tests.cloud.portal.conftest import PortalFleet, PortalServer, log_in, make_portal_fleet
 
-ROLES = ("admin", "fleet_manager", "viewer", "installer")
+ROLES = ("admin", "fleet_manager", "viewer", "installer", "technician")
 
 
 @dataclass
@@ -97,6 +97,10 @@ def test_drivers_list_and_scorecard_pass_axe_and_keyboard(
     assert page.locator("h1").inner_text() == "Dana Driver"
     assert page.get_by_role("heading", name="Badges", exact=False).count() == 1
     check_page(page, "driver-scorecard")
+    page.fill("#from", "2026-01-01")
+    page.fill("#to", "2026-01-31")
+    page.get_by_role("button", name="Show").click()
+    assert page.locator("#score-heading").inner_text() == "Scorecard, 2026-01-01 to 2026-01-31"
 
 
 def test_leaderboard_passes_axe_and_switches_period_by_keyboard(
@@ -121,6 +125,12 @@ def test_maintenance_board_shows_the_overdue_plan(
     assert "Oil change" in row.inner_text() and "overdue" in row.inner_text()
     assert page.locator("section[aria-labelledby=risk-heading] tbody tr").count() == 2
     check_page(page, "maintenance")
+    page.focus("#status")
+    page.keyboard.press("ArrowDown")  # due or overdue -> overdue
+    tab_to(page, "Show")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/portal/maintenance?status=overdue")
+    assert "Oil change" in page.locator("section[aria-labelledby=due-heading] tbody").inner_text()
 
 
 def test_installer_creates_and_revokes_an_enrollment_token_by_keyboard(
@@ -196,6 +206,21 @@ def test_users_page_is_for_admins_and_lists_every_role(
     roles = page.locator("table.data tbody td:nth-child(3)").all_inner_texts()
     assert {"admin", "fleet manager", "viewer", "installer"} <= set(roles)
     check_page(page, "users")
+    technician = fleet.portal.members["technician"]
+    select = f"#role-{technician.user_id}"
+    page.select_option(select, "owner")
+    page.focus(select)
+    tab_to(page, "Change")
+    page.keyboard.press("Enter")
+    error = page.locator(f"#role-{technician.user_id}-error")
+    assert error.inner_text() == "Only an owner may make or unmake an owner."
+    assert page.get_attribute(select, "aria-describedby") == f"role-{technician.user_id}-error"
+    check_page(page, "users-form-error")
+    page.focus(select)
+    page.select_option(select, "driver")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    assert page.locator("[role=status].notice").inner_text() == f"{technician.email} is now driver."
 
 
 def test_fleet_manager_edits_scoring_and_sees_errors_beside_fields(
@@ -242,6 +267,33 @@ def test_webhook_test_delivery_and_replay_from_the_settings_page(
     assert "(replay)" in page.locator("article.panel tbody tr").first.inner_text()
 
 
+def test_email_rules_are_added_with_errors_beside_fields_and_stopped(
+    page: Page, portal_server: PortalServer, fleet: PagesFleet
+) -> None:
+    _login(page, portal_server, fleet, "fleet_manager", "/portal/settings")
+    page.fill("#rule-recipients", "dispatch@fleet.example, not-an-address")
+    page.get_by_label("geofence.enter").check()
+    page.get_by_role("button", name="Add email rule").click()
+    assert "should match pattern" in page.locator("#rule-recipients-error").inner_text()
+    assert page.get_attribute("#rule-recipients", "aria-describedby") == "rule-recipients-error"
+    assert page.get_by_label("geofence.enter").is_checked()
+    check_page(page, "settings-email-error")
+    page.fill("#rule-recipients", "dispatch@fleet.example, yard@fleet.example")
+    page.focus("#rule-severity")
+    page.keyboard.press("ArrowDown")  # warning -> critical
+    tab_to(page, "Add email rule")
+    page.keyboard.press("Enter")
+    assert page.locator("[role=status].notice").inner_text() == "The email rule is added."
+    row = page.locator("section[aria-labelledby=email-heading] tbody tr").first
+    assert row.inner_text().startswith("dispatch@fleet.example, yard@fleet.example")
+    assert "geofence.enter" in row.inner_text() and "critical" in row.inner_text()
+    row.get_by_role("button", name="Stop").click()
+    assert page.locator("[role=status].notice").inner_text() == "The email rule is stopped."
+    assert (
+        "No email rule yet." in page.locator("section[aria-labelledby=email-heading]").inner_text()
+    )
+
+
 def test_another_tenants_ids_get_the_404_page(
     page: Page, portal_server: PortalServer, fleet: PagesFleet
 ) -> None:
@@ -252,11 +304,19 @@ def test_another_tenants_ids_get_the_404_page(
     assert page.locator("h1").inner_text() == "Not found"
     twin = page.request.get(f"{portal_server.base_url}/portal/drivers/{fleet.driver_id}.json")
     assert twin.status == 404
-    posted = page.request.post(
-        f"{portal_server.base_url}/portal/settings/webhooks/{fleet.webhook_id}/test",
-        form={"csrf_token": _csrf(page)},
-    )
-    assert posted.status == 404
+    csrf = _csrf(page)
+    token = _api(portal_server, fleet.api_token, "POST", "/api/v1/enrollment-tokens", {})
+    technician = fleet.portal.members["technician"].user_id
+    for path, form in (
+        (f"/portal/settings/webhooks/{fleet.webhook_id}/test", {}),
+        (f"/portal/devices/tokens/{token['id']}/revoke", {}),
+        (f"/portal/users/{technician}/role", {"role": "viewer"}),
+    ):
+        posted = page.request.post(
+            f"{portal_server.base_url}{path}", form={"csrf_token": csrf, **form}
+        )
+        assert posted.status == 404, path
+        assert "Not found" in posted.text()
 
 
 def test_service_worker_shows_a_visited_page_offline_with_its_time(
