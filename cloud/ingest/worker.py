@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from fleetlink.cloud import metrics
 from fleetlink.cloud.db.unavailable import DATABASE_UNAVAILABLE
 from fleetlink.cloud.ingest.dead_letters import DeadLetterLimits, prune
 from fleetlink.cloud.ingest.inbound import DeadLetter, Inbound, IngestRules
@@ -34,6 +35,7 @@ from fleetlink.cloud.ingest.store import ChunkResult, ChunkStore, DeviceAcks
 from fleetlink.cloud.ingest.supervision import SupervisedTask
 from fleetlink.cloud.settings import CloudSettings
 from fleetlink.shared.codec import encode
+from fleetlink.shared.logs import log_context
 from fleetlink.shared.messages import Ack
 from fleetlink.shared.signing import sign
 from fleetlink.shared.topics import Kind, topic
@@ -52,6 +54,8 @@ class ChunkLimits:
     queue_size: int = 2000
     max_seq_jump: int = 10_000_000
     reconnect_s: tuple[int, int] = (1, 4)
+    receive_maximum: int = 65535
+    publish_inflight: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,8 @@ class WorkerHealth:
     lag_s: float
     last_commit_age_s: float | None
     restarts: int
+    window: str = ""
+    peak_held: int = 0
 
     @property
     def ready(self) -> bool:
@@ -99,6 +105,8 @@ class IngestWorker:
             session_expiry_s,
             rules,
             limits.reconnect_s,
+            limits.receive_maximum,
+            limits.publish_inflight,
         )
         self._store = ChunkStore(limits.max_seq_jump)
         self.totals: Counter[str] = Counter()
@@ -109,6 +117,11 @@ class IngestWorker:
         self._refusals = RateLimitedLog(log)
         self._failing = False
         self._last_commit: float | None = None
+        self._name = client_id
+        metrics.INGEST_QUEUED.labels(client_id).set_function(lambda: self.source.held)
+        metrics.INGEST_CONNECTED.labels(client_id).set_function(
+            lambda: 1 if self.source.connected else 0
+        )
 
     @property
     def connected(self) -> bool:
@@ -142,6 +155,8 @@ class IngestWorker:
                 else round(time.monotonic() - self._last_commit, 3)
             ),
             restarts=self._writer.restarts,
+            window=self.source.window.describe() if self.source.window else "",
+            peak_held=self.source.peak_held,
         )
 
     async def _next_chunk(self) -> list[Inbound]:
@@ -167,7 +182,10 @@ class IngestWorker:
         while True:
             if self._in_hand is None:
                 self._in_hand = await self._next_chunk()
+            began = time.perf_counter()
             committed = await self._commit(self._in_hand)
+            metrics.INGEST_COMMIT.observe(time.perf_counter() - began)
+            metrics.INGEST_CHUNK.observe(len(self._in_hand))
             self._in_hand = None
             self._last_commit = time.monotonic()
             for part, result in committed:
@@ -203,6 +221,7 @@ class IngestWorker:
                 await asyncio.sleep(0.01)
                 continue
             except _RETRYABLE as exc:
+                metrics.INGEST_DB_FAILURES.inc()
                 if not self._failing:
                     log.error("ingest cannot write to the database, retrying: %s", exc)
                     self._failing = True
@@ -227,6 +246,20 @@ class IngestWorker:
         finally:
             self.totals.update(result.counters)
             self.source.release(len(items))
+            self._observe(items, result)
+
+    def _observe(self, items: list[Inbound], result: ChunkResult) -> None:
+        now = datetime.now(UTC)
+        oldest = 0.0
+        for item in items:
+            waited = (now - item.delivery.received_at).total_seconds()
+            oldest = max(oldest, waited)
+            metrics.INGEST_ACK_LATENCY.observe(waited)
+        metrics.INGEST_LAG.labels(self._name).set(oldest)
+        metrics.INGEST_MESSAGES.labels(self._name).inc(len(items))
+        for name, count in result.counters.items():
+            if count:
+                metrics.INGEST_OUTCOMES.labels(name).inc(count)
 
     def _publish_outcome(self, items: list[Inbound], result: ChunkResult) -> None:
         for item in items:
@@ -237,12 +270,13 @@ class IngestWorker:
                     topic(acks.tenant, acks.device, Kind.ACK), encode(message), qos=1
                 )
         for refused in result.refused:
-            self._refusals.warning(
-                "refused %s from %s: %s",
-                refused.delivery.topic[:200],
-                refused.device or "?",
-                refused.reason,
-            )
+            with log_context(device_id=refused.device or "?"):
+                self._refusals.warning(
+                    "refused %s from %s: %s",
+                    refused.delivery.topic[:200],
+                    refused.device or "?",
+                    refused.reason,
+                )
 
 
 def ack_messages(acks: DeviceAcks) -> list[Ack]:
@@ -340,6 +374,8 @@ class IngestService:
             s.ingest_queue_size,
             s.ingest_max_seq_jump,
             (s.mqtt_reconnect_min_s, max(s.mqtt_reconnect_min_s, s.mqtt_reconnect_max_s)),
+            s.mqtt_receive_maximum,
+            s.mqtt_publish_inflight,
         )
         for index in range(count):
             worker = IngestWorker(
