@@ -4,9 +4,10 @@ Messages are acked manually, only after the writer committed them. A semaphore b
 many are in flight between the MQTT thread and the writer: when it is exhausted the MQTT
 thread waits, so the broker stops sending instead of the process growing without limit.
 
-Decoded messages cross to the event loop in batches: the MQTT thread appends to a list and
-wakes the loop only when the list was empty, so a burst costs one hand-off, not one per
-message. The in-flight window (what the broker may send before we ack) is reported at
+Decoded messages cross to the event loop through a list the writer takes from (``take``):
+the MQTT thread never wakes the loop (a ``call_soon_threadsafe`` per message was the
+largest single cost in the profile: a pipe write per message, contending for the GIL).
+The in-flight window (what the broker may send before we ack) is reported at
 connect: our receive maximum, what the broker states, and the peak we actually held.
 """
 
@@ -72,7 +73,6 @@ class MqttSource:
         address: BrokerAddress,
         plan: SubscriptionPlan,
         client_id: str,
-        queue: asyncio.Queue[Inbound],
         capacity: int,
         session_expiry_s: int = 0,
         rules: IngestRules | None = None,
@@ -83,12 +83,11 @@ class MqttSource:
         self.address = address
         self.plan = plan
         self.client_id = client_id
-        self._queue = queue
         self._slots = threading.BoundedSemaphore(capacity)
         self._capacity = capacity
         self._receive_maximum = receive_maximum
         self._publish_inflight = publish_inflight
-        # Classified messages waiting for the loop; the loop is woken when it was empty.
+        # Classified messages waiting for the writer, which polls them with ``take``.
         self._pending: list[Inbound] = []
         self._pending_lock = threading.Lock()
         self._held = 0  # deliveries taken and not yet released
@@ -255,15 +254,16 @@ class MqttSource:
             self._held += 1
             self.peak_held = max(self.peak_held, self._held)
         with self._pending_lock:
-            wake = not self._pending
             self._pending.append(item)
-        if wake:
-            assert self._loop is not None
-            self._loop.call_soon_threadsafe(self._hand_over)
 
-    def _hand_over(self) -> None:
-        """On the loop: move everything the MQTT thread classified into the queue."""
+    def take(self, limit: int) -> list[Inbound]:
+        """Return up to ``limit`` classified messages, oldest first, removing them."""
         with self._pending_lock:
-            items, self._pending = self._pending, []
-        for item in items:
-            self._queue.put_nowait(item)
+            items = self._pending[:limit]
+            del self._pending[:limit]
+        return items
+
+    @property
+    def waiting(self) -> int:
+        """Messages classified and not yet taken by the writer."""
+        return len(self._pending)

@@ -42,6 +42,9 @@ from fleetlink.shared.topics import Kind, topic
 
 log = logging.getLogger(__name__)
 
+# How often the writer looks for new messages: a few ms of added latency, and no wake-up of
+# the event loop from the MQTT thread per message.
+_POLL_S = 0.004
 _REFUSED_BY_DATABASE = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 # Anything else from the database (a server error that is not about the data) is retried too.
 _RETRYABLE = (*DATABASE_UNAVAILABLE, asyncpg.PostgresError)
@@ -95,12 +98,10 @@ class IngestWorker:
         self._pool = pool
         self._on_commit = on_commit
         self._limits = limits
-        self._queue: asyncio.Queue[Inbound] = asyncio.Queue()
         self.source = MqttSource(
             address,
             plan,
             client_id,
-            self._queue,
             limits.queue_size,
             session_expiry_s,
             rules,
@@ -147,7 +148,7 @@ class IngestWorker:
             connected=self.source.connected,
             writer_alive=self._writer.alive,
             database_ok=not self._failing,
-            in_hand=len(in_hand) + self._queue.qsize(),
+            in_hand=len(in_hand) + self.source.waiting,
             lag_s=round(max(lag, 0.0), 3),
             last_commit_age_s=(
                 None
@@ -160,23 +161,22 @@ class IngestWorker:
         )
 
     async def _next_chunk(self) -> list[Inbound]:
-        items = [await self._queue.get()]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._limits.max_wait_ms / 1000
-        while len(items) < self._limits.max_batches:
-            try:
-                items.append(self._queue.get_nowait())
-                continue
-            except asyncio.QueueEmpty:
-                pass
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                items.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
-                break
-        return items
+        """Return the next chunk: what has arrived, up to ``max_batches``.
+
+        The chunk closes ``max_wait_ms`` after its oldest message *arrived* (not after the
+        writer looked), so under load, when messages waited during the previous commit, it
+        closes at once and grows with the backlog, keeping the ack latency near one commit.
+        """
+        limit = self._limits.max_batches
+        items: list[Inbound] = []
+        wait = timedelta(milliseconds=self._limits.max_wait_ms)
+        while True:
+            items += self.source.take(limit - len(items))
+            if len(items) >= limit:
+                return items
+            if items and datetime.now(UTC) - items[0].delivery.received_at >= wait:
+                return items
+            await asyncio.sleep(_POLL_S)
 
     async def _run(self) -> None:
         while True:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -47,6 +47,6 @@ def pids_running(*words: str) -> list[int]:
     return found
 
 
-def snapshot(components: dict[str, Iterable[int]]) -> dict[str, float]:
+def snapshot(components: Mapping[str, Iterable[int]]) -> dict[str, float]:
     """Return the CPU seconds used so far by each component's processes."""
     return {name: sum(cpu_seconds(p) for p in pids) for name, pids in components.items()}

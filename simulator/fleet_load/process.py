@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -158,7 +159,7 @@ async def run_load(plan: LoadPlan, on_window: asyncio.Event | None = None) -> Lo
     return stats
 
 
-async def _wait(done, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+async def _wait(done: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not done():
         if time.monotonic() > deadline:
