@@ -189,6 +189,11 @@ class Agent:
         Raises:
             Exception: whatever the uplink task raised, after the batch was stored.
         """
+        metrics_server = None
+        if self.config.metrics.port:
+            from fleetlink.edge.metrics import serve_metrics
+
+            metrics_server = serve_metrics(self, self.config.metrics.port)
         for source in self.sources:
             source.start(self.samples, self.events)
         uplink_stop = asyncio.Event()
@@ -218,6 +223,8 @@ class Agent:
             try:
                 await uplink
             finally:
+                if metrics_server is not None:
+                    metrics_server.shutdown()  # type: ignore[attr-defined]
                 self.outbox.close()
                 log.info("agent for device %s stopped", self.config.device.id)
 

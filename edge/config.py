@@ -312,6 +312,12 @@ class LogSection(_Section):
     level: str = "INFO"
 
 
+class MetricsSection(_Section):
+    """Prometheus metrics on 127.0.0.1 (docs/observability.md); 0, the default, is off."""
+
+    port: Annotated[int, Field(ge=0, le=65535)] = 0
+
+
 class DeviceConfig(_Section):
     """The whole device configuration file."""
 
@@ -324,6 +330,7 @@ class DeviceConfig(_Section):
     cloud: CloudSection | None = None
     updates: UpdatesSection | None = None
     log: LogSection = Field(default_factory=LogSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> DeviceConfig:
