@@ -84,7 +84,7 @@ def _subscribe_child(mqtt_url: str, prefix: str, expected: int, ready: object, o
     done = threading.Event()
     count = 0
 
-    def on_message(client, userdata, message):  # type: ignore[no-untyped-def]
+    def on_message(client, userdata, message):
         nonlocal count
         count += 1
         if count >= expected:
