@@ -30,11 +30,11 @@ from fleetlink.cloud.db.migrate import migrate
 from fleetlink.cloud.ingest.protocol import parse_mqtt_url
 from fleetlink.cloud.ingest.store import SAMPLE_COLUMNS
 from fleetlink.cloud.ingest.worker import IngestService
-from fleetlink.cloud.registry import assign_device, create_device, create_tenant, create_vehicle
 from fleetlink.cloud.settings import CloudSettings
 from fleetlink.shared.codec import encode
 from fleetlink.shared.messages import Series, TelemetryBatch
 from fleetlink.shared.topics import Kind, topic
+from fleetlink.simulator.fleet_load.provision import provision
 
 TENANT = "bench"
 SIGNALS = (0x04, 0x05, 0x0B, 0x0C, 0x0D, 0x0F, 0x10, 0x11, 0x2F, 0x42)
@@ -244,15 +244,15 @@ async def _run(
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=workers + 2)
     async with pool.acquire() as conn:
         await migrate(conn)
-        await create_tenant(conn, TENANT)
-        vehicles: dict[str, uuid.UUID] = {}
-        for n in range(devices):
-            device = f"bench-{n:04d}"
-            await create_device(conn, TENANT, device)
-            vehicles[device] = await create_vehicle(conn, TENANT, f"bench vehicle {n}")
-            await assign_device(
-                conn, device, vehicles[device], datetime.now(UTC) - timedelta(days=2)
+        ids = [f"bench-{n:04d}" for n in range(devices)]
+        await provision(conn, TENANT, ids)
+        vehicles: dict[str, uuid.UUID] = {
+            r["device_id"]: r["vehicle_id"]
+            for r in await conn.fetch(
+                "SELECT device_id, vehicle_id FROM device_assignments WHERE tenant_id = $1",
+                TENANT,
             )
+        }
     settings = CloudSettings(
         mode="demo",
         database_url=dsn,
