@@ -152,7 +152,8 @@ def run_fleet(
             child.terminate()
     if after is not None:
         elapsed = max(closed_at - opened_at, 1e-6)
-        report.cpu_percent = {k: (after[k] - before[k]) / elapsed * 100 for k in measured}
+        # A process that exited inside the window takes its CPU time with it: never below 0.
+        report.cpu_percent = {k: max(0.0, after[k] - before[k]) / elapsed * 100 for k in measured}
     return report
 
 
