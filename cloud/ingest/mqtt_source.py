@@ -31,6 +31,8 @@ from fleetlink.shared.backoff import Backoff
 log = logging.getLogger(__name__)
 
 _RECEIVE_MAXIMUM = 65535
+# A broker window below this caps a worker's rate at window / commit time (docs/observability.md).
+_SMALL_WINDOW = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +64,10 @@ class FlowWindow:
 
 
 class MqttSource:
-    """One MQTT connection that subscribes per ``plan`` and feeds ``queue``.
+    """One MQTT connection that subscribes per ``plan``; ``take`` returns what it received.
 
-    Call ``start`` from the event loop, ``release`` once per item taken from the queue and
-    handled, and ``stop`` to disconnect.
+    Call ``start`` from the event loop, ``release`` once per item taken and handled, and
+    ``stop`` to disconnect.
     """
 
     def __init__(
@@ -214,6 +216,14 @@ class MqttSource:
             ", ".join(self.plan.filters),
         )
         log.info("ingest %s in-flight window: %s", self.client_id, self.window.describe())
+        if stated is not None and stated < _SMALL_WINDOW:
+            log.warning(
+                "the broker allows only %d unacked messages per client (mosquitto: "
+                "max_inflight_messages); acking after commit, one worker then does at most "
+                "%d messages per commit time: raise it (docs/observability.md)",
+                stated,
+                stated,
+            )
         self._connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
