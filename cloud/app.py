@@ -37,6 +37,7 @@ from fleetlink.cloud.api import (
     vehicles,
     webhooks,
 )
+from fleetlink.cloud.api.observe import observe_middleware
 from fleetlink.cloud.api.openapi import openapi_routes
 from fleetlink.cloud.api.problems import problem_middleware
 from fleetlink.cloud.app_keys import (
@@ -277,7 +278,7 @@ def create_app(settings: CloudSettings | None = None) -> web.Application:
     # search, percent-encoded at up to 12 bytes a character) exceeds aiohttp's default 8 KiB
     # request line, which it refuses in plain text before any route can answer.
     app = web.Application(
-        middlewares=[problem_middleware],
+        middlewares=[observe_middleware, problem_middleware],
         client_max_size=settings.api_max_body_bytes,
         # Query strings within every parameter's documented maxLength can pass aiohttp's 8 KiB
         # request-line default once percent-encoded; a longer line still gets a plain 400 from

@@ -116,6 +116,36 @@ def serve(
 
 
 @app.command()
+def ingest(
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Ingest processes on one shared subscription (FLEETLINK_INGEST_PROCESSES)",
+        ),
+    ] = None,
+) -> None:
+    """Run only the MQTT ingest (no API), in one or several processes, each serving /healthz,
+    /readyz and /metrics on FLEETLINK_INGEST_METRICS_PORT (+ its index)."""
+    from fleetlink.cloud.ingest.process import create_ingest_app
+    from fleetlink.cloud.ingest.processes import process_count, supervise
+
+    settings = _settings()
+    if settings.ingest_workers == 0:
+        settings = settings.model_copy(update={"ingest_workers": 1})
+    count = process_count(settings, processes or settings.ingest_processes)
+    if count > 1:
+        raise typer.Exit(supervise(settings, count))
+    web.run_app(
+        create_ingest_app(settings),
+        host=settings.http_host,
+        port=settings.ingest_metrics_port,
+        print=None,
+    )
+
+
+@app.command()
 def migrate() -> None:
     """Apply pending database migrations."""
     applied = asyncio.run(migrate_url(_settings().database_dsn()))

@@ -106,6 +106,14 @@ class CloudSettings(BaseSettings):
     ingest_max_batches: int = Field(200, ge=1, le=10_000)
     ingest_max_wait_ms: int = Field(50, ge=0, le=10_000)
     ingest_queue_size: int = Field(2000, ge=1)
+    # The in-flight window (docs/observability.md): unacked deliveries the broker may send
+    # each worker (MQTT v5 receive maximum; the broker's own per-client limit applies too),
+    # and unacked ack publishes each worker may have towards the broker.
+    mqtt_receive_maximum: int = Field(65535, ge=1, le=65535)
+    mqtt_publish_inflight: int = Field(1000, ge=1, le=65535)
+    # ``fleetlink cloud ingest``: ingest processes and the first of their metrics ports.
+    ingest_processes: int = Field(1, ge=1, le=64)
+    ingest_metrics_port: int = Field(9108, ge=0, le=65535)
     # The clock rule: batches whose times lie within this window around the cloud's clock are
     # stored, others quarantined (docs/security.md).
     ingest_accept_future_s: int = Field(3600, ge=0, le=366 * 86_400)

@@ -227,6 +227,11 @@ class Agent:
         """
         if self.alerts is not None:
             self.alerts.start()
+        metrics_server = None
+        if self.config.metrics.port:
+            from fleetlink.edge.metrics import serve_metrics
+
+            metrics_server = serve_metrics(self, self.config.metrics.port)
         for source in self.sources:
             source.start(self.samples, self.events)
         uplink_stop = asyncio.Event()
@@ -262,6 +267,8 @@ class Agent:
             try:
                 await uplink
             finally:
+                if metrics_server is not None:
+                    metrics_server.shutdown()  # type: ignore[attr-defined]
                 self.outbox.close()
                 if self.alerts is not None:
                     self.alerts.close()

@@ -406,6 +406,12 @@ class LogSection(_Section):
     level: str = "INFO"
 
 
+class MetricsSection(_Section):
+    """Prometheus metrics on 127.0.0.1 (docs/observability.md); 0, the default, is off."""
+
+    port: Annotated[int, Field(ge=0, le=65535)] = 0
+
+
 class DeviceConfig(_Section):
     """The whole device configuration file."""
 
@@ -420,6 +426,7 @@ class DeviceConfig(_Section):
     anomaly: AnomalySection = Field(default_factory=AnomalySection)
     log: LogSection = Field(default_factory=LogSection)
     alerts: AlertsSection = Field(default_factory=AlertsSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
 
 
 def parse_config(data: dict[str, Any], source: str = "<config>") -> DeviceConfig:

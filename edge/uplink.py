@@ -148,6 +148,11 @@ class Uplink:
         """Return True while connected and subscribed to the ack topic."""
         return self._ready
 
+    @property
+    def unacked(self) -> int:
+        """Return how many published batches wait for the cloud's ack."""
+        return len(self._inflight)
+
     def wake(self) -> None:
         """Ask the uplink to look at the outbox now (call from the event loop's thread)."""
         if self._wake is not None:

@@ -5,7 +5,33 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
+
+# Fields added to every record logged in the current context (a request's id, a device's id).
+_context: ContextVar[dict[str, str] | None] = ContextVar("fleetlink_log_context", default=None)
+
+
+@contextmanager
+def log_context(**fields: str) -> Iterator[None]:
+    """Add ``fields`` (e.g. ``request_id``, ``device_id``) to every record logged inside."""
+    token = _context.set({**(_context.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Copy the current ``log_context`` fields onto each record; never filters anything out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in (_context.get() or {}).items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -35,6 +61,7 @@ def configure_logging(*, json_output: bool, level: str | int = "INFO") -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper() if isinstance(level, str) else level)

@@ -337,3 +337,64 @@ def dataset(
         f"{hours:.1f} engine hours, {len(data.features)} signals at 1 Hz, "
         f"{out.stat().st_size / 1e6:.1f} MB in {time.monotonic() - started:.0f} s"
     )
+def fleet(
+    vehicles: Annotated[int, typer.Option(min=1, help="Virtual vehicles (devices)")] = 1000,
+    rate: Annotated[
+        float, typer.Option(min=0.001, help="Batches per vehicle per second (0.1: one per 10 s)")
+    ] = 0.1,
+    processes: Annotated[int, typer.Option(min=1, help="Load generator processes")] = 1,
+    connections: Annotated[
+        int, typer.Option(min=1, help="MQTT connections per process the devices share")
+    ] = 4,
+    duration: Annotated[float, typer.Option(min=1, help="Measured seconds")] = 60.0,
+    warmup: Annotated[float, typer.Option(min=0, help="Seconds before measuring")] = 10.0,
+    resend: Annotated[float, typer.Option(min=1, help="Resend unacked batches after (s)")] = 30.0,
+    signals: Annotated[int, typer.Option(min=1, max=64, help="Signals per batch")] = 20,
+    samples: Annotated[int, typer.Option(min=1, help="Samples per signal per batch")] = 1,
+    tenant: Annotated[str, typer.Option(help="Tenant of the devices")] = "fleet",
+    prefix: Annotated[str, typer.Option(help="Device ids are PREFIX000000…")] = "fleet-",
+    mqtt_url: Annotated[str, typer.Option(help="Broker URL")] = "mqtt://127.0.0.1:1883",
+    provision_url: Annotated[
+        str,
+        typer.Option(help="Register the tenant and devices in this database first (optional)"),
+    ] = "",
+) -> None:
+    """Run a fleet of virtual devices over the real protocol and report rates, ack latency
+    P50/P99 and the CPU of the load generator, ingest, broker and PostgreSQL."""
+    from fleetlink.simulator.fleet_load.process import LoadPlan
+    from fleetlink.simulator.fleet_load.provision import device_ids
+    from fleetlink.simulator.fleet_load.run import run_fleet
+
+    ids = device_ids(prefix, vehicles)
+    if provision_url:
+        import asyncio
+
+        import asyncpg
+
+        from fleetlink.simulator.fleet_load.provision import provision
+
+        async def register() -> int:
+            conn = await asyncpg.connect(provision_url)
+            try:
+                return await provision(conn, tenant, ids)
+            finally:
+                await conn.close()
+
+        typer.echo(f"registered {asyncio.run(register()):,} new devices")
+    plan = LoadPlan(
+        mqtt_url,
+        tenant,
+        ids,
+        period_s=1 / rate,
+        duration_s=duration,
+        warmup_s=warmup,
+        resend_s=resend,
+        connections=connections,
+        signals=signals,
+        samples_per_signal=samples,
+    )
+    report = run_fleet(plan, processes)
+    for line in report.lines():
+        typer.echo(line)
+    if report.errors:
+        raise typer.Exit(1)

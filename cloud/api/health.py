@@ -1,4 +1,5 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (database and ingest are usable)."""
+"""``/healthz`` (the process answers), ``/readyz`` (database and ingest are usable) and
+``/metrics`` (Prometheus text format, docs/observability.md)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 
 from aiohttp import web
 
+from fleetlink.cloud import metrics
 from fleetlink.cloud.api.models import Health
 from fleetlink.cloud.api.problems import RETRY_AFTER_S
 from fleetlink.cloud.api.spec import ResourceRoutes
@@ -19,6 +21,19 @@ routes = api.routes
 @api.get("/healthz", summary="Liveness: the process answers", response=Health, public=True)
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response(text=Health(status="ok", version=VERSION).model_dump_json())
+
+
+@api.get(
+    "/metrics",
+    summary="Prometheus metrics of this process: ingest rate, lag, ack latency, dead letters, "
+    "refusals, API latency by route",
+    response=None,
+    response_media_type="text/plain",
+    public=True,
+)
+async def metrics_text(request: web.Request) -> web.Response:
+    body, content_type = metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 @api.get(
@@ -61,6 +76,8 @@ async def readyz(request: web.Request) -> web.Response:
         info["ingest_in_hand"] = str(sum(w.in_hand for w in workers))
         info["ingest_lag_s"] = str(max(w.lag_s for w in workers))
         info["ingest_last_commit_age_s"] = str(min(ages)) if ages else "never"
+        info["ingest_window"] = workers[0].window or "not connected yet"
+        info["ingest_peak_held"] = str(max(w.peak_held for w in workers))
     ready = all(v in ("ok", "disabled") for v in checks.values())
     checks.update(info)
     body = Health(status="ok" if ready else "unavailable", version=VERSION, checks=checks)

@@ -3,6 +3,12 @@
 Messages are acked manually, only after the writer committed them. A semaphore bounds how
 many are in flight between the MQTT thread and the writer: when it is exhausted the MQTT
 thread waits, so the broker stops sending instead of the process growing without limit.
+
+Decoded messages cross to the event loop through a list the writer takes from (``take``):
+the MQTT thread never wakes the loop (a ``call_soon_threadsafe`` per message was the
+largest single cost in the profile: a pipe write per message, contending for the GIL).
+The in-flight window (what the broker may send before we ack) is reported at
+connect: our receive maximum, what the broker states, and the peak we actually held.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
@@ -24,13 +31,43 @@ from fleetlink.shared.backoff import Backoff
 log = logging.getLogger(__name__)
 
 _RECEIVE_MAXIMUM = 65535
+# A broker window below this caps a worker's rate at window / commit time (docs/observability.md).
+_SMALL_WINDOW = 100
+
+
+@dataclass(frozen=True, slots=True)
+class FlowWindow:
+    """The in-flight settings of one connection, as asked and as the broker answered.
+
+    ``receive_maximum``: unacked deliveries we allow the broker (MQTT v5 CONNECT; None on
+    3.1.1, where only the broker's own per-client limit applies, e.g. mosquitto's
+    ``max_inflight_messages``, default 20). ``broker_receive_maximum``: what the broker's
+    CONNACK allows our own publishes (the acks to devices), None when it states no limit.
+    ``publish_inflight``: paho's limit on our unacked publishes. ``capacity``: deliveries held
+    between the MQTT thread and the writer before the MQTT thread waits.
+    """
+
+    receive_maximum: int | None
+    broker_receive_maximum: int | None
+    publish_inflight: int
+    capacity: int
+
+    def describe(self) -> str:
+        asked = "none (MQTT 3.1.1)" if self.receive_maximum is None else self.receive_maximum
+        stated = self.broker_receive_maximum or "no limit stated"
+        return (
+            f"receive maximum asked {asked}; broker accepts {stated} unacked publishes from "
+            f"us; ack publish window {self.publish_inflight}; {self.capacity} held before "
+            "the MQTT thread waits (the broker's per-client delivery limit, e.g. mosquitto "
+            "max_inflight_messages, also caps deliveries: docs/observability.md)"
+        )
 
 
 class MqttSource:
-    """One MQTT connection that subscribes per ``plan`` and feeds ``queue``.
+    """One MQTT connection that subscribes per ``plan``; ``take`` returns what it received.
 
-    Call ``start`` from the event loop, ``release`` once per item taken from the queue and
-    handled, and ``stop`` to disconnect.
+    Call ``start`` from the event loop, ``release`` once per item taken and handled, and
+    ``stop`` to disconnect.
     """
 
     def __init__(
@@ -38,17 +75,27 @@ class MqttSource:
         address: BrokerAddress,
         plan: SubscriptionPlan,
         client_id: str,
-        queue: asyncio.Queue[Inbound],
         capacity: int,
         session_expiry_s: int = 0,
         rules: IngestRules | None = None,
         reconnect_s: tuple[int, int] = (1, 4),
+        receive_maximum: int = _RECEIVE_MAXIMUM,
+        publish_inflight: int = 1000,
     ) -> None:
         self.address = address
         self.plan = plan
         self.client_id = client_id
-        self._queue = queue
         self._slots = threading.BoundedSemaphore(capacity)
+        self._capacity = capacity
+        self._receive_maximum = receive_maximum
+        self._publish_inflight = publish_inflight
+        # Classified messages waiting for the writer, which polls them with ``take``.
+        self._pending: list[Inbound] = []
+        self._pending_lock = threading.Lock()
+        self._held = 0  # deliveries taken and not yet released
+        self._held_lock = threading.Lock()
+        self.peak_held = 0
+        self.window: FlowWindow | None = None
         self._stopping = threading.Event()
         self._connected = threading.Event()
         self._session_expiry_s = session_expiry_s
@@ -67,6 +114,10 @@ class MqttSource:
             self._client.username_pw_set(address.username, address.password)
         if address.tls:
             self._client.tls_set()
+        # Acks to devices are QoS 1 publishes: paho's default window of 20 would make every
+        # chunk wait on round trips; nothing is queued beyond it that would not be sent anyway.
+        self._client.max_inflight_messages_set(publish_inflight)
+        self._client.max_queued_messages_set(0)
         self._backoff = Backoff(reconnect_s[0], max(reconnect_s))
         self._jitter_next_reconnect()
         self._client.on_connect = self._on_connect
@@ -88,7 +139,7 @@ class MqttSource:
         self._loop = asyncio.get_running_loop()
         if self.plan.protocol is MQTTProtocolVersion.MQTTv5:
             props = Properties(PacketTypes.CONNECT)
-            props.ReceiveMaximum = _RECEIVE_MAXIMUM
+            props.ReceiveMaximum = self._receive_maximum
             if self._session_expiry_s:
                 props.SessionExpiryInterval = self._session_expiry_s
             self._client.connect_async(
@@ -119,8 +170,15 @@ class MqttSource:
         self._connected.clear()
 
     def release(self, count: int = 1) -> None:
+        with self._held_lock:
+            self._held -= count
         for _ in range(count):
             self._slots.release()
+
+    @property
+    def held(self) -> int:
+        """Deliveries received and not yet released (committed and acked, or dropped)."""
+        return self._held
 
     def ack(self, mid: int, qos: int) -> None:
         """Acknowledge one delivery to the broker (call only after its data is committed)."""
@@ -140,6 +198,14 @@ class MqttSource:
             return
         self._backoff.reset()
         self._jitter_next_reconnect()
+        v5 = self.plan.protocol is MQTTProtocolVersion.MQTTv5
+        stated = getattr(properties, "ReceiveMaximum", None) if v5 else None
+        self.window = FlowWindow(
+            self._receive_maximum if v5 else None,
+            stated,
+            self._publish_inflight,
+            self._capacity,
+        )
         client.subscribe([(f, 1) for f in self.plan.filters])
         log.info(
             "ingest %s connected to %s:%s (%s), subscribed to %s",
@@ -149,6 +215,15 @@ class MqttSource:
             "MQTT v5" if self.plan.protocol is MQTTProtocolVersion.MQTTv5 else "MQTT 3.1.1",
             ", ".join(self.plan.filters),
         )
+        log.info("ingest %s in-flight window: %s", self.client_id, self.window.describe())
+        if stated is not None and stated < _SMALL_WINDOW:
+            log.warning(
+                "the broker allows only %d unacked messages per client (mosquitto: "
+                "max_inflight_messages); acking after commit, one worker then does at most "
+                "%d messages per commit time: raise it (docs/observability.md)",
+                stated,
+                stated,
+            )
         self._connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
@@ -185,5 +260,20 @@ class MqttSource:
         item: Inbound = classify(delivery, rules=self._rules)
         if delivery.topic.startswith("$"):  # a retained $SYS or stray topic; never ours
             item = DeadLetter(delivery, "not a Fleetlink topic")
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        with self._held_lock:
+            self._held += 1
+            self.peak_held = max(self.peak_held, self._held)
+        with self._pending_lock:
+            self._pending.append(item)
+
+    def take(self, limit: int) -> list[Inbound]:
+        """Return up to ``limit`` classified messages, oldest first, removing them."""
+        with self._pending_lock:
+            items = self._pending[:limit]
+            del self._pending[:limit]
+        return items
+
+    @property
+    def waiting(self) -> int:
+        """Messages classified and not yet taken by the writer."""
+        return len(self._pending)

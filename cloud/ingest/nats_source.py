@@ -27,6 +27,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType,
 from nats.js.client import JetStreamContext
 
 from fleetlink.cloud.ingest.inbound import DeadLetter, Delivery, Inbound, IngestRules, classify
+from fleetlink.cloud.ingest.mqtt_source import FlowWindow
 from fleetlink.cloud.ingest.protocol import INGESTED_KINDS
 from fleetlink.shared.backoff import Backoff
 from fleetlink.shared.topics import subscription
@@ -68,17 +69,16 @@ def subject_to_mqtt(subject: str) -> str:
 
 
 class NatsSource:
-    """One NATS connection pulling from the shared consumer and feeding ``queue``.
+    """One NATS connection pulling from the shared consumer; ``take`` returns what arrived.
 
-    Call ``start`` from the event loop, ``release`` once per item taken from the queue and
-    handled, and ``stop`` (from another thread, as the worker does) to disconnect.
+    Call ``start`` from the event loop, ``release`` once per item taken and handled, and
+    ``stop`` (from another thread, as the worker does) to disconnect.
     """
 
     def __init__(
         self,
         plan: NatsPlan,
         client_id: str,
-        queue: asyncio.Queue[Inbound],
         capacity: int,
         rules: IngestRules | None = None,
         reconnect_s: tuple[int, int] = (1, 4),
@@ -87,8 +87,11 @@ class NatsSource:
     ) -> None:
         self.plan = plan
         self.client_id = client_id
-        self._queue = queue
+        self._pending: list[Inbound] = []
+        self._capacity = capacity
         self._free = capacity
+        self.peak_held = 0
+        self.window: FlowWindow | None = None  # JetStream's max_ack_pending sets the window
         self._slot_freed = asyncio.Event()
         self._rules = rules or IngestRules()
         self._backoff = Backoff(reconnect_s[0], max(reconnect_s))
@@ -313,4 +316,21 @@ class NatsSource:
         item: Inbound = classify(delivery, rules=self._rules)
         if delivery.topic.startswith("$"):
             item = DeadLetter(delivery, "not a Fleetlink topic")
-        self._queue.put_nowait(item)
+        self._pending.append(item)
+        self.peak_held = max(self.peak_held, self.held)
+
+    def take(self, limit: int) -> list[Inbound]:
+        """Return up to ``limit`` classified messages, oldest first, removing them."""
+        items = self._pending[:limit]
+        del self._pending[:limit]
+        return items
+
+    @property
+    def waiting(self) -> int:
+        """Messages classified and not yet taken by the writer."""
+        return len(self._pending)
+
+    @property
+    def held(self) -> int:
+        """Deliveries received and not yet released."""
+        return self._capacity - self._free

@@ -85,6 +85,21 @@ _HIGH_WATER_SQL = """
     FROM unnest($1::text[]) AS d"""
 
 
+# Per device: tenant, high-water mark (as _HIGH_WATER_SQL) and assignments oldest first.
+_DEVICES_SQL = """
+    SELECT d.id, d.tenant_id,
+        greatest(
+            (SELECT max(seq) FROM ingested_batches WHERE device_id = d.id),
+            (SELECT max(seq) FROM dead_letters WHERE device_id = d.id AND quarantined)) AS hw,
+        array(SELECT vehicle_id FROM device_assignments a WHERE a.device_id = d.id
+              ORDER BY valid_from) AS vehicles,
+        array(SELECT valid_from FROM device_assignments a WHERE a.device_id = d.id
+              ORDER BY valid_from) AS valid_from,
+        array(SELECT valid_to FROM device_assignments a WHERE a.device_id = d.id
+              ORDER BY valid_from) AS valid_to
+    FROM devices d WHERE d.id = ANY($1::text[])"""
+
+
 async def high_water_marks(conn: asyncpg.Connection, devices: Sequence[str]) -> dict[str, int]:
     """Return each device's high-water mark: the largest seq the cloud holds for it (stored
     or quarantined), 0 for a device it holds nothing from."""
@@ -169,13 +184,10 @@ class ChunkStore:
         """
         result = ChunkResult()
         from_devices = [i for i in items if isinstance(i, FromDevice)]
-        registry = {
-            r["id"]: r["tenant_id"]
-            for r in await conn.fetch(
-                "SELECT id, tenant_id FROM devices WHERE id = ANY($1::text[])",
-                list({i.topic.device for i in from_devices}),
-            )
-        }
+        # One round trip for what the checks need of every device in the chunk: its tenant,
+        # high-water mark and assignments (D88).
+        known = await conn.fetch(_DEVICES_SQL, list({i.topic.device for i in from_devices}))
+        registry = {r["id"]: r["tenant_id"] for r in known}
         accepted: list[FromDevice] = []
         dead: list[DeadLetter] = []
         for item in items:
@@ -193,7 +205,8 @@ class ChunkStore:
                 accepted.append(item)
 
         sequenced = [i for i in accepted if isinstance(i, TelemetryIn | EventsIn | Quarantined)]
-        marks = await high_water_marks(conn, sorted({i.device for i in sequenced}))
+        wanted = {i.device for i in sequenced}
+        marks = {r["id"]: min(r["hw"] or 0, MAX_SEQ) for r in known if r["id"] in wanted}
         batches: dict[tuple[str, int], TelemetryIn | EventsIn] = {}
         quarantined: dict[tuple[str, int], Quarantined] = {}
         statuses: list[StatusIn] = []
@@ -222,14 +235,13 @@ class ChunkStore:
 
         assignments: dict[str, list[_Assignment]] = defaultdict(list)
         if batches:
-            for r in await conn.fetch(
-                "SELECT device_id, vehicle_id, valid_from, valid_to FROM device_assignments "
-                "WHERE device_id = ANY($1::text[]) ORDER BY valid_from",
-                list({d for d, _ in batches}),
-            ):
-                assignments[r["device_id"]].append(
-                    _Assignment(r["vehicle_id"], r["valid_from"], r["valid_to"])
-                )
+            with_batches = {d for d, _ in batches}
+            for r in known:
+                if r["id"] in with_batches:
+                    assignments[r["id"]] = [
+                        _Assignment(*a)
+                        for a in zip(r["vehicles"], r["valid_from"], r["valid_to"], strict=True)
+                    ]
             days: set[date] = set()
             for b in batches.values():
                 if isinstance(b, TelemetryIn):

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 import asyncpg
 from paho.mqtt.enums import MQTTProtocolVersion
 
+from fleetlink.cloud import metrics
 from fleetlink.cloud.db.unavailable import DATABASE_UNAVAILABLE
 from fleetlink.cloud.ingest.dead_letters import DeadLetterLimits, prune
 from fleetlink.cloud.ingest.inbound import DeadLetter, Inbound, IngestRules
@@ -38,12 +39,16 @@ from fleetlink.cloud.ingest.store import ChunkResult, ChunkStore, DeviceAcks
 from fleetlink.cloud.ingest.supervision import SupervisedTask
 from fleetlink.cloud.settings import CloudSettings
 from fleetlink.shared.codec import encode
+from fleetlink.shared.logs import log_context
 from fleetlink.shared.messages import Ack
 from fleetlink.shared.signing import sign
 from fleetlink.shared.topics import Kind, topic
 
 log = logging.getLogger(__name__)
 
+# How often the writer looks for new messages: a few ms of added latency, and no wake-up of
+# the event loop from the MQTT thread per message.
+_POLL_S = 0.004
 _REFUSED_BY_DATABASE = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 # Anything else from the database (a server error that is not about the data) is retried too.
 _RETRYABLE = (*DATABASE_UNAVAILABLE, asyncpg.PostgresError)
@@ -56,6 +61,8 @@ class ChunkLimits:
     queue_size: int = 2000
     max_seq_jump: int = 10_000_000
     reconnect_s: tuple[int, int] = (1, 4)
+    receive_maximum: int = 65535
+    publish_inflight: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,14 +77,16 @@ class WorkerHealth:
     lag_s: float
     last_commit_age_s: float | None
     restarts: int
+    window: str = ""
+    peak_held: int = 0
 
     @property
     def ready(self) -> bool:
         return self.connected and self.writer_alive and self.database_ok
 
 
-# Builds a worker's source from its queue and capacity (an MqttSource when none is given).
-SourceFactory = Callable[["asyncio.Queue[Inbound]", int], IngestSource]
+# Builds a worker's source from its capacity (an MqttSource when none is given).
+SourceFactory = Callable[[int], IngestSource]
 
 
 class IngestWorker:
@@ -98,19 +107,19 @@ class IngestWorker:
         self._pool = pool
         self._on_commit = on_commit
         self._limits = limits
-        self._queue: asyncio.Queue[Inbound] = asyncio.Queue()
         self.source: IngestSource = (
-            source(self._queue, limits.queue_size)
+            source(limits.queue_size)
             if source is not None
             else MqttSource(
                 address,
                 plan,
                 client_id,
-                self._queue,
                 limits.queue_size,
                 session_expiry_s,
                 rules,
                 limits.reconnect_s,
+                limits.receive_maximum,
+                limits.publish_inflight,
             )
         )
         self._store = ChunkStore(limits.max_seq_jump)
@@ -122,6 +131,11 @@ class IngestWorker:
         self._refusals = RateLimitedLog(log)
         self._failing = False
         self._last_commit: float | None = None
+        self._name = client_id
+        metrics.INGEST_QUEUED.labels(client_id).set_function(lambda: self.source.held)
+        metrics.INGEST_CONNECTED.labels(client_id).set_function(
+            lambda: 1 if self.source.connected else 0
+        )
 
     @property
     def connected(self) -> bool:
@@ -147,7 +161,7 @@ class IngestWorker:
             connected=self.source.connected,
             writer_alive=self._writer.alive,
             database_ok=not self._failing,
-            in_hand=len(in_hand) + self._queue.qsize(),
+            in_hand=len(in_hand) + self.source.waiting,
             lag_s=round(max(lag, 0.0), 3),
             last_commit_age_s=(
                 None
@@ -155,32 +169,36 @@ class IngestWorker:
                 else round(time.monotonic() - self._last_commit, 3)
             ),
             restarts=self._writer.restarts,
+            window=self.source.window.describe() if self.source.window else "",
+            peak_held=self.source.peak_held,
         )
 
     async def _next_chunk(self) -> list[Inbound]:
-        items = [await self._queue.get()]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._limits.max_wait_ms / 1000
-        while len(items) < self._limits.max_batches:
-            try:
-                items.append(self._queue.get_nowait())
-                continue
-            except asyncio.QueueEmpty:
-                pass
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                items.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
-                break
-        return items
+        """Return the next chunk: what has arrived, up to ``max_batches``.
+
+        The chunk closes ``max_wait_ms`` after its oldest message *arrived* (not after the
+        writer looked), so under load, when messages waited during the previous commit, it
+        closes at once and grows with the backlog, keeping the ack latency near one commit.
+        """
+        limit = self._limits.max_batches
+        items: list[Inbound] = []
+        wait = timedelta(milliseconds=self._limits.max_wait_ms)
+        while True:
+            items += self.source.take(limit - len(items))
+            if len(items) >= limit:
+                return items
+            if items and datetime.now(UTC) - items[0].delivery.received_at >= wait:
+                return items
+            await asyncio.sleep(_POLL_S)
 
     async def _run(self) -> None:
         while True:
             if self._in_hand is None:
                 self._in_hand = await self._next_chunk()
+            began = time.perf_counter()
             committed = await self._commit(self._in_hand)
+            metrics.INGEST_COMMIT.observe(time.perf_counter() - began)
+            metrics.INGEST_CHUNK.observe(len(self._in_hand))
             self._in_hand = None
             self._last_commit = time.monotonic()
             for part, result in committed:
@@ -216,6 +234,7 @@ class IngestWorker:
                 await asyncio.sleep(0.01)
                 continue
             except _RETRYABLE as exc:
+                metrics.INGEST_DB_FAILURES.inc()
                 if not self._failing:
                     log.error("ingest cannot write to the database, retrying: %s", exc)
                     self._failing = True
@@ -240,6 +259,20 @@ class IngestWorker:
         finally:
             self.totals.update(result.counters)
             self.source.release(len(items))
+            self._observe(items, result)
+
+    def _observe(self, items: list[Inbound], result: ChunkResult) -> None:
+        now = datetime.now(UTC)
+        oldest = 0.0
+        for item in items:
+            waited = (now - item.delivery.received_at).total_seconds()
+            oldest = max(oldest, waited)
+            metrics.INGEST_ACK_LATENCY.observe(waited)
+        metrics.INGEST_LAG.labels(self._name).set(oldest)
+        metrics.INGEST_MESSAGES.labels(self._name).inc(len(items))
+        for name, count in result.counters.items():
+            if count:
+                metrics.INGEST_OUTCOMES.labels(name).inc(count)
 
     def _publish_outcome(self, items: list[Inbound], result: ChunkResult) -> None:
         for item in items:
@@ -250,12 +283,13 @@ class IngestWorker:
                     topic(acks.tenant, acks.device, Kind.ACK), encode(message), qos=1
                 )
         for refused in result.refused:
-            self._refusals.warning(
-                "refused %s from %s: %s",
-                refused.delivery.topic[:200],
-                refused.device or "?",
-                refused.reason,
-            )
+            with log_context(device_id=refused.device or "?"):
+                self._refusals.warning(
+                    "refused %s from %s: %s",
+                    refused.delivery.topic[:200],
+                    refused.device or "?",
+                    refused.reason,
+                )
 
 
 def ack_messages(acks: DeviceAcks) -> list[Ack]:
@@ -380,6 +414,8 @@ class IngestService:
             s.ingest_queue_size,
             s.ingest_max_seq_jump,
             (s.mqtt_reconnect_min_s, max(s.mqtt_reconnect_min_s, s.mqtt_reconnect_max_s)),
+            s.mqtt_receive_maximum,
+            s.mqtt_publish_inflight,
         )
 
     async def _start_nats(self, connect_timeout_s: float) -> None:
@@ -405,10 +441,9 @@ class IngestService:
         self.plan = SubscriptionPlan(MQTTProtocolVersion.MQTTv311, shared=True)
 
         def factory(client_id: str) -> SourceFactory:
-            return lambda queue, capacity: NatsSource(
+            return lambda capacity: NatsSource(
                 nats_plan,
                 client_id,
-                queue,
                 capacity,
                 self.rules,
                 limits.reconnect_s,

@@ -23,6 +23,7 @@ def codec_command(
 try:
     from fleetlink.simulator.bench.api import main as _api
     from fleetlink.simulator.bench.drain import main as _drain
+    from fleetlink.simulator.bench.fleet import main as _fleet
     from fleetlink.simulator.bench.ingest import main as _ingest
     from fleetlink.simulator.bench.live import main as _live
     from fleetlink.simulator.bench.storage import main as _storage
@@ -33,6 +34,12 @@ except ModuleNotFoundError as exc:
     @app.command("ingest")
     def _ingest_unavailable() -> None:
         """Samples/s from MQTT publish to committed rows (needs fleetlink[cloud])."""
+        typer.echo(f"needs {_missing!r}: pip install 'fleetlink[cloud]'", err=True)
+        raise typer.Exit(2)
+
+    @app.command("fleet")
+    def _fleet_unavailable() -> None:
+        """The largest fleet sim fleet sustains at one batch per 10 s (needs fleetlink[cloud])."""
         typer.echo(f"needs {_missing!r}: pip install 'fleetlink[cloud]'", err=True)
         raise typer.Exit(2)
 
@@ -69,6 +76,7 @@ else:
     app.command("ingest")(_ingest)
     app.command("api")(_api)
     app.command("drain")(_drain)
+    app.command("fleet")(_fleet)
     app.command("live")(_live)
     app.command("trips")(_trips)
     app.command("storage")(_storage)

@@ -204,3 +204,14 @@ def test_a_status_from_an_earlier_device_decodes_without_a_vehicle_report() -> N
         codec.decode(codec.encode_raw({**earlier, "vehicle": {"power": "asleep"}}), Status)
     # A field from a newer agent is ignored: devices may be upgraded before the cloud.
     assert codec.decode(codec.encode_raw({**earlier, "later": {"x": 1}}), Status).online
+
+
+def test_a_zstd_frame_that_understates_its_size_is_refused_not_inflated() -> None:
+    import zstandard
+
+    frame = bytearray(zstandard.ZstdCompressor(write_content_size=True).compress(b"a" * 5_000_000))
+    frame[6:10] = (100).to_bytes(4, "little")  # the 4-byte content size field now says 100
+    assert zstandard.frame_content_size(bytes(frame)) == 100
+    payload = bytes([codec.CODEC_VERSION, 0b100]) + bytes(frame)
+    with pytest.raises(codec.CodecError, match="zstd body does not decode"):
+        codec.decode_raw(payload)

@@ -1,0 +1,1 @@
+"""The fleet load generator: ``fleetlink sim fleet`` (many virtual devices per process)."""
