@@ -337,6 +337,8 @@ def dataset(
         f"{hours:.1f} engine hours, {len(data.features)} signals at 1 Hz, "
         f"{out.stat().st_size / 1e6:.1f} MB in {time.monotonic() - started:.0f} s"
     )
+
+
 def fleet(
     vehicles: Annotated[int, typer.Option(min=1, help="Virtual vehicles (devices)")] = 1000,
     rate: Annotated[
