@@ -292,9 +292,7 @@ def create_app(settings: CloudSettings | None = None) -> web.Application:
     app[PRINCIPALS] = PrincipalCache(ttl_s=settings.token_cache_s)
     app[LIVE_HUB] = LiveHub(settings.live_queue_size, settings.live_replay_size)
     app[LIVE_OUT] = (
-        PostgresRelay(settings.database_dsn())
-        if settings.live_relay == "postgres"
-        else app[LIVE_HUB]
+        PostgresRelay(settings.database_dsn()) if settings.relays_live() else app[LIVE_HUB]
     )
     app.cleanup_ctx.append(_resources)
     # Streams end before the server waits for open requests to finish.

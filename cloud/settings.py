@@ -163,8 +163,9 @@ class CloudSettings(BaseSettings):
     live_send_timeout_s: float = Field(10.0, gt=0, le=600)
     # "local": live messages go from the ingest to this process's clients only. "postgres":
     # every process sends them with NOTIFY and every API process listens (several processes
-    # or replicas; `fleetlink cloud serve --processes N` sets it).
-    live_relay: Literal["local", "postgres"] = "local"
+    # or replicas; `fleetlink cloud serve --processes N` sets it). "auto": postgres when this
+    # process runs no ingest worker (the ingest runs elsewhere), else local.
+    live_relay: Literal["auto", "local", "postgres"] = "auto"
     # The periodic jobs (trip recompute, reports, retention), the notification dispatchers and
     # the geofence monitor; API-only replicas set it false so they run once, elsewhere.
     background_jobs: bool = True
@@ -300,6 +301,12 @@ class CloudSettings(BaseSettings):
     def nats_servers(self) -> list[str]:
         """Return the NATS server URLs of ``nats_url`` (comma-separated), in order."""
         return [u.strip() for u in self.nats_url.get_secret_value().split(",") if u.strip()]
+
+    def relays_live(self) -> bool:
+        """Return True if live messages travel through PostgreSQL NOTIFY (``live_relay``)."""
+        if self.live_relay == "auto":
+            return self.ingest_workers == 0
+        return self.live_relay == "postgres"
 
     def describe(self) -> dict[str, object]:
         """Return the settings as a dict fit for logging: passwords and keys redacted."""

@@ -3,8 +3,9 @@
 ``fleetlink cloud ingest`` runs these apart from the API (``fleetlink cloud serve`` with
 ``FLEETLINK_INGEST_WORKERS=0``), so ingest scales by processes on one shared subscription
 while the API scales by replicas. Start-up is the API's (wait for the database, migrate, wait
-for the broker); there is no live feed here: SSE clients of an API process see the batches
-that process's own ingest committed (docs/observability.md, docs/architecture.md).
+for the broker). What it commits reaches the API processes' live clients through PostgreSQL
+NOTIFY (``fleetlink.cloud.live.relay``), and the geofence monitor runs here, beside the
+positions it reads (its state is in the database, so any number of processes share it).
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from aiohttp import web
 
 from fleetlink.cloud.api import health
 from fleetlink.cloud.app_keys import INGEST, POOL, SETTINGS, STARTUP
+from fleetlink.cloud.geofences.monitor import GeofenceMonitor
 from fleetlink.cloud.ingest.worker import IngestService
+from fleetlink.cloud.live.feed import LiveFeed
+from fleetlink.cloud.live.relay import PostgresRelay
 from fleetlink.cloud.settings import CloudSettings
 from fleetlink.cloud.startup import Startup
 
@@ -30,10 +34,13 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         settings.database_dsn(), min_size=0, max_size=settings.db_pool_size
     )
     app[POOL] = pool
-    ingest = IngestService(settings, pool)
+    relay = PostgresRelay(settings.database_dsn())
+    monitor = GeofenceMonitor(pool, relay, settings.geofence_queue_size)
+    ingest = IngestService(settings, pool, LiveFeed(relay, monitor).on_commit)
     app[INGEST] = ingest
-    startup = Startup(settings, pool, ingest)
+    startup = Startup(settings, pool, ingest, on_migrated=monitor.start)
     app[STARTUP] = startup
+    relay.start()
     startup.start()
     try:
         await startup.settled.wait()
@@ -41,6 +48,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     finally:
         await startup.stop()
         await ingest.stop()
+        await monitor.stop()
+        await relay.stop()
         await pool.close()
 
 

@@ -1,6 +1,7 @@
 """Two ingest processes (``fleetlink cloud ingest --processes 2``) on one shared subscription:
 both get work, every batch is stored once even when devices resend, acks reach the devices,
-and each process's /metrics counts what it committed."""
+each process's /metrics counts what it committed, and what they commit reaches the live
+clients of an API process that runs no ingest of its own (through PostgreSQL NOTIFY)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,20 @@ import uuid
 
 import asyncpg
 
+from fleetlink.cloud.app import create_app
+from fleetlink.cloud.app_keys import LIVE_HUB, LIVE_LISTENER
 from fleetlink.shared.codec import encode
 from fleetlink.shared.topics import Kind, topic
 from fleetlink.simulator.bench.ingest import make_batch
-from tests.cloud.conftest import listen_for_acks, make_fleet, mqtt_client
+from tests.cloud.conftest import (
+    bearer,
+    ingest_settings,
+    listen_for_acks,
+    make_fleet,
+    member_token,
+    mqtt_client,
+)
+from tests.cloud.sse import read_events
 from tests.conftest import free_port
 
 
@@ -43,10 +54,18 @@ def _ready(port: int) -> bool:
 
 
 async def test_two_ingest_processes_split_the_load_and_store_each_batch_once(
-    migrated_db: str, mqtt_broker
+    migrated_db: str, mqtt_broker, aiohttp_client
 ) -> None:  # type: ignore[no-untyped-def]
     pool = await asyncpg.create_pool(migrated_db, min_size=1, max_size=2)
     fleet = await make_fleet(pool, devices=20)
+    api = await aiohttp_client(
+        create_app(ingest_settings(migrated_db, mqtt_broker.url, ingest_workers=0))
+    )
+    await asyncio.wait_for(api.app[LIVE_LISTENER].listening.wait(), 10)
+    token = await member_token(pool, fleet.tenant, "viewer", scopes=("read",))
+    stream = await api.get("/api/v1/live", headers=bearer(token))
+    while api.app[LIVE_HUB].subscriber_count() < 1:
+        await asyncio.sleep(0.02)
     port = free_port()
     while not all(_port_free(p) for p in (port, port + 1)):
         port = free_port()
@@ -98,10 +117,14 @@ async def test_two_ingest_processes_split_the_load_and_store_each_batch_once(
             "SELECT count(*) FROM samples WHERE tenant_id = $1", fleet.tenant
         )
         assert samples == sent * 20  # make_batch: 10 signals x 2 samples
+        live = await read_events(stream, 20, timeout_s=20)
+        assert {e.event for e in live} == {"signals"}
+        assert {e.data["device_id"] for e in live} <= set(fleet.devices)
         first, second = _messages(_scrape(port)), _messages(_scrape(port + 1))
         assert first > 0 and second > 0, f"one process got no work: {first}, {second}"
         assert first + second >= 2 * sent * 0.9  # each copy is acked by whoever received it
     finally:
+        stream.close()
         publisher.disconnect()
         publisher.loop_stop()
         ack_client.disconnect()
