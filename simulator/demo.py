@@ -70,6 +70,8 @@ class _Vehicle:
     sim: SimulatedVehicle
     config: Path
     agent: subprocess.Popen[bytes] | None = None
+    # The port of this vehicle's cab display page (the driver's alerts).
+    display_port: int = 0
 
 
 @contextlib.asynccontextmanager
@@ -124,6 +126,7 @@ def _agent_config(
     port: str,
     key: bytes,
     gps_port: str | None = None,
+    display_port: int = 0,
 ) -> None:
     gps = f'\n[gps]\nnmea_port = "{gps_port}"\n' if gps_port else ""
     path.write_text(
@@ -143,6 +146,9 @@ profile = "generic-obd2"
 [outbox]
 path = "{device_id}.sqlite3"
 batch_interval_s = 1.0
+
+[alerts]
+display_port = {display_port}
 """,
         encoding="utf-8",
     )
@@ -265,7 +271,9 @@ async def _run_in(
                 sim = SimulatedVehicle(seed=i, style=(i - 1) / max(1, vehicle_count - 1), gps=True)
                 device_id = f"demo-device-{i:03d}"
                 config = workdir / f"{device_id}.toml"
-                vehicles.append(_Vehicle(device_id, f"Vehicle {i}", sim, config))
+                vehicles.append(
+                    _Vehicle(device_id, f"Vehicle {i}", sim, config, display_port=_free_port())
+                )
             access, keys = await _register(database_url, vehicles)
             for v in vehicles:
                 port = v.sim.start()
@@ -277,6 +285,7 @@ async def _run_in(
                     port,
                     keys[v.device_id],
                     v.sim.gps_port,
+                    v.display_port,
                 )
             for v in vehicles:
                 v.agent = subprocess.Popen(
@@ -339,7 +348,10 @@ def _print_plan(
     typer.echo(f'  try: curl -H "Authorization: Bearer {access.token}" {api}/vehicles')
     for v in vehicles:
         pid = v.agent.pid if v.agent else "-"
-        typer.echo(f"{v.name}  ELM327 on {v.sim.port}  agent pid {pid}  device {v.device_id}")
+        typer.echo(
+            f"{v.name}  ELM327 on {v.sim.port}  agent pid {pid}  device {v.device_id}  "
+            f"cab display http://127.0.0.1:{v.display_port}/"
+        )
     typer.echo(f"work dir   {workdir} (agent configs, outboxes, logs; --keep keeps it)")
     typer.echo("Ctrl-C stops everything.")
 
