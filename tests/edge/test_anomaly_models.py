@@ -184,3 +184,56 @@ def test_the_status_message_carries_the_models_and_older_clouds_ignore_it() -> N
     )
     assert status.models == {"sim-car-anomaly": "off: no file"}
     assert "models" in status.model_dump()
+
+
+def _agent_config(tmp_path: Path, anomaly: str) -> Path:
+    path = tmp_path / "device.toml"
+    path.write_text(
+        f"""[device]
+id = "dev-anomaly"
+tenant = "t"
+[mqtt]
+url = "mqtt://127.0.0.1:1"
+[obd]
+port = "/dev/null"
+[[obd.poll]]
+commands = ["RPM", "SPEED", "ENGINE_LOAD", "THROTTLE_POS", "MAF"]
+rate_hz = 1.0
+{anomaly}
+[outbox]
+path = "{tmp_path / "outbox.sqlite3"}"
+"""
+    )
+    return path
+
+
+def test_an_agent_whose_vehicle_lacks_a_feature_reports_the_model_off_in_its_status(
+    tmp_path: Path,
+) -> None:
+    from fleetlink.edge.agent import Agent
+    from fleetlink.edge.config import load_config
+
+    config = load_config(_agent_config(tmp_path, '[anomaly]\nprofile = "fleetlink-sim-car"'))
+    agent = Agent(config, sources=[])
+    try:
+        assert not agent.anomaly
+        why = agent.uplink.running["models"]["sim-car-anomaly"]
+        assert why.startswith("off: ") and "Vehicle.Powertrain.CombustionEngine.ECT" in why
+    finally:
+        agent.outbox.close()
+
+
+def test_an_agent_with_a_corrupt_model_keeps_running_without_it(tmp_path: Path) -> None:
+    from fleetlink.edge.agent import Agent
+    from fleetlink.edge.config import load_config
+
+    profile = _copy_profile(tmp_path)
+    (tmp_path / "models" / "sim-car-anomaly.tflite").write_bytes(b"not a model")
+    config = load_config(_agent_config(tmp_path, f'[anomaly]\nprofile = "{profile}"'))
+    agent = Agent(config, sources=[])
+    try:
+        assert not agent.anomaly
+        assert "SHA-256" in agent.uplink.running["models"]["sim-car-anomaly"]
+        agent._score_windows()  # nothing to score, nothing raised
+    finally:
+        agent.outbox.close()
