@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fleetlink.edge.anomaly import LoadedModel, load_model, window_vector
+from fleetlink.edge.anomaly.runtime import LoadedModel, load_model
+from fleetlink.edge.anomaly.windows import window_vector
 from fleetlink.firmware_profiles import load_profile, profile_folder
 from fleetlink.simulator.dataset import generate, plan_drives
 from fleetlink.simulator.training.evaluate import (
@@ -34,7 +35,7 @@ import sys
 from fleetlink.edge.agent import Agent  # noqa: F401  (the agent's own imports)
 if sys.argv[1] == "model":
     import numpy as np
-    from fleetlink.edge.anomaly import AnomalyModels
+    from fleetlink.edge.anomaly.runtime import AnomalyModels
     from fleetlink.firmware_profiles import load_profile, profile_folder
     models = AnomalyModels.for_profile(load_profile("{profile}"), profile_folder("{profile}"))
     assert models, models.status

@@ -10,7 +10,7 @@ import typer
 from fleetlink.firmware_profiles import ProfileError, load_profile, profile_folder
 
 if TYPE_CHECKING:
-    from fleetlink.edge.anomaly import LoadedModel
+    from fleetlink.edge.anomaly.runtime import LoadedModel
     from fleetlink.simulator.dataset import Dataset
 
 app = typer.Typer(help="On-device anomaly models: train, evaluate, list.", no_args_is_help=True)
@@ -113,7 +113,8 @@ def evaluate(
 
 
 def _loaded_models(profile: str) -> list[LoadedModel]:
-    from fleetlink.edge.anomaly import ModelUnavailableError, load_model
+    from fleetlink.edge.anomaly.card import ModelUnavailableError
+    from fleetlink.edge.anomaly.runtime import load_model
 
     try:
         prof = load_profile(profile)
@@ -137,7 +138,8 @@ def _loaded_models(profile: str) -> list[LoadedModel]:
 @app.command("list")
 def list_models() -> None:
     """List the shipped profiles' models: file, size, hash check, threshold, features."""
-    from fleetlink.edge.anomaly import ModelUnavailableError, load_model
+    from fleetlink.edge.anomaly.card import ModelUnavailableError
+    from fleetlink.edge.anomaly.runtime import load_model
 
     found = False
     for path in sorted(SHIPPED_DIR.glob("*.toml")):

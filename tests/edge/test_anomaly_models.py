@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fleetlink.edge.anomaly import AnomalyModels, ModelUnavailableError, WindowDetector, load_model
-from fleetlink.edge.anomaly.card import card_path
+from fleetlink.edge.anomaly.card import ModelUnavailableError, card_path
+from fleetlink.edge.anomaly.detector import WindowDetector
+from fleetlink.edge.anomaly.runtime import AnomalyModels, load_model
 from fleetlink.edge.anomaly.windows import window_vector
 from fleetlink.firmware_profiles import load_profile, profile_folder
 from fleetlink.shared.messages import Status

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fleetlink.edge.anomaly import load_model
+from fleetlink.edge.anomaly.runtime import load_model
 from fleetlink.firmware_profiles import ModelRef, load_profile
 from fleetlink.simulator.dataset import FAULTS, Dataset, generate, plan_drives
 from fleetlink.simulator.training.evaluate import evaluate, model_detector, rule_detector
