@@ -57,8 +57,10 @@ def test_the_models_commands_list_and_evaluate_the_shipped_model(tmp_path: Path)
     runner = CliRunner()
     made = runner.invoke(
         build("sim"),
-        ["sim", "dataset", "--out", str(tmp_path / "d.npz"), "--normal", "1", "--faulty", "1"]
-        + ["--minutes", "6", "--seed", "4"],
+        [
+            *("sim", "dataset", "--out", str(tmp_path / "d.npz")),
+            *("--normal", "1", "--faulty", "1", "--minutes", "6", "--seed", "4"),
+        ],
     )
     assert made.exit_code == 0, made.output
     assert "7 drives (1 normal, 1 of each of coolant_leak" in made.output
