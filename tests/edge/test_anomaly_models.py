@@ -238,3 +238,26 @@ def test_an_agent_with_a_corrupt_model_keeps_running_without_it(tmp_path: Path) 
         agent._score_windows()  # nothing to score, nothing raised
     finally:
         agent.outbox.close()
+
+
+def test_missing_readings_are_logged_once_when_they_start_and_once_when_they_stop(
+    shipped, drives, caplog
+) -> None:
+    profile, _ = shipped
+    normal, _ = drives
+    models = AnomalyModels.for_profile(profile, profile_folder(PROFILE))
+    ids = [by_name(n).id for n in profile.models[0].features]
+    with caplog.at_level(logging.INFO, logger="fleetlink.edge.anomaly.runtime"):
+        for second, row in enumerate(normal[300:500]):
+            now = 1_700_000_000_000 + second * 1000
+            for sid, value in zip(ids, row, strict=True):
+                # The coolant reads NaN (a sensor out of range) for 60 s.
+                bad = sid == ids[5] and 60 <= second < 120
+                models.observe(sid, now, float("nan") if bad else float(value))
+            assert models.tick(now) == []
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("are not scored" in m and "ECT" in m for m in messages) == 1
+    assert sum("every feature present again" in m for m in messages) == 1
+    counters = models.detector_counters()["sim-car-anomaly"]
+    assert counters["windows_skipped_missing"] >= 10
+    assert counters["windows_scored"] > 0
