@@ -69,10 +69,9 @@ class WindowDetector:
         finite = np.isfinite(rows)
         if not finite.all():
             self.counters["windows_skipped_missing"] += 1
+            present: list[bool] = finite.all(axis=0).tolist()
             self.missing = tuple(
-                name
-                for name, ok in zip(self.card.features, finite.all(axis=0), strict=True)
-                if not ok
+                name for name, ok in zip(self.card.features, present, strict=True) if not ok
             )
             self._streak = 0
             return None
