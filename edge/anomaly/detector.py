@@ -69,7 +69,7 @@ class WindowDetector:
         finite = np.isfinite(rows)
         if not finite.all():
             self.counters["windows_skipped_missing"] += 1
-            present: list[bool] = finite.all(axis=0).tolist()
+            present = [bool(ok) for ok in np.all(finite, axis=0)]
             self.missing = tuple(
                 name for name, ok in zip(self.card.features, present, strict=True) if not ok
             )
