@@ -82,7 +82,7 @@ class Agent:
         self.alerts = create_engine(config, lambda: self.fences.current)
         # Imported models (LiteRT) load here, once; one that cannot run is reported, not fatal.
         self.anomaly = models_for(config)
-        if self.anomaly.status:
+        if self.anomaly is not None:
             self.uplink.running["models"] = dict(self.anomaly.status)
         self.unstored: deque[Draft] = deque()
         self.unstored_events: deque[Event] = deque(maxlen=_UNSTORED_MAX)

@@ -132,6 +132,17 @@ def run(
     model_year: Annotated[
         int | None, typer.Option(help="Model year selecting the signalsets' variants.")
     ] = None,
+    charging_loss_v: Annotated[
+        float,
+        typer.Option(min=0.0, max=3.0, help="Injected fault: a failing alternator's lost volts."),
+    ] = 0.0,
+    misfire: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Injected fault: misfiring, 0-1 (rough rpm).")
+    ] = 0.0,
+    air_restriction: Annotated[
+        float,
+        typer.Option(min=0.0, max=0.9, help="Injected fault: a clogged air filter, 0-0.9."),
+    ] = 0.0,
 ) -> None:
     """Start one simulated vehicle, print its serial port(s), and run until Ctrl-C."""
     if vehicle not in ("car", "truck"):
@@ -168,7 +179,15 @@ def run(
         obdb=ecus,
     )
     sim.vehicle.set_battery_drain(battery_drain)
-    sim.vehicle.set_wear(WearState(-battery_wear_v, coolant_leak))
+    sim.vehicle.set_wear(
+        WearState(
+            -battery_wear_v,
+            coolant_leak,
+            charging_loss_v=charging_loss_v,
+            misfire=misfire,
+            air_restriction=air_restriction,
+        )
+    )
     # A run in the background (``&``) ignores Ctrl-C; SIGTERM stops it the same way.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     if can_link is not None and can_bus != "slcan":

@@ -6,25 +6,7 @@ threshold. :mod:`.windows` turns samples into 1 Hz rows and rows into window vec
 :mod:`.scorer` runs the model, :mod:`.detector` debounces scores into ``anomaly`` events and
 :mod:`.runtime` loads a profile's models for the agent, leaving out (and reporting) any that
 cannot run.
+
+The package imports nothing itself: an agent whose profile names no model never loads numpy
+or LiteRT (see :mod:`.setup`).
 """
-
-from __future__ import annotations
-
-from fleetlink.edge.anomaly.card import ModelCard, ModelUnavailableError
-from fleetlink.edge.anomaly.detector import Detection, WindowDetector
-from fleetlink.edge.anomaly.runtime import AnomalyModels, LoadedModel, load_model
-from fleetlink.edge.anomaly.scorer import Scorer
-from fleetlink.edge.anomaly.windows import RowClock, window_vector
-
-__all__ = [
-    "AnomalyModels",
-    "Detection",
-    "LoadedModel",
-    "ModelCard",
-    "ModelUnavailableError",
-    "RowClock",
-    "Scorer",
-    "WindowDetector",
-    "load_model",
-    "window_vector",
-]

@@ -42,6 +42,8 @@ class WindowDetector:
         self._armed = True
         self.counters: Counter[str] = Counter()
         self.last_score: float | None = None
+        # The features missing from the last window due (empty when it was scored).
+        self.missing: tuple[str, ...] = ()
         gate = card.gate
         self._gate = None if gate is None else (card.features.index(gate.signal), gate.min_value)
 
@@ -64,10 +66,16 @@ class WindowDetector:
             return None
         self._since_score = 0
         rows = np.stack(self._rows)
-        if not np.isfinite(rows).all():
+        finite = np.isfinite(rows)
+        if not finite.all():
             self.counters["windows_skipped_missing"] += 1
+            present = [bool(ok) for ok in np.all(finite, axis=0)]
+            self.missing = tuple(
+                name for name, ok in zip(self.card.features, present, strict=True) if not ok
+            )
             self._streak = 0
             return None
+        self.missing = ()
         score, errors = self.scorer.score(window_vector(rows))
         self.counters["windows_scored"] += 1
         self.last_score = score

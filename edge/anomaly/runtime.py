@@ -114,7 +114,20 @@ class _Running:
         if row is None:
             self.detector.reset()
             return None
-        return self.detector.push(row)
+        missing = self.detector.missing
+        detection = self.detector.push(row)
+        if self.detector.missing != missing:
+            name = self.model.ref.name
+            if self.detector.missing:
+                log.warning(
+                    "model %s: windows missing %s are not scored (counted in "
+                    "windows_skipped_missing)",
+                    name,
+                    ", ".join(self.detector.missing),
+                )
+            else:
+                log.info("model %s: every feature present again; windows are scored", name)
+        return detection
 
 
 class AnomalyModels:

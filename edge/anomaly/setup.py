@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from fleetlink.edge.anomaly.runtime import AnomalyModels
+from typing import TYPE_CHECKING
+
 from fleetlink.edge.config import DeviceConfig
 from fleetlink.firmware_profiles import (
     AUTO_PROFILE,
@@ -11,6 +12,9 @@ from fleetlink.firmware_profiles import (
     profile_folder,
 )
 from fleetlink.shared.signals import UnknownSignalError, by_id, by_obd_command
+
+if TYPE_CHECKING:
+    from fleetlink.edge.anomaly.runtime import AnomalyModels
 
 _BATTERY_SIGNAL_ID = 256
 
@@ -53,16 +57,20 @@ def available_signals(config: DeviceConfig) -> set[str] | None:
     return names
 
 
-def models_for(config: DeviceConfig) -> AnomalyModels:
-    """Return the models the agent runs (possibly none); each one that cannot run is logged
-    once and reported in ``status``."""
+def models_for(config: DeviceConfig) -> AnomalyModels | None:
+    """Return the models of the agent's profile (each one that cannot run is logged once and
+    reported in ``status``), or None when the profile names none (nothing is loaded then)."""
     ref = _profile_ref(config)
     if not config.anomaly.enabled or ref is None:
-        return AnomalyModels()
+        return None
     try:
         profile = load_profile(ref)
     except ProfileError:
-        return AnomalyModels()  # the sources report a broken profile themselves
+        return None  # the sources report a broken profile themselves
+    if not profile.models:
+        return None
+    from fleetlink.edge.anomaly.runtime import AnomalyModels
+
     return AnomalyModels.for_profile(
         profile,
         profile_folder(ref),

@@ -10,7 +10,7 @@ import typer
 from fleetlink.firmware_profiles import ProfileError, load_profile, profile_folder
 
 if TYPE_CHECKING:
-    from fleetlink.edge.anomaly import LoadedModel
+    from fleetlink.edge.anomaly.runtime import LoadedModel
     from fleetlink.simulator.dataset import Dataset
 
 app = typer.Typer(help="On-device anomaly models: train, evaluate, list.", no_args_is_help=True)
@@ -79,6 +79,9 @@ def evaluate(
     faulty: Annotated[int, typer.Option(min=1, help="Drives per fault (no --data).")] = 10,
     minutes: Annotated[float, typer.Option(min=2, help="Mean drive length (no --data).")] = 25.0,
     seed: Annotated[int, typer.Option(help="Seed of the held-out drives.")] = 1001,
+    record: Annotated[
+        bool, typer.Option(help="Also write the figures into each model's card (metrics).")
+    ] = False,
 ) -> None:
     """Print recall per fault, detection delay and false alarms per vehicle-day of each of
     the profile's models beside the profile's alert thresholds, on the same held-out drives."""
@@ -86,6 +89,7 @@ def evaluate(
         evaluate as run_evaluation,
     )
     from fleetlink.simulator.training.evaluate import (
+        held_out_metrics,
         model_detector,
         report,
         rule_detector,
@@ -110,10 +114,21 @@ def evaluate(
                 f"{len(dataset.specs)} held-out drives",
             )
         )
+        if record:
+            from fleetlink.edge.anomaly.card import card_path, write_card
+
+            metrics = {**card.metrics, **held_out_metrics(ours, len(dataset.specs))}
+            if data is None:
+                metrics["held_out_seed"] = seed
+            write_card(
+                card_path(model.path.resolve()), card.model_copy(update={"metrics": metrics})
+            )
+            typer.echo(f"recorded in {card_path(model.path.resolve())}")
 
 
 def _loaded_models(profile: str) -> list[LoadedModel]:
-    from fleetlink.edge.anomaly import ModelUnavailableError, load_model
+    from fleetlink.edge.anomaly.card import ModelUnavailableError
+    from fleetlink.edge.anomaly.runtime import load_model
 
     try:
         prof = load_profile(profile)
@@ -137,7 +152,8 @@ def _loaded_models(profile: str) -> list[LoadedModel]:
 @app.command("list")
 def list_models() -> None:
     """List the shipped profiles' models: file, size, hash check, threshold, features."""
-    from fleetlink.edge.anomaly import ModelUnavailableError, load_model
+    from fleetlink.edge.anomaly.card import ModelUnavailableError
+    from fleetlink.edge.anomaly.runtime import load_model
 
     found = False
     for path in sorted(SHIPPED_DIR.glob("*.toml")):

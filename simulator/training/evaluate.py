@@ -125,6 +125,20 @@ def evaluate(dataset: Dataset, detect: Detect) -> Figures:
     return figures
 
 
+def held_out_metrics(figures: Figures, drives: int) -> dict[str, float | int | str]:
+    """Return ``figures`` as a model card's metrics (recall overall and per fault, false
+    alarms per vehicle-day, median delay)."""
+    metrics: dict[str, float | int | str] = {
+        "held_out_drives": drives,
+        "held_out_recall": round(figures.recall(), 3),
+        "held_out_false_alarms_per_vehicle_day": round(figures.false_alarms_per_day, 3),
+        "held_out_median_delay_s": round(figures.median_delay_s(), 1),
+    }
+    for fault in FAULTS:
+        metrics[f"held_out_recall_{fault}"] = round(figures.recall(fault), 3)
+    return metrics
+
+
 def tight_thresholds(alerts: AlertThresholds) -> AlertThresholds:
     """Return the rule baseline a technician might tune for early warning: coolant over
     100 C, and under 13.2 V while the engine runs (the alternator charges at about 14 V)."""

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fleetlink.edge.anomaly import AnomalyModels, ModelUnavailableError, WindowDetector, load_model
-from fleetlink.edge.anomaly.card import card_path
+from fleetlink.edge.anomaly.card import ModelUnavailableError, card_path
+from fleetlink.edge.anomaly.detector import WindowDetector
+from fleetlink.edge.anomaly.runtime import AnomalyModels, load_model
 from fleetlink.edge.anomaly.windows import window_vector
 from fleetlink.firmware_profiles import load_profile, profile_folder
 from fleetlink.shared.messages import Status
@@ -184,3 +185,79 @@ def test_the_status_message_carries_the_models_and_older_clouds_ignore_it() -> N
     )
     assert status.models == {"sim-car-anomaly": "off: no file"}
     assert "models" in status.model_dump()
+
+
+def _agent_config(tmp_path: Path, anomaly: str) -> Path:
+    path = tmp_path / "device.toml"
+    path.write_text(
+        f"""[device]
+id = "dev-anomaly"
+tenant = "t"
+[mqtt]
+url = "mqtt://127.0.0.1:1"
+[obd]
+port = "/dev/null"
+[[obd.poll]]
+commands = ["RPM", "SPEED", "ENGINE_LOAD", "THROTTLE_POS", "MAF"]
+rate_hz = 1.0
+{anomaly}
+[outbox]
+path = "{tmp_path / "outbox.sqlite3"}"
+"""
+    )
+    return path
+
+
+def test_an_agent_whose_vehicle_lacks_a_feature_reports_the_model_off_in_its_status(
+    tmp_path: Path,
+) -> None:
+    from fleetlink.edge.agent import Agent
+    from fleetlink.edge.config import load_config
+
+    config = load_config(_agent_config(tmp_path, '[anomaly]\nprofile = "fleetlink-sim-car"'))
+    agent = Agent(config, sources=[])
+    try:
+        assert not agent.anomaly
+        why = agent.uplink.running["models"]["sim-car-anomaly"]
+        assert why.startswith("off: ") and "Vehicle.Powertrain.CombustionEngine.ECT" in why
+    finally:
+        agent.outbox.close()
+
+
+def test_an_agent_with_a_corrupt_model_keeps_running_without_it(tmp_path: Path) -> None:
+    from fleetlink.edge.agent import Agent
+    from fleetlink.edge.config import load_config
+
+    profile = _copy_profile(tmp_path)
+    (tmp_path / "models" / "sim-car-anomaly.tflite").write_bytes(b"not a model")
+    config = load_config(_agent_config(tmp_path, f'[anomaly]\nprofile = "{profile}"'))
+    agent = Agent(config, sources=[])
+    try:
+        assert not agent.anomaly
+        assert "SHA-256" in agent.uplink.running["models"]["sim-car-anomaly"]
+        agent._score_windows()  # nothing to score, nothing raised
+    finally:
+        agent.outbox.close()
+
+
+def test_missing_readings_are_logged_once_when_they_start_and_once_when_they_stop(
+    shipped, drives, caplog
+) -> None:
+    profile, _ = shipped
+    normal, _ = drives
+    models = AnomalyModels.for_profile(profile, profile_folder(PROFILE))
+    ids = [by_name(n).id for n in profile.models[0].features]
+    with caplog.at_level(logging.INFO, logger="fleetlink.edge.anomaly.runtime"):
+        for second, row in enumerate(normal[300:500]):
+            now = 1_700_000_000_000 + second * 1000
+            for sid, value in zip(ids, row, strict=True):
+                # The coolant reads NaN (a sensor out of range) for 60 s.
+                bad = sid == ids[5] and 60 <= second < 120
+                models.observe(sid, now, float("nan") if bad else float(value))
+            assert models.tick(now) == []
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("are not scored" in m and "ECT" in m for m in messages) == 1
+    assert sum("every feature present again" in m for m in messages) == 1
+    counters = models.detector_counters()["sim-car-anomaly"]
+    assert counters["windows_skipped_missing"] >= 10
+    assert counters["windows_scored"] > 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fleetlink.edge.anomaly import load_model
+from fleetlink.edge.anomaly.runtime import load_model
 from fleetlink.firmware_profiles import ModelRef, load_profile
 from fleetlink.simulator.dataset import FAULTS, Dataset, generate, plan_drives
 from fleetlink.simulator.training.evaluate import evaluate, model_detector, rule_detector
@@ -47,3 +47,32 @@ def test_training_writes_an_int8_model_the_edge_runtime_loads(tmp_path: Path) ->
         faulty, rule_detector(load_profile("fleetlink-sim-car").alerts, data.features, 3)
     )
     assert sum(figures.drives.values()) == len(FAULTS) == sum(rules.drives.values())
+
+
+def test_the_models_commands_list_and_evaluate_the_shipped_model(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fleetlink.__main__ import build
+
+    runner = CliRunner()
+    made = runner.invoke(
+        build("sim"),
+        [
+            *("sim", "dataset", "--out", str(tmp_path / "d.npz")),
+            *("--normal", "1", "--faulty", "1", "--minutes", "6", "--seed", "4"),
+        ],
+    )
+    assert made.exit_code == 0, made.output
+    assert "7 drives (1 normal, 1 of each of coolant_leak" in made.output
+    listed = runner.invoke(build("models"), ["models", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "sim-car-anomaly" in listed.output and "sha256 ok" in listed.output
+    report = runner.invoke(
+        build("models"), ["models", "evaluate", "--data", str(tmp_path / "d.npz")]
+    )
+    assert report.exit_code == 0, report.output
+    assert "misfire" in report.output and "false alarms per vehicle-day" in report.output
+    broken = runner.invoke(
+        build("models"), ["models", "evaluate", "--data", str(tmp_path / "nope.npz")]
+    )
+    assert broken.exit_code == 2
