@@ -247,9 +247,8 @@ class Uplink:
         self.counters["connects"] += 1
         self._backoff.reset()
         self._jitter_next_reconnect(client)
-        client.subscribe(
-            [(self.topics[Kind.ACK], 1), (self.topics[Kind.CMD], 1), (self.topics[Kind.FENCES], 1)]
-        )
+        qos: int = self.settings.subscribe_qos
+        client.subscribe([(self.topics[kind], qos) for kind in (Kind.ACK, Kind.CMD, Kind.FENCES)])
         client.publish(self.topics[Kind.STATUS], self._status(online=True), qos=1, retain=True)
         log.info("connected to %s (MQTT %s)", self.url, self.protocol.name)
 

@@ -126,6 +126,7 @@ async def test_a_cluster_losing_a_broker_node_and_an_ingest_process_stores_every
                 url=urls[first],
                 failover_urls=urls[first + 1 :] + urls[:first],
                 protocol="3.1.1",
+                subscribe_qos=0,
                 ack_timeout_s=3.0,
                 reconnect_max_s=1,
                 max_inflight=10,
