@@ -120,6 +120,11 @@ class Uplink:
         # The broker URL in use: mqtt.url, or one of mqtt.failover_urls after a loss.
         self._url_index = 0
         self._switch_broker = False
+        # When the broker last confirmed a publish (PUBACK) and when we last sent one: a broker
+        # that takes publishes but never confirms them (a cluster node whose storage timed out)
+        # would fill paho's in-flight window for good; the uplink then reconnects.
+        self._last_puback = 0.0
+        self._last_sent = 0.0
         self._ready = False
         self._fallback = False
         self._got_connack = False
@@ -186,6 +191,7 @@ class Uplink:
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         return client
 
     def _jitter_next_reconnect(self, client: mqtt.Client) -> None:
@@ -251,6 +257,15 @@ class Uplink:
         client.subscribe([(self.topics[kind], qos) for kind in (Kind.ACK, Kind.CMD, Kind.FENCES)])
         client.publish(self.topics[Kind.STATUS], self._status(online=True), qos=1, retain=True)
         log.info("connected to %s (MQTT %s)", self.url, self.protocol.name)
+
+    def _on_publish(self, client: mqtt.Client, *_args: Any) -> None:
+        if client is self._client:
+            self._last_puback = time.monotonic()  # a float store: safe from paho's thread
+
+    def _publishes_stalled(self, now: float) -> bool:
+        """Return True when publishes went unconfirmed for twice the ack timeout."""
+        stall_s = 2 * self.settings.ack_timeout_s
+        return self._last_sent > self._last_puback and now - self._last_puback > stall_s
 
     def _on_subscribe(
         self, client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, *_rest: Any
@@ -340,6 +355,7 @@ class Uplink:
             return
         self._ready = ready
         self._inflight.clear()
+        self._last_puback = self._last_sent = time.monotonic()
         self._hello_sent = 0.0  # ask again on every connect
         if not ready:
             log.warning("lost the connection to %s; buffering in the outbox", self.url)
@@ -410,7 +426,7 @@ class Uplink:
             next_seq=min(self.outbox.next_seq, MAX_SEQ + 1),
         )
         self._client.publish(self.topics[Kind.HELLO], encode(hello), qos=1)
-        self._hello_sent = time.monotonic()
+        self._hello_sent = self._last_sent = time.monotonic()
         self.counters["hellos"] += 1
 
     def _publish(self, batch: StoredBatch) -> None:
@@ -419,12 +435,23 @@ class Uplink:
         self._client.publish(
             self.topics[kind], batch.payload, qos=1, properties=self._publish_properties()
         )
+        self._last_sent = time.monotonic()
 
     def pump(self) -> None:
         """Republish timed-out batches and fill the in-flight window from the outbox."""
         if not self._ready or self._client is None:
             return
         now = time.monotonic()
+        if self._publishes_stalled(now):
+            self.counters["publish_stalls"] += 1
+            log.warning(
+                "%s confirmed no publish for %.0f s; reconnecting",
+                self.url,
+                now - self._last_puback,
+            )
+            self._last_puback = self._last_sent = now
+            self._reconnect()
+            return
         unconfirmed = not self.outbox.confirmed
         low = self.outbox.seq_space_low
         if low and self._hello_nonce is None:
