@@ -125,6 +125,8 @@ class Uplink:
         # would fill paho's in-flight window for good; the uplink then reconnects.
         self._last_puback = 0.0
         self._last_sent = 0.0
+        # When the cloud last answered (any ack arrived) on this connection.
+        self._last_answer = 0.0
         self._ready = False
         self._fallback = False
         self._got_connack = False
@@ -262,6 +264,13 @@ class Uplink:
         if client is self._client:
             self._last_puback = time.monotonic()  # a float store: safe from paho's thread
 
+    def _answers_stalled(self, now: float) -> bool:
+        """Return True when batches or a hello wait and the cloud has answered nothing on this
+        connection for three ack timeouts: another connection (another cluster node) may
+        carry the answers this one loses."""
+        waiting = bool(self._inflight) or self._hello_nonce is not None
+        return waiting and now - self._last_answer > 3 * self.settings.ack_timeout_s
+
     def _publishes_stalled(self, now: float) -> bool:
         """Return True when publishes went unconfirmed for twice the ack timeout."""
         stall_s = 2 * self.settings.ack_timeout_s
@@ -355,13 +364,14 @@ class Uplink:
             return
         self._ready = ready
         self._inflight.clear()
-        self._last_puback = self._last_sent = time.monotonic()
+        self._last_puback = self._last_sent = self._last_answer = time.monotonic()
         self._hello_sent = 0.0  # ask again on every connect
         if not ready:
             log.warning("lost the connection to %s; buffering in the outbox", self.url)
         self.wake()
 
     def _apply_ack(self, ack: Ack) -> None:
+        self._last_answer = time.monotonic()
         if ack.nonce:
             if ack.nonce == self._hello_nonce:
                 self._adopt(ack.high_water)
@@ -450,6 +460,18 @@ class Uplink:
                 now - self._last_puback,
             )
             self._last_puback = self._last_sent = now
+            self._reconnect()
+            return
+        if self._answers_stalled(now):
+            self.counters["answer_stalls"] += 1
+            if _worth_logging(self.counters["answer_stalls"]):
+                log.warning(
+                    "no answer from the cloud through %s for %.0f s; reconnecting (%d times)",
+                    self.url,
+                    now - self._last_answer,
+                    self.counters["answer_stalls"],
+                )
+            self._last_answer = now
             self._reconnect()
             return
         unconfirmed = not self.outbox.confirmed
