@@ -164,7 +164,9 @@ async def test_a_cluster_losing_a_broker_node_and_an_ingest_process_stores_every
         try:
             await eventually(lambda: all(len(o) == 0 for o in outboxes), 60, "all stored")
         except AssertionError:
-            raise AssertionError(f"outboxes not drained: {state()}") from None
+            raise AssertionError(
+                f"outboxes not drained: {state()}; ingest: {_readyz(ports[1])}"
+            ) from None
 
         for device in fleet.devices:
             seqs = await pool.fetch(
