@@ -98,7 +98,6 @@ async def test_a_cluster_losing_a_broker_node_and_an_ingest_process_stores_every
 ) -> None:
     assert Path(NATS_SERVER).exists(), "nats-server is missing (tests/run.sh installs it)"
     cluster = NatsCluster(tmp_path / "nats")
-    cluster.start()
     fleet = await make_fleet(pool, DEVICES)
     ports = [free_port(), free_port()]
     ingest: list[subprocess.Popen[bytes]] = []
@@ -107,6 +106,7 @@ async def test_a_cluster_losing_a_broker_node_and_an_ingest_process_stores_every
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     try:
+        cluster.start()
         await cluster.wait_jetstream()
         await asyncio.to_thread(cluster.wait_mqtt)
         for i, port in enumerate(ports):
