@@ -104,6 +104,12 @@ class MqttSection(_Section):
         default=False,
         description="allow mqtt:// (no TLS) to a broker that is not on this machine",
     )
+    subscribe_qos: Literal[0, 1] = Field(
+        default=1,
+        description="QoS of the ack, command and geofence subscriptions; 0 for NATS's MQTT "
+        "gateway, which delivers what the cloud publishes there at QoS 0 anyway and would "
+        "spend a JetStream consumer on each QoS 1 subscription (docs/scaling.md)",
+    )
     failover_urls: list[str] = Field(
         default_factory=list,
         description="other nodes of the same broker cluster, tried in turn after url when the "

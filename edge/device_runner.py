@@ -60,14 +60,10 @@ async def run_device_async(
     """Run the agent until ``stop`` is set, restarting it into each accepted update; tell
     systemd (``watchdog``) when it is ready, alive and stopping."""
     watchdog = watchdog or Watchdog()
-    ready_said = False
     while not stop.is_set():
         results: list[dict[str, str]] = []
         agent = _start(config, results)
         agent.heartbeat = watchdog.pet
-        if not ready_said:
-            watchdog.ready()
-            ready_said = True
         if agent.config.obd is not None:
             agent.uplink.running["profile"] = agent.config.obd.profile
         agent.uplink.running["versions"] = running_versions(config.updates)

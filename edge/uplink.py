@@ -123,6 +123,13 @@ class Uplink:
         # The broker URL in use: mqtt.url, or one of mqtt.failover_urls after a loss.
         self._url_index = 0
         self._switch_broker = False
+        # When the broker last confirmed a publish (PUBACK) and when we last sent one: a broker
+        # that takes publishes but never confirms them (a cluster node whose storage timed out)
+        # would fill paho's in-flight window for good; the uplink then reconnects.
+        self._last_puback = 0.0
+        self._last_sent = 0.0
+        # When the cloud last answered (any ack arrived) on this connection.
+        self._last_answer = 0.0
         self._ready = False
         self._fallback = False
         self._got_connack = False
@@ -195,6 +202,7 @@ class Uplink:
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         return client
 
     def _jitter_next_reconnect(self, client: mqtt.Client) -> None:
@@ -256,11 +264,26 @@ class Uplink:
         self.counters["connects"] += 1
         self._backoff.reset()
         self._jitter_next_reconnect(client)
-        client.subscribe(
-            [(self.topics[Kind.ACK], 1), (self.topics[Kind.CMD], 1), (self.topics[Kind.FENCES], 1)]
-        )
+        qos: int = self.settings.subscribe_qos
+        client.subscribe([(self.topics[kind], qos) for kind in (Kind.ACK, Kind.CMD, Kind.FENCES)])
         client.publish(self.topics[Kind.STATUS], self._status(online=True), qos=1, retain=True)
         log.info("connected to %s (MQTT %s)", self.url, self.protocol.name)
+
+    def _on_publish(self, client: mqtt.Client, *_args: Any) -> None:
+        if client is self._client:
+            self._last_puback = time.monotonic()  # a float store: safe from paho's thread
+
+    def _answers_stalled(self, now: float) -> bool:
+        """Return True when batches or a hello wait and the cloud has answered nothing on this
+        connection for three ack timeouts: another connection (another cluster node) may
+        carry the answers this one loses."""
+        waiting = bool(self._inflight) or self._hello_nonce is not None
+        return waiting and now - self._last_answer > 3 * self.settings.ack_timeout_s
+
+    def _publishes_stalled(self, now: float) -> bool:
+        """Return True when publishes went unconfirmed for twice the ack timeout."""
+        stall_s = 2 * self.settings.ack_timeout_s
+        return self._last_sent > self._last_puback and now - self._last_puback > stall_s
 
     def _on_subscribe(
         self, client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, *_rest: Any
@@ -350,12 +373,14 @@ class Uplink:
             return
         self._ready = ready
         self._inflight.clear()
+        self._last_puback = self._last_sent = self._last_answer = time.monotonic()
         self._hello_sent = 0.0  # ask again on every connect
         if not ready:
             log.warning("lost the connection to %s; buffering in the outbox", self.url)
         self.wake()
 
     def _apply_ack(self, ack: Ack) -> None:
+        self._last_answer = time.monotonic()
         if ack.nonce:
             if ack.nonce == self._hello_nonce:
                 self._adopt(ack.high_water)
@@ -420,7 +445,7 @@ class Uplink:
             next_seq=min(self.outbox.next_seq, MAX_SEQ + 1),
         )
         self._client.publish(self.topics[Kind.HELLO], encode(hello), qos=1)
-        self._hello_sent = time.monotonic()
+        self._hello_sent = self._last_sent = time.monotonic()
         self.counters["hellos"] += 1
 
     def _publish(self, batch: StoredBatch) -> None:
@@ -429,12 +454,35 @@ class Uplink:
         self._client.publish(
             self.topics[kind], batch.payload, qos=1, properties=self._publish_properties()
         )
+        self._last_sent = time.monotonic()
 
     def pump(self) -> None:
         """Republish timed-out batches and fill the in-flight window from the outbox."""
         if not self._ready or self._client is None:
             return
         now = time.monotonic()
+        if self._publishes_stalled(now):
+            self.counters["publish_stalls"] += 1
+            log.warning(
+                "%s confirmed no publish for %.0f s; reconnecting",
+                self.url,
+                now - self._last_puback,
+            )
+            self._last_puback = self._last_sent = now
+            self._reconnect()
+            return
+        if self._answers_stalled(now):
+            self.counters["answer_stalls"] += 1
+            if _worth_logging(self.counters["answer_stalls"]):
+                log.warning(
+                    "no answer from the cloud through %s for %.0f s; reconnecting (%d times)",
+                    self.url,
+                    now - self._last_answer,
+                    self.counters["answer_stalls"],
+                )
+            self._last_answer = now
+            self._reconnect()
+            return
         unconfirmed = not self.outbox.confirmed
         low = self.outbox.seq_space_low
         if low and self._hello_nonce is None:

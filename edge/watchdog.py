@@ -1,7 +1,8 @@
 """Telling systemd the agent is up and alive (``Type=notify``, ``WatchdogSec=``).
 
-``READY=1`` once the agent runs, ``WATCHDOG=1`` from its main loop at most every half watchdog
-interval, ``STOPPING=1`` on the way out. Outside systemd (no ``NOTIFY_SOCKET``) it does nothing.
+``READY=1`` when the agent's main loop first turns, ``WATCHDOG=1`` from that loop at most
+every half watchdog interval, ``STOPPING=1`` on the way out. Outside systemd (no
+``NOTIFY_SOCKET``) it does nothing.
 """
 
 from __future__ import annotations
@@ -21,10 +22,15 @@ class Watchdog:
     def __init__(self) -> None:
         self._enabled = bool(os.environ.get("NOTIFY_SOCKET"))
         self._notifier = sdnotify.SystemdNotifier()
+        if self._notifier.socket is not None:
+            # A datagram socket blocks when the manager lags behind; a lost pet is better than
+            # a frozen event loop (sdnotify drops what cannot be sent).
+            self._notifier.socket.setblocking(False)
         usec = os.environ.get("WATCHDOG_USEC", "")
         # Pet twice per interval, as sd_watchdog_enabled(3) advises.
         self.interval_s = int(usec) / 2_000_000 if usec.isdigit() and int(usec) > 0 else None
         self._last_pet = 0.0
+        self._ready_said = False
 
     @property
     def enabled(self) -> bool:
@@ -45,7 +51,11 @@ class Watchdog:
             )
 
     def pet(self) -> None:
-        """Say the main loop still turns; sends at most once per half watchdog interval."""
+        """Say the main loop still turns: READY=1 the first time (the agent's loop runs), then
+        WATCHDOG=1 at most once per half watchdog interval."""
+        if not self._ready_said:
+            self._ready_said = True
+            self.ready()
         if self.interval_s is None:
             return
         now = time.monotonic()

