@@ -111,7 +111,9 @@ def view(data: VehicleView) -> dict[str, object]:
     """Return the charts: distance per day, and anomaly scores over time when there are any."""
     charts: list[tuple[BarChart, int]] = []
     if data.daily is not None:
-        points = [(d.day.strftime("%d %b"), d.distance_km) for d in data.daily.days]
+        points: list[tuple[str, float | None]] = [
+            (d.day.strftime("%d %b"), d.distance_km) for d in data.daily.days
+        ]
         charts.append((bar_chart("distance", "Distance", "km", points), 1))
     if data.anomalies is not None and data.anomalies.items:
         scored = [(a.ts.strftime("%d %b %H:%M"), a.score) for a in reversed(data.anomalies.items)]
