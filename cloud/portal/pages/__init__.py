@@ -19,4 +19,4 @@ PAGES: tuple[Page, ...] = (
     inbox.page,
 )
 
-ACTIONS: tuple[web.RouteTableDef, ...] = (inbox.routes,)
+ACTIONS: tuple[web.RouteTableDef, ...] = (vehicles.routes, inbox.routes)
