@@ -217,3 +217,26 @@ def test_vehicles_facets_narrow_the_list_and_a_search_is_saved(
     assert page.locator("#q").input_value() == "truck"
     assert page.locator("table.data tbody tr").count() == 2
     check_page(page, "vehicles-saved-search")
+
+
+def test_keyboard_alone_walks_every_page_of_the_navigation(
+    page: Page, portal_server: PortalServer, portal_fleet: PortalFleet
+) -> None:
+    log_in(page, portal_server, portal_fleet.members["fleet_manager"])
+    for label, path in (
+        ("Vehicles", "/portal/vehicles"),
+        ("Map", "/portal/map"),
+        ("Alerts", "/portal/inbox"),
+        ("Overview", "/portal/"),
+    ):
+        page.evaluate("() => document.activeElement && document.activeElement.blur()")
+        tab_to(page, label)
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{portal_server.base_url}{path}")
+        assert page.locator("nav[aria-label=Main] a[aria-current=page]").inner_text() == label
+    page.goto(f"{portal_server.base_url}/portal/vehicles")
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    tab_to(page, "truck 0")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/portal/vehicles/*")
+    assert page.locator("h1").inner_text() == "truck 0"
