@@ -339,7 +339,9 @@ def _print_plan(
 ) -> None:
     from fleetlink.cloud.settings import redact_url
 
-    api = f"http://{settings.http_host}:{settings.http_port}/api/v1"
+    base = f"http://{settings.http_host}:{settings.http_port}"
+    api = f"{base}/api/v1"
+    typer.echo(f"portal     {base}/portal/  (the vehicles move on {base}/portal/map)")
     typer.echo(f"database   {redact_url(database_url)}")
     typer.echo(f"broker     {redact_url(mqtt_url)}")
     typer.echo(f"cloud API  {api}")

@@ -80,6 +80,17 @@ def _run_demo_until_every_vehicle_reports(env: dict[str, str]) -> str:
             if len(names) == 2 and all("Vehicle.Speed" in n for n in names.values()):
                 break
         assert len(names) == 2 and all("Vehicle.Speed" in n for n in names.values()), names
+        # The portal's map (its JSON twin, read with the token) shows both vehicles moving.
+        portal_map = api.replace("/api/v1", "/portal/map.json")
+        seen: dict[str, set[tuple[float, float]]] = {}
+        map_deadline = time.monotonic() + 60
+        while time.monotonic() < map_deadline and not (
+            len(seen) == 2 and all(len(p) > 1 for p in seen.values())
+        ):
+            for p in _get(portal_map, token)["positions"]["items"]:
+                seen.setdefault(p["vehicle_id"], set()).add((p["latitude"], p["longitude"]))
+            time.sleep(1)
+        assert len(seen) == 2 and all(len(p) > 1 for p in seen.values()), seen
         with pytest.raises(urllib.error.HTTPError) as refused:
             _get(f"{api}/vehicles", "flt_not_a_token")
         assert refused.value.code == 401
@@ -90,6 +101,7 @@ def _run_demo_until_every_vehicle_reports(env: dict[str, str]) -> str:
     out = "".join(lines)
     assert demo.returncode == 0, out
     assert "cloud API  http://127.0.0.1:" in out
+    assert "portal     http://127.0.0.1:" in out
     assert "samples" in out and "demo stopped" in out
     return out
 

@@ -80,14 +80,21 @@ def _search(row: asyncpg.Record) -> SavedSearch:
 async def list_searches(request: web.Request) -> web.Response:
     principal = principal_of(request)
     async with tenant_transaction(request) as conn:
-        rows = await conn.fetch(
-            "SELECT id, name, resource, query, created_at FROM saved_searches "
-            "WHERE tenant_id = $1 AND user_id = $2 ORDER BY name",
-            principal.tenant_id,
-            principal.user_id,
-        )
-    body = SavedSearchList(items=[_search(r) for r in rows])
+        body = await saved_searches(conn, principal.tenant_id, principal.user_id)
     return web.json_response(text=body.model_dump_json())
+
+
+async def saved_searches(
+    conn: asyncpg.Connection, tenant: str, user_id: uuid.UUID
+) -> SavedSearchList:
+    """Return the user's saved searches in ``tenant``, by name."""
+    rows = await conn.fetch(
+        "SELECT id, name, resource, query, created_at FROM saved_searches "
+        "WHERE tenant_id = $1 AND user_id = $2 ORDER BY name",
+        tenant,
+        user_id,
+    )
+    return SavedSearchList(items=[_search(r) for r in rows])
 
 
 @api.post(
@@ -103,31 +110,40 @@ async def save_search(request: web.Request) -> web.Response:
     body: SavedSearchCreate = await json_body(request, SavedSearchCreate)
     principal = principal_of(request)
     async with tenant_transaction(request) as conn:
-        count = await conn.fetchval(
-            "SELECT count(*) FROM saved_searches WHERE tenant_id = $1 AND user_id = $2",
-            principal.tenant_id,
-            principal.user_id,
+        saved = await store_search(conn, principal.tenant_id, principal.user_id, body)
+    return web.json_response(text=saved.model_dump_json(), status=201)
+
+
+async def store_search(
+    conn: asyncpg.Connection, tenant: str, user_id: uuid.UUID, body: SavedSearchCreate
+) -> SavedSearch:
+    """Save the user's search and return it; raise ProblemError(409) for a name the user
+    has already, or when they hold MAX_SEARCHES."""
+    count = await conn.fetchval(
+        "SELECT count(*) FROM saved_searches WHERE tenant_id = $1 AND user_id = $2",
+        tenant,
+        user_id,
+    )
+    if count >= MAX_SEARCHES:
+        raise ProblemError(409, f"at most {MAX_SEARCHES} saved searches; delete some first")
+    try:
+        row = await conn.fetchrow(
+            "INSERT INTO saved_searches (id, tenant_id, user_id, name, resource, query) "
+            "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, name, resource, query, created_at",
+            uuid.uuid4(),
+            tenant,
+            user_id,
+            body.name,
+            body.resource,
+            body.query.model_dump(mode="json", exclude_none=True),
         )
-        if count >= MAX_SEARCHES:
-            raise ProblemError(409, f"at most {MAX_SEARCHES} saved searches; delete some first")
-        try:
-            row = await conn.fetchrow(
-                "INSERT INTO saved_searches (id, tenant_id, user_id, name, resource, query) "
-                "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, name, resource, query, created_at",
-                uuid.uuid4(),
-                principal.tenant_id,
-                principal.user_id,
-                body.name,
-                body.resource,
-                body.query.model_dump(mode="json", exclude_none=True),
-            )
-        except asyncpg.UniqueViolationError:
-            raise ProblemError(
-                409,
-                f"you have a saved search named {body.name!r}",
-                errors=[{"field": "name", "message": "taken"}],
-            ) from None
-    return web.json_response(text=_search(row).model_dump_json(), status=201)
+    except asyncpg.UniqueViolationError:
+        raise ProblemError(
+            409,
+            f"you have a saved search named {body.name!r}",
+            errors=[{"field": "name", "message": "taken"}],
+        ) from None
+    return _search(row)
 
 
 @api.delete(

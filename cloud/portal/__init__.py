@@ -19,4 +19,12 @@ How it fits together (Datasette's pattern: every page has a JSON twin):
   off; live parts listen to ``/api/v1/live``); ``templates/base.html`` is the layout with the
   skip link and the role-filtered navigation.
 - ``setup.setup_portal(app)`` wires Jinja2, the static files and every page into the app.
+
+Adding a page: write ``pages/<name>.py`` with ``page = Page(...)`` (and ``routes`` for its
+forms), its template ``templates/pages/<name>.html`` extending ``base.html`` (``charts.html``
+has the SVG bar chart with its table twin), add ``<name>.page`` to ``PAGES`` (and its
+``routes`` to ``ACTIONS``), then re-run ``pip install -e .``: the strict editable install
+links each file, so new modules and templates are invisible until then. Browser tests use the
+fixtures of ``tests/cloud/portal/conftest.py`` and ``browser_checks.check_page`` (axe, a
+screenshot, the skip link).
 """

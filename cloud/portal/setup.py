@@ -39,6 +39,7 @@ def setup_portal(app: web.Application) -> None:
     app[PORTAL_PAGES] = PAGES
     app[PENDING_LOGINS] = PendingLogins()
     app.router.add_get("/", _home)
+    app.router.add_get("/portal", _home)
     app.router.add_static("/portal/static/", HERE / "static", append_version=False)
     app.add_routes(login.routes)
     app.add_routes(pwa.routes)

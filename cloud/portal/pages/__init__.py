@@ -38,6 +38,7 @@ PAGES: tuple[Page, ...] = (
 )
 
 ACTIONS: tuple[web.RouteTableDef, ...] = (
+    vehicles.routes,
     inbox.routes,
     devices.routes,
     users.routes,

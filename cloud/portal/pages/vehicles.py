@@ -1,12 +1,22 @@
-"""The vehicles list (``/portal/vehicles``): search, filter by facets, page through."""
+"""The vehicles list (``/portal/vehicles``): search, facets to narrow by status and make,
+paging, and the caller's saved searches (saving one is a POST form: the API's store_search)."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import asyncpg
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from fleetlink.cloud.api.access import principal_of
+from fleetlink.cloud.api.access import principal_of, tenant_transaction
+from fleetlink.cloud.api.problems import ProblemError
+from fleetlink.cloud.api.searches import (
+    SavedSearchCreate,
+    SavedSearchList,
+    saved_searches,
+    store_search,
+)
 from fleetlink.cloud.api.vehicles import (
     FacetQuery,
     VehicleFacets,
@@ -17,32 +27,86 @@ from fleetlink.cloud.api.vehicles import (
 )
 from fleetlink.cloud.auth.permissions import Permission
 from fleetlink.cloud.portal.form_query import form_query
+from fleetlink.cloud.portal.guard import portal_guard
 from fleetlink.cloud.portal.page import Page
+from fleetlink.cloud.portal.render import render_error
+
+PATH = "/portal/vehicles"
 
 
 class VehiclesPage(BaseModel):
     query: VehicleQuery
     vehicles: VehicleList
     facets: VehicleFacets
+    searches: SavedSearchList | None
+    saved: bool
 
 
 async def load(request: web.Request, conn: asyncpg.Connection) -> VehiclesPage:
-    """Return the page of vehicles the query string asks for, with the matches' facets."""
-    tenant = principal_of(request).tenant_id
-    query = form_query(request, VehicleQuery)
+    """Return the page of vehicles the query string asks for, the matches' facets and the
+    caller's saved searches (None for roles without them)."""
+    principal = principal_of(request)
+    query = form_query(request, VehicleQuery, drop=("saved",))
     filters = FacetQuery.model_validate(query.model_dump(include=set(FacetQuery.model_fields)))
+    searches = None
+    if principal.can(Permission.SEARCHES_OWN):
+        searches = await saved_searches(conn, principal.tenant_id, principal.user_id)
     return VehiclesPage(
         query=query,
-        vehicles=await vehicle_list(conn, tenant, query),
-        facets=await vehicle_facet_counts(conn, tenant, filters),
+        vehicles=await vehicle_list(conn, principal.tenant_id, query),
+        facets=await vehicle_facet_counts(conn, principal.tenant_id, filters),
+        searches=searches,
+        saved="saved" in request.query,
     )
+
+
+def filter_url(query: VehicleQuery, **changes: str | None) -> str:
+    """Return the list's URL with ``query``'s filters, ``changes`` applied (None removes)."""
+    params = query.model_dump(mode="json", exclude={"limit", "cursor"}, exclude_none=True)
+    if params.get("sort") == "name":
+        del params["sort"]
+    params.update(changes)
+    kept = {k: v for k, v in params.items() if v is not None}
+    return f"{PATH}?{urlencode(kept)}" if kept else PATH
+
+
+def view(data: VehiclesPage) -> dict[str, object]:
+    return {"filter_url": filter_url}
 
 
 page = Page(
     name="vehicles",
-    path="/portal/vehicles",
+    path=PATH,
     title="Vehicles",
     permission=Permission.VEHICLES_READ,
     load=load,
     nav="Vehicles",
+    view=view,
 )
+
+routes = web.RouteTableDef()
+
+
+async def _save(request: web.Request) -> web.StreamResponse:
+    """Save the search in the form's fields under its name; show it again (303)."""
+    form = await request.post()
+    fields = {
+        k: v
+        for k, v in form.items()
+        if k in ("q", "status", "make", "fleet_id", "tag", "sort") and isinstance(v, str) and v
+    }
+    try:
+        body = SavedSearchCreate.model_validate({"name": form.get("name", ""), "query": fields})
+    except ValidationError:
+        return render_error(request, 422, "Give the search a name (up to 200 characters).")
+    principal = principal_of(request)
+    try:
+        async with tenant_transaction(request) as conn:
+            await store_search(conn, principal.tenant_id, principal.user_id, body)
+    except ProblemError as problem:
+        return render_error(request, problem.status, problem.detail, "vehicles")
+    query = VehicleQuery.model_validate(fields)
+    raise web.HTTPSeeOther(filter_url(query, saved="1"))
+
+
+routes.post(PATH + "/searches")(portal_guard(_save, Permission.SEARCHES_OWN))

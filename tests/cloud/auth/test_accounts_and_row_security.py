@@ -13,6 +13,7 @@ from fleetlink.cloud.auth.accounts import (
     MAX_FAILED_LOGINS,
     AccountError,
     LoginRefused,
+    SecondFactorNeeded,
     add_user,
     login,
 )
@@ -45,6 +46,25 @@ async def test_a_member_logs_in_and_five_wrong_passwords_lock_the_account(pool) 
         assert refused.value.locked_until is not None
         with pytest.raises(LoginRefused):
             await login(conn, tenant, email, PASSWORD)  # locked, even with the right password
+
+
+async def test_a_totp_user_is_asked_for_the_code_only_after_the_right_password(pool) -> None:
+    tenant = await _tenant(pool)
+    email = f"bo-{uuid.uuid4().hex[:6]}@example.org"
+    async with pool.acquire() as conn:
+        user_id = await add_user(conn, tenant, email, Role.VIEWER, PASSWORD)
+        await conn.execute(
+            "UPDATE users SET totp_enabled = true, totp_secret_enc = 'x' WHERE id = $1", user_id
+        )
+        with pytest.raises(SecondFactorNeeded) as needed:
+            await login(conn, tenant, email, PASSWORD)
+        assert needed.value.user_id == user_id
+        with pytest.raises(LoginRefused) as refused:
+            await login(conn, tenant, email, "wrong password!!")
+        assert not isinstance(refused.value, SecondFactorNeeded)
+        with pytest.raises(LoginRefused) as refused:
+            await login(conn, tenant, email, PASSWORD, second_factor=lambda _u, _s: False)
+        assert not isinstance(refused.value, SecondFactorNeeded)
 
 
 async def test_a_login_in_a_tenant_the_user_is_not_a_member_of_is_refused(pool) -> None:

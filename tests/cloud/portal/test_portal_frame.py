@@ -198,3 +198,45 @@ def test_navigation_lists_only_pages_the_role_may_open(
         portal_fleet.tenant, uuid.uuid4(), "v@example.org", Role.VIEWER, via="session"
     )
     assert labels == [p.nav for p in PAGES if p.nav and p.visible_to(viewer)]
+
+
+def test_vehicles_facets_narrow_the_list_and_a_search_is_saved(
+    page: Page, portal_server: PortalServer, portal_fleet: PortalFleet
+) -> None:
+    log_in(page, portal_server, portal_fleet.members["fleet_manager"], "/portal/vehicles?q=truck")
+    page.click("text=active (2)")
+    page.wait_for_url("**/portal/vehicles?q=truck&status=active")
+    assert page.locator("table.data tbody tr").count() == 2
+    page.fill("#search-name", "Active trucks")
+    page.click("text=Save search")
+    page.wait_for_url("**/portal/vehicles?q=truck&status=active&saved=1")
+    assert page.locator(".notice").inner_text() == "Search saved."
+    page.goto(f"{portal_server.base_url}/portal/vehicles")
+    page.click("text=Active trucks")
+    page.wait_for_url("**/portal/vehicles?*status=active*")
+    assert page.locator("#q").input_value() == "truck"
+    assert page.locator("table.data tbody tr").count() == 2
+    check_page(page, "vehicles-saved-search")
+
+
+def test_keyboard_alone_walks_every_page_of_the_navigation(
+    page: Page, portal_server: PortalServer, portal_fleet: PortalFleet
+) -> None:
+    log_in(page, portal_server, portal_fleet.members["fleet_manager"])
+    for label, path in (
+        ("Vehicles", "/portal/vehicles"),
+        ("Map", "/portal/map"),
+        ("Alerts", "/portal/inbox"),
+        ("Overview", "/portal/"),
+    ):
+        page.evaluate("() => document.activeElement && document.activeElement.blur()")
+        tab_to(page, label)
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"{portal_server.base_url}{path}")
+        assert page.locator("nav[aria-label=Main] a[aria-current=page]").inner_text() == label
+    page.goto(f"{portal_server.base_url}/portal/vehicles")
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    tab_to(page, "truck 0")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/portal/vehicles/*")
+    assert page.locator("h1").inner_text() == "truck 0"
