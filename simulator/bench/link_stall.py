@@ -192,6 +192,8 @@ def run_stall(
         reconnect_max_s=1.0,
         poll=[PollGroup(commands=list(COMMANDS), rate_hz=rate_hz)],
         strategy="one_pid",
+        # Only the polled PIDs: every stored value is then checked against what was produced.
+        dtc_interval_s=0,
     )
     source = ObdSource(settings)
     samples: queue.Queue[Sample] = queue.Queue()

@@ -69,7 +69,7 @@ class PortalServer:
         self._thread.join(10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def portal_server(migrated_db: str, mqtt_broker: Any) -> Iterator[PortalServer]:
     """The service with its ingest, serving the portal on a free port."""
     settings = ingest_settings(
