@@ -263,6 +263,12 @@ def test_admin_adds_and_removes_a_member_by_keyboard_with_errors_beside_fields(
     page.keyboard.press("Enter")
     expect(page.locator("#new-email-error")).to_contain_text("is already a member")
     email = f"night-{uuid.uuid4().hex[:6]}@fleet.example"
+    page.fill("#new-email", email)
+    page.fill("#new-password", "short")
+    page.get_by_role("button", name="Add member").click()
+    expect(page.locator("#new-password-error")).to_contain_text("at least")
+    assert page.get_attribute("#new-password", "aria-describedby") == "new-password-error"
+    assert page.input_value("#new-email") == email and page.input_value("#new-password") == ""
     page.fill("#new-email", "")
     page.focus("#new-email")
     page.keyboard.type(email)
