@@ -171,6 +171,16 @@ async def member_list(conn: asyncpg.Connection, tenant: str, query: MemberQuery)
 )
 async def add_member(request: web.Request) -> web.Response:
     body: MemberCreate = await json_body(request, MemberCreate)
+    return json_response(await new_member(request, body), status=201)
+
+
+async def new_member(request: web.Request, body: MemberCreate) -> Member:
+    """Make ``body``'s user (created, or found by e-mail) a member of the caller's tenant
+    (audited, in its own transaction); return the member.
+
+    Raises ProblemError 403 (making an owner without being one), 409 (already a member) or
+    422 (a weak password, with ``errors`` naming ``password``; an unfit e-mail or role).
+    """
     principal = principal_of(request)
     if body.role is Role.OWNER and principal.role is not Role.OWNER:
         raise ProblemError(403, "only an owner may make another owner")
@@ -188,15 +198,8 @@ async def add_member(request: web.Request) -> web.Response:
             raise ProblemError(status, str(exc)) from None
         row = await conn.fetchrow(_MEMBERS + " AND u.id = $2", principal.tenant_id, user_id)
         member = Member.model_validate(dict(row))
-        await record_change(
-            request,
-            conn,
-            "add_member",
-            "user",
-            user_id,
-            after=member,
-        )
-    return json_response(member, status=201)
+        await record_change(request, conn, "add_member", "user", user_id, after=member)
+    return member
 
 
 async def _locked_member(conn: asyncpg.Connection, tenant: str, user_id: uuid.UUID) -> Member:
@@ -274,42 +277,46 @@ async def set_role(
 )
 async def remove_member(request: web.Request) -> web.Response:
     user_id = path_uuid(request, "user_id")
-    principal = principal_of(request)
     async with tenant_transaction(request) as conn:
-        before = await _locked_member(conn, principal.tenant_id, user_id)
-        if user_id == principal.user_id:
-            raise ProblemError(409, "another member with users:write removes you")
-        if before.role is Role.OWNER:
-            if principal.role is not Role.OWNER:
-                raise ProblemError(403, "only an owner may remove an owner")
-            if await _owners(conn, principal.tenant_id) == 1:
-                raise ProblemError(409, "the tenant's last owner cannot be removed")
-        request.app[PRINCIPALS].forget_user(user_id)
-        await conn.execute(
-            "UPDATE api_tokens SET revoked_at = now() "
-            "WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
-            principal.tenant_id,
-            user_id,
-        )
-        await conn.execute(
-            "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2",
-            principal.tenant_id,
-            user_id,
-        )
-        await conn.execute(
-            "DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2",
-            principal.tenant_id,
-            user_id,
-        )
-        await record_change(
-            request,
-            conn,
-            "remove_member",
-            "user",
-            user_id,
-            before=before,
-        )
+        await drop_member(request, conn, user_id)
     return json_response(Removed(removed=True))
+
+
+async def drop_member(request: web.Request, conn: asyncpg.Connection, user_id: uuid.UUID) -> Member:
+    """Remove the member ``user_id`` from the caller's tenant, revoking their tokens and ending
+    their sessions there (audited); return who they were.
+
+    Raises ProblemError 404 (no such member), 409 (oneself, or the last owner) or 403
+    (removing an owner without being one).
+    """
+    principal = principal_of(request)
+    before = await _locked_member(conn, principal.tenant_id, user_id)
+    if user_id == principal.user_id:
+        raise ProblemError(409, "another member with users:write removes you")
+    if before.role is Role.OWNER:
+        if principal.role is not Role.OWNER:
+            raise ProblemError(403, "only an owner may remove an owner")
+        if await _owners(conn, principal.tenant_id) == 1:
+            raise ProblemError(409, "the tenant's last owner cannot be removed")
+    request.app[PRINCIPALS].forget_user(user_id)
+    await conn.execute(
+        "UPDATE api_tokens SET revoked_at = now() "
+        "WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+        principal.tenant_id,
+        user_id,
+    )
+    await conn.execute(
+        "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2",
+        principal.tenant_id,
+        user_id,
+    )
+    await conn.execute(
+        "DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2",
+        principal.tenant_id,
+        user_id,
+    )
+    await record_change(request, conn, "remove_member", "user", user_id, before=before)
+    return before
 
 
 @api.get(

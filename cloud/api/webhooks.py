@@ -188,30 +188,42 @@ async def webhook_list(conn: asyncpg.Connection, tenant: str) -> WebhookList:
 )
 async def create_webhook(request: web.Request) -> web.Response:
     body: WebhookCreate = await json_body(request, WebhookCreate)
+    async with tenant_transaction(request) as conn:
+        created = await add_webhook(request, conn, body)
+    return web.json_response(text=created.model_dump_json(), status=201)
+
+
+async def add_webhook(
+    request: web.Request, conn: asyncpg.Connection, body: WebhookCreate
+) -> NewWebhook:
+    """Store ``body`` as a new webhook of the caller's tenant with a new signing secret
+    (audited); return it with the secret, which is shown this once.
+
+    Raises ProblemError 422 (a URL the webhooks may not call, with ``errors`` naming ``url``)
+    or 409 (the tenant has MAX_WEBHOOKS already).
+    """
     url = await _checked_url(request, body.url)
     tenant = principal_of(request).tenant_id
     webhook_id = uuid.uuid4()
     secret = new_secret()
     sealed = request.app[FIELD_CIPHER].encrypt(secret, secret_context(tenant, webhook_id))
-    async with tenant_transaction(request) as conn:
-        if await conn.fetchval("SELECT count(*) FROM webhooks WHERE tenant_id = $1", tenant) >= (
-            MAX_WEBHOOKS
-        ):
-            raise ProblemError(409, f"a tenant has at most {MAX_WEBHOOKS} webhooks")
-        await conn.execute(
-            "INSERT INTO webhooks (id, tenant_id, url, description, event_types, secret_enc) "
-            "VALUES ($1, $2, $3, $4, $5, $6)",
-            webhook_id,
-            tenant,
-            url,
-            body.description,
-            sorted(set(body.event_types)),
-            sealed,
-        )
-        webhook = await _webhook(conn, tenant, webhook_id)
-        await record_change(request, conn, "create", "webhook", webhook_id, after=webhook)
-    created = NewWebhook(**webhook.model_dump(), secret=secret)
-    return web.json_response(text=created.model_dump_json(), status=201)
+    if await conn.fetchval("SELECT count(*) FROM webhooks WHERE tenant_id = $1", tenant) >= (
+        MAX_WEBHOOKS
+    ):
+        raise ProblemError(409, f"a tenant has at most {MAX_WEBHOOKS} webhooks")
+    await conn.execute(
+        "INSERT INTO webhooks (id, tenant_id, url, description, event_types, secret_enc) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        webhook_id,
+        tenant,
+        url,
+        body.description,
+        sorted(set(body.event_types)),
+        sealed,
+    )
+    webhook = await _webhook(conn, tenant, webhook_id)
+    await record_change(request, conn, "create", "webhook", webhook_id, after=webhook)
+    return NewWebhook(**webhook.model_dump(), secret=secret)
 
 
 @api.get(
@@ -281,14 +293,24 @@ async def patch_webhook(request: web.Request) -> web.Response:
 )
 async def delete_webhook(request: web.Request) -> web.Response:
     webhook_id = path_uuid(request, "webhook_id")
-    tenant = principal_of(request).tenant_id
     async with tenant_transaction(request) as conn:
-        before = await _webhook(conn, tenant, webhook_id)
-        await conn.execute(
-            "DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2", tenant, webhook_id
-        )
-        await record_change(request, conn, "delete", "webhook", webhook_id, before=before)
+        await remove_webhook(request, conn, webhook_id)
     return web.json_response(text=Deleted(deleted=True).model_dump_json())
+
+
+async def remove_webhook(
+    request: web.Request, conn: asyncpg.Connection, webhook_id: uuid.UUID
+) -> Webhook:
+    """Delete the caller's tenant's webhook ``webhook_id`` and its delivery log (audited);
+    return what it was.
+
+    Raises ProblemError(404) when the tenant has no such webhook.
+    """
+    tenant = principal_of(request).tenant_id
+    before = await _webhook(conn, tenant, webhook_id)
+    await conn.execute("DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2", tenant, webhook_id)
+    await record_change(request, conn, "delete", "webhook", webhook_id, before=before)
+    return before
 
 
 _DELIVERY = (

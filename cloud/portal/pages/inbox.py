@@ -1,6 +1,6 @@
 """The alerts inbox (``/portal/inbox``): alerts newest first, filtered by state and severity;
-roles that may act acknowledge, resolve, assign and coach from here (POST forms, each the
-API's own action through ``inbox.act``)."""
+roles that may act acknowledge, resolve, assign (to any member whose role may act) and coach
+from here (POST forms, each the API's own action through ``inbox.act``)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from yarl import URL
 
-from fleetlink.cloud.api.access import principal_of
+from fleetlink.cloud.api.access import principal_of, tenant_transaction
+from fleetlink.cloud.api.accounts import Member, MemberQuery, member_list
 from fleetlink.cloud.api.inbox import InboxAction, InboxPage, InboxQuery, act, inbox_page
 from fleetlink.cloud.api.problems import ProblemError
+from fleetlink.cloud.api.rest import MAX_PAGE
 from fleetlink.cloud.api.vehicles import fetch_vehicle
-from fleetlink.cloud.auth.permissions import Permission
+from fleetlink.cloud.auth.permissions import ROLE_PERMISSIONS, Permission
+from fleetlink.cloud.portal.form_page import page_after_form
 from fleetlink.cloud.portal.form_query import form_query
 from fleetlink.cloud.portal.guard import portal_guard
 from fleetlink.cloud.portal.page import Page
@@ -37,6 +40,7 @@ class InboxView(BaseModel):
     alerts: InboxPage
     vehicle_names: dict[str, str]
     may_act: bool
+    assignees: list[Member]
     done: str | None
 
 
@@ -50,13 +54,22 @@ async def load(request: web.Request, conn: asyncpg.Connection) -> InboxView:
         for vehicle_id in {i.vehicle_id for i in alerts.items if i.vehicle_id is not None}:
             vehicle = await fetch_vehicle(conn, principal.tenant_id, vehicle_id)
             names[str(vehicle_id)] = vehicle.name
+    may_act = principal.can(Permission.INBOX_WRITE, safe=False)
     return InboxView(
         query=query,
         alerts=alerts,
         vehicle_names=names,
-        may_act=principal.can(Permission.INBOX_WRITE, safe=False),
+        may_act=may_act,
+        assignees=await assignees(conn, principal.tenant_id) if may_act else [],
         done=DONE.get(request.query.get("done", "")),
     )
+
+
+async def assignees(conn: asyncpg.Connection, tenant: str) -> list[Member]:
+    """Return the tenant's members whose role may act on alerts, by e-mail (the first
+    MAX_PAGE of them)."""
+    members = await member_list(conn, tenant, MemberQuery(limit=MAX_PAGE))
+    return [m for m in members.items if Permission.INBOX_WRITE in ROLE_PERMISSIONS[m.role]]
 
 
 page = Page(
@@ -91,6 +104,10 @@ async def _act(request: web.Request) -> web.StreamResponse:
     try:
         await act(request, item_id, action)
     except ProblemError as problem:
+        if problem.status == 422 and action.action == "assign":
+            errors = {f"assignee-{item_id}": "Choose one of the members listed."}
+            async with tenant_transaction(request) as conn:
+                return await page_after_form(request, conn, page, 422, errors=errors)
         return render_error(request, problem.status, problem.detail, "inbox")
     back = form.get("back")
     target = URL(back if isinstance(back, str) and back.startswith(PATH) else PATH)

@@ -1,7 +1,7 @@
 """Tenant settings (``/portal/settings``): the scoring weights and detection thresholds
-(edited in a form), the webhooks with their latest deliveries (test and replay) and the
-email rules. For roles that manage notifications; the scoring form needs ``scoring:write``.
-"""
+(edited in a form), the webhooks with their latest deliveries (add, delete, test and replay; a
+new webhook's signing secret is shown once) and the email rules. For roles that manage
+notifications; the scoring form needs ``scoring:write``."""
 
 from __future__ import annotations
 
@@ -24,10 +24,13 @@ from fleetlink.cloud.api.webhooks import (
     EmailRuleCreate,
     EmailRuleList,
     Webhook,
+    WebhookCreate,
     add_email_rule,
+    add_webhook,
     delivery_page,
     email_rule_list,
     queue_test,
+    remove_webhook,
     replay,
     stop_email_rule,
     webhook_list,
@@ -155,6 +158,48 @@ async def save_scoring(request: web.Request) -> web.StreamResponse:
         return await page_after_form(request, conn, page, notice=notice)
 
 
+async def create_webhook(request: web.Request) -> web.StreamResponse:
+    """Add the form's webhook (URL, description, event types); show the page with its signing
+    secret, shown this once (201), or the errors next to their fields (422, 409)."""
+    posted = await request.post()
+    form = await posted_fields(request)
+    fields = {
+        "url": form.get("url", "").strip(),
+        "description": form.get("description", "").strip(),
+        "event_types": [t for t in posted.getall("event_types", []) if isinstance(t, str)],
+    }
+    # The email rule form has fields of the same names: this form's are kept apart.
+    form_values = {f"webhook_{k}": v for k, v in fields.items()}
+    async with tenant_transaction(request) as conn:
+        try:
+            body = WebhookCreate.model_validate(fields)
+        except ValidationError as exc:
+            errors = {f"webhook_{k}": v for k, v in field_errors(exc).items()}
+            return await page_after_form(request, conn, page, 422, errors=errors, form=form_values)
+        try:
+            created = await add_webhook(request, conn, body)
+        except ProblemError as refused:
+            field = "webhook_url" if refused.status == 422 else "webhook_form"
+            errors = {field: refused.detail[:1].upper() + refused.detail[1:] + "."}
+            status = refused.status if refused.status in (409, 422) else 422
+            return await page_after_form(
+                request, conn, page, status, errors=errors, form=form_values
+            )
+        return await page_after_form(request, conn, page, 201, created=created)
+
+
+async def delete_webhook(request: web.Request) -> web.StreamResponse:
+    """Delete the webhook of the path and its delivery log; show the page with a notice."""
+    try:
+        webhook_id = path_uuid(request, "webhook_id")
+        async with tenant_transaction(request) as conn:
+            gone = await remove_webhook(request, conn, webhook_id)
+            notice = f"The webhook to {gone.url} is deleted."
+            return await page_after_form(request, conn, page, notice=notice)
+    except ProblemError as problem:
+        return render_error(request, problem.status, problem.detail, page.name)
+
+
 async def test_webhook(request: web.Request) -> web.StreamResponse:
     """Queue a test delivery to the webhook of the path; show the page with a notice."""
     try:
@@ -224,6 +269,10 @@ routes.post(PATH + "/email-rules/{rule_id}/stop")(
     portal_guard(delete_email_rule, Permission.NOTIFICATIONS_MANAGE)
 )
 routes.post(f"{PATH}/scoring")(portal_guard(save_scoring, Permission.SCORING_WRITE))
+routes.post(f"{PATH}/webhooks")(portal_guard(create_webhook, Permission.NOTIFICATIONS_MANAGE))
+routes.post(PATH + "/webhooks/{webhook_id}/delete")(
+    portal_guard(delete_webhook, Permission.NOTIFICATIONS_MANAGE)
+)
 routes.post(PATH + "/webhooks/{webhook_id}/test")(
     portal_guard(test_webhook, Permission.NOTIFICATIONS_MANAGE)
 )

@@ -1,8 +1,10 @@
 """The alerts inbox in a browser: alerts from device events published through mosquitto,
-acknowledged, assigned and coached by keyboard; a viewer sees them but cannot act."""
+acknowledged, assigned (to any member who may act) and coached by keyboard; a viewer sees them
+but cannot act."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -19,7 +21,7 @@ from tests.waiting import wait_until
 @pytest.fixture(scope="module")
 def alert_fleet(portal_server: PortalServer, mqtt_broker: Any) -> PortalFleet:
     """A fleet whose first device reported two harsh-braking events (two alerts)."""
-    fleet = make_portal_fleet(portal_server, roles=("fleet_manager", "viewer"), devices=1)
+    fleet = make_portal_fleet(portal_server, roles=("fleet_manager", "viewer", "admin"), devices=1)
     device = fleet.fleet.devices[0]
     payload, _ = events(device, 1, count=2)
     client = mqtt_client(mqtt_broker)
@@ -50,10 +52,28 @@ def test_manager_acknowledges_assigns_and_coaches_by_keyboard(
     assert page.locator(".notice").inner_text() == "Alert acknowledged."
     first = page.locator("li.alert").first
     assert "acknowledged" in first.locator(".facts").inner_text()
-    tab_to(page, "Assign to me")
+    admin, viewer = alert_fleet.members["admin"], alert_fleet.members["viewer"]
+    assign = first.locator("select[name=assignee_id]")
+    options = assign.locator("option").all_inner_texts()
+    assert options[0] == "nobody" and options[1] == admin.email
+    assert f"{alert_fleet.members['fleet_manager'].email} (you)" in options
+    assert viewer.email not in options  # a viewer may not act on alerts
+    assign.focus()
+    page.keyboard.press("ArrowDown")  # nobody -> the admin
+    page.keyboard.press("Tab")
+    assert focus_state(page)["text"] == "Assign"
     page.keyboard.press("Enter")
     page.wait_for_url("**/portal/inbox?done=assign")
-    assert page.locator("li.alert dd", has_text="you").count() == 1
+    assert page.locator("li.alert dd", has_text=admin.email).count() == 1
+    item = page.locator("li.alert").first.get_attribute("id") or ""
+    csrf = page.locator("form[action='/portal/logout'] input[name=csrf_token]").input_value()
+    refused = page.request.post(
+        f"{portal_server.base_url}/portal/inbox/{item.removeprefix('alert-')}/actions",
+        form={"csrf_token": csrf, "action": "assign", "assignee_id": str(uuid.uuid4())},
+    )
+    assert refused.status == 422
+    assert "Choose one of the members listed." in refused.text()
+    assert f'aria-describedby="assignee-{item.removeprefix("alert-")}-error"' in refused.text()
     tab_to(page, "Coach the driver or comment")
     page.keyboard.press("Enter")
     page.keyboard.press("Tab")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from tests.cloud.conftest import member_token
 from tests.cloud.portal.browser_checks import check_page, focus_state, tab_to
@@ -184,11 +184,19 @@ def test_viewer_sees_no_admin_pages_or_forms(
     for path in ("/portal/users", "/portal/settings"):
         response = page.goto(f"{portal_server.base_url}{path}")
         assert response is not None and response.status == 403
-    posted = page.request.post(
-        f"{portal_server.base_url}/portal/devices/tokens",
-        form={"csrf_token": _csrf(page), "label": "sneaky"},
-    )
-    assert posted.status == 403
+    csrf = _csrf(page)
+    technician = fleet.portal.members["technician"].user_id
+    for path, form in (
+        ("/portal/devices/tokens", {"label": "sneaky"}),
+        ("/portal/settings/webhooks", {"url": "https://hooks.example/x", "event_types": "*"}),
+        (f"/portal/settings/webhooks/{fleet.webhook_id}/delete", {}),
+        ("/portal/users", {"email": "sneaky@fleet.example", "role": "admin"}),
+        (f"/portal/users/{technician}/remove", {}),
+    ):
+        posted = page.request.post(
+            f"{portal_server.base_url}{path}", form={"csrf_token": csrf, **form}
+        )
+        assert posted.status == 403, path
 
 
 def _csrf(page: Page) -> str:
@@ -221,6 +229,111 @@ def test_users_page_is_for_admins_and_lists_every_role(
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
     assert page.locator("[role=status].notice").inner_text() == f"{technician.email} is now driver."
+
+
+def _audited(server: PortalServer, tenant: str, action: str, resource: str) -> int:
+    async def count() -> int:
+        return int(
+            await server.pool.fetchval(
+                "SELECT count(*) FROM audit_log WHERE tenant_id = $1 AND action = $2 "
+                "AND resource = $3",
+                tenant,
+                action,
+                resource,
+            )
+        )
+
+    return server.call(count)
+
+
+def test_admin_adds_and_removes_a_member_by_keyboard_with_errors_beside_fields(
+    page: Page, portal_server: PortalServer, fleet: PagesFleet
+) -> None:
+    _login(page, portal_server, fleet, "admin", "/portal/users")
+    page.focus("#new-email")
+    page.keyboard.type("not-an-address")
+    tab_to(page, "Add member")
+    page.keyboard.press("Enter")
+    assert "e-mail address" in page.locator("#new-email-error").inner_text()
+    assert page.get_attribute("#new-email", "aria-describedby") == "new-email-error"
+    check_page(page, "users-add-error")
+    page.fill("#new-email", fleet.portal.members["technician"].email)
+    page.focus("#new-email")
+    tab_to(page, "Add member")
+    page.keyboard.press("Enter")
+    expect(page.locator("#new-email-error")).to_contain_text("is already a member")
+    email = f"night-{uuid.uuid4().hex[:6]}@fleet.example"
+    page.fill("#new-email", email)
+    page.fill("#new-password", "short")
+    page.get_by_role("button", name="Add member").click()
+    expect(page.locator("#new-password-error")).to_contain_text("at least")
+    assert page.get_attribute("#new-password", "aria-describedby") == "new-password-error"
+    assert page.input_value("#new-email") == email and page.input_value("#new-password") == ""
+    page.fill("#new-email", "")
+    page.focus("#new-email")
+    page.keyboard.type(email)
+    page.keyboard.press("Tab")
+    page.keyboard.type("Night Dispatcher")
+    page.keyboard.press("Tab")
+    page.keyboard.type("a long passphrase for the night shift")
+    tab_to(page, "Add member")
+    page.keyboard.press("Enter")
+    assert page.locator("[role=status].notice").inner_text() == f"{email} is now a member (viewer)."
+    assert _audited(portal_server, fleet.portal.tenant, "add_member", "user") == 1
+    members = _api_get(portal_server, fleet.api_token, "/api/v1/users?limit=200")["items"]
+    assert {"email": email, "role": "viewer"}.items() <= next(
+        m for m in members if m["email"] == email
+    ).items()
+    page.get_by_role("button", name=f"Remove {email} from this organisation").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("[role=status].notice")).to_have_text(f"{email} is removed.")
+    assert _audited(portal_server, fleet.portal.tenant, "remove_member", "user") == 1
+    members = _api_get(portal_server, fleet.api_token, "/api/v1/users?limit=200")["items"]
+    assert email not in {m["email"] for m in members}
+
+
+def test_fleet_manager_adds_a_webhook_by_keyboard_sees_its_secret_once_and_deletes_it(
+    page: Page, portal_server: PortalServer, fleet: PagesFleet
+) -> None:
+    _login(page, portal_server, fleet, "fleet_manager", "/portal/settings")
+    hooks_section = page.locator("section[aria-labelledby=webhooks-heading]")
+    page.get_by_role("button", name="Add webhook").click()
+    assert page.locator("#webhook-events-error").count() == 1
+    assert page.get_attribute("#webhook-url", "aria-describedby") == "webhook-url-error"
+    assert page.locator("#rule-recipients-error").count() == 0  # the email rule form is apart
+    page.fill("#webhook-url", "ftp://hooks.example/night")
+    hooks_section.get_by_label("geofence.exit").check()
+    page.get_by_role("button", name="Add webhook").click()
+    expect(page.locator("#webhook-url-error")).to_contain_text("http:// or https://")
+    assert hooks_section.get_by_label("geofence.exit").is_checked()
+    check_page(page, "settings-webhook-error")
+    page.fill("#webhook-url", "")
+    hooks_section.get_by_label("geofence.exit").uncheck()
+    page.focus("#webhook-url")
+    page.keyboard.type("https://hooks.example/night")
+    page.keyboard.press("Tab")
+    page.keyboard.type("Night desk")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Space")  # every event
+    tab_to(page, "Add webhook")
+    page.keyboard.press("Enter")
+    secret = page.locator("#new-webhook-secret").input_value()
+    assert len(secret) >= 32
+    hooks = _api_get(portal_server, fleet.api_token, "/api/v1/webhooks")["items"]
+    night = next(h for h in hooks if h["description"] == "Night desk")
+    assert night["url"] == "https://hooks.example/night" and night["event_types"] == ["*"]
+    assert "secret" not in night
+    assert _audited(portal_server, fleet.portal.tenant, "create", "webhook") == 1
+    page.goto(f"{portal_server.base_url}/portal/settings")
+    assert page.locator("#new-webhook-secret").count() == 0  # shown once
+    name = "Delete the webhook Night desk and its deliveries"
+    page.get_by_role("button", name=name).focus()
+    page.keyboard.press("Enter")
+    notice = page.locator("[role=status].notice").inner_text()
+    assert notice == "The webhook to https://hooks.example/night is deleted."
+    assert _audited(portal_server, fleet.portal.tenant, "delete", "webhook") == 1
+    hooks = _api_get(portal_server, fleet.api_token, "/api/v1/webhooks")["items"]
+    assert [h["id"] for h in hooks] == [str(fleet.webhook_id)]
 
 
 def test_fleet_manager_edits_scoring_and_sees_errors_beside_fields(
@@ -271,12 +384,13 @@ def test_email_rules_are_added_with_errors_beside_fields_and_stopped(
     page: Page, portal_server: PortalServer, fleet: PagesFleet
 ) -> None:
     _login(page, portal_server, fleet, "fleet_manager", "/portal/settings")
+    section = page.locator("section[aria-labelledby=email-heading]")
     page.fill("#rule-recipients", "dispatch@fleet.example, not-an-address")
-    page.get_by_label("geofence.enter").check()
+    section.get_by_label("geofence.enter").check()
     page.get_by_role("button", name="Add email rule").click()
     assert "should match pattern" in page.locator("#rule-recipients-error").inner_text()
     assert page.get_attribute("#rule-recipients", "aria-describedby") == "rule-recipients-error"
-    assert page.get_by_label("geofence.enter").is_checked()
+    assert section.get_by_label("geofence.enter").is_checked()
     check_page(page, "settings-email-error")
     page.fill("#rule-recipients", "dispatch@fleet.example, yard@fleet.example")
     page.focus("#rule-severity")
@@ -311,6 +425,8 @@ def test_another_tenants_ids_get_the_404_page(
         (f"/portal/settings/webhooks/{fleet.webhook_id}/test", {}),
         (f"/portal/devices/tokens/{token['id']}/revoke", {}),
         (f"/portal/users/{technician}/role", {"role": "viewer"}),
+        (f"/portal/users/{technician}/remove", {}),
+        (f"/portal/settings/webhooks/{fleet.webhook_id}/delete", {}),
     ):
         posted = page.request.post(
             f"{portal_server.base_url}{path}", form={"csrf_token": csrf, **form}
