@@ -56,8 +56,8 @@ def ecu_of(command: Command) -> str:
 class Mode22Reader:
     """Reads OBDb mode 22 commands over ``link``, switching headers only when they change.
 
-    ``counters`` (the link's) gains ``header_switches`` (AT commands sent to point the adapter
-    at another ECU) and ``header_refused``.
+    ``counters`` (the link's) gains ``ecu_selections`` (times the adapter was pointed at
+    another ECU), ``header_switches`` (the AT commands that took) and ``header_refused``.
     """
 
     def __init__(self, link: Elm327Link) -> None:
@@ -103,6 +103,7 @@ class Mode22Reader:
         ecu = ecu_of(command)
         if ecu == self._ecu:
             return True
+        self.counters["ecu_selections"] += 1
         self._ecu = None
         extended = len(command.header) == 4
         if not self._protocol_for(extended):
