@@ -111,6 +111,10 @@ class CloudSettings(BaseSettings):
     # and unacked ack publishes each worker may have towards the broker.
     mqtt_receive_maximum: int = Field(65535, ge=1, le=65535)
     mqtt_publish_inflight: int = Field(1000, ge=1, le=65535)
+    # The QoS of the acks to devices (D100): 0 by default, since a lost ack only costs a
+    # resend that the ``ingested_batches`` guard re-acks; 1 has the broker keep them for a
+    # device that dropped before they arrived, at two more packets per ack.
+    mqtt_ack_qos: Literal[0, 1] = 0
     # ``fleetlink cloud ingest``: ingest processes and the first of their metrics ports.
     ingest_processes: int = Field(1, ge=1, le=64)
     ingest_metrics_port: int = Field(9108, ge=0, le=65535)

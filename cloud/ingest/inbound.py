@@ -12,9 +12,9 @@ status from the future moves presence to the cloud's receive time, never beyond.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from math import isfinite
 from typing import Any
 
 from fleetlink.shared.codec import CodecError, decode, decode_raw
@@ -171,6 +171,7 @@ def _telemetry(
     stamp_at: dict[int, datetime] = {}
     lowest, highest = 2**31, -1
     not_finite = 0
+    # One pass per series (this runs on the MQTT thread for every message: D100).
     for series in batch.series:
         sid = series.signal_id
         if sid not in BY_ID:
@@ -178,26 +179,23 @@ def _telemetry(
         offsets = series.offsets_ms
         if not offsets:
             continue
-        stamps = []
-        for off in offsets:
+        lowest = min(lowest, min(offsets))
+        highest = max(highest, max(offsets))
+        newest_off = -1
+        newest: tuple[datetime, float] | None = None
+        for off, value in zip(offsets, series.values, strict=True):
             ts = stamp_at.get(off)
             if ts is None:
                 ts = stamp_at[off] = base + timedelta(0, 0, 0, off)
-            stamps.append(ts)
-        # NaN and infinities are not measurements; they are dropped and counted.
-        for ts, value in zip(stamps, series.values, strict=True):
-            if math.isfinite(value):
+            # NaN and infinities are not measurements; they are dropped and counted.
+            if isfinite(value):
                 rows.append((sid, ts, value))
+                if off > newest_off:
+                    newest_off, newest = off, (ts, value)
             else:
                 not_finite += 1
-        finite = [i for i, v in enumerate(series.values) if math.isfinite(v)]
-        if finite:
-            newest = max(finite, key=offsets.__getitem__)
-            if sid not in latest or latest[sid][0] < stamps[newest]:
-                latest[sid] = (stamps[newest], series.values[newest])
-        newest = max(range(len(offsets)), key=offsets.__getitem__)
-        lowest = min(lowest, *offsets)
-        highest = max(highest, offsets[newest])
+        if newest is not None and (sid not in latest or latest[sid][0] < newest[0]):
+            latest[sid] = newest
     if highest >= 0:
         first, last = stamp_at[lowest], stamp_at[highest]
         earliest, latest_ok = rules.window(now)

@@ -490,7 +490,8 @@ class ChunkStore:
             result.samples = len(records)
             result.counters["samples"] += len(records)
         if latest:
-            keys = sorted(latest, key=lambda k: (str(k[0]), k[1]))
+            # UUIDs order as their text does, so writers lock rows in one order.
+            keys = sorted(latest)
             await conn.execute(
                 """INSERT INTO latest_signals (tenant_id, vehicle_id, signal_id, ts, value)
                    SELECT * FROM unnest($1::text[], $2::uuid[], $3::smallint[],

@@ -63,6 +63,7 @@ class ChunkLimits:
     reconnect_s: tuple[int, int] = (1, 4)
     receive_maximum: int = 65535
     publish_inflight: int = 1000
+    ack_qos: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +281,9 @@ class IngestWorker:
         for acks in result.acks.values():
             for message in ack_messages(acks):
                 self.source.publish(
-                    topic(acks.tenant, acks.device, Kind.ACK), encode(message), qos=1
+                    topic(acks.tenant, acks.device, Kind.ACK),
+                    encode(message),
+                    qos=self._limits.ack_qos,
                 )
         for refused in result.refused:
             with log_context(device_id=refused.device or "?"):
@@ -416,6 +419,7 @@ class IngestService:
             (s.mqtt_reconnect_min_s, max(s.mqtt_reconnect_min_s, s.mqtt_reconnect_max_s)),
             s.mqtt_receive_maximum,
             s.mqtt_publish_inflight,
+            s.mqtt_ack_qos,
         )
 
     async def _start_nats(self, connect_timeout_s: float) -> None:

@@ -50,7 +50,12 @@ from fleetlink.edge.uplink import Uplink
 from fleetlink.shared.codec import COMPRESS_ABOVE_BYTES, encode
 from fleetlink.shared.signals import all_signals
 from fleetlink.shared.topics import Kind, topic
-from fleetlink.simulator.bench.ingest import bench_publisher, make_batch, wait_for_batches
+from fleetlink.simulator.bench.ingest import (
+    bench_publisher,
+    committed_batches,
+    make_batch,
+    wait_for_batches,
+)
 
 TENANT = "drain"
 GIB = 1024**3
@@ -173,7 +178,7 @@ async def _steady_once(
     publisher = bench_publisher(mqtt_url)
     try:
         async with pool.acquire() as conn:
-            before = await conn.fetchval("SELECT count(*) FROM ingested_batches")
+            before = await committed_batches(conn)
             began = time.perf_counter()
             for topic_name, payload in messages:
                 publisher.publish(topic_name, payload, qos=1)

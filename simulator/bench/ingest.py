@@ -12,11 +12,13 @@ what matters for small batches). Each is repeated and reported as medians, with 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing as mp
 import random
 import statistics
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -34,6 +36,7 @@ from fleetlink.cloud.settings import CloudSettings
 from fleetlink.shared.codec import encode
 from fleetlink.shared.messages import Series, TelemetryBatch
 from fleetlink.shared.topics import Kind, topic
+from fleetlink.simulator.bench import services
 from fleetlink.simulator.fleet_load.provision import provision
 
 TENANT = "bench"
@@ -193,9 +196,15 @@ def bench_publisher(mqtt_url: str) -> mqtt.Client:
 
 
 async def wait_for_batches(conn: asyncpg.Connection, expected: int, timeout_s: float) -> float:
+    """Return ``perf_counter`` once ``expected`` telemetry batches are committed in all.
+
+    Reads the ingest's own counter, which each chunk's transaction updates with its batches
+    (one row: cheap enough to poll every few ms without loading the database it measures).
+    Raises TimeoutError after ``timeout_s``.
+    """
     deadline = time.perf_counter() + timeout_s
     while True:
-        count = await conn.fetchval("SELECT count(*) FROM ingested_batches")
+        count = await committed_batches(conn)
         if count >= expected:
             return time.perf_counter()
         if time.perf_counter() > deadline:
@@ -203,48 +212,99 @@ async def wait_for_batches(conn: asyncpg.Connection, expected: int, timeout_s: f
         await asyncio.sleep(0.005)
 
 
+async def committed_batches(conn: asyncpg.Connection) -> int:
+    """Return how many telemetry batches the ingest has committed in this database."""
+    return int(
+        await conn.fetchval(
+            "SELECT coalesce(max(count), 0) FROM ingest_counters WHERE name = 'batches'"
+        )
+    )
+
+
 async def run_bench(
     admin_url: str,
-    mqtt_url: str,
+    mqtt_url: str | None,
     devices: int = 200,
     batches: int = 3,
     samples: int = 1000,
     repetitions: int = 3,
     workers: int = 1,
     chunk_batches: int = 200,
+    processes: int = 2,
 ) -> BenchResult:
     """Run the benchmark and return its medians; the scratch database is always dropped.
 
-    Raises TimeoutError if the ingest does not commit every batch within a minute per run.
+    ``mqtt_url`` None starts a tuned mosquitto for the run. ``processes`` > 0 runs the ingest
+    as ``fleetlink cloud ingest --processes N`` (as deployed); 0 runs ``workers`` workers in
+    this process. Raises TimeoutError if the ingest does not commit every batch within two
+    minutes per run.
     """
     name = f"fleetlink_bench_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(admin_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     base_url = admin_url.rsplit("/", 1)[0]
     dsn = f"{base_url}/{name}"
+    shape = _Shape(devices, batches, samples, repetitions, workers, chunk_batches, processes)
     try:
-        return await _run(
-            dsn, mqtt_url, devices, batches, samples, repetitions, workers, chunk_batches
-        )
+        if mqtt_url is not None:
+            return await _run(dsn, mqtt_url, shape)
+        with services.tuned_mosquitto() as (url, _):
+            return await _run(dsn, url, shape)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
 
 
-async def _run(
-    dsn: str,
-    mqtt_url: str,
-    devices: int,
-    batches: int,
-    samples: int,
-    repetitions: int,
-    workers: int,
-    chunk_batches: int,
-) -> BenchResult:
-    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=workers + 2)
+@dataclass(frozen=True)
+class _Shape:
+    devices: int
+    batches: int
+    samples: int
+    repetitions: int
+    workers: int
+    chunk_batches: int
+    processes: int
+
+
+@contextlib.asynccontextmanager
+async def _ingest(
+    dsn: str, mqtt_url: str, pool: asyncpg.Pool, shape: _Shape
+) -> AsyncIterator[None]:
+    """Run the ingest under test: its own processes, or workers in this one."""
+    chunking = {
+        "FLEETLINK_INGEST_MAX_BATCHES": str(shape.chunk_batches),
+        "FLEETLINK_INGEST_MAX_WAIT_MS": "20",
+        "FLEETLINK_INGEST_QUEUE_SIZE": str(max(2000, shape.chunk_batches * 4)),
+    }
+    if shape.processes > 0:
+        with services.ingest_processes(dsn, mqtt_url, shape.processes, chunking):
+            yield
+        return
+    settings = CloudSettings(
+        mode="demo",
+        database_url=dsn,
+        mqtt_url=mqtt_url,
+        ingest_workers=shape.workers,
+        mqtt_client_id=f"fleetlink-bench-ingest-{uuid.uuid4().hex[:6]}",
+        mqtt_session_expiry_s=0,
+        mqtt_share_group=f"bench-{uuid.uuid4().hex[:6]}",
+        ingest_max_batches=shape.chunk_batches,
+        ingest_max_wait_ms=20,
+        ingest_queue_size=max(2000, shape.chunk_batches * 4),
+    )
+    service = IngestService(settings, pool)
+    await service.start()
+    try:
+        yield
+    finally:
+        await service.stop()
+
+
+async def _run(dsn: str, mqtt_url: str, shape: _Shape) -> BenchResult:
+    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=shape.workers + 2)
     async with pool.acquire() as conn:
         await migrate(conn)
-        ids = [f"bench-{n:04d}" for n in range(devices)]
+        ids = [f"bench-{n:04d}" for n in range(shape.devices)]
         await provision(conn, TENANT, ids)
         vehicles: dict[str, uuid.UUID] = {
             r["device_id"]: r["vehicle_id"]
@@ -253,56 +313,44 @@ async def _run(
                 TENANT,
             )
         }
-    settings = CloudSettings(
-        mode="demo",
-        database_url=dsn,
-        mqtt_url=mqtt_url,
-        ingest_workers=workers,
-        mqtt_client_id=f"fleetlink-bench-ingest-{uuid.uuid4().hex[:6]}",
-        mqtt_session_expiry_s=0,
-        mqtt_share_group=f"bench-{uuid.uuid4().hex[:6]}",
-        ingest_max_batches=chunk_batches,
-        ingest_max_wait_ms=20,
-        ingest_queue_size=max(2000, chunk_batches * 4),
-    )
-    service = IngestService(settings, pool)
-    await service.start()
     ingest_runs: list[float] = []
     copy_runs: list[float] = []
     pubsub_runs: list[float] = []
     dropped = 0
     total = 0
     try:
-        start_ms = int(time.time() * 1000) - 3_600_000
-        for rep in range(repetitions):
-            messages: list[tuple[str, bytes]] = []
-            rows: list[tuple[object, ...]] = []
-            for b in range(batches):
-                for device in vehicles:
-                    seq = rep * batches + b + 1
-                    batch = make_batch(device, seq, start_ms + seq * 20_000, samples)
-                    messages.append((topic(TENANT, device, Kind.TELEMETRY), encode(batch)))
-                    rows.extend(_rows(batch, vehicles[device]))
-            total = len(rows)
-            async with pool.acquire() as conn:
-                before = await conn.fetchval("SELECT count(*) FROM ingested_batches")
-                child, began, _ = await asyncio.to_thread(_start, mqtt_url, messages)
-                ended = await wait_for_batches(conn, before + len(messages), 120)
-                child.join(timeout=30)
-                ingest_runs.append(total / (ended - began))
-                # The same rows as the ingest writes them: series ids looked up beforehand.
-                points = await point_records(conn, rows)  # type: ignore[arg-type]
-                began = time.perf_counter()
-                async with conn.transaction():
-                    await conn.copy_records_to_table(
-                        "sample_points", records=points, columns=POINT_COLUMNS
-                    )
-                copy_runs.append(total / (time.perf_counter() - began))
-            rate, lost = await asyncio.to_thread(pubsub_ceiling, mqtt_url, [p for _, p in messages])
-            pubsub_runs.append(rate)
-            dropped += lost
+        async with _ingest(dsn, mqtt_url, pool, shape):
+            start_ms = int(time.time() * 1000) - 3_600_000
+            for rep in range(shape.repetitions):
+                messages: list[tuple[str, bytes]] = []
+                rows: list[tuple[object, ...]] = []
+                for b in range(shape.batches):
+                    for device in vehicles:
+                        seq = rep * shape.batches + b + 1
+                        batch = make_batch(device, seq, start_ms + seq * 20_000, shape.samples)
+                        messages.append((topic(TENANT, device, Kind.TELEMETRY), encode(batch)))
+                        rows.extend(_rows(batch, vehicles[device]))
+                total = len(rows)
+                async with pool.acquire() as conn:
+                    before = await committed_batches(conn)
+                    child, began, _ = await asyncio.to_thread(_start, mqtt_url, messages)
+                    ended = await wait_for_batches(conn, before + len(messages), 120)
+                    child.join(timeout=30)
+                    ingest_runs.append(total / (ended - began))
+                    # The same rows as the ingest writes them: series ids looked up beforehand.
+                    points = await point_records(conn, rows)  # type: ignore[arg-type]
+                    began = time.perf_counter()
+                    async with conn.transaction():
+                        await conn.copy_records_to_table(
+                            "sample_points", records=points, columns=POINT_COLUMNS
+                        )
+                    copy_runs.append(total / (time.perf_counter() - began))
+                rate, lost = await asyncio.to_thread(
+                    pubsub_ceiling, mqtt_url, [p for _, p in messages]
+                )
+                pubsub_runs.append(rate)
+                dropped += lost
     finally:
-        await service.stop()
         await pool.close()
     return BenchResult(
         total,
@@ -310,7 +358,7 @@ async def _run(
         statistics.median(copy_runs),
         ingest_runs,
         copy_runs,
-        devices * batches,
+        shape.devices * shape.batches,
         pubsub_runs,
         dropped,
     )
@@ -321,22 +369,48 @@ def main(
     batches: Annotated[int, typer.Option(help="Batches per device per run")] = 3,
     samples: Annotated[int, typer.Option(help="Samples per batch")] = 1000,
     repetitions: Annotated[int, typer.Option(help="Runs; medians are reported")] = 3,
-    workers: Annotated[int, typer.Option(help="Ingest workers (shared subscription)")] = 1,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Ingest processes (fleetlink cloud ingest --processes N, as deployed); "
+            "0 runs --workers workers inside the benchmark's process",
+        ),
+    ] = 2,
+    workers: Annotated[
+        int, typer.Option(min=1, help="In-process ingest workers, with --processes 0")
+    ] = 1,
     chunk_batches: Annotated[int, typer.Option(help="Batches per transaction, at most")] = 200,
     admin_url: Annotated[
         str, typer.Option(help="PostgreSQL URL allowed to create the scratch database")
     ] = "postgresql://postgres@127.0.0.1:5432/postgres",
-    mqtt_url: Annotated[str, typer.Option(help="Broker URL")] = "mqtt://127.0.0.1:1883",
+    mqtt_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Broker URL; by default a mosquitto with the recommended windows is started "
+            "for the run (docs/observability.md)"
+        ),
+    ] = None,
 ) -> None:
     """Measure end-to-end MQTT→PostgreSQL ingest against a raw COPY of the same rows."""
     result = asyncio.run(
         run_bench(
-            admin_url, mqtt_url, devices, batches, samples, repetitions, workers, chunk_batches
+            admin_url,
+            mqtt_url,
+            devices,
+            batches,
+            samples,
+            repetitions,
+            workers,
+            chunk_batches,
+            processes,
         )
     )
     typer.echo(
         f"{devices} devices x {batches} batches x {samples} samples = "
-        f"{result.samples_per_run:,} samples per run, {repetitions} runs, {workers} worker(s), "
+        f"{result.samples_per_run:,} samples per run, {repetitions} runs, "
+        f"{f'{processes} ingest process(es)' if processes else f'{workers} in-process worker(s)'}, "
+        f"broker {mqtt_url or 'tuned mosquitto'}, "
         f"<= {chunk_batches} batches per transaction"
     )
     typer.echo(
