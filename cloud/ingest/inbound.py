@@ -73,19 +73,37 @@ class _FromDevice:
         return payload_digest(self.delivery.payload)
 
 
+# One signal's finite samples of a batch: (signal id, times, values), times and values alike
+# in length.
+SignalSamples = tuple[int, list[datetime], list[float]]
+
+
 @dataclass(slots=True)
 class TelemetryIn(_FromDevice):
     seq: int
-    rows: list[tuple[int, datetime, float]]
+    series: list[SignalSamples]
     latest: dict[int, tuple[datetime, float]]
     first_ts: datetime
     last_ts: datetime
     not_finite: int = 0
 
     @property
+    def sample_count(self) -> int:
+        return sum(len(values) for _, _, values in self.series)
+
+    @property
+    def rows(self) -> list[tuple[int, datetime, float]]:
+        """Return the samples one by one: (signal id, time, value)."""
+        return [
+            (sid, ts, v)
+            for sid, stamps, values in self.series
+            for ts, v in zip(stamps, values, strict=True)
+        ]
+
+    @property
     def days(self) -> set[date]:
         """Return the UTC days this batch's samples fall on (none for an empty batch)."""
-        if not self.rows:
+        if not self.series:
             return set()
         first, last = self.first_ts.date(), self.last_ts.date()
         return {first + timedelta(days=n) for n in range((last - first).days + 1)}
@@ -165,39 +183,47 @@ def _telemetry(
     delivery: Delivery, topic: Topic, batch: TelemetryBatch, now: datetime, rules: IngestRules
 ) -> TelemetryIn | Quarantined | DeadLetter:
     base = EPOCH + timedelta(milliseconds=batch.base_time_ms)
-    rows: list[tuple[int, datetime, float]] = []
+    kept: list[SignalSamples] = []
     latest: dict[int, tuple[datetime, float]] = {}
-    # Signals polled in one cycle share offsets, so each timestamp is built once per batch.
-    stamp_at: dict[int, datetime] = {}
+    # Signals polled in one cycle share their offsets, so their times (and the newest of
+    # them) are worked out once per distinct offsets list. Everything else is per series, with
+    # C doing the loops: this runs on the MQTT thread for every message (D100).
+    times_of: dict[tuple[int, ...], tuple[list[datetime], int]] = {}
     lowest, highest = 2**31, -1
     not_finite = 0
-    # One pass per series (this runs on the MQTT thread for every message: D100).
     for series in batch.series:
         sid = series.signal_id
         if sid not in BY_ID:
             return DeadLetter(delivery, f"unknown signal id {sid}", topic, batch.seq)
-        offsets = series.offsets_ms
+        offsets = tuple(series.offsets_ms)
         if not offsets:
             continue
-        lowest = min(lowest, min(offsets))
-        highest = max(highest, max(offsets))
-        newest_off = -1
-        newest: tuple[datetime, float] | None = None
-        for off, value in zip(offsets, series.values, strict=True):
-            ts = stamp_at.get(off)
-            if ts is None:
-                ts = stamp_at[off] = base + timedelta(0, 0, 0, off)
-            # NaN and infinities are not measurements; they are dropped and counted.
-            if isfinite(value):
-                rows.append((sid, ts, value))
-                if off > newest_off:
-                    newest_off, newest = off, (ts, value)
-            else:
-                not_finite += 1
-        if newest is not None and (sid not in latest or latest[sid][0] < newest[0]):
-            latest[sid] = newest
+        known = times_of.get(offsets)
+        if known is None:
+            lo, hi = min(offsets), max(offsets)
+            lowest, highest = min(lowest, lo), max(highest, hi)
+            stamps = [base + timedelta(0, 0, 0, off) for off in offsets]
+            known = times_of[offsets] = (stamps, offsets.index(hi))
+        stamps, newest = known
+        values = series.values
+        # NaN and infinities are not measurements; they are dropped and counted.
+        if not all(map(isfinite, values)):
+            finite = [i for i, v in enumerate(values) if isfinite(v)]
+            not_finite += len(values) - len(finite)
+            if not finite:
+                continue
+            newest = max(finite, key=offsets.__getitem__)
+            newest_at, newest_value = stamps[newest], values[newest]
+            stamps = [stamps[i] for i in finite]
+            values = [values[i] for i in finite]
+        else:
+            newest_at, newest_value = stamps[newest], values[newest]
+        kept.append((sid, stamps, values))
+        if sid not in latest or latest[sid][0] < newest_at:
+            latest[sid] = (newest_at, newest_value)
     if highest >= 0:
-        first, last = stamp_at[lowest], stamp_at[highest]
+        first = base + timedelta(milliseconds=lowest)
+        last = base + timedelta(milliseconds=highest)
         earliest, latest_ok = rules.window(now)
         if first < earliest or last > latest_ok:
             return Quarantined(
@@ -209,7 +235,7 @@ def _telemetry(
             )
     else:
         first = last = base
-    return TelemetryIn(delivery, topic, batch.seq, rows, latest, first, last, not_finite)
+    return TelemetryIn(delivery, topic, batch.seq, kept, latest, first, last, not_finite)
 
 
 def _events(

@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from itertools import repeat
 from typing import Any
 
 import asyncpg
@@ -265,7 +266,7 @@ class ChunkStore:
                     [batches[k].topic.kind.value for k in keys],
                     [batches[k].delivery.received_at for k in keys],
                     [
-                        len(b.rows) if isinstance(b, TelemetryIn) else len(b.batch.events)
+                        b.sample_count if isinstance(b, TelemetryIn) else len(b.batch.events)
                         for b in (batches[k] for k in keys)
                     ],
                     [batches[k].digest for k in keys],
@@ -481,9 +482,11 @@ class ChunkStore:
         if series_keys:
             ids = await self.series.resolve(conn, series_keys)
             records: list[tuple[int, datetime, float]] = []
+            # zip builds the record tuples in C, a series at a time.
             for item, tenant, vehicle, device in telemetry:
-                by_signal = {sid: ids[(tenant, vehicle, device, sid)] for sid in item.latest}
-                records += [(by_signal[sid], ts, value) for sid, ts, value in item.rows]
+                for sid, stamps, values in item.series:
+                    series_id = ids[(tenant, vehicle, device, sid)]
+                    records += zip(repeat(series_id, len(values)), stamps, values, strict=True)
             await conn.copy_records_to_table(
                 "sample_points", records=records, columns=POINT_COLUMNS
             )

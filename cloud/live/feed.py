@@ -21,13 +21,18 @@ LONGITUDE = by_name("Vehicle.CurrentLocation.Longitude").id
 
 def positions_of(batch: TelemetryIn) -> list[tuple[datetime, float, float]]:
     """Return the batch's positions: latitude and longitude samples taken at the same time."""
-    latitudes = {ts: value for sid, ts, value in batch.rows if sid == LATITUDE}
+    latitudes: dict[datetime, float] = {}
+    for sid, stamps, values in batch.series:
+        if sid == LATITUDE:
+            latitudes.update(zip(stamps, values, strict=True))
     if not latitudes:
         return []
     return sorted(
         (ts, latitudes[ts], value)
-        for sid, ts, value in batch.rows
-        if sid == LONGITUDE and ts in latitudes
+        for sid, stamps, values in batch.series
+        if sid == LONGITUDE
+        for ts, value in zip(stamps, values, strict=True)
+        if ts in latitudes
     )
 
 
