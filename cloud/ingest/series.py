@@ -31,13 +31,35 @@ class SeriesIdError(RuntimeError):
 
 class SeriesIds:
     """Maps series keys to ids. Only ids seen committed are cached: an id created in a
-    transaction that rolls back must not be reused. The cache is bounded (a fleet of 100,000
-    vehicles has millions of series): past ``max_cached`` it starts again, and a miss costs one
-    look-up per chunk."""
+    transaction that rolls back must not be reused.
 
-    def __init__(self, max_cached: int = 200_000) -> None:
-        self._known: dict[SeriesKey, int] = {}
+    The cache must hold the whole fleet's series: every worker sees every device (a shared
+    subscription deals messages round robin), and a cache smaller than the fleet is emptied
+    again and again, so that every chunk looks its series up (at 10,000 vehicles of 20
+    signals the old bound of 200,000 was reached and the ingest fell behind: D100). Ids are
+    kept per (tenant, vehicle, device), about 80 bytes a series: the default bound of 2.5
+    million series (100,000 vehicles of 25 signals) is about 200 MB. Past it the cache
+    starts again.
+    """
+
+    def __init__(self, max_cached: int = 2_500_000) -> None:
+        self._known: dict[tuple[str, uuid.UUID | None, str], dict[int, int]] = {}
+        self._cached = 0
         self.max_cached = max_cached
+
+    @property
+    def cached(self) -> int:
+        """How many series ids the cache holds."""
+        return self._cached
+
+    def _remember(self, key: SeriesKey, series_id: int) -> None:
+        if self._cached >= self.max_cached:
+            self._known.clear()
+            self._cached = 0
+        ids = self._known.setdefault(key[:3], {})
+        if key[3] not in ids:
+            self._cached += 1
+        ids[key[3]] = series_id
 
     async def resolve(
         self, conn: asyncpg.Connection, keys: Iterable[SeriesKey]
@@ -48,7 +70,12 @@ class SeriesIds:
         committed, and the next look sees it, or rolled back, and ours inserts it).
         """
         wanted = set(keys)
-        found = {k: self._known[k] for k in wanted if k in self._known}
+        found: dict[SeriesKey, int] = {}
+        known = self._known
+        for key in wanted:
+            ids = known.get(key[:3])
+            if ids is not None and key[3] in ids:
+                found[key] = ids[key[3]]
         created_here: set[SeriesKey] = set()
         for _ in range(3):
             missing = sorted(wanted - found.keys(), key=lambda k: (k[0], str(k[1]), k[2], k[3]))
@@ -66,9 +93,7 @@ class SeriesIds:
                 if r["new"]:
                     created_here.add(key)
                 elif key not in created_here:
-                    if len(self._known) >= self.max_cached:
-                        self._known.clear()
-                    self._known[key] = r["id"]
+                    self._remember(key, r["id"])
         raise SeriesIdError(f"no series id for {sorted(wanted - found.keys(), key=str)[:3]}")
 
 
