@@ -61,10 +61,20 @@ class SeriesIds:
             self._cached += 1
         ids[key[3]] = series_id
 
+    def remember_committed(self, created: dict[SeriesKey, int]) -> None:
+        """Cache the ids ``resolve`` created, once their transaction has committed."""
+        for key, series_id in created.items():
+            self._remember(key, series_id)
+
     async def resolve(
-        self, conn: asyncpg.Connection, keys: Iterable[SeriesKey]
+        self,
+        conn: asyncpg.Connection,
+        keys: Iterable[SeriesKey],
+        created: dict[SeriesKey, int] | None = None,
     ) -> dict[SeriesKey, int]:
-        """Return the id of every key, creating the missing series in the caller's transaction.
+        """Return the id of every key, creating the missing series in the caller's transaction
+        (and adding those to ``created``: the caller passes them to ``remember_committed``
+        after COMMIT, so a fleet's series are looked up once, not twice).
 
         Raises SeriesIdError if a series stays missing (it cannot: a concurrent creator either
         committed, and the next look sees it, or rolled back, and ours inserts it).
@@ -92,6 +102,8 @@ class SeriesIds:
                 found[key] = r["id"]
                 if r["new"]:
                     created_here.add(key)
+                    if created is not None:
+                        created[key] = r["id"]
                 elif key not in created_here:
                     self._remember(key, r["id"])
         raise SeriesIdError(f"no series id for {sorted(wanted - found.keys(), key=str)[:3]}")

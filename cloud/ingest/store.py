@@ -250,6 +250,7 @@ class ChunkStore:
             await self.partitions.ensure(conn, days)
 
         held: dict[tuple[str, int], str] = {}
+        created: dict[SeriesKey, int] = {}  # series ids this transaction creates
         async with conn.transaction():
             if batches:
                 keys = sorted(batches)
@@ -278,7 +279,7 @@ class ChunkStore:
                     conn, "ingested_batches", [k for k in keys if k not in new_keys], batches
                 )
                 await self._write_new(
-                    conn, [batches[k] for k in keys if k in new_keys], assignments, result
+                    conn, [batches[k] for k in keys if k in new_keys], assignments, result, created
                 )
             if quarantined:
                 keys = sorted(quarantined)
@@ -384,6 +385,7 @@ class ChunkStore:
                     [k for k, _ in counters],
                     [v for _, v in counters],
                 )
+        self.series.remember_committed(created)
         return result
 
     @staticmethod
@@ -421,6 +423,7 @@ class ChunkStore:
         new: Sequence[TelemetryIn | EventsIn],
         assignments: dict[str, list[_Assignment]],
         result: ChunkResult,
+        created: dict[SeriesKey, int],
     ) -> None:
         # Telemetry with the series key prefix (tenant, vehicle, device) its rows belong to.
         telemetry: list[tuple[TelemetryIn, str, uuid.UUID | None, str]] = []
@@ -480,7 +483,7 @@ class ChunkStore:
             for sid in item.latest
         }
         if series_keys:
-            ids = await self.series.resolve(conn, series_keys)
+            ids = await self.series.resolve(conn, series_keys, created)
             records: list[tuple[int, datetime, float]] = []
             # zip builds the record tuples in C, a series at a time.
             for item, tenant, vehicle, device in telemetry:
