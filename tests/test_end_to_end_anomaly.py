@@ -5,21 +5,15 @@ from __future__ import annotations
 
 import json
 import signal
-import uuid
 from pathlib import Path
 
 import asyncpg
 import pytest
-from aiohttp import web
 
-from fleetlink.cloud import registry
-from fleetlink.cloud.app import create_app
-from fleetlink.cloud.settings import CloudSettings
 from fleetlink.simulator.fleet import SimulatedVehicle
 from fleetlink.simulator.vehicle import Vehicle
 from fleetlink.simulator.wear import WearState
-from tests.conftest import free_port
-from tests.test_end_to_end import _spawn_agent
+from tests.end_to_end import cloud_with_tenant, spawn_agent, stop_agent
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -51,53 +45,33 @@ batch_interval_s = 0.5
 async def test_a_failing_alternator_reaches_the_cloud_as_an_anomaly_event(
     database_url: str, mqtt_broker, tmp_path: Path
 ) -> None:
-    tenant = f"anom{uuid.uuid4().hex[:8]}"
-    device = f"{tenant}-dev"
-    http_port = free_port()
-    settings = CloudSettings(
-        mode="demo",
-        database_url=database_url,
-        mqtt_url=mqtt_broker.url,
-        http_port=http_port,
-        mqtt_client_id=f"ingest-{tenant}",
-        mqtt_share_group=f"ingest-{tenant}",
-    )
-    runner = web.AppRunner(create_app(settings))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", http_port).start()
-    conn = await asyncpg.connect(database_url)
     vehicle = Vehicle(4, ambient_temp_c=20.0)
     vehicle.set_wear(WearState(charging_loss_v=1.5))
     sim = SimulatedVehicle(seed=4, style=0.4, latency_s=0.005, vehicle=vehicle)
     agent = None
-    try:
-        sim.start()
-        await registry.ensure_tenant(conn, tenant)
-        await registry.create_device(conn, tenant, device)
-        await registry.assign_device(
-            conn, device, await registry.create_vehicle(conn, tenant, "Van")
-        )
-        config = tmp_path / "agent.toml"
-        _config(config, tenant, device, mqtt_broker.url, sim.port or "")
-        agent = _spawn_agent(config, tmp_path / "agent.log")
+    async with cloud_with_tenant(database_url, mqtt_broker.url, "anom") as cloud:
+        conn, device = cloud.conn, f"{cloud.tenant}-dev"
+        try:
+            sim.start()
+            await cloud.vehicle_for(device, "Van")
+            config = tmp_path / "agent.toml"
+            _config(config, cloud.tenant, device, mqtt_broker.url, sim.port or "")
+            agent = spawn_agent(config, tmp_path / "agent.log")
 
-        async def anomaly() -> asyncpg.Record | None:
-            return await conn.fetchrow(
-                "SELECT data FROM events WHERE device_id = $1 AND type = 'anomaly'", device
-            )
+            async def anomaly() -> asyncpg.Record | None:
+                return await conn.fetchrow(
+                    "SELECT data FROM events WHERE device_id = $1 AND type = 'anomaly'", device
+                )
 
-        await eventually(anomaly, 120, "an anomaly event in the events table")
-        record = await anomaly()
-        assert record is not None
-        data = json.loads(record["data"]) if isinstance(record["data"], str) else record["data"]
-        assert data["model"] == "sim-car-anomaly"
-        assert float(data["score"]) > float(data["threshold"])
-        assert "Vehicle.LowVoltageBattery.CurrentVoltage" in data["signals"]
-        agent.send_signal(signal.SIGTERM)
-        assert agent.wait(timeout=30) == 0
-    finally:
-        if agent is not None and agent.poll() is None:
-            agent.kill()
-        sim.stop()
-        await conn.close()
-        await runner.cleanup()
+            await eventually(anomaly, 120, "an anomaly event in the events table")
+            record = await anomaly()
+            assert record is not None
+            data = json.loads(record["data"]) if isinstance(record["data"], str) else record["data"]
+            assert data["model"] == "sim-car-anomaly"
+            assert float(data["score"]) > float(data["threshold"])
+            assert "Vehicle.LowVoltageBattery.CurrentVoltage" in data["signals"]
+            agent.send_signal(signal.SIGTERM)
+            assert agent.wait(timeout=30) == 0
+        finally:
+            stop_agent(agent)
+            sim.stop()

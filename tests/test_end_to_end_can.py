@@ -4,26 +4,18 @@ PostgreSQL → REST API, under VSS names."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
-import uuid
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 import pytest
-from aiohttp import web
 
-from fleetlink.cloud import registry
-from fleetlink.cloud.app import create_app
-from fleetlink.cloud.settings import CloudSettings
 from fleetlink.simulator.can_bus import SimulatedCanBus
 from fleetlink.simulator.can_schedule import VehicleKind
 from fleetlink.simulator.fleet import SimulatedVehicle
-from tests.cloud.conftest import bearer, member_token
-from tests.conftest import free_port
+from tests.cloud.conftest import bearer
+from tests.end_to_end import cloud_with_tenant, spawn_agent, stop_agent
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -80,78 +72,55 @@ batch_interval_s = 0.3
 async def test_car_and_truck_stream_decoded_can_signals_to_the_api(
     database_url: str, mqtt_broker, tmp_path: Path
 ) -> None:
-    tenant = f"can{uuid.uuid4().hex[:8]}"
-    http_port = free_port()
-    settings = CloudSettings(
-        mode="demo",
-        database_url=database_url,
-        mqtt_url=mqtt_broker.url,
-        http_port=http_port,
-        mqtt_client_id=f"ingest-{tenant}",
-        mqtt_share_group=f"ingest-{tenant}",
-    )
-    runner = web.AppRunner(create_app(settings))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", http_port).start()
-    conn = await asyncpg.connect(database_url)
-    sims: list[SimulatedVehicle] = []
-    buses: list[SimulatedCanBus] = []
-    agents: list[subprocess.Popen[bytes]] = []
-    vehicles: dict[VehicleKind, str] = {}
-    try:
-        await registry.ensure_tenant(conn, tenant)
-        for seed, kind in enumerate(("car", "truck"), start=1):
-            sim = SimulatedVehicle(seed=seed, style=0.5, latency_s=0.005)
-            sim.start()
-            sims.append(sim)
-            bus = SimulatedCanBus(sim.vehicle, kind, "slcan", seed=seed)
-            bus.start()
-            buses.append(bus)
-            device = f"{tenant}-{kind}"
-            await registry.create_device(conn, tenant, device)
-            vehicles[kind] = str(await registry.create_vehicle(conn, tenant, f"Sim {kind}"))
-            await registry.assign_device(conn, device, vehicles[kind])
-            config = tmp_path / f"{device}.toml"
-            config.write_text(_config(tenant, device, mqtt_broker.url, kind, sim, bus))
-            agents.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "fleetlink.edge", "run", "--config", str(config)],
-                    stdout=subprocess.DEVNULL,
-                    stderr=(tmp_path / f"{device}.log").open("ab"),
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    async with cloud_with_tenant(database_url, mqtt_broker.url, "can") as cloud:
+        tenant = cloud.tenant
+        sims: list[SimulatedVehicle] = []
+        buses: list[SimulatedCanBus] = []
+        agents: list[subprocess.Popen[bytes]] = []
+        vehicles: dict[VehicleKind, str] = {}
+        try:
+            for seed, kind in enumerate(("car", "truck"), start=1):
+                sim = SimulatedVehicle(seed=seed, style=0.5, latency_s=0.005)
+                sim.start()
+                sims.append(sim)
+                bus = SimulatedCanBus(sim.vehicle, kind, "slcan", seed=seed)
+                bus.start()
+                buses.append(bus)
+                device = f"{tenant}-{kind}"
+                vehicles[kind] = str(await cloud.vehicle_for(device, f"Sim {kind}"))
+                config = tmp_path / f"{device}.toml"
+                config.write_text(_config(tenant, device, mqtt_broker.url, kind, sim, bus))
+                agents.append(spawn_agent(config, tmp_path / f"{device}.log"))
+
+            api = cloud.api
+            token = await cloud.viewer_token()
+            async with aiohttp.ClientSession(headers=bearer(token)) as http:
+
+                async def latest(kind: VehicleKind) -> set[str]:
+                    async with http.get(f"{api}/vehicles/{vehicles[kind]}/signals/latest") as resp:
+                        assert resp.status == 200, await resp.text()
+                        return {s["name"] for s in (await resp.json())["signals"]}
+
+                async def every_signal_arrived() -> bool:
+                    return CAN_ONLY["car"] <= await latest("car") and CAN_ONLY[
+                        "truck"
+                    ] <= await latest("truck")
+
+                await eventually(
+                    every_signal_arrived, 60, "CAN signals of both vehicles in the API"
                 )
-            )
-
-        api = f"http://127.0.0.1:{http_port}/api/v1"
-        token = await member_token(conn, tenant, "viewer", scopes=("read",))
-        async with aiohttp.ClientSession(headers=bearer(token)) as http:
-
-            async def latest(kind: VehicleKind) -> set[str]:
-                async with http.get(f"{api}/vehicles/{vehicles[kind]}/signals/latest") as resp:
-                    assert resp.status == 200, await resp.text()
-                    return {s["name"] for s in (await resp.json())["signals"]}
-
-            async def every_signal_arrived() -> bool:
-                return CAN_ONLY["car"] <= await latest("car") and CAN_ONLY["truck"] <= await latest(
-                    "truck"
-                )
-
-            await eventually(every_signal_arrived, 60, "CAN signals of both vehicles in the API")
-            car = await latest("car")
-            assert "Vehicle.OBD.EngineLoad" in car  # polled over OBD-II beside the CAN bus
-        for agent in agents:
-            agent.send_signal(signal.SIGTERM)
-        for agent in agents:
-            assert agent.wait(timeout=30) == 0
-        for kind in ("car", "truck"):
-            assert (tmp_path / f"{tenant}-{kind}.asc").stat().st_size > 0
-    finally:
-        for agent in agents:
-            if agent.poll() is None:
-                agent.kill()
-        for bus in buses:
-            bus.stop()
-        for sim in sims:
-            sim.stop()
-        await conn.close()
-        await runner.cleanup()
+                car = await latest("car")
+                assert "Vehicle.OBD.EngineLoad" in car  # polled over OBD-II beside the CAN bus
+            for agent in agents:
+                agent.send_signal(signal.SIGTERM)
+            for agent in agents:
+                assert agent.wait(timeout=30) == 0
+            for kind in ("car", "truck"):
+                assert (tmp_path / f"{tenant}-{kind}.asc").stat().st_size > 0
+        finally:
+            for agent in agents:
+                stop_agent(agent)
+            for bus in buses:
+                bus.stop()
+            for sim in sims:
+                sim.stop()

@@ -4,25 +4,17 @@ follows the one the vehicle reports."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
-from aiohttp import web
 
-from fleetlink.cloud import registry
-from fleetlink.cloud.app import create_app
-from fleetlink.cloud.settings import CloudSettings
 from fleetlink.simulator.fleet import SimulatedVehicle
 from fleetlink.simulator.obdb_ecus import ObdbEcus, TractionBattery
-from tests.cloud.conftest import bearer, member_token
-from tests.conftest import free_port
+from tests.cloud.conftest import bearer
+from tests.end_to_end import cloud_with_tenant, spawn_agent
 from tests.field_data import field_data
 from tests.waiting import eventually
 
@@ -67,90 +59,67 @@ batch_interval_s = 0.3
 async def test_a_bolt_ev_streams_its_battery_and_odometer_to_the_api(
     database_url: str, mqtt_broker: Any, tmp_path: Path
 ) -> None:
-    tenant = f"obdb{uuid.uuid4().hex[:8]}"
-    device = f"{tenant}-bolt"
-    http_port = free_port()
-    settings = CloudSettings(
-        mode="demo",
-        database_url=database_url,
-        mqtt_url=mqtt_broker.url,
-        http_port=http_port,
-        mqtt_client_id=f"ingest-{tenant}",
-        mqtt_share_group=f"ingest-{tenant}",
-    )
-    runner = web.AppRunner(create_app(settings))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", http_port).start()
-    conn = await asyncpg.connect(database_url)
-    ecus = ObdbEcus.from_files(FILES, 2019, TractionBattery(pct_per_km=1.0))
-    sim = SimulatedVehicle(seed=5, style=0.6, latency_s=0.005, speed_factor=10, obdb=ecus)
-    agent: subprocess.Popen[bytes] | None = None
-    try:
-        await registry.ensure_tenant(conn, tenant)
-        await registry.create_device(conn, tenant, device)
-        vehicle_id = await registry.create_vehicle(conn, tenant, "Bolt EV")
-        await registry.assign_device(conn, device, vehicle_id)
-        port = sim.start()
-        config = tmp_path / "agent.toml"
-        _write_config(config, tenant, device, mqtt_broker.url, port)
-        agent = subprocess.Popen(
-            [sys.executable, "-m", "fleetlink.edge", "run", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=(tmp_path / "agent.log").open("ab"),
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            cwd=tmp_path,
-        )
-        api = f"http://127.0.0.1:{http_port}/api/v1"
-        token = await member_token(conn, tenant, "viewer", scopes=("read",))
-        async with aiohttp.ClientSession(headers=bearer(token)) as http:
+    async with cloud_with_tenant(database_url, mqtt_broker.url, "obdb") as cloud:
+        tenant = cloud.tenant
+        device = f"{tenant}-bolt"
+        ecus = ObdbEcus.from_files(FILES, 2019, TractionBattery(pct_per_km=1.0))
+        sim = SimulatedVehicle(seed=5, style=0.6, latency_s=0.005, speed_factor=10, obdb=ecus)
+        agent: subprocess.Popen[bytes] | None = None
+        try:
+            vehicle_id = await cloud.vehicle_for(device, "Bolt EV")
+            port = sim.start()
+            config = tmp_path / "agent.toml"
+            _write_config(config, tenant, device, mqtt_broker.url, port)
+            agent = spawn_agent(config, tmp_path / "agent.log", cwd=tmp_path)
+            api = cloud.api
+            token = await cloud.viewer_token()
+            async with aiohttp.ClientSession(headers=bearer(token)) as http:
 
-            async def latest() -> dict[str, float]:
-                async with http.get(f"{api}/vehicles/{vehicle_id}/signals/latest") as resp:
-                    assert resp.status == 200, await resp.text()
-                    body = await resp.json()
-                return {s["name"]: s["value"] for s in body["signals"]}
+                async def latest() -> dict[str, float]:
+                    async with http.get(f"{api}/vehicles/{vehicle_id}/signals/latest") as resp:
+                        assert resp.status == 200, await resp.text()
+                        body = await resp.json()
+                    return {s["name"]: s["value"] for s in body["signals"]}
 
-            async def vehicle_odometer() -> float | None:
-                async with http.get(f"{api}/vehicles/{vehicle_id}") as resp:
-                    assert resp.status == 200, await resp.text()
-                    return (await resp.json())["odometer_km"]  # type: ignore[no-any-return]
+                async def vehicle_odometer() -> float | None:
+                    async with http.get(f"{api}/vehicles/{vehicle_id}") as resp:
+                        assert resp.status == 200, await resp.text()
+                        return (await resp.json())["odometer_km"]  # type: ignore[no-any-return]
 
-            first: dict[str, float] = {}
+                first: dict[str, float] = {}
 
-            async def has_battery_and_odometer() -> bool:
-                first.update(await latest())
-                return SOC in first and ODOMETER in first
+                async def has_battery_and_odometer() -> bool:
+                    first.update(await latest())
+                    return SOC in first and ODOMETER in first
 
-            await eventually(has_battery_and_odometer, 60, "SoC and odometer in the API")
-            assert {"Vehicle.Speed", "Vehicle.Powertrain.CombustionEngine.Speed"} <= set(first)
-            assert 0 < first[SOC] <= 90.01
+                await eventually(has_battery_and_odometer, 60, "SoC and odometer in the API")
+                assert {"Vehicle.Speed", "Vehicle.Powertrain.CombustionEngine.Speed"} <= set(first)
+                assert 0 < first[SOC] <= 90.01
 
-            now: dict[str, float] = {}
+                now: dict[str, float] = {}
 
-            async def soc_fell_and_odometer_followed() -> bool:
-                now.clear()
-                now.update(await latest())
+                async def soc_fell_and_odometer_followed() -> bool:
+                    now.clear()
+                    now.update(await latest())
+                    odometer = await vehicle_odometer()
+                    return (
+                        now[SOC] < first[SOC] - 0.1
+                        and now[ODOMETER] > first[ODOMETER]
+                        and odometer is not None
+                        and odometer >= first[ODOMETER]
+                    )
+
+                await eventually(soc_fell_and_odometer_followed, 60, "SoC falling, odometer moving")
                 odometer = await vehicle_odometer()
-                return (
-                    now[SOC] < first[SOC] - 0.1
-                    and now[ODOMETER] > first[ODOMETER]
-                    and odometer is not None
-                    and odometer >= first[ODOMETER]
-                )
-
-            await eventually(soc_fell_and_odometer_followed, 60, "SoC falling, odometer moving")
-            odometer = await vehicle_odometer()
-            assert odometer is not None
-            assert odometer == pytest.approx(sim.snapshot().odometer_km, abs=1.0)
-            tyres = [v for k, v in now.items() if k.endswith(".Tire.Pressure")]
-            assert len(tyres) == 4 and all(230 < v < 250 for v in tyres)
-    finally:
-        if agent is not None:
-            agent.terminate()
-            try:
-                agent.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                agent.kill()
-        sim.stop()
-        await conn.close()
-        await runner.cleanup()
+                assert odometer is not None
+                assert odometer == pytest.approx(sim.snapshot().odometer_km, abs=1.0)
+                tyres = [v for k, v in now.items() if k.endswith(".Tire.Pressure")]
+                assert len(tyres) == 4 and all(230 < v < 250 for v in tyres)
+        finally:
+            if agent is not None:
+                agent.terminate()
+                try:
+                    agent.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    agent.kill()
+            sim.stop()

@@ -14,8 +14,6 @@ from fleetlink.simulator.fleet_load.provision import device_ids, provision
 
 from .conftest import ingest_settings
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
-
 
 def test_a_virtual_device_resends_what_is_unacked_and_forgets_what_is_acked() -> None:
     device = VirtualDevice("t", "dev-1", signals=3)
@@ -34,6 +32,7 @@ def test_a_virtual_device_resends_what_is_unacked_and_forgets_what_is_acked() ->
     assert hello
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_a_load_fleet_is_answered_and_every_batch_acked_by_the_real_ingest(
     migrated_db: str, mqtt_broker
 ) -> None:  # type: ignore[no-untyped-def]
