@@ -146,7 +146,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         try:
             member = await login(conn, tenant, email, form["password"])
         except SecondFactorNeeded as needed:
-            pending_id = request.app[PENDING_LOGINS].start(tenant, needed.user_id)
+            pending_id = await request.app[PENDING_LOGINS].start(conn, tenant, needed.user_id)
             response = _form_page(
                 request, "login_code.html", {**values, "title": "One-time code", "error": None}
             )
@@ -177,22 +177,22 @@ async def code_submit(request: web.Request) -> web.StreamResponse:
         return limited
     pendings = request.app[PENDING_LOGINS]
     pending_id = request.cookies.get(PENDING_COOKIE, "")
-    pending = pendings.get(pending_id)
     next_path = safe_next(form.get("next"))
-    if pending is None:
-        return _form_page(
-            request,
-            "login.html",
-            {
-                "title": "Log in",
-                "next": next_path,
-                "tenant": "",
-                "email": "",
-                "error": "The login has expired; enter your password again.",
-            },
-            401,
-        )
     async with request.app[POOL].acquire() as conn:
+        pending = await pendings.get(conn, pending_id)
+        if pending is None:
+            return _form_page(
+                request,
+                "login.html",
+                {
+                    "title": "Log in",
+                    "next": next_path,
+                    "tenant": "",
+                    "email": "",
+                    "error": "The login has expired; enter your password again.",
+                },
+                401,
+            )
         row = await conn.fetchrow(
             "SELECT email, totp_secret_enc FROM users WHERE id = $1 AND NOT disabled",
             pending.user_id,
@@ -201,7 +201,7 @@ async def code_submit(request: web.Request) -> web.StreamResponse:
         if row is not None and totp.verify(
             request.app[FIELD_CIPHER], pending.user_id, row["totp_secret_enc"], code
         ):
-            pendings.finish(pending_id)
+            await pendings.finish(conn, pending_id)
             raise await _start_session(
                 request, conn, pending.tenant_id, pending.user_id, row["email"]
             )
@@ -213,7 +213,8 @@ async def code_submit(request: web.Request) -> web.StreamResponse:
             "session",
             remote=request.remote,
         )
-    if not pendings.failed(pending_id):
+        may_retry = await pendings.failed(conn, pending_id)
+    if not may_retry:
         values = {"title": "Log in", "next": next_path, "tenant": pending.tenant_id, "email": ""}
         error = "Too many wrong codes; enter your password again."
         return _form_page(request, "login.html", {**values, "error": error}, 401)

@@ -1,65 +1,77 @@
-"""Logins waiting for their one-time code: the password step passed, the TOTP step not yet."""
+"""Logins waiting for their one-time code: the password step passed, the TOTP step not yet.
+
+They live in PostgreSQL (``portal_pending_logins``), so the code step may reach any API
+process (``fleetlink cloud serve --processes N`` or replicas behind a load balancer): D103.
+"""
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
-from fleetlink.cloud.auth.digests import new_secret
+import asyncpg
 
-PENDING_TTL_S = 300.0
+from fleetlink.cloud.auth.digests import digest, new_secret
+
+PENDING_TTL = timedelta(minutes=5)
 MAX_CODE_TRIES = 3
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class PendingLogin:
     tenant_id: str
     user_id: uuid.UUID
-    expires_at: float
-    tries: int = 0
 
 
 class PendingLogins:
-    """Holds each pending login under a random id (the browser keeps it in a cookie) for
-    ``ttl_s``; a pending login allows ``max_tries`` codes, then the password step starts over.
+    """Holds each pending login under a random id (the browser keeps it in a cookie; only its
+    digest is stored) for ``ttl``; a pending login allows ``max_tries`` codes, then the
+    password step starts over."""
 
-    In memory: a replica that did not see the password step sends the user back to it.
-    """
-
-    def __init__(self, ttl_s: float = PENDING_TTL_S, max_tries: int = MAX_CODE_TRIES) -> None:
-        self._ttl_s = ttl_s
+    def __init__(self, ttl: timedelta = PENDING_TTL, max_tries: int = MAX_CODE_TRIES) -> None:
+        self._ttl = ttl
         self._max_tries = max_tries
-        self._pending: dict[str, PendingLogin] = {}
 
-    def start(self, tenant_id: str, user_id: uuid.UUID) -> str:
-        """Return the id of a new pending login of ``user_id`` in ``tenant_id``."""
-        self._expire()
+    async def start(self, conn: asyncpg.Connection, tenant_id: str, user_id: uuid.UUID) -> str:
+        """Return the id of a new pending login of ``user_id`` in ``tenant_id`` (expired ones
+        are dropped on the way)."""
+        await conn.execute("DELETE FROM portal_pending_logins WHERE expires_at <= now()")
         pending_id = new_secret()
-        self._pending[pending_id] = PendingLogin(tenant_id, user_id, time.monotonic() + self._ttl_s)
+        await conn.execute(
+            "INSERT INTO portal_pending_logins (id_hash, tenant_id, user_id, expires_at) "
+            "VALUES ($1, $2, $3, now() + $4::interval)",
+            digest(pending_id),
+            tenant_id,
+            user_id,
+            self._ttl,
+        )
         return pending_id
 
-    def get(self, pending_id: str) -> PendingLogin | None:
+    async def get(self, conn: asyncpg.Connection, pending_id: str) -> PendingLogin | None:
         """Return the pending login ``pending_id``, or None if unknown, expired or used up."""
-        self._expire()
-        return self._pending.get(pending_id)
+        row = await conn.fetchrow(
+            "SELECT tenant_id, user_id FROM portal_pending_logins "
+            "WHERE id_hash = $1 AND expires_at > now()",
+            digest(pending_id),
+        )
+        return None if row is None else PendingLogin(row["tenant_id"], row["user_id"])
 
-    def failed(self, pending_id: str) -> bool:
-        """Count a wrong code; return whether the pending login may take another one."""
-        pending = self._pending.get(pending_id)
-        if pending is None:
-            return False
-        pending.tries += 1
-        if pending.tries >= self._max_tries:
-            del self._pending[pending_id]
-            return False
-        return True
+    async def failed(self, conn: asyncpg.Connection, pending_id: str) -> bool:
+        """Count a wrong code; return whether the pending login may take another one (when it
+        may not, it is gone)."""
+        tries = await conn.fetchval(
+            "UPDATE portal_pending_logins SET tries = tries + 1 "
+            "WHERE id_hash = $1 AND expires_at > now() RETURNING tries",
+            digest(pending_id),
+        )
+        if tries is not None and tries < self._max_tries:
+            return True
+        await self.finish(conn, pending_id)
+        return False
 
-    def finish(self, pending_id: str) -> None:
-        """Forget ``pending_id`` (its code was right)."""
-        self._pending.pop(pending_id, None)
-
-    def _expire(self) -> None:
-        now = time.monotonic()
-        for key in [k for k, p in self._pending.items() if p.expires_at <= now]:
-            del self._pending[key]
+    async def finish(self, conn: asyncpg.Connection, pending_id: str) -> None:
+        """Forget ``pending_id`` (its code was right, or it may take no more)."""
+        await conn.execute(
+            "DELETE FROM portal_pending_logins WHERE id_hash = $1", digest(pending_id)
+        )
