@@ -18,7 +18,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 
 from fleetlink.edge.alerts.setup import create_engine
-from fleetlink.edge.anomaly.setup import models_for
+from fleetlink.edge.anomaly.setup import models_for, waits_for_detected_profile
 from fleetlink.edge.batcher import Batcher, Draft
 from fleetlink.edge.config import DeviceConfig
 from fleetlink.edge.fences import FenceStore, fence_path
@@ -84,6 +84,8 @@ class Agent:
         self.anomaly = models_for(config)
         if self.anomaly is not None:
             self.uplink.running["models"] = dict(self.anomaly.status)
+        # With obd.profile = "auto", the models are those of the profile picked at connect.
+        self._models_wait = waits_for_detected_profile(config)
         self.unstored: deque[Draft] = deque()
         self.unstored_events: deque[Event] = deque(maxlen=_UNSTORED_MAX)
         self.counters: Counter[str] = Counter()
@@ -251,6 +253,7 @@ class Agent:
                     self.flush()
                 if self._status_key() != state:
                     state = self._status_key()
+                    self.load_models_of_detected_profile()
                     self.uplink.publish_status()
                 self.heartbeat()
                 with contextlib.suppress(TimeoutError):
@@ -273,6 +276,21 @@ class Agent:
                 if self.alerts is not None:
                     self.alerts.close()
                 log.info("agent for device %s stopped", self.config.device.id)
+
+    def load_models_of_detected_profile(self) -> None:
+        """Once the OBD source has picked a profile at connect, load that profile's models
+        (when the configuration names no profile of its own); they run from then on, also
+        after reconnects."""
+        if not self._models_wait:
+            return
+        report = self.vehicle_report()
+        if report is None or not report.profile:
+            return
+        self._models_wait = False
+        self.anomaly = models_for(self.config, report.profile)
+        if self.anomaly is not None:
+            self.uplink.running["models"] = dict(self.anomaly.status)
+            log.info("models of the detected profile %s: %s", report.profile, self.anomaly.status)
 
     def _score_windows(self) -> None:
         """Put the anomaly events of the windows due now on the event queue."""

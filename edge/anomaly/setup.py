@@ -1,4 +1,6 @@
-"""Which models an agent runs: those of the profile its configuration names."""
+"""Which models an agent runs: those of the profile its configuration names, or, with
+``obd.profile = "auto"`` and no ``[anomaly] profile``, those of the profile the OBD source
+picks at connect."""
 
 from __future__ import annotations
 
@@ -29,6 +31,12 @@ def _profile_ref(config: DeviceConfig) -> str | None:
     return None
 
 
+def waits_for_detected_profile(config: DeviceConfig) -> bool:
+    """Return True when the agent's models are those of the profile its OBD source picks at
+    connect (``obd.profile = "auto"``, no ``[anomaly] profile``, no ``[can]`` section)."""
+    return config.anomaly.enabled and _profile_ref(config) is None and config.obd is not None
+
+
 def available_signals(config: DeviceConfig) -> set[str] | None:
     """Return the signal names the configured sources read, or None when that is decided
     only at connect (an ``[obd]`` section whose profile is ``auto``, without polls)."""
@@ -57,10 +65,14 @@ def available_signals(config: DeviceConfig) -> set[str] | None:
     return names
 
 
-def models_for(config: DeviceConfig) -> AnomalyModels | None:
+def models_for(config: DeviceConfig, detected: str | None = None) -> AnomalyModels | None:
     """Return the models of the agent's profile (each one that cannot run is logged once and
-    reported in ``status``), or None when the profile names none (nothing is loaded then)."""
-    ref = _profile_ref(config)
+    reported in ``status``), or None when the profile names none (nothing is loaded then).
+
+    ``detected``: the profile the OBD source picked at connect, used when the configuration
+    names none (``waits_for_detected_profile``).
+    """
+    ref = _profile_ref(config) or detected
     if not config.anomaly.enabled or ref is None:
         return None
     try:

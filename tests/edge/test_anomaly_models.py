@@ -15,7 +15,7 @@ from fleetlink.edge.anomaly.detector import WindowDetector
 from fleetlink.edge.anomaly.runtime import AnomalyModels, load_model
 from fleetlink.edge.anomaly.windows import window_vector
 from fleetlink.firmware_profiles import load_profile, profile_folder
-from fleetlink.shared.messages import Status
+from fleetlink.shared.messages import Status, VehicleReport
 from fleetlink.shared.signals import by_name
 from fleetlink.simulator.dataset import DriveSpec, simulate_drive
 
@@ -261,3 +261,47 @@ def test_missing_readings_are_logged_once_when_they_start_and_once_when_they_sto
     counters = models.detector_counters()["sim-car-anomaly"]
     assert counters["windows_skipped_missing"] >= 10
     assert counters["windows_scored"] > 0
+
+
+class _DetectingSource:
+    """A source that has (or has not yet) picked a profile at connect."""
+
+    def __init__(self) -> None:
+        self.profile = ""
+
+    def vehicle_report(self) -> VehicleReport | None:
+        return VehicleReport(profile=self.profile) if self.profile else None
+
+
+def test_with_an_auto_profile_the_models_of_the_profile_picked_at_connect_run(
+    tmp_path: Path,
+) -> None:
+    from fleetlink.edge.agent import Agent
+    from fleetlink.edge.config import load_config
+
+    path = tmp_path / "auto.toml"
+    path.write_text(
+        f"""[device]
+id = "d"
+tenant = "t"
+[mqtt]
+url = "mqtt://127.0.0.1:1"
+[obd]
+port = "/dev/null"
+profile = "auto"
+[outbox]
+path = "{tmp_path / "outbox.sqlite3"}"
+"""
+    )
+    source = _DetectingSource()
+    agent = Agent(load_config(path), sources=[source])  # type: ignore[list-item]
+    try:
+        assert agent.anomaly is None  # nothing known of the vehicle yet
+        agent.load_models_of_detected_profile()
+        assert agent.anomaly is None
+        source.profile = "fleetlink-sim-car"  # the OBD source identified the simulated car
+        agent.load_models_of_detected_profile()
+        assert agent.anomaly
+        assert agent.uplink.running["models"] == {"sim-car-anomaly": "running"}
+    finally:
+        agent.outbox.close()
