@@ -381,12 +381,14 @@ def keys_new(
 _ENCRYPTED = (
     ("drivers", "licence_number_enc", "drivers.licence_number"),
     ("drivers", "phone_enc", "drivers.phone"),
+    ("webhooks", "secret_enc", "webhooks.secret"),  # notify.webhooks.secret_context
 )
 
 
 @keys_app.command("rotate")
 def keys_rotate() -> None:
-    """Re-encrypt every personal field with the first key of FLEETLINK_FIELD_KEYS.
+    """Re-encrypt every personal field, TOTP secret and webhook signing secret with the first
+    key of FLEETLINK_FIELD_KEYS.
 
     Run it after putting a new key first; when it reports nothing left, the old keys can go.
     """

@@ -127,24 +127,35 @@ def test_operators_add_users_create_and_revoke_tokens(migrated_db: str):
     assert again.exit_code == 1
 
 
-def test_key_rotation_re_encrypts_personal_fields_with_the_new_first_key() -> None:
+def test_key_rotation_re_encrypts_personal_fields_and_webhook_secrets_with_the_new_first_key() -> (
+    None
+):
     with scratch_database() as url:
         asyncio.run(migrate_url(url))
         _rotate_keys_in(url)
 
 
 def _rotate_keys_in(migrated_db: str) -> None:
+    from fleetlink.cloud.notify.webhooks import secret_context
     from fleetlink.cloud.records.field_crypto import FieldCipher, generate_key_ring_entry
 
     old, new = generate_key_ring_entry("old"), generate_key_ring_entry("new")
     tenant, driver = f"cli-{uuid.uuid4().hex[:8]}", uuid.uuid4()
     context = f"drivers.phone:{tenant}:{driver}"
     token = FieldCipher.from_env_value(old).encrypt("+49 30 1234567", context)
+    webhook = uuid.uuid4()
+    hook_context = secret_context(tenant, webhook)
+    hook_token = FieldCipher.from_env_value(old).encrypt("whsec-signing", hook_context)
     with psycopg.connect(migrated_db) as conn:
         conn.execute("INSERT INTO tenants (id, name) VALUES (%s, %s)", (tenant, tenant))
         conn.execute(
             "INSERT INTO drivers (id, tenant_id, name, phone_enc) VALUES (%s, %s, 'Dee', %s)",
             (driver, tenant, token),
+        )
+        conn.execute(
+            "INSERT INTO webhooks (id, tenant_id, url, event_types, secret_enc) "
+            "VALUES (%s, %s, 'https://hooks.example/in', '{inbox.opened}', %s)",
+            (webhook, tenant, hook_token),
         )
     env = {
         "FLEETLINK_DATABASE_URL": migrated_db,
@@ -157,8 +168,13 @@ def _rotate_keys_in(migrated_db: str) -> None:
         (rotated,) = conn.execute(
             "SELECT phone_enc FROM drivers WHERE id = %s", (driver,)
         ).fetchone()
-    assert rotated.startswith("v1.new.")
+        (hook,) = conn.execute(
+            "SELECT secret_enc FROM webhooks WHERE id = %s", (webhook,)
+        ).fetchone()
+    assert rotated.startswith("v1.new.") and hook.startswith("v1.new.")
     assert FieldCipher.from_env_value(new).decrypt(rotated, context) == "+49 30 1234567"
+    # Webhooks still sign once the old key is gone.
+    assert FieldCipher.from_env_value(new).decrypt(hook, hook_context) == "whsec-signing"
     printed = CliRunner().invoke(app, ["keys", "new", "--id", "k9"]).output.strip()
     assert printed.startswith("k9:") and FieldCipher.from_env_value(printed).active == "k9"
 
