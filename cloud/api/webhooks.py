@@ -253,7 +253,6 @@ async def get_webhook(request: web.Request) -> web.Response:
 async def patch_webhook(request: web.Request) -> web.Response:
     webhook_id = path_uuid(request, "webhook_id")
     body: WebhookPatch = await json_body(request, WebhookPatch)
-    tenant = principal_of(request).tenant_id
     changes = {k: getattr(body, k) for k in body.model_fields_set}
     for field in ("url", "event_types", "active", "description"):
         if field in changes and changes[field] is None:
@@ -265,22 +264,31 @@ async def patch_webhook(request: web.Request) -> web.Response:
     if "event_types" in changes:
         changes["event_types"] = sorted(set(changes["event_types"]))
     async with tenant_transaction(request) as conn:
-        before = await _webhook(conn, tenant, webhook_id)
-        if changes:
-            sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(changes, start=3))
-            await conn.execute(
-                f"UPDATE webhooks SET {sets}, version = version + 1 "
-                "WHERE tenant_id = $1 AND id = $2",
-                tenant,
-                webhook_id,
-                *changes.values(),
-            )
-        after = await _webhook(conn, tenant, webhook_id)
-        if changes:
-            await record_change(
-                request, conn, "update", "webhook", webhook_id, before=before, after=after
-            )
+        after = await change_webhook(request, conn, webhook_id, changes)
     return web.json_response(text=after.model_dump_json())
+
+
+async def change_webhook(
+    request: web.Request, conn: asyncpg.Connection, webhook_id: uuid.UUID, changes: dict[str, Any]
+) -> Webhook:
+    """Apply ``changes`` (checked columns and values) to the webhook, audit them and return
+    it; raise ProblemError(404) for a webhook the tenant does not have."""
+    tenant = principal_of(request).tenant_id
+    before = await _webhook(conn, tenant, webhook_id)
+    if changes:
+        sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(changes, start=3))
+        await conn.execute(
+            f"UPDATE webhooks SET {sets}, version = version + 1 WHERE tenant_id = $1 AND id = $2",
+            tenant,
+            webhook_id,
+            *changes.values(),
+        )
+    after = await _webhook(conn, tenant, webhook_id)
+    if changes:
+        await record_change(
+            request, conn, "update", "webhook", webhook_id, before=before, after=after
+        )
+    return after
 
 
 @api.delete(

@@ -1,7 +1,7 @@
 """Tenant settings (``/portal/settings``): the scoring weights and detection thresholds
-(edited in a form), the webhooks with their latest deliveries (add, delete, test and replay; a
-new webhook's signing secret is shown once) and the email rules. For roles that manage
-notifications; the scoring form needs ``scoring:write``."""
+(edited in a form), the webhooks with their latest deliveries (add, pause or resume, delete,
+test and replay; a new webhook's signing secret is shown once) and the email rules. For roles
+that manage notifications; the scoring form needs ``scoring:write``."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from fleetlink.cloud.api.webhooks import (
     WebhookCreate,
     add_email_rule,
     add_webhook,
+    change_webhook,
     delivery_page,
     email_rule_list,
     queue_test,
@@ -200,6 +201,23 @@ async def delete_webhook(request: web.Request) -> web.StreamResponse:
         return render_error(request, problem.status, problem.detail, page.name)
 
 
+async def pause_webhook(request: web.Request) -> web.StreamResponse:
+    """Pause the webhook of the path (its deliveries wait) or, with ``active=1`` in the form,
+    resume it; show the page with a notice."""
+    resume = (await posted_fields(request)).get("active") == "1"
+    try:
+        webhook_id = path_uuid(request, "webhook_id")
+        async with tenant_transaction(request) as conn:
+            hook = await change_webhook(request, conn, webhook_id, {"active": resume})
+            notice = f"The webhook to {hook.url} is {'active' if resume else 'paused'}."
+            response = await page_after_form(request, conn, page, notice=notice)
+    except ProblemError as problem:
+        return render_error(request, problem.status, problem.detail, page.name)
+    if resume:
+        request.app[WEBHOOK_DISPATCHER].wake()
+    return response
+
+
 async def test_webhook(request: web.Request) -> web.StreamResponse:
     """Queue a test delivery to the webhook of the path; show the page with a notice."""
     try:
@@ -272,6 +290,9 @@ routes.post(f"{PATH}/scoring")(portal_guard(save_scoring, Permission.SCORING_WRI
 routes.post(f"{PATH}/webhooks")(portal_guard(create_webhook, Permission.NOTIFICATIONS_MANAGE))
 routes.post(PATH + "/webhooks/{webhook_id}/delete")(
     portal_guard(delete_webhook, Permission.NOTIFICATIONS_MANAGE)
+)
+routes.post(PATH + "/webhooks/{webhook_id}/active")(
+    portal_guard(pause_webhook, Permission.NOTIFICATIONS_MANAGE)
 )
 routes.post(PATH + "/webhooks/{webhook_id}/test")(
     portal_guard(test_webhook, Permission.NOTIFICATIONS_MANAGE)

@@ -378,6 +378,19 @@ def test_webhook_test_delivery_and_replay_from_the_settings_page(
     hook.get_by_role("button", name="Replay").first.click()
     assert page.locator("[role=status].notice").inner_text() == "The delivery is queued again."
     assert "(replay)" in page.locator("article.panel tbody tr").first.inner_text()
+    # Paused from the page (the API sees it), then resumed.
+    page.locator("article.panel").first.get_by_role("button", name="Pause").click()
+    assert page.locator("[role=status].notice").inner_text().endswith("is paused.")
+    assert ", paused, events:" in page.locator("article.panel").first.inner_text()
+    hook_id = fleet.webhook_id
+    assert (
+        _api_get(portal_server, fleet.api_token, f"/api/v1/webhooks/{hook_id}")["active"] is False
+    )
+    check_page(page, "settings-webhook-paused")
+    tab_to(page, "Resume")
+    page.keyboard.press("Enter")
+    assert page.locator("[role=status].notice").inner_text().endswith("is active.")
+    assert _api_get(portal_server, fleet.api_token, f"/api/v1/webhooks/{hook_id}")["active"] is True
 
 
 def test_email_rules_are_added_with_errors_beside_fields_and_stopped(
@@ -423,6 +436,7 @@ def test_another_tenants_ids_get_the_404_page(
     technician = fleet.portal.members["technician"].user_id
     for path, form in (
         (f"/portal/settings/webhooks/{fleet.webhook_id}/test", {}),
+        (f"/portal/settings/webhooks/{fleet.webhook_id}/active", {"active": "0"}),
         (f"/portal/devices/tokens/{token['id']}/revoke", {}),
         (f"/portal/users/{technician}/role", {"role": "viewer"}),
         (f"/portal/users/{technician}/remove", {}),
