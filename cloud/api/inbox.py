@@ -20,7 +20,7 @@ from fleetlink.cloud.api.request_parsing import path_uuid, query_model
 from fleetlink.cloud.api.rest import PageQuery, SortKey, json_body, keyset, split_page
 from fleetlink.cloud.api.spec import ResourceRoutes
 from fleetlink.cloud.app_keys import LIVE_OUT
-from fleetlink.cloud.auth.permissions import Permission
+from fleetlink.cloud.auth.permissions import ROLE_PERMISSIONS, Permission, Role
 
 api = ResourceRoutes("inbox")
 routes = api.routes
@@ -241,6 +241,35 @@ _NEXT_STATE = {
 }
 
 
+def takes_alerts(role: str) -> bool:
+    """Return whether a member of ``role`` may be assigned an alert: one who sees the inbox and
+    can act on the alert itself or on the vehicle (a technician), not a viewer."""
+    granted = ROLE_PERMISSIONS[Role(role)]
+    return Permission.INBOX_READ in granted and bool(
+        granted & {Permission.INBOX_WRITE, Permission.MAINTENANCE_WRITE}
+    )
+
+
+async def _require_assignable(conn: asyncpg.Connection, tenant: str, user_id: uuid.UUID) -> None:
+    """Raise ProblemError(422) unless ``user_id`` is a member of ``tenant`` who takes alerts
+    (``takes_alerts``; the portal offers only those)."""
+    role = await conn.fetchval(
+        "SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2", tenant, user_id
+    )
+    if role is None:
+        raise ProblemError(
+            422,
+            f"no member {user_id}",
+            errors=[{"field": "assignee_id", "message": "not a member of this tenant"}],
+        )
+    if not takes_alerts(role):
+        raise ProblemError(
+            422,
+            f"a {role} cannot be assigned alerts",
+            errors=[{"field": "assignee_id", "message": f"a {role} cannot be assigned alerts"}],
+        )
+
+
 @api.post(
     "/api/v1/inbox/{item_id}/actions",
     summary="Acknowledge, resolve, reopen, assign, comment on or coach an alert",
@@ -275,16 +304,8 @@ async def act(request: web.Request, item_id: uuid.UUID, action: InboxAction) -> 
                 raise ProblemError(409, f"the item is {before.state}; cannot {action.action}")
             changes["state"] = target
         elif action.action == "assign":
-            if action.assignee_id is not None and not await conn.fetchval(
-                "SELECT 1 FROM memberships WHERE tenant_id = $1 AND user_id = $2",
-                tenant,
-                action.assignee_id,
-            ):
-                raise ProblemError(
-                    422,
-                    f"no member {action.assignee_id}",
-                    errors=[{"field": "assignee_id", "message": "not a member of this tenant"}],
-                )
+            if action.assignee_id is not None:
+                await _require_assignable(conn, tenant, action.assignee_id)
             changes["assignee_id"] = action.assignee_id
         else:
             if not action.body.strip():

@@ -71,9 +71,14 @@ async def test_warnings_land_once_and_are_acknowledged_assigned_commented_coache
         technician = await add_user(
             conn, fleet.tenant, f"tech-{uuid.uuid4().hex[:6]}@x.example", "technician"
         )
+        viewer = await add_user(
+            conn, fleet.tenant, f"view-{uuid.uuid4().hex[:6]}@x.example", "viewer"
+        )
     assigned = await act({"action": "assign", "assignee_id": str(technician)})
     assert assigned["assignee_id"] == str(technician)
     await act({"action": "assign", "assignee_id": str(uuid.uuid4())}, 422)
+    refused = await act({"action": "assign", "assignee_id": str(viewer)}, 422)
+    assert "cannot be assigned alerts" in str(refused)  # the portal offers only those who can
     await act({"action": "comment", "body": ""}, 422)
     await act({"action": "comment", "body": "Coolant hose replaced."})
     coached = await act({"action": "coach", "body": "Watch the temperature gauge."})

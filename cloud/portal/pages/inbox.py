@@ -13,11 +13,18 @@ from yarl import URL
 
 from fleetlink.cloud.api.access import principal_of, tenant_transaction
 from fleetlink.cloud.api.accounts import Member, MemberQuery, member_list
-from fleetlink.cloud.api.inbox import InboxAction, InboxPage, InboxQuery, act, inbox_page
+from fleetlink.cloud.api.inbox import (
+    InboxAction,
+    InboxPage,
+    InboxQuery,
+    act,
+    inbox_page,
+    takes_alerts,
+)
 from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.rest import MAX_PAGE
 from fleetlink.cloud.api.vehicles import fetch_vehicle
-from fleetlink.cloud.auth.permissions import ROLE_PERMISSIONS, Permission
+from fleetlink.cloud.auth.permissions import Permission
 from fleetlink.cloud.portal.form_page import page_after_form
 from fleetlink.cloud.portal.form_query import form_query
 from fleetlink.cloud.portal.guard import portal_guard
@@ -66,10 +73,10 @@ async def load(request: web.Request, conn: asyncpg.Connection) -> InboxView:
 
 
 async def assignees(conn: asyncpg.Connection, tenant: str) -> list[Member]:
-    """Return the tenant's members whose role may act on alerts, by e-mail (the first
-    MAX_PAGE of them)."""
+    """Return the tenant's members who may be assigned alerts (``takes_alerts``), by e-mail
+    (the first MAX_PAGE of them)."""
     members = await member_list(conn, tenant, MemberQuery(limit=MAX_PAGE))
-    return [m for m in members.items if Permission.INBOX_WRITE in ROLE_PERMISSIONS[m.role]]
+    return [m for m in members.items if takes_alerts(m.role)]
 
 
 page = Page(

@@ -21,7 +21,9 @@ from tests.waiting import wait_until
 @pytest.fixture(scope="module")
 def alert_fleet(portal_server: PortalServer, mqtt_broker: Any) -> PortalFleet:
     """A fleet whose first device reported two harsh-braking events (two alerts)."""
-    fleet = make_portal_fleet(portal_server, roles=("fleet_manager", "viewer", "admin"), devices=1)
+    fleet = make_portal_fleet(
+        portal_server, roles=("fleet_manager", "viewer", "admin", "technician"), devices=1
+    )
     device = fleet.fleet.devices[0]
     payload, _ = events(device, 1, count=2)
     client = mqtt_client(mqtt_broker)
@@ -57,7 +59,8 @@ def test_manager_acknowledges_assigns_and_coaches_by_keyboard(
     options = assign.locator("option").all_inner_texts()
     assert options[0] == "nobody" and options[1] == admin.email
     assert f"{alert_fleet.members['fleet_manager'].email} (you)" in options
-    assert viewer.email not in options  # a viewer may not act on alerts
+    assert viewer.email not in options  # a viewer may not be assigned alerts
+    assert alert_fleet.members["technician"].email in options  # a technician repairs
     assign.focus()
     page.keyboard.press("ArrowDown")  # nobody -> the admin
     page.keyboard.press("Tab")
