@@ -223,8 +223,7 @@ class ObdSource(Source):
         previous = self.power
         if power == previous:
             return
-        self.power = power
-        self._changed()
+        # the events go out before the new state shows, so whoever sees the state finds them
         if previous == "low_voltage":
             self.emit_event("voltage_restored", battery_v=self.battery_v)
             log.info("battery at %.1f V again; OBD polling may resume", self.battery_v or 0)
@@ -243,6 +242,8 @@ class ObdSource(Source):
         elif power == "awake" and previous in ("ignition_off", "low_voltage"):
             log.info("vehicle awake again: OBD polling resumes")
             self.emit_event("ignition_on", reason=reason)
+        self.power = power
+        self._changed()
 
     def _note_battery(self, volts: float | None) -> None:
         """Keep the voltage at the OBD port and apply the low-voltage limit to it."""
