@@ -1,7 +1,9 @@
 """What the ingest commits, turned into live messages and geofence positions.
 
 Runs on the ingest writer's task right after a chunk commits, so it only formats and hands
-over: the hub's publish never waits, and positions go to the geofence monitor's queue.
+over: the hub's publish never waits, and positions go to the geofence monitor's queue. A
+tenant no client watches gets no live messages at all (D104); its positions still go to the
+geofence monitor.
 """
 
 from __future__ import annotations
@@ -42,17 +44,24 @@ class LiveFeed:
     def __init__(self, hub: LivePublisher, geofences: GeofenceMonitor | None = None) -> None:
         self.hub = hub
         self.geofences = geofences
+        self.skipped = 0  # committed messages not formatted: nobody watched their tenant
 
     def on_commit(self, result: ChunkResult) -> None:
+        watched: dict[str, bool] = {}
         for item, vehicle in result.new:
             tenant = item.topic.tenant
+            if isinstance(item, TelemetryIn) and vehicle is not None and self.geofences is not None:
+                points = positions_of(item)
+                if points:
+                    self.geofences.offer(Positions(tenant, vehicle, item.device, points))
+            if tenant not in watched:
+                watched[tenant] = self.hub.watches(tenant)
+            if not watched[tenant]:
+                self.skipped += 1
+                continue
             vehicle_id = str(vehicle) if vehicle is not None else None
             if isinstance(item, TelemetryIn):
                 self._telemetry(tenant, vehicle_id, item)
-                if vehicle is not None and self.geofences is not None:
-                    points = positions_of(item)
-                    if points:
-                        self.geofences.offer(Positions(tenant, vehicle, item.device, points))
             elif isinstance(item, EventsIn):
                 for event in item.batch.events:
                     self.hub.publish(

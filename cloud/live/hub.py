@@ -6,6 +6,12 @@ whose queue is full is a slow client: it is dropped (its queue emptied, its stre
 one slow reader never holds memory or slows anyone else. A reconnecting client sends the last
 id it saw (``Last-Event-ID``) and gets what it missed from the replay buffer, or a ``reset``
 when that is older than the buffer (or from before this process started).
+
+A tenant nobody watches costs nothing (D104): ``watches`` says whether a tenant has a client,
+or had one within ``idle_grace_s`` (so a client that reconnects soon resumes from the replay
+buffer); the ingest asks it before it formats a live message. Once the grace is over the
+tenant's buffer is emptied and messages for it are dropped until a client comes, and a client
+that resumes from before that gets a ``reset``.
 """
 
 from __future__ import annotations
@@ -88,6 +94,12 @@ class Subscriber:
 class _Tenant:
     subscribers: set[Subscriber] = field(default_factory=set)
     replay: deque[LiveMessage] = field(default_factory=deque)
+    # When the last client left (None while one is connected).
+    left_at: float | None = None
+    # Set once the grace after the last client is over: messages are dropped, and a client
+    # resuming from a serial up to ``gap_after`` gets a reset.
+    unwatched: bool = False
+    gap_after: int = 0
 
 
 class LiveHub:
@@ -97,15 +109,46 @@ class LiveHub:
     process (or before a restart) is recognised and answered with a ``reset``.
     """
 
-    def __init__(self, queue_size: int = 256, replay_size: int = 1024) -> None:
+    def __init__(
+        self,
+        queue_size: int = 256,
+        replay_size: int = 1024,
+        idle_grace_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if queue_size < 1 or replay_size < 0:
             raise ValueError("queue_size must be >= 1 and replay_size >= 0")
         self.queue_size = queue_size
         self.replay_size = replay_size
+        self.idle_grace_s = idle_grace_s
+        self._clock = clock
         self.epoch = str(time.time_ns() // 1_000_000)
         self._serials = itertools.count(1)
+        self._last_serial = 0
         self._tenants: dict[str, _Tenant] = {}
         self.counters: Counter[str] = Counter()
+        # Set when a tenant nobody watched gets a client (the relay's listener waits on it).
+        self.newly_watched = asyncio.Event()
+
+    def watches(self, tenant: str) -> bool:
+        """Return True if ``tenant`` has a client, or had one within ``idle_grace_s``."""
+        entry = self._tenants.get(tenant)
+        if entry is None:
+            return False
+        if entry.subscribers:
+            return True
+        if entry.unwatched:
+            return False
+        if entry.left_at is not None and self._clock() - entry.left_at < self.idle_grace_s:
+            return True
+        entry.unwatched = True
+        entry.gap_after = self._last_serial
+        entry.replay.clear()
+        return False
+
+    def watched_tenants(self) -> list[str]:
+        """Return the tenants ``watches`` is True for, sorted."""
+        return sorted(t for t in self._tenants if self.watches(t))
 
     def subscriber_count(self, tenant: str | None = None) -> int:
         if tenant is not None:
@@ -120,9 +163,14 @@ class LiveHub:
         data: dict[str, Any],
         vehicle_id: str | None = None,
         signals: Iterable[str] = (),
-    ) -> LiveMessage:
-        """Offer one message to the tenant's subscribers and keep it for replay."""
-        serial = next(self._serials)
+    ) -> LiveMessage | None:
+        """Offer one message to the tenant's subscribers and keep it for replay (or drop it
+        when nobody watches the tenant)."""
+        entry = self._tenants.get(tenant)
+        if entry is not None and entry.unwatched:
+            self.counters["unwatched_dropped"] += 1
+            return None
+        serial = self._last_serial = next(self._serials)
         message_id = f"{self.epoch}-{serial}"
         # JSON escapes line breaks, so the data is always one SSE line.
         text = json.dumps(data, separators=(",", ":"), default=str)
@@ -136,9 +184,9 @@ class LiveHub:
             text,
             f"id: {message_id}\nevent: {event}\ndata: {text}\n\n".encode(),
         )
-        entry = self._tenants.get(tenant)
         if entry is None:
             entry = self._tenants[tenant] = _Tenant(replay=deque(maxlen=self.replay_size))
+            entry.left_at = self._clock()
         entry.replay.append(message)
         self.counters["published"] += 1
         slow: list[Subscriber] = []
@@ -165,6 +213,10 @@ class LiveHub:
         entry = self._tenants.get(tenant)
         if entry is None:
             entry = self._tenants[tenant] = _Tenant(replay=deque(maxlen=self.replay_size))
+        if not entry.subscribers and (entry.unwatched or entry.left_at is None):
+            self.newly_watched.set()
+        entry.unwatched = False
+        entry.left_at = None
         subscriber = Subscriber(tenant, live_filter, asyncio.Queue(self.queue_size))
         if last_event_id is not None:
             missed = self._missed(entry, last_event_id)
@@ -181,14 +233,18 @@ class LiveHub:
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         entry = self._tenants.get(subscriber.tenant)
-        if entry is not None:
+        if entry is not None and subscriber in entry.subscribers:
             entry.subscribers.discard(subscriber)
+            if not entry.subscribers:
+                entry.left_at = self._clock()
 
     def _missed(self, entry: _Tenant, last_event_id: str) -> list[LiveMessage] | None:
         epoch, _, serial_text = last_event_id.partition("-")
         if epoch != self.epoch or not serial_text.isdigit():
             return None
         serial = int(serial_text)
+        if serial <= entry.gap_after:
+            return None  # nobody watched for a while: what came then was not kept
         if entry.replay and entry.replay[0].serial > serial + 1:
             return None  # older than the buffer: some messages are gone
         return [m for m in entry.replay if m.serial > serial]

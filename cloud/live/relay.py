@@ -11,6 +11,12 @@ reconnect get a ``reset`` and read the current state from the API.
 A notification carries at most about 8,000 bytes, so a message is split into parts of
 ``_PART_BYTES``, each ``"<message id> <index> <count> <text>"``; notifications from one
 session arrive in order, and parts are put together by message id.
+
+Only tenants someone watches are relayed (D104): each listening process writes the tenants its
+hub watches to ``live_watchers`` (every ``_WATCH_REFRESH_S``, at once when one gets its first
+client; rows expire after ``_WATCH_TTL_S``), and every notifying process reads that set every
+``_WATCH_POLL_S``. Until it has read it (after a reconnect too) it relays everything, so a
+client may miss at most the first ``_WATCH_POLL_S`` of messages after it connects.
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ _PART_BYTES = 7000
 _PENDING_MAX = 10_000
 # Parts of unfinished messages held by a listener (a producer that died mid-message).
 _PARTIAL_MAX = 1_000
+_WATCH_POLL_S = 0.5
+_WATCH_REFRESH_S = 5.0
+_WATCH_TTL_S = 30.0
 
 
 class LivePublisher(Protocol):
@@ -53,6 +62,10 @@ class LivePublisher(Protocol):
         vehicle_id: str | None = None,
         signals: Iterable[str] = (),
     ) -> object: ...
+
+    def watches(self, tenant: str) -> bool:
+        """Return False when no client can receive the tenant's messages (skip them)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +144,11 @@ class PostgresRelay:
         self._backoff = Backoff(reconnect_min_s, max(reconnect_min_s, reconnect_max_s))
         self._task: asyncio.Task[None] | None = None
         self.counters: Counter[str] = Counter()
+        # The tenants some listening process watches; None until read (then all are relayed).
+        self._watched: frozenset[str] | None = None
+
+    def watches(self, tenant: str) -> bool:
+        return self._watched is None or tenant in self._watched
 
     def publish(
         self,
@@ -170,6 +188,7 @@ class PostgresRelay:
             except DATABASE_UNAVAILABLE as exc:
                 self._log_lost(exc)
             finally:
+                self._watched = None
                 with contextlib.suppress(Exception):
                     await conn.close(timeout=1)
 
@@ -178,9 +197,27 @@ class PostgresRelay:
             log.error("live relay cannot notify (%s: %s); retrying", type(exc).__name__, exc)
         self.counters["relay_connection_lost"] += 1
 
+    async def _read_watched(self, conn: asyncpg.Connection) -> None:
+        try:
+            tenants = await conn.fetchval(
+                "SELECT coalesce(array_agg(DISTINCT tenant_id), '{}') FROM live_watchers "
+                "WHERE expires_at > now()"
+            )
+        except asyncpg.UndefinedTableError:  # not migrated yet: relay everything meanwhile
+            self._watched = None
+            return
+        self._watched = frozenset(tenants)
+
     async def _send_loop(self, conn: asyncpg.Connection) -> None:
+        loop = asyncio.get_running_loop()
+        await self._read_watched(conn)
+        next_read = loop.time() + _WATCH_POLL_S
         while True:
-            await self._wake.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, next_read - loop.time()))
+            if loop.time() >= next_read:
+                await self._read_watched(conn)
+                next_read = loop.time() + _WATCH_POLL_S
             self._wake.clear()
             if not self._pending:
                 continue
@@ -221,6 +258,7 @@ class LiveListener:
         self._decoder = PartsDecoder()
         self._backoff = Backoff(reconnect_min_s, max(reconnect_min_s, reconnect_max_s))
         self._task: asyncio.Task[None] | None = None
+        self._listener_id = uuid.uuid4().hex
         self.listening = asyncio.Event()
         self.server_pid: int | None = None  # the listening connection's backend
         self.counters = self._decoder.counters
@@ -261,8 +299,9 @@ class LiveListener:
                     self._hub.restart()
                 first = False
                 self._backoff.reset()
+                await self._write_watched(conn)
                 self.listening.set()
-                await lost.wait()
+                await self._keep_watched(conn, lost)
                 self.listening.clear()
                 self._log_lost(ConnectionError("the listening connection closed"))
             except DATABASE_UNAVAILABLE as exc:
@@ -272,6 +311,38 @@ class LiveListener:
                 with contextlib.suppress(Exception):
                     await conn.close(timeout=1)
             await asyncio.sleep(self._backoff.next())
+
+    async def _keep_watched(self, conn: asyncpg.Connection, lost: asyncio.Event) -> None:
+        """Write the hub's watched tenants every ``_WATCH_REFRESH_S``, and at once when one
+        gets its first client, until the connection is lost."""
+        newly = self._hub.newly_watched
+        while not lost.is_set():
+            waits = [asyncio.ensure_future(e.wait()) for e in (lost, newly)]
+            try:
+                await asyncio.wait(waits, timeout=_WATCH_REFRESH_S, return_when="FIRST_COMPLETED")
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
+            if not lost.is_set():
+                newly.clear()
+                await self._write_watched(conn)
+
+    async def _write_watched(self, conn: asyncpg.Connection) -> None:
+        """Replace this process's rows with the hub's watched tenants (and drop the rows of
+        processes gone for a minute)."""
+        with contextlib.suppress(asyncpg.UndefinedTableError):  # not migrated yet: next time
+            await conn.execute(
+                """WITH gone AS (DELETE FROM live_watchers
+                                 WHERE listener = $1 AND tenant_id <> ALL($2::text[])
+                                    OR listener <> $1 AND expires_at < now() - interval '1 minute')
+                   INSERT INTO live_watchers (listener, tenant_id, expires_at)
+                   SELECT $1, t, now() + make_interval(secs => $3) FROM unnest($2::text[]) AS t
+                   ON CONFLICT (listener, tenant_id)
+                   DO UPDATE SET expires_at = EXCLUDED.expires_at""",
+                self._listener_id,
+                self._hub.watched_tenants(),
+                _WATCH_TTL_S,
+            )
 
     def _log_lost(self, exc: BaseException) -> None:
         if self._backoff.attempt == 0:

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from fleetlink.cloud.app import create_app
-from fleetlink.cloud.app_keys import LIVE_HUB
+from fleetlink.cloud.app_keys import INGEST, LIVE_HUB
 from fleetlink.cloud.live.hub import LiveFilter, LiveHub
 
 from .conftest import AckListener, Fleet, bearer, ingest_settings, make_fleet, member_token
@@ -48,6 +48,67 @@ async def test_last_event_id_replays_what_was_missed_or_says_reset() -> None:
     assert hub.subscribe("t", LiveFilter(), "123-4").reset  # another process's id
     other_vehicle = hub.subscribe("t", LiveFilter(vehicles=frozenset({"v2"})), sent[3].id)
     assert other_vehicle.queue.empty() and not other_vehicle.reset
+
+
+async def test_a_tenant_nobody_watches_gets_no_messages_and_a_late_resume_is_reset() -> None:
+    now = [0.0]
+    hub = LiveHub(queue_size=16, replay_size=8, idle_grace_s=60, clock=lambda: now[0])
+    assert not hub.watches("t")  # never had a client
+    client = hub.subscribe("t", LiveFilter())
+    assert hub.newly_watched.is_set() and hub.watches("t") and hub.watched_tenants() == ["t"]
+    seen = hub.publish("t", "signals", {"n": 1})
+    assert seen is not None and (await client.next()) == seen
+    hub.unsubscribe(client)
+    now[0] = 59.0  # within the grace: a client that comes back resumes from the buffer
+    assert hub.watches("t")
+    kept = hub.publish("t", "signals", {"n": 2})
+    assert kept is not None
+    now[0] = 61.0  # the grace is over: nothing is formatted or kept for the tenant
+    assert not hub.watches("t") and hub.watched_tenants() == []
+    assert hub.publish("t", "signals", {"n": 3}) is None
+    assert hub.counters["unwatched_dropped"] == 1
+    hub.newly_watched.clear()
+    late = hub.subscribe("t", LiveFilter(), seen.id)
+    assert late.reset and late.queue.empty()  # what came meanwhile was not kept
+    assert hub.newly_watched.is_set() and hub.watches("t")
+    after = hub.publish("t", "signals", {"n": 4})
+    assert after is not None and (await late.next()) == after
+    hub.unsubscribe(late)
+    resumed = hub.subscribe("t", LiveFilter(), after.id)  # from after the gap: no reset
+    assert not resumed.reset
+
+
+async def test_the_ingest_formats_live_messages_only_for_watched_tenants(
+    migrated_db, mqtt_broker, aiohttp_client, pool: asyncpg.Pool, fleet: Fleet, publisher
+) -> None:  # type: ignore[no-untyped-def]
+    client = await aiohttp_client(create_app(ingest_settings(migrated_db, mqtt_broker.url)))
+    hub = client.app[LIVE_HUB]
+    device = fleet.devices[0]
+    publisher.publish(
+        telemetry_topic(fleet.tenant, device),
+        telemetry(device, 1, now_ms() - 2000, {SPEED: [40.0]}),
+        qos=1,
+    )
+    await _eventually(lambda: client.app[INGEST].totals()["batches"] >= 1)
+    assert hub.counters["published"] == 0  # nobody watched: nothing formatted or relayed
+    token = await member_token(pool, fleet.tenant, "viewer", scopes=("read",))
+    stream = await client.get("/api/v1/live", headers=bearer(token))
+    await _eventually(lambda: hub.subscriber_count(fleet.tenant) == 1)
+    publisher.publish(
+        telemetry_topic(fleet.tenant, device),
+        telemetry(device, 2, now_ms() - 1000, {SPEED: [41.0]}),
+        qos=1,
+    )
+    (event,) = await read_events(stream, 1)
+    assert event.data["seq"] == 2 and event.data["signals"]["Vehicle.Speed"]["value"] == 41.0
+    stream.close()
+
+
+async def _eventually(condition, timeout_s: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
 
 
 async def test_filters_pick_vehicles_signals_and_kinds() -> None:

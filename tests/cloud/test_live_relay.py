@@ -4,11 +4,13 @@ another through PostgreSQL NOTIFY, whole, and a lost listening connection is sai
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import uuid
 
 import aiohttp
 import asyncpg
@@ -18,7 +20,15 @@ from hypothesis import strategies as st
 
 from fleetlink.cloud.app import create_app
 from fleetlink.cloud.app_keys import LIVE_HUB, LIVE_LISTENER, LIVE_OUT
-from fleetlink.cloud.live.relay import PartsDecoder, RelayedMessage, encode_parts
+from fleetlink.cloud.live import relay as relay_module
+from fleetlink.cloud.live.hub import LiveFilter, LiveHub
+from fleetlink.cloud.live.relay import (
+    LiveListener,
+    PartsDecoder,
+    PostgresRelay,
+    RelayedMessage,
+    encode_parts,
+)
 from fleetlink.cloud.replicas import ReplicaError, replica_environments
 
 from .conftest import Fleet, bearer, ingest_settings, member_token
@@ -101,6 +111,8 @@ async def test_a_batch_ingested_by_one_process_reaches_the_clients_of_another(
     device = fleet.devices[0]
     streams = [await c.get("/api/v1/live", headers=bearer(token)) for c in (api_only, ingesting)]
     await _wait(lambda: all(c.app[LIVE_HUB].subscriber_count() >= 1 for c in (api_only, ingesting)))
+    # The relay learns within half a second that someone watches the tenant (D104).
+    await _wait(lambda: ingesting.app[LIVE_OUT].watches(fleet.tenant))
 
     publisher.publish(
         telemetry_topic(fleet.tenant, device),
@@ -143,11 +155,40 @@ async def test_a_batch_ingested_by_one_process_reaches_the_clients_of_another(
         stream.close()
 
 
-async def _listening(pool: asyncpg.Pool) -> int:
+@pytest.mark.asyncio(loop_scope="session")
+async def test_the_relay_sends_only_what_a_listening_process_watches(
+    migrated_db, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(relay_module, "_WATCH_REFRESH_S", 0.2)
+    tenant = f"watch-{uuid.uuid4().hex[:8]}"
+    hub = LiveHub(idle_grace_s=0)
+    listener = LiveListener(migrated_db, hub)
+    relay = PostgresRelay(migrated_db)
+    listener.start()
+    relay.start()
+    try:
+        await asyncio.wait_for(listener.listening.wait(), 10)
+        await _wait(lambda: relay._watched is not None)
+        assert not relay.watches(tenant)  # no process has a client of it
+        client = hub.subscribe(tenant, LiveFilter())
+        await _wait(lambda: relay.watches(tenant), 5)  # written at once, read within 0.5 s
+        assert await _watching(pool, tenant) == 1
+        relay.publish(tenant, "inbox", {"n": 1})
+        message = await asyncio.wait_for(client.next(), 10)
+        assert message is not None and json.loads(message.text) == {"n": 1}
+        hub.unsubscribe(client)  # no grace here: the next refresh drops the tenant
+        await _wait(lambda: not relay.watches(tenant), 5)
+        assert await _watching(pool, tenant) == 0
+    finally:
+        await relay.stop()
+        await listener.stop()
+
+
+async def _watching(pool: asyncpg.Pool, tenant: str) -> int:
     return int(
         await pool.fetchval(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+            "SELECT count(*) FROM live_watchers WHERE tenant_id = $1 AND expires_at > now()",
+            tenant,
         )
     )
 
@@ -194,9 +235,12 @@ async def test_serve_with_two_processes_gives_every_client_the_live_update(
                 async with asyncio.timeout(10):
                     streams.append(await http.get(f"{base}/api/v1/live", headers=bearer(token)))
             deadline = time.monotonic() + 30
-            while await _listening(pool) < 2:  # both processes listen before the publish
-                assert time.monotonic() < deadline, "the replicas did not both listen"
+            # A process with streams listens, then says it watches the tenant (D104), at once
+            # for its first stream; the ingesting process reads that every 0.5 s.
+            while await _watching(pool, fleet.tenant) < 1:
+                assert time.monotonic() < deadline, "no replica watches the tenant"
                 await asyncio.sleep(0.1)
+            await asyncio.sleep(1.5)
             publisher.publish(
                 telemetry_topic(fleet.tenant, device),
                 telemetry(device, 1, now_ms() - 1000, {SPEED: [33.0]}),
