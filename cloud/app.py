@@ -290,7 +290,9 @@ def create_app(settings: CloudSettings | None = None) -> web.Application:
     app[LOGIN_LIMITER] = RateLimiter(settings.login_rate_per_min / 60, settings.login_rate_per_min)
     app[FIELD_CIPHER] = _field_cipher(settings)
     app[PRINCIPALS] = PrincipalCache(ttl_s=settings.token_cache_s)
-    app[LIVE_HUB] = LiveHub(settings.live_queue_size, settings.live_replay_size)
+    app[LIVE_HUB] = LiveHub(
+        settings.live_queue_size, settings.live_replay_size, settings.live_idle_grace_s
+    )
     app[LIVE_OUT] = (
         PostgresRelay(settings.database_dsn()) if settings.relays_live() else app[LIVE_HUB]
     )
