@@ -319,7 +319,9 @@ class LiveListener:
         while not lost.is_set():
             waits = [asyncio.ensure_future(e.wait()) for e in (lost, newly)]
             try:
-                await asyncio.wait(waits, timeout=_WATCH_REFRESH_S, return_when="FIRST_COMPLETED")
+                await asyncio.wait(
+                    waits, timeout=_WATCH_REFRESH_S, return_when=asyncio.FIRST_COMPLETED
+                )
             finally:
                 for waiting in waits:
                     waiting.cancel()
