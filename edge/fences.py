@@ -1,6 +1,6 @@
 """The geofences the cloud pushed to this device, kept in a JSON file beside the outbox.
 
-The cloud sends the tenant's whole fence set with a version on the device's ``cmd`` topic;
+The cloud sends the tenant's whole fence set with a version on the device's ``fences`` topic;
 the store keeps the newest version it has seen (an older or repeated set changes nothing) and
 writes it atomically, so a power cut leaves either the old file or the new one.
 """

@@ -1,4 +1,4 @@
-"""Pushing a tenant's fence set to its devices that report positions, on their ``cmd`` topic.
+"""Pushing a tenant's fence set to its devices that report positions, on their ``fences`` topic.
 
 The message is retained, so a device that is offline gets the newest set when it connects.
 Publishing opens a short-lived MQTT connection of its own: fence changes are rare, and an API
