@@ -28,6 +28,7 @@ from fleetlink.edge.diag.errors import DiagError, ExitCode
 app = typer.Typer(no_args_is_help=True)
 
 LOG_SUFFIXES = (".log", ".asc", ".blf")
+_MAX_LOG_CHANNEL = 0xFFFF  # BLF's channel field; python-can writes the number plus one
 
 Interface = Annotated[
     str, typer.Option("--interface", "-i", help="python-can interface: socketcan, slcan, virtual.")
@@ -285,6 +286,19 @@ def sniff(
     _run(body)
 
 
+def _loggable(message: can.Message) -> can.Message:
+    """Return ``message`` with a channel every log format can hold.
+
+    Logs keep a frame's channel as a number (BLF in 16 bits), taken from the channel name's
+    trailing digits; a bus whose name ends in a larger number (python-can's virtual buses take
+    any name) is written as the format's default channel rather than failing mid-recording.
+    """
+    number = can.util.channel2int(message.channel)
+    if number is not None and not 0 <= number < _MAX_LOG_CHANNEL:
+        message.channel = None
+    return message
+
+
 def _check_suffix(path: Path) -> None:
     if path.suffix.lower() not in LOG_SUFFIXES:
         raise DiagError(
@@ -318,7 +332,7 @@ def record(
                 ) from None
             try:
                 for message in _frames(bus, duration, count):
-                    writer.on_message_received(message)
+                    writer.on_message_received(_loggable(message))
                     written += 1
             finally:
                 writer.stop()

@@ -108,9 +108,11 @@ def test_sniff_filters_by_signal(channel: str) -> None:
 
 
 @pytest.mark.parametrize("suffix", [".log", ".asc", ".blf"])
+@pytest.mark.parametrize("name_end", ["", "-4000000"])  # a number no log's channel field holds
 def test_record_then_decode_and_replay_each_format(
-    channel: str, tmp_path: Path, suffix: str
+    channel: str, tmp_path: Path, suffix: str, name_end: str
 ) -> None:
+    channel += name_end
     path = tmp_path / f"trip{suffix}"
     stop = threading.Event()
     sender = _send_until(channel, stop)
