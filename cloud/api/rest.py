@@ -156,7 +156,13 @@ def check_text(value: Any, where: str) -> None:
 
 def require_if_match(request: web.Request, current_version: int) -> None:
     """Raise 428 without If-Match, 412 if it names another version than ``current_version``."""
-    header = request.headers.get("If-Match", "").strip()
+    check_if_match(request.headers.get("If-Match", ""), current_version)
+
+
+def check_if_match(header: str, current_version: int) -> None:
+    """Raise 428 for an empty If-Match value ``header``, 412 if it names another version than
+    ``current_version`` (a portal form sends the ETag it was rendered with)."""
+    header = header.strip()
     if not header:
         raise ProblemError(428, "send If-Match with the ETag of the version you are changing")
     tags = [t.strip().removeprefix("W/") for t in header.split(",")]

@@ -19,10 +19,10 @@ from fleetlink.cloud.api.rest import (
     ETAG_HEADER,
     PageQuery,
     SortKey,
+    check_if_match,
     json_body,
     json_response,
     keyset,
-    require_if_match,
     sort_pattern,
     split_page,
 )
@@ -342,6 +342,25 @@ def default_name(fields: dict[str, Any]) -> str | None:
 )
 async def create_vehicle(request: web.Request) -> web.Response:
     body: VehicleCreate = await json_body(request, VehicleCreate)
+    async with tenant_transaction(request) as conn:
+        vehicle = await add_vehicle(request, conn, body)
+    request.app[WEBHOOK_DISPATCHER].wake()
+    response = json_response(vehicle, status=201, version=vehicle.version)
+    response.headers["Location"] = f"/api/v1/vehicles/{vehicle.id}"
+    return response
+
+
+async def add_vehicle(
+    request: web.Request, conn: asyncpg.Connection, body: VehicleCreate
+) -> Vehicle:
+    """Store ``body`` as a new vehicle of the caller's tenant (make, model and year decoded
+    from its VIN where not given, the name defaulted), audit it, queue its
+    ``vehicle.registered`` webhooks and return it; the caller wakes WEBHOOK_DISPATCHER once the
+    transaction is committed.
+
+    Raises ProblemError 422 (no name, plate, or make and model; an unknown fleet) or 409 (the
+    plate or VIN is another vehicle's), with ``errors`` naming the field.
+    """
     principal = principal_of(request)
     fields = vin_completed(body.model_dump(exclude_none=True))
     fields.setdefault("name", default_name(fields))
@@ -355,31 +374,25 @@ async def create_vehicle(request: web.Request) -> web.Response:
     columns = ["id", "tenant_id", *fields]
     values = [vehicle_id, principal.tenant_id, *fields.values()]
     placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-    async with tenant_transaction(request) as conn:
-        await require_fleet(conn, principal.tenant_id, body.fleet_id)
-        try:
-            await conn.execute(
-                f"INSERT INTO vehicles ({', '.join(columns)}) VALUES ({placeholders})",
-                *values,
-            )
-        except asyncpg.UniqueViolationError as exc:
-            raise _unique_violation(exc) from None
-        vehicle = await fetch_vehicle(conn, principal.tenant_id, vehicle_id)
-        await record_change(
-            request,
-            conn,
-            "create",
-            "vehicle",
-            vehicle_id,
-            after=vehicle,
+    await require_fleet(conn, principal.tenant_id, body.fleet_id)
+    try:
+        await conn.execute(
+            f"INSERT INTO vehicles ({', '.join(columns)}) VALUES ({placeholders})",
+            *values,
         )
-        await enqueue(
-            conn, principal.tenant_id, "vehicle.registered", vehicle.model_dump(mode="json")
-        )
-    request.app[WEBHOOK_DISPATCHER].wake()
-    response = json_response(vehicle, status=201, version=vehicle.version)
-    response.headers["Location"] = f"/api/v1/vehicles/{vehicle_id}"
-    return response
+    except asyncpg.UniqueViolationError as exc:
+        raise _unique_violation(exc) from None
+    vehicle = await fetch_vehicle(conn, principal.tenant_id, vehicle_id)
+    await record_change(
+        request,
+        conn,
+        "create",
+        "vehicle",
+        vehicle_id,
+        after=vehicle,
+    )
+    await enqueue(conn, principal.tenant_id, "vehicle.registered", vehicle.model_dump(mode="json"))
+    return vehicle
 
 
 @api.patch(
@@ -396,6 +409,26 @@ async def create_vehicle(request: web.Request) -> web.Response:
 async def patch_vehicle(request: web.Request) -> web.Response:
     vehicle_id = path_uuid(request, "vehicle_id")
     body: VehiclePatch = await json_body(request, VehiclePatch)
+    if_match = request.headers.get("If-Match", "")
+    async with tenant_transaction(request) as conn:
+        after = await change_vehicle(request, conn, vehicle_id, body, if_match)
+    return json_response(after, version=after.version)
+
+
+async def change_vehicle(
+    request: web.Request,
+    conn: asyncpg.Connection,
+    vehicle_id: uuid.UUID,
+    body: VehiclePatch,
+    if_match: str,
+) -> Vehicle:
+    """Apply the fields set in ``body`` to the tenant's vehicle if ``if_match`` (an If-Match
+    value) names its current version; audit the change and return the vehicle.
+
+    Raises ProblemError 422 (a name or status set to null; an unknown fleet), 404 (no such
+    vehicle), 428 (empty ``if_match``), 412 (the vehicle changed since that version) or 409
+    (the plate or VIN is another vehicle's).
+    """
     principal = principal_of(request)
     changes = {k: getattr(body, k) for k in body.model_fields_set}
     if "name" in changes and changes["name"] is None:
@@ -408,37 +441,36 @@ async def patch_vehicle(request: web.Request) -> web.Response:
         raise ProblemError(
             422, "status cannot be null", errors=[{"field": "status", "message": "cannot be null"}]
         )
-    async with tenant_transaction(request) as conn:
-        before = await fetch_vehicle(conn, principal.tenant_id, vehicle_id)
-        require_if_match(request, before.version)
-        if changes.get("vin"):
-            changes["vin"] = vin_profile(changes["vin"]).vin
-        if "fleet_id" in changes:
-            await require_fleet(conn, principal.tenant_id, changes["fleet_id"])
-        if changes:
-            sets = ", ".join(f"{column} = ${i}" for i, column in enumerate(changes, start=3))
-            try:
-                await conn.execute(
-                    f"UPDATE vehicles SET {sets}, version = version + 1, updated_at = now() "
-                    "WHERE tenant_id = $1 AND id = $2",
-                    principal.tenant_id,
-                    vehicle_id,
-                    *changes.values(),
-                )
-            except asyncpg.UniqueViolationError as exc:
-                raise _unique_violation(exc) from None
-        after = await fetch_vehicle(conn, principal.tenant_id, vehicle_id)
-        if changes:
-            await record_change(
-                request,
-                conn,
-                "update",
-                "vehicle",
+    before = await fetch_vehicle(conn, principal.tenant_id, vehicle_id)
+    check_if_match(if_match, before.version)
+    if changes.get("vin"):
+        changes["vin"] = vin_profile(changes["vin"]).vin
+    if "fleet_id" in changes:
+        await require_fleet(conn, principal.tenant_id, changes["fleet_id"])
+    if changes:
+        sets = ", ".join(f"{column} = ${i}" for i, column in enumerate(changes, start=3))
+        try:
+            await conn.execute(
+                f"UPDATE vehicles SET {sets}, version = version + 1, updated_at = now() "
+                "WHERE tenant_id = $1 AND id = $2",
+                principal.tenant_id,
                 vehicle_id,
-                before=before,
-                after=after,
+                *changes.values(),
             )
-    return json_response(after, version=after.version)
+        except asyncpg.UniqueViolationError as exc:
+            raise _unique_violation(exc) from None
+    after = await fetch_vehicle(conn, principal.tenant_id, vehicle_id)
+    if changes:
+        await record_change(
+            request,
+            conn,
+            "update",
+            "vehicle",
+            vehicle_id,
+            before=before,
+            after=after,
+        )
+    return after
 
 
 @api.delete(

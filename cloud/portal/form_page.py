@@ -17,19 +17,23 @@ async def page_after_form(
     request: web.Request, conn: asyncpg.Connection, page: Page, status: int = 200, **extra: Any
 ) -> web.Response:
     """Return ``page`` rendered with its model loaded on ``conn`` and the template values
-    ``extra`` (``notice``, ``errors`` as {field: message}, ``form`` as sent, ``created``…);
-    those not given are empty."""
+    ``extra`` (``notice``, ``errors`` as {field: message}, ``form`` as sent, ``created``…,
+    ``json_url`` for a page whose path has variables) besides the page's view values; those
+    not given are empty."""
     values = context(request, page.name)
+    data = await page.load(request, conn)
     values.update(
         page=page,
         title=page.title,
-        data=await page.load(request, conn),
+        data=data,
         json_url=twin_of(page.path),
         created=None,
         notice=None,
         errors={},
         form={},
     )
+    if page.view is not None:
+        values.update(page.view(data))
     values.update(extra)
     return aiohttp_jinja2.render_template(f"pages/{page.name}.html", request, values, status=status)
 

@@ -39,6 +39,7 @@ PAGES: tuple[Page, ...] = (
 
 ACTIONS: tuple[web.RouteTableDef, ...] = (
     vehicles.routes,
+    vehicle.routes,
     inbox.routes,
     devices.routes,
     users.routes,

@@ -1,18 +1,21 @@
 """One vehicle's page (``/portal/vehicles/{vehicle_id}``): its profile, live signals, device,
 trips and distance per day, alerts, trouble codes, diagnostic reports, maintenance due and its
 anomaly-score history. Each section appears only for roles that may read it (None in the JSON
-twin otherwise); another tenant's vehicle is not found (404)."""
+twin otherwise); another tenant's vehicle is not found (404). Roles that may change vehicles
+edit the profile in a form (the API's change_vehicle, with the version the form was shown
+with as its If-Match)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 import asyncpg
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from fleetlink.cloud.api.access import principal_of
+from fleetlink.cloud.api.access import principal_of, tenant_transaction
 from fleetlink.cloud.api.devices import Device, fetch_device
 from fleetlink.cloud.api.diagnostics import ReportPage, report_page
 from fleetlink.cloud.api.inbox import InboxPage, InboxQuery, inbox_page
@@ -27,7 +30,8 @@ from fleetlink.cloud.api.maintenance import (
 )
 from fleetlink.cloud.api.models import LatestSignals
 from fleetlink.cloud.api.problems import ProblemError
-from fleetlink.cloud.api.rest import PageQuery
+from fleetlink.cloud.api.request_parsing import path_uuid
+from fleetlink.cloud.api.rest import PageQuery, etag
 from fleetlink.cloud.api.signals import latest_values
 from fleetlink.cloud.api.trips import (
     DailyQuery,
@@ -37,14 +41,25 @@ from fleetlink.cloud.api.trips import (
     daily_totals,
     trip_page,
 )
-from fleetlink.cloud.api.vehicles import Vehicle, fetch_vehicle
+from fleetlink.cloud.api.vehicles import Vehicle, VehiclePatch, change_vehicle, fetch_vehicle
 from fleetlink.cloud.app_keys import SETTINGS
 from fleetlink.cloud.auth.permissions import Permission
 from fleetlink.cloud.portal.charts import BarChart, bar_chart
-from fleetlink.cloud.portal.page import Page
+from fleetlink.cloud.portal.form_page import page_after_form, posted_fields
+from fleetlink.cloud.portal.guard import portal_guard
+from fleetlink.cloud.portal.page import Page, twin_of
+from fleetlink.cloud.portal.render import render_error
+from fleetlink.cloud.portal.vehicle_form import invalid_fields, profile_fields, refusal_errors
+from fleetlink.cloud.records.vehicle_profile import FuelType, VehicleStatus
 
 DAYS = 30
 RECENT = 10
+PATH = "/portal/vehicles/{vehicle_id}"
+PROFILE_FIELDS = ("plate", "name", "fuel_type", "tank_capacity_l", "status", "tags")
+STALE = (
+    "Someone else changed this vehicle after this form was shown, so nothing was saved. "
+    "Reload the page to see their change, then make yours again."
+)
 
 
 class VehicleView(BaseModel):
@@ -58,6 +73,7 @@ class VehicleView(BaseModel):
     reports: ReportPage | None
     maintenance: list[DueEntry] | None
     anomalies: AnomalyList | None
+    may_change: bool
 
 
 async def load(request: web.Request, conn: asyncpg.Connection) -> VehicleView:
@@ -104,11 +120,13 @@ async def load(request: web.Request, conn: asyncpg.Connection) -> VehicleView:
         reports=reports,
         maintenance=due,
         anomalies=anomalies,
+        may_change=can(Permission.VEHICLES_WRITE),
     )
 
 
 def view(data: VehicleView) -> dict[str, object]:
-    """Return the charts: distance per day, and anomaly scores over time when there are any."""
+    """Return the charts (distance per day, and anomaly scores over time when there are any)
+    and the choices of the profile form."""
     charts: list[tuple[BarChart, int]] = []
     if data.daily is not None:
         points: list[tuple[str, float | None]] = [
@@ -118,14 +136,82 @@ def view(data: VehicleView) -> dict[str, object]:
     if data.anomalies is not None and data.anomalies.items:
         scored = [(a.ts.strftime("%d %b %H:%M"), a.score) for a in reversed(data.anomalies.items)]
         charts.append((bar_chart("anomaly", "Anomaly score", "score", scored), 2))
-    return {"charts": charts, "title": data.vehicle.name}
+    return {
+        "charts": charts,
+        "title": data.vehicle.name,
+        "fuel_types": get_args(FuelType),
+        "statuses": get_args(VehicleStatus),
+    }
 
 
 page = Page(
     name="vehicle",
-    path="/portal/vehicles/{vehicle_id}",
+    path=PATH,
     title="Vehicle",
     permission=Permission.VEHICLES_READ,
     load=load,
     view=view,
 )
+
+
+async def edit_profile(request: web.Request) -> web.StreamResponse:
+    """Change the vehicle's profile to the form's plate, name, fuel type, tank capacity,
+    status and tags through the API's change_vehicle, if the vehicle is still at the form's
+    ``version``; show the page with a notice, or the errors next to their fields with nothing
+    changed (422; 409 for a plate in use or a vehicle changed since the form was shown)."""
+    form = await posted_fields(request)
+    try:
+        vehicle_id = path_uuid(request, "vehicle_id")
+        json_url = twin_of(PATH.format(vehicle_id=vehicle_id))
+        try:
+            body = VehiclePatch.model_validate(profile_fields(form, PROFILE_FIELDS))
+        except ValidationError as exc:
+            async with tenant_transaction(request) as conn:
+                errors = invalid_fields(exc)
+                return await page_after_form(
+                    request, conn, page, 422, errors=errors, form=form, json_url=json_url
+                )
+        version = form.get("version", "")
+        try:
+            async with tenant_transaction(request) as conn:
+                vehicle = await _apply(request, conn, vehicle_id, body, version)
+        except ProblemError as refused:
+            if refused.status == 404:
+                raise
+            stale = refused.status in (412, 428)
+            errors = {"form": STALE} if stale else refusal_errors(refused)
+            status = 409 if stale or refused.status == 409 else 422
+            async with tenant_transaction(request) as conn:
+                return await page_after_form(
+                    request, conn, page, status, errors=errors, form=form, json_url=json_url
+                )
+        notice = f"The profile of {vehicle.name} is saved."
+        async with tenant_transaction(request) as conn:
+            return await page_after_form(request, conn, page, notice=notice, json_url=json_url)
+    except ProblemError as problem:
+        return render_error(request, problem.status, problem.detail, page.name)
+
+
+async def _apply(
+    request: web.Request,
+    conn: asyncpg.Connection,
+    vehicle_id: uuid.UUID,
+    body: VehiclePatch,
+    version: str,
+) -> Vehicle:
+    """Pass change_vehicle only the fields that differ from the stored profile, so saving an
+    unchanged form neither bumps the version nor writes an audit entry."""
+    current = await fetch_vehicle(conn, principal_of(request).tenant_id, vehicle_id)
+    changed = {
+        k: getattr(body, k)
+        for k in body.model_fields_set
+        if getattr(body, k) != getattr(current, k)
+    }
+    if_match = etag(int(version)) if version.isdigit() else ""
+    return await change_vehicle(
+        request, conn, vehicle_id, VehiclePatch.model_validate(changed), if_match
+    )
+
+
+routes = web.RouteTableDef()
+routes.post(PATH + "/profile")(portal_guard(edit_profile, Permission.VEHICLES_WRITE))

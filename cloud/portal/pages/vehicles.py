@@ -1,8 +1,10 @@
 """The vehicles list (``/portal/vehicles``): search, facets to narrow by status and make,
-paging, and the caller's saved searches (saving one is a POST form: the API's store_search)."""
+paging, and the caller's saved searches (saving one is a POST form: the API's store_search);
+for roles that may change vehicles, a form that adds one (the API's add_vehicle)."""
 
 from __future__ import annotations
 
+from typing import get_args
 from urllib.parse import urlencode
 
 import asyncpg
@@ -19,19 +21,26 @@ from fleetlink.cloud.api.searches import (
 )
 from fleetlink.cloud.api.vehicles import (
     FacetQuery,
+    VehicleCreate,
     VehicleFacets,
     VehicleList,
     VehicleQuery,
+    add_vehicle,
     vehicle_facet_counts,
     vehicle_list,
 )
+from fleetlink.cloud.app_keys import WEBHOOK_DISPATCHER
 from fleetlink.cloud.auth.permissions import Permission
+from fleetlink.cloud.portal.form_page import page_after_form, posted_fields
 from fleetlink.cloud.portal.form_query import form_query
 from fleetlink.cloud.portal.guard import portal_guard
 from fleetlink.cloud.portal.page import Page
 from fleetlink.cloud.portal.render import render_error
+from fleetlink.cloud.portal.vehicle_form import invalid_fields, profile_fields, refusal_errors
+from fleetlink.cloud.records.vehicle_profile import FuelType
 
 PATH = "/portal/vehicles"
+NEW_VEHICLE_FIELDS = ("plate", "vin", "name", "fuel_type", "tank_capacity_l", "odometer_km", "tags")
 
 
 class VehiclesPage(BaseModel):
@@ -40,6 +49,7 @@ class VehiclesPage(BaseModel):
     facets: VehicleFacets
     searches: SavedSearchList | None
     saved: bool
+    may_change: bool
 
 
 async def load(request: web.Request, conn: asyncpg.Connection) -> VehiclesPage:
@@ -57,6 +67,7 @@ async def load(request: web.Request, conn: asyncpg.Connection) -> VehiclesPage:
         facets=await vehicle_facet_counts(conn, principal.tenant_id, filters),
         searches=searches,
         saved="saved" in request.query,
+        may_change=principal.can(Permission.VEHICLES_WRITE),
     )
 
 
@@ -71,7 +82,7 @@ def filter_url(query: VehicleQuery, **changes: str | None) -> str:
 
 
 def view(data: VehiclesPage) -> dict[str, object]:
-    return {"filter_url": filter_url}
+    return {"filter_url": filter_url, "fuel_types": get_args(FuelType)}
 
 
 page = Page(
@@ -110,3 +121,31 @@ async def _save(request: web.Request) -> web.StreamResponse:
 
 
 routes.post(PATH + "/searches")(portal_guard(_save, Permission.SEARCHES_OWN))
+
+
+async def _add(request: web.Request) -> web.StreamResponse:
+    """Add the form's vehicle through the API's add_vehicle (VIN checked and decoded, name
+    defaulted, audited, its webhooks queued); show the list with a link to it (201), or the
+    errors next to their fields with nothing stored (422; 409 for a plate or VIN in use)."""
+    form = await posted_fields(request)
+    fields = profile_fields(form, NEW_VEHICLE_FIELDS)
+    try:
+        body = VehicleCreate.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        async with tenant_transaction(request) as conn:
+            errors = invalid_fields(exc)
+            return await page_after_form(request, conn, page, 422, errors=errors, form=form)
+    try:
+        async with tenant_transaction(request) as conn:
+            vehicle = await add_vehicle(request, conn, body)
+    except ProblemError as refused:
+        status = refused.status if refused.status in (409, 422) else 422
+        async with tenant_transaction(request) as conn:
+            errors = refusal_errors(refused)
+            return await page_after_form(request, conn, page, status, errors=errors, form=form)
+    request.app[WEBHOOK_DISPATCHER].wake()
+    async with tenant_transaction(request) as conn:
+        return await page_after_form(request, conn, page, 201, created=vehicle)
+
+
+routes.post(PATH)(portal_guard(_add, Permission.VEHICLES_WRITE))
