@@ -40,6 +40,7 @@ PAGES: tuple[Page, ...] = (
 ACTIONS: tuple[web.RouteTableDef, ...] = (
     vehicles.routes,
     inbox.routes,
+    maintenance.routes,
     devices.routes,
     users.routes,
     settings.routes,
