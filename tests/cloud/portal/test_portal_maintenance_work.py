@@ -1,7 +1,8 @@
-"""Recording work done on the maintenance board in a real browser: the work record is stored
-through the API's logic (audited) and the plan leaves the due list; a form that does not fit
-shows its errors beside their fields and stores nothing; axe with the form shown; roles that
-may not record maintenance see no form and a forged post gets 403."""
+"""Recording work done and adding a plan on the maintenance board in a real browser: the work
+record is stored through the API's logic (audited) and the plan leaves the due list; a new
+plan is stored the same way; a form that does not fit shows its errors beside their fields and
+stores nothing; axe with the forms shown; roles that may not change maintenance see no form
+and a forged post gets 403."""
 
 from __future__ import annotations
 
@@ -199,6 +200,7 @@ def test_technician_sees_the_form_with_no_axe_violation_and_records_work(
 ) -> None:
     log_in(page, portal_server, fleet.portal.members["technician"], PATH)
     expect(page.get_by_role("heading", name="Record work done")).to_be_visible()
+    expect(page.get_by_role("heading", name="New plan")).to_be_visible()
     check_page(page, "maintenance-record-work")
     page.select_option("#work-item", fleet.item(fleet.brake_plan, fleet.brake_vehicle))
     page.fill("#work-performed-at", (date.today() - timedelta(days=2)).isoformat())
@@ -212,6 +214,73 @@ def test_technician_sees_the_form_with_no_axe_violation_and_records_work(
     assert "Brake check" not in page.locator(DUE).inner_text()
 
 
+def _plans(server: PortalServer, tenant: str, name: str) -> list[dict[str, Any]]:
+    async def fetch() -> list[dict[str, Any]]:
+        rows = await server.pool.fetch(
+            "SELECT id, vehicle_id, fleet_id, interval_km, interval_hours, interval_days "
+            "FROM maintenance_plans WHERE tenant_id = $1 AND name = $2",
+            tenant,
+            name,
+        )
+        return [dict(r) for r in rows]
+
+    return server.call(fetch)
+
+
+def test_fleet_manager_adds_a_plan_with_errors_beside_fields_first(
+    page: Page, portal_server: PortalServer, fleet: WorkFleet
+) -> None:
+    tenant = fleet.portal.tenant
+    log_in(page, portal_server, fleet.portal.members["fleet_manager"], PATH)
+    page.fill("#plan-name", "Tyre rotation")
+    page.fill("#plan-interval-days", "1.5")
+    page.get_by_role("button", name="Add plan").click()
+    expect(page.locator("#plan-interval-days-error")).to_have_text("'1.5' is not a whole number.")
+    assert page.get_attribute("#plan-interval-days", "aria-describedby") == (
+        "plan-interval-days-error"
+    )
+    assert page.input_value("#plan-name") == "Tyre rotation"
+    page.fill("#plan-interval-days", "")
+    page.fill("#plan-interval-km", "-10")
+    page.get_by_role("button", name="Add plan").click()
+    expect(page.locator("#plan-interval-km-error")).to_contain_text("greater than 0")
+    page.fill("#plan-interval-km", "")
+    page.get_by_role("button", name="Add plan").click()
+    expect(page.locator("#plan-heading ~ form [role=alert]")).to_have_text(
+        "Give at least one interval: km, engine hours or days."
+    )
+    check_page(page, "maintenance-plan-errors")
+    assert _plans(portal_server, tenant, "Tyre rotation") == []
+
+    page.select_option("#plan-target", f"vehicle:{fleet.oil_vehicle}")
+    page.focus("#plan-interval-km")
+    page.keyboard.type("20000")
+    page.keyboard.press("Tab")
+    page.keyboard.type("400")
+    tab_to(page, "Add plan")
+    page.keyboard.press("Enter")
+    expect(page.locator("[role=status].notice")).to_have_text("The plan Tyre rotation is added.")
+    [plan] = _plans(portal_server, tenant, "Tyre rotation")
+    assert (plan["vehicle_id"], plan["fleet_id"]) == (fleet.oil_vehicle, None)
+    assert (plan["interval_km"], plan["interval_hours"], plan["interval_days"]) == (
+        20000,
+        400,
+        None,
+    )
+    audited = portal_server.call(
+        lambda: portal_server.pool.fetchval(
+            "SELECT count(*) FROM audit_log WHERE tenant_id = $1 AND action = 'create' "
+            "AND resource = 'maintenance_plan' AND resource_id = $2",
+            tenant,
+            str(plan["id"]),
+        )
+    )
+    assert audited == 1
+    # Work can be recorded for it at once.
+    options = page.locator("#work-item option").all_inner_texts()
+    assert any(o.startswith("Tyre rotation, truck 0") for o in options)
+
+
 def test_viewer_sees_no_form_and_a_forged_post_is_refused(
     page: Page, portal_server: PortalServer, fleet: WorkFleet
 ) -> None:
@@ -221,15 +290,19 @@ def test_viewer_sees_no_form_and_a_forged_post_is_refused(
     assert page.locator(DUE).count() == 1
     assert page.locator("form[method=post][action^='/portal/maintenance']").count() == 0
     assert page.get_by_role("heading", name="Record work done").count() == 0
+    assert page.get_by_role("heading", name="New plan").count() == 0
     form = {
         "item": fleet.item(fleet.oil_plan, fleet.oil_vehicle),
         "performed_at": date.today().isoformat(),
         "odometer_km": "1",
     }
+    plan_form = {"plan_name": "Sneaky", "plan_interval_days": "10"}
     for csrf in (_csrf(page), "forged"):
-        posted = page.request.post(
-            f"{portal_server.base_url}{PATH}/work-records", form={"csrf_token": csrf, **form}
-        )
-        assert posted.status == 403
+        for action, fields in (("work-records", form), ("plans", plan_form)):
+            posted = page.request.post(
+                f"{portal_server.base_url}{PATH}/{action}", form={"csrf_token": csrf, **fields}
+            )
+            assert posted.status == 403, action
     assert _audited(portal_server, tenant) == before
     assert all(r["odometer_km"] != 1 for r in _records(portal_server, tenant, fleet.oil_plan))
+    assert _plans(portal_server, tenant, "Sneaky") == []
