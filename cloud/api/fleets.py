@@ -136,10 +136,14 @@ def _name_taken() -> ProblemError:
 )
 async def list_fleets(request: web.Request) -> web.Response:
     async with tenant_transaction(request) as conn:
-        rows = await conn.fetch(
-            _TREE + " ORDER BY tree.path LIMIT $2", principal_of(request).tenant_id, MAX_FLEETS
-        )
-    return json_response(FleetList(items=[Fleet.model_validate(dict(r)) for r in rows]))
+        fleets = await fleet_list(conn, principal_of(request).tenant_id)
+    return json_response(fleets)
+
+
+async def fleet_list(conn: asyncpg.Connection, tenant: str) -> FleetList:
+    """Return ``tenant``'s fleets (up to MAX_FLEETS), parents before their children."""
+    rows = await conn.fetch(_TREE + " ORDER BY tree.path LIMIT $2", tenant, MAX_FLEETS)
+    return FleetList(items=[Fleet.model_validate(dict(r)) for r in rows])
 
 
 @api.get(

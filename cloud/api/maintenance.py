@@ -219,23 +219,33 @@ async def get_plan(request: web.Request) -> web.Response:
 )
 async def create_plan(request: web.Request) -> web.Response:
     body: PlanCreate = await json_body(request, PlanCreate)
+    async with tenant_transaction(request) as conn:
+        plan = await add_plan(request, conn, body)
+    return json_response(plan, status=201, version=plan.version)
+
+
+async def add_plan(request: web.Request, conn: asyncpg.Connection, body: PlanCreate) -> Plan:
+    """Store ``body`` as a new plan of the caller's tenant (audited) and return it.
+
+    Raises ProblemError(422) for a vehicle or fleet the tenant does not have (``errors``
+    names ``vehicle_id`` or ``fleet_id``).
+    """
     tenant = principal_of(request).tenant_id
     plan_id = uuid.uuid4()
     values = body.model_dump(exclude_none=True)
-    async with tenant_transaction(request) as conn:
-        await require_vehicle(conn, tenant, body.vehicle_id)
-        await require_fleet(conn, tenant, body.fleet_id)
-        columns = ["id", "tenant_id", *values]
-        await conn.execute(
-            f"INSERT INTO maintenance_plans ({', '.join(columns)}) "
-            f"VALUES ({', '.join(f'${i}' for i in range(1, len(columns) + 1))})",
-            plan_id,
-            tenant,
-            *values.values(),
-        )
-        plan = await _plan(conn, tenant, plan_id)
-        await record_change(request, conn, "create", "maintenance_plan", plan_id, after=plan)
-    return json_response(plan, status=201, version=plan.version)
+    await require_vehicle(conn, tenant, body.vehicle_id)
+    await require_fleet(conn, tenant, body.fleet_id)
+    columns = ["id", "tenant_id", *values]
+    await conn.execute(
+        f"INSERT INTO maintenance_plans ({', '.join(columns)}) "
+        f"VALUES ({', '.join(f'${i}' for i in range(1, len(columns) + 1))})",
+        plan_id,
+        tenant,
+        *values.values(),
+    )
+    plan = await _plan(conn, tenant, plan_id)
+    await record_change(request, conn, "create", "maintenance_plan", plan_id, after=plan)
+    return plan
 
 
 @api.patch(
@@ -616,31 +626,44 @@ async def get_record(request: web.Request) -> web.Response:
 )
 async def create_record(request: web.Request) -> web.Response:
     body: WorkRecordCreate = await json_body(request, WorkRecordCreate)
+    async with tenant_transaction(request) as conn:
+        record = await add_work_record(request, conn, body)
+    return json_response(record, status=201, version=record.version)
+
+
+async def add_work_record(
+    request: web.Request, conn: asyncpg.Connection, body: WorkRecordCreate
+) -> WorkRecord:
+    """Store ``body`` as a work record of the caller's tenant (audited) and return it; one
+    that names a plan restarts that plan's intervals in the due list.
+
+    Raises ProblemError(422) for a vehicle or plan the tenant does not have (``errors`` names
+    ``vehicle_id`` or ``plan_id``).
+    """
     tenant = principal_of(request).tenant_id
     record_id = uuid.uuid4()
     parts = body.parts or []
-    async with tenant_transaction(request) as conn:
-        await require_vehicle(conn, tenant, body.vehicle_id)
-        await _require_plan(conn, tenant, body.plan_id)
-        await conn.execute(
-            """INSERT INTO work_records (id, tenant_id, vehicle_id, plan_id, performed_at,
-                   odometer_km, engine_hours, description, parts, labour_cost, parts_cost)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
-            record_id,
-            tenant,
-            body.vehicle_id,
-            body.plan_id,
-            body.performed_at,
-            body.odometer_km,
-            body.engine_hours,
-            body.description or "",
-            [p.model_dump() for p in parts],
-            round(body.labour_cost or 0.0, 2),
-            _parts_cost(parts),
-        )
-        record = await _record(conn, tenant, record_id)
-        await record_change(request, conn, "create", "work_record", record_id, after=record)
-    return json_response(record, status=201, version=record.version)
+    await require_vehicle(conn, tenant, body.vehicle_id)
+    await _require_plan(conn, tenant, body.plan_id)
+    await conn.execute(
+        """INSERT INTO work_records (id, tenant_id, vehicle_id, plan_id, performed_at,
+               odometer_km, engine_hours, description, parts, labour_cost, parts_cost)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
+        record_id,
+        tenant,
+        body.vehicle_id,
+        body.plan_id,
+        body.performed_at,
+        body.odometer_km,
+        body.engine_hours,
+        body.description or "",
+        [p.model_dump() for p in parts],
+        round(body.labour_cost or 0.0, 2),
+        _parts_cost(parts),
+    )
+    record = await _record(conn, tenant, record_id)
+    await record_change(request, conn, "create", "work_record", record_id, after=record)
+    return record
 
 
 @api.patch(

@@ -41,6 +41,7 @@ ACTIONS: tuple[web.RouteTableDef, ...] = (
     vehicles.routes,
     vehicle.routes,
     inbox.routes,
+    maintenance.routes,
     devices.routes,
     users.routes,
     settings.routes,
