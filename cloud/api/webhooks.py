@@ -253,6 +253,20 @@ async def get_webhook(request: web.Request) -> web.Response:
 async def patch_webhook(request: web.Request) -> web.Response:
     webhook_id = path_uuid(request, "webhook_id")
     body: WebhookPatch = await json_body(request, WebhookPatch)
+    changes = await webhook_changes(request, body)
+    async with tenant_transaction(request) as conn:
+        after = await change_webhook(request, conn, webhook_id, changes)
+    return web.json_response(text=after.model_dump_json())
+
+
+async def webhook_changes(request: web.Request, body: WebhookPatch) -> dict[str, Any]:
+    """Return the columns and values ``body`` sets, checked for change_webhook: the URL one a
+    webhook may call (production mode refuses this machine and private networks), the event
+    types sorted without repeats.
+
+    Raises ProblemError 422 for a field set to null or a URL the webhooks may not call (its
+    ``errors`` name the field).
+    """
     changes = {k: getattr(body, k) for k in body.model_fields_set}
     for field in ("url", "event_types", "active", "description"):
         if field in changes and changes[field] is None:
@@ -263,9 +277,7 @@ async def patch_webhook(request: web.Request) -> web.Response:
         changes["url"] = await _checked_url(request, changes["url"])
     if "event_types" in changes:
         changes["event_types"] = sorted(set(changes["event_types"]))
-    async with tenant_transaction(request) as conn:
-        after = await change_webhook(request, conn, webhook_id, changes)
-    return web.json_response(text=after.model_dump_json())
+    return changes
 
 
 async def change_webhook(

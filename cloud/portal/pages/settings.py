@@ -1,7 +1,7 @@
 """Tenant settings (``/portal/settings``): the scoring weights and detection thresholds
-(edited in a form), the webhooks with their latest deliveries (add, pause or resume, delete,
-test and replay; a new webhook's signing secret is shown once) and the email rules. For roles
-that manage notifications; the scoring form needs ``scoring:write``."""
+(edited in a form), the webhooks with their latest deliveries (add, edit, pause or resume,
+delete, test and replay; a new webhook's signing secret is shown once) and the email rules.
+For roles that manage notifications; the scoring form needs ``scoring:write``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from fleetlink.cloud.api.webhooks import (
     EmailRuleList,
     Webhook,
     WebhookCreate,
+    WebhookPatch,
     add_email_rule,
     add_webhook,
     change_webhook,
@@ -34,6 +35,7 @@ from fleetlink.cloud.api.webhooks import (
     remove_webhook,
     replay,
     stop_email_rule,
+    webhook_changes,
     webhook_list,
 )
 from fleetlink.cloud.app_keys import WEBHOOK_DISPATCHER
@@ -181,12 +183,52 @@ async def create_webhook(request: web.Request) -> web.StreamResponse:
             created = await add_webhook(request, conn, body)
         except ProblemError as refused:
             field = "webhook_url" if refused.status == 422 else "webhook_form"
-            errors = {field: refused.detail[:1].upper() + refused.detail[1:] + "."}
+            errors = {field: _sentence(refused.detail)}
             status = refused.status if refused.status in (409, 422) else 422
             return await page_after_form(
                 request, conn, page, status, errors=errors, form=form_values
             )
         return await page_after_form(request, conn, page, 201, created=created)
+
+
+def _sentence(detail: str) -> str:
+    return detail[:1].upper() + detail[1:] + "."
+
+
+async def edit_webhook(request: web.Request) -> web.StreamResponse:
+    """Change the webhook of the path to the form's URL, description and event types, as the
+    API's PATCH does; show the page with a notice, or its edit form open with the errors next
+    to their fields (422)."""
+    posted = await request.post()
+    form = await posted_fields(request)
+    fields = {
+        "url": form.get("url", "").strip(),
+        "description": form.get("description", "").strip(),
+        "event_types": [t for t in posted.getall("event_types", []) if isinstance(t, str)],
+    }
+    # The page has one edit form per webhook: these values go back to this one's.
+    form_values = {f"edit_{k}": v for k, v in fields.items()}
+    try:
+        webhook_id = path_uuid(request, "webhook_id")
+        async with tenant_transaction(request) as conn:
+            # With no changes this only reads it: another tenant's webhook is a 404 first.
+            before = await change_webhook(request, conn, webhook_id, {})
+            try:
+                changes = await webhook_changes(request, WebhookPatch.model_validate(fields))
+            except ValidationError as exc:
+                errors = {f"edit_{k}": v for k, v in field_errors(exc).items()}
+            except ProblemError as refused:
+                errors = {"edit_url": _sentence(refused.detail)}
+            else:
+                changes = {k: v for k, v in changes.items() if getattr(before, k) != v}
+                after = await change_webhook(request, conn, webhook_id, changes)
+                notice = f"The webhook to {after.url} is {'changed' if changes else 'unchanged'}."
+                return await page_after_form(request, conn, page, notice=notice)
+            return await page_after_form(
+                request, conn, page, 422, errors=errors, form=form_values, editing=webhook_id
+            )
+    except ProblemError as problem:
+        return render_error(request, problem.status, problem.detail, page.name)
 
 
 async def delete_webhook(request: web.Request) -> web.StreamResponse:
@@ -288,6 +330,9 @@ routes.post(PATH + "/email-rules/{rule_id}/stop")(
 )
 routes.post(f"{PATH}/scoring")(portal_guard(save_scoring, Permission.SCORING_WRITE))
 routes.post(f"{PATH}/webhooks")(portal_guard(create_webhook, Permission.NOTIFICATIONS_MANAGE))
+routes.post(PATH + "/webhooks/{webhook_id}/edit")(
+    portal_guard(edit_webhook, Permission.NOTIFICATIONS_MANAGE)
+)
 routes.post(PATH + "/webhooks/{webhook_id}/delete")(
     portal_guard(delete_webhook, Permission.NOTIFICATIONS_MANAGE)
 )

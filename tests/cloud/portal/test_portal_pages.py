@@ -296,19 +296,19 @@ def test_fleet_manager_adds_a_webhook_by_keyboard_sees_its_secret_once_and_delet
     page: Page, portal_server: PortalServer, fleet: PagesFleet
 ) -> None:
     _login(page, portal_server, fleet, "fleet_manager", "/portal/settings")
-    hooks_section = page.locator("section[aria-labelledby=webhooks-heading]")
+    new_hook_form = page.get_by_role("form", name="New webhook")
     page.get_by_role("button", name="Add webhook").click()
     assert page.locator("#webhook-events-error").count() == 1
     assert page.get_attribute("#webhook-url", "aria-describedby") == "webhook-url-error"
     assert page.locator("#rule-recipients-error").count() == 0  # the email rule form is apart
     page.fill("#webhook-url", "ftp://hooks.example/night")
-    hooks_section.get_by_label("geofence.exit").check()
+    new_hook_form.get_by_label("geofence.exit").check()
     page.get_by_role("button", name="Add webhook").click()
     expect(page.locator("#webhook-url-error")).to_contain_text("http:// or https://")
-    assert hooks_section.get_by_label("geofence.exit").is_checked()
+    assert new_hook_form.get_by_label("geofence.exit").is_checked()
     check_page(page, "settings-webhook-error")
     page.fill("#webhook-url", "")
-    hooks_section.get_by_label("geofence.exit").uncheck()
+    new_hook_form.get_by_label("geofence.exit").uncheck()
     page.focus("#webhook-url")
     page.keyboard.type("https://hooks.example/night")
     page.keyboard.press("Tab")
