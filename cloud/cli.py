@@ -14,7 +14,7 @@ import typer
 from aiohttp import web
 from pydantic import ValidationError
 
-from fleetlink.cloud import audit, registry
+from fleetlink.cloud import audit, gc_tuning, registry
 from fleetlink.cloud.auth.accounts import AccountError, add_user, member
 from fleetlink.cloud.auth.api_tokens import SCOPES, TokenError, create_token, revoke_token
 from fleetlink.cloud.auth.passwords import WeakPasswordError
@@ -112,7 +112,9 @@ def serve(
 
     from fleetlink.cloud.app import create_app
 
-    web.run_app(create_app(settings), host=host, port=port, print=None, reuse_port=reuse_port)
+    served = create_app(settings)
+    gc_tuning.tune(settings.gc_young_threshold)
+    web.run_app(served, host=host, port=port, print=None, reuse_port=reuse_port)
 
 
 @app.command()
@@ -137,8 +139,10 @@ def ingest(
     count = process_count(settings, processes or settings.ingest_processes)
     if count > 1:
         raise typer.Exit(supervise(settings, count))
+    ingesting = create_ingest_app(settings)
+    gc_tuning.tune(settings.gc_young_threshold)
     web.run_app(
-        create_ingest_app(settings),
+        ingesting,
         host=settings.http_host,
         port=settings.ingest_metrics_port,
         print=None,
