@@ -164,13 +164,7 @@ async def save_scoring(request: web.Request) -> web.StreamResponse:
 async def create_webhook(request: web.Request) -> web.StreamResponse:
     """Add the form's webhook (URL, description, event types); show the page with its signing
     secret, shown this once (201), or the errors next to their fields (422, 409)."""
-    posted = await request.post()
-    form = await posted_fields(request)
-    fields = {
-        "url": form.get("url", "").strip(),
-        "description": form.get("description", "").strip(),
-        "event_types": [t for t in posted.getall("event_types", []) if isinstance(t, str)],
-    }
+    fields = await _webhook_fields(request)
     # The email rule form has fields of the same names: this form's are kept apart.
     form_values = {f"webhook_{k}": v for k, v in fields.items()}
     async with tenant_transaction(request) as conn:
@@ -191,6 +185,17 @@ async def create_webhook(request: web.Request) -> web.StreamResponse:
         return await page_after_form(request, conn, page, 201, created=created)
 
 
+async def _webhook_fields(request: web.Request) -> dict[str, Any]:
+    """Return a webhook form's URL, description and event types as posted."""
+    posted = await request.post()
+    form = await posted_fields(request)
+    return {
+        "url": form.get("url", "").strip(),
+        "description": form.get("description", "").strip(),
+        "event_types": [t for t in posted.getall("event_types", []) if isinstance(t, str)],
+    }
+
+
 def _sentence(detail: str) -> str:
     return detail[:1].upper() + detail[1:] + "."
 
@@ -199,13 +204,7 @@ async def edit_webhook(request: web.Request) -> web.StreamResponse:
     """Change the webhook of the path to the form's URL, description and event types, as the
     API's PATCH does; show the page with a notice, or its edit form open with the errors next
     to their fields (422)."""
-    posted = await request.post()
-    form = await posted_fields(request)
-    fields = {
-        "url": form.get("url", "").strip(),
-        "description": form.get("description", "").strip(),
-        "event_types": [t for t in posted.getall("event_types", []) if isinstance(t, str)],
-    }
+    fields = await _webhook_fields(request)
     # The page has one edit form per webhook: these values go back to this one's.
     form_values = {f"edit_{k}": v for k, v in fields.items()}
     try:
