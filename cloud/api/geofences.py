@@ -169,8 +169,9 @@ async def _bump_version(conn: asyncpg.Connection, tenant: str) -> int:
     return version
 
 
-async def _after_change(request: web.Request, tenant: str, version: int) -> None:
-    """Tell the monitor to reload and push the committed set to the tenant's devices."""
+async def fences_changed(request: web.Request, tenant: str, version: int) -> None:
+    """Tell the monitor to reload and push the committed set to the tenant's devices; call it
+    after the transaction of add_geofence or remove_geofence has committed."""
     request.app[GEOFENCE_MONITOR].forget(tenant)
     async with tenant_transaction(request) as conn:
         fences = await load_fences(conn, tenant)
@@ -230,15 +231,33 @@ async def get_speed_limit(request: web.Request) -> web.Response:
 )
 async def create_geofence(request: web.Request) -> web.Response:
     body: GeofenceIn = await json_body(request, GeofenceIn)
+    async with tenant_transaction(request) as conn:
+        fence, version = await add_geofence(request, conn, body)
+    await fences_changed(request, principal_of(request).tenant_id, version)
+    return web.json_response(
+        text=fence.model_dump_json(), status=201, headers={"ETag": f'"{fence.properties.version}"'}
+    )
+
+
+async def add_geofence(
+    request: web.Request, conn: asyncpg.Connection, body: GeofenceIn
+) -> tuple[Geofence, int]:
+    """Store ``body`` as a new geofence of the caller's tenant (audited) and bump the fence
+    set's version; return the fence and that version (for fences_changed after commit).
+
+    Raises ProblemError 422 (a shape that does not fit, with ``errors`` naming ``geometry``)
+    or 409 (the name is taken, or the tenant has MAX_FENCES already).
+    """
     shape = _shape(body)
     tenant = principal_of(request).tenant_id
     geofence_id = uuid.uuid4()
-    async with tenant_transaction(request) as conn:
-        if await conn.fetchval("SELECT count(*) FROM geofences WHERE tenant_id = $1", tenant) >= (
-            MAX_FENCES
-        ):
-            raise ProblemError(409, f"a tenant has at most {MAX_FENCES} geofences")
-        try:
+    if await conn.fetchval("SELECT count(*) FROM geofences WHERE tenant_id = $1", tenant) >= (
+        MAX_FENCES
+    ):
+        raise ProblemError(409, f"a tenant has at most {MAX_FENCES} geofences")
+    try:
+        # A savepoint: a taken name leaves the caller's transaction usable.
+        async with conn.transaction():
             await conn.execute(
                 """INSERT INTO geofences (id, tenant_id, name, geometry, radius_m, speed_limit_kmh,
                                           dwell_s, min_lat, max_lat, min_lon, max_lon)
@@ -255,15 +274,11 @@ async def create_geofence(request: web.Request) -> web.Response:
                 shape.bounds.min_lon,
                 shape.bounds.max_lon,
             )
-        except asyncpg.UniqueViolationError:
-            raise _name_taken() from None
-        fence = await _fetch(conn, tenant, geofence_id)
-        await record_change(request, conn, "create", "geofence", geofence_id, after=fence)
-        version = await _bump_version(conn, tenant)
-    await _after_change(request, tenant, version)
-    return web.json_response(
-        text=fence.model_dump_json(), status=201, headers={"ETag": f'"{fence.properties.version}"'}
-    )
+    except asyncpg.UniqueViolationError:
+        raise _name_taken() from None
+    fence = await _fetch(conn, tenant, geofence_id)
+    await record_change(request, conn, "create", "geofence", geofence_id, after=fence)
+    return fence, await _bump_version(conn, tenant)
 
 
 @api.get(
@@ -327,7 +342,7 @@ async def replace_geofence(request: web.Request) -> web.Response:
             request, conn, "update", "geofence", geofence_id, before=before, after=after
         )
         version = await _bump_version(conn, tenant)
-    await _after_change(request, tenant, version)
+    await fences_changed(request, tenant, version)
     return web.json_response(
         text=after.model_dump_json(), headers={"ETag": f'"{after.properties.version}"'}
     )
@@ -343,13 +358,24 @@ async def replace_geofence(request: web.Request) -> web.Response:
 )
 async def delete_geofence(request: web.Request) -> web.Response:
     geofence_id = path_uuid(request, "geofence_id")
-    tenant = principal_of(request).tenant_id
     async with tenant_transaction(request) as conn:
-        before = await _fetch(conn, tenant, geofence_id)
-        await conn.execute(
-            "DELETE FROM geofences WHERE tenant_id = $1 AND id = $2", tenant, geofence_id
-        )
-        await record_change(request, conn, "delete", "geofence", geofence_id, before=before)
-        version = await _bump_version(conn, tenant)
-    await _after_change(request, tenant, version)
+        _, version = await remove_geofence(request, conn, geofence_id)
+    await fences_changed(request, principal_of(request).tenant_id, version)
     return web.json_response(text=Deleted(deleted=True).model_dump_json())
+
+
+async def remove_geofence(
+    request: web.Request, conn: asyncpg.Connection, geofence_id: uuid.UUID
+) -> tuple[Geofence, int]:
+    """Delete the caller's tenant's geofence ``geofence_id`` (audited) and bump the fence
+    set's version; return what it was and that version (for fences_changed after commit).
+
+    Raises ProblemError(404) when the tenant has no such geofence.
+    """
+    tenant = principal_of(request).tenant_id
+    before = await _fetch(conn, tenant, geofence_id)
+    await conn.execute(
+        "DELETE FROM geofences WHERE tenant_id = $1 AND id = $2", tenant, geofence_id
+    )
+    await record_change(request, conn, "delete", "geofence", geofence_id, before=before)
+    return before, await _bump_version(conn, tenant)

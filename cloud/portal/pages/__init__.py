@@ -45,4 +45,5 @@ ACTIONS: tuple[web.RouteTableDef, ...] = (
     devices.routes,
     users.routes,
     settings.routes,
+    live_map.routes,
 )
