@@ -333,12 +333,19 @@ async def list_token_route(request: web.Request) -> web.Response:
     if query.all and not principal.can(Permission.TOKENS_ALL):
         raise ProblemError(403, "listing every member's tokens needs tokens:all")
     async with tenant_transaction(request) as conn:
-        tokens = await list_tokens(
+        tokens = await token_list(
             conn, principal.tenant_id, None if query.all else principal.user_id
         )
-    return json_response(
-        TokenList(items=[Token.model_validate(t, from_attributes=True) for t in tokens])
-    )
+    return json_response(tokens)
+
+
+async def token_list(
+    conn: asyncpg.Connection, tenant_id: str, user_id: uuid.UUID | None
+) -> TokenList:
+    """Return the tenant's API tokens (only ``user_id``'s when given, revoked ones included),
+    newest first."""
+    tokens = await list_tokens(conn, tenant_id, user_id)
+    return TokenList(items=[Token.model_validate(t, from_attributes=True) for t in tokens])
 
 
 @api.post(
@@ -352,6 +359,20 @@ async def list_token_route(request: web.Request) -> web.Response:
 )
 async def create_token_route(request: web.Request) -> web.Response:
     body: TokenCreate = await json_body(request, TokenCreate)
+    async with tenant_transaction(request) as conn:
+        created = await issue_token(request, conn, body)
+    return json_response(created, status=201)
+
+
+async def issue_token(
+    request: web.Request, conn: asyncpg.Connection, body: TokenCreate
+) -> CreatedToken:
+    """Create an API token for the caller as ``body`` asks; return it with its text (shown
+    this once); audited.
+
+    Raises ProblemError 422 for an unknown scope or a past expiry, 403 for a token asking more
+    scopes than the token calling.
+    """
     principal = principal_of(request)
     if not set(body.scopes) <= set(SCOPES):
         raise ProblemError(
@@ -367,32 +388,30 @@ async def create_token_route(request: web.Request) -> web.Response:
             "expires_at is in the past",
             errors=[{"field": "expires_at", "message": "must be in the future"}],
         )
-    async with tenant_transaction(request) as conn:
-        token_id, text = await create_token(
-            conn,
-            principal.tenant_id,
-            principal.user_id,
-            name=body.name,
-            scopes=tuple(body.scopes),
-            expires_at=body.expires_at,
-        )
-        (info,) = [
-            t
-            for t in await list_tokens(conn, principal.tenant_id, principal.user_id)
-            if t.id == token_id
-        ]
-        await record_change(
-            request,
-            conn,
-            "create_token",
-            "token",
-            token_id,
-            after={"name": body.name, "scopes": body.scopes},
-        )
-    created = CreatedToken.model_validate(
+    token_id, text = await create_token(
+        conn,
+        principal.tenant_id,
+        principal.user_id,
+        name=body.name,
+        scopes=tuple(body.scopes),
+        expires_at=body.expires_at,
+    )
+    (info,) = [
+        t
+        for t in await list_tokens(conn, principal.tenant_id, principal.user_id)
+        if t.id == token_id
+    ]
+    await record_change(
+        request,
+        conn,
+        "create_token",
+        "token",
+        token_id,
+        after={"name": body.name, "scopes": body.scopes},
+    )
+    return CreatedToken.model_validate(
         {**Token.model_validate(info, from_attributes=True).model_dump(), "token": text}
     )
-    return json_response(created, status=201)
 
 
 @api.delete(
@@ -405,25 +424,27 @@ async def create_token_route(request: web.Request) -> web.Response:
 )
 async def revoke_token_route(request: web.Request) -> web.Response:
     token_id = path_uuid(request, "token_id")
-    principal = principal_of(request)
     async with tenant_transaction(request) as conn:
-        owner = await conn.fetchval(
-            "SELECT user_id FROM api_tokens "
-            "WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
-            principal.tenant_id,
-            token_id,
-        )
-        if owner is None or (
-            owner != principal.user_id and not principal.can(Permission.TOKENS_ALL)
-        ):
-            raise ProblemError(404, f"no live token {token_id}")
-        await revoke_token(conn, principal.tenant_id, token_id)
-        request.app[PRINCIPALS].forget_token(token_id)
-        await record_change(
-            request,
-            conn,
-            "revoke_token",
-            "token",
-            token_id,
-        )
+        await withdraw_token(request, conn, token_id)
     return json_response(Removed(removed=True))
+
+
+async def withdraw_token(
+    request: web.Request, conn: asyncpg.Connection, token_id: uuid.UUID
+) -> None:
+    """Revoke the live API token ``token_id`` (the caller's own, or anyone's with
+    ``tokens:all``) at once; audited.
+
+    Raises ProblemError 404 when no such live token is the caller's to revoke.
+    """
+    principal = principal_of(request)
+    owner = await conn.fetchval(
+        "SELECT user_id FROM api_tokens WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
+        principal.tenant_id,
+        token_id,
+    )
+    if owner is None or (owner != principal.user_id and not principal.can(Permission.TOKENS_ALL)):
+        raise ProblemError(404, f"no live token {token_id}")
+    await revoke_token(conn, principal.tenant_id, token_id)
+    request.app[PRINCIPALS].forget_token(token_id)
+    await record_change(request, conn, "revoke_token", "token", token_id)

@@ -200,6 +200,15 @@ class TotpState(BaseModel):
     permission=Permission.ACCOUNT_READ,
 )
 async def totp_setup(request: web.Request) -> web.Response:
+    setup = await start_totp(request)
+    return web.json_response(text=setup.model_dump_json())
+
+
+async def start_totp(request: web.Request) -> TotpSetup:
+    """Store a new (not yet confirmed) TOTP secret for the caller; return it and its URI.
+
+    Raises ProblemError 409 when the caller's TOTP is on already.
+    """
     principal = principal_of(request)
     stored, secret, uri = totp.new_secret(
         request.app[FIELD_CIPHER], principal.user_id, principal.email
@@ -213,17 +222,20 @@ async def totp_setup(request: web.Request) -> web.Response:
         await conn.execute(
             "UPDATE users SET totp_secret_enc = $2 WHERE id = $1", principal.user_id, stored
         )
-    return web.json_response(text=TotpSetup(secret=secret, otpauth_uri=uri).model_dump_json())
+    return TotpSetup(secret=secret, otpauth_uri=uri)
 
 
-async def _set_totp(request: web.Request, enabled: bool) -> web.Response:
-    body: TotpCode = await json_body(request, TotpCode)
+async def set_totp(request: web.Request, code: str, enabled: bool) -> TotpState:
+    """Turn the caller's TOTP on (or off) when ``code`` is their current code; audited.
+
+    Raises ProblemError 422 when the code does not match the stored secret.
+    """
     principal = principal_of(request)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         stored = await conn.fetchval(
             "SELECT totp_secret_enc FROM users WHERE id = $1 FOR UPDATE", principal.user_id
         )
-        if not totp.verify(request.app[FIELD_CIPHER], principal.user_id, stored, body.code):
+        if not totp.verify(request.app[FIELD_CIPHER], principal.user_id, stored, code):
             raise ProblemError(
                 422, "the code does not match", errors=[{"field": "code", "message": "wrong"}]
             )
@@ -240,7 +252,13 @@ async def _set_totp(request: web.Request, enabled: bool) -> web.Response:
             "user",
             principal.user_id,
         )
-    return web.json_response(text=TotpState(enabled=enabled).model_dump_json())
+    return TotpState(enabled=enabled)
+
+
+async def _set_totp(request: web.Request, enabled: bool) -> web.Response:
+    body: TotpCode = await json_body(request, TotpCode)
+    state = await set_totp(request, body.code, enabled)
+    return web.json_response(text=state.model_dump_json())
 
 
 @api.post(
@@ -265,3 +283,21 @@ async def totp_confirm(request: web.Request) -> web.Response:
 )
 async def totp_disable(request: web.Request) -> web.Response:
     return await _set_totp(request, False)
+
+
+class TotpStatus(BaseModel):
+    enabled: bool = Field(description="Whether every password login needs a code")
+    pending: bool = Field(description="Whether a new secret waits for its first code")
+
+
+async def totp_status(request: web.Request) -> TotpStatus:
+    """Return whether the caller's TOTP is on, or started and waiting for a code."""
+    principal = principal_of(request)
+    async with request.app[POOL].acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT totp_enabled, totp_secret_enc IS NOT NULL AS has_secret "
+            "FROM users WHERE id = $1",
+            principal.user_id,
+        )
+    enabled = bool(row and row["totp_enabled"])
+    return TotpStatus(enabled=enabled, pending=bool(row and row["has_secret"]) and not enabled)

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from fleetlink.cloud.portal.page import Page
 from fleetlink.cloud.portal.pages import (
+    account,
     devices,
     drivers,
     inbox,
@@ -35,6 +36,7 @@ PAGES: tuple[Page, ...] = (
     devices.page,
     users.page,
     settings.page,
+    account.page,
 )
 
 ACTIONS: tuple[web.RouteTableDef, ...] = (
@@ -46,4 +48,5 @@ ACTIONS: tuple[web.RouteTableDef, ...] = (
     users.routes,
     settings.routes,
     live_map.routes,
+    account.routes,
 )
