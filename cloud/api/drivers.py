@@ -23,10 +23,10 @@ from fleetlink.cloud.api.rest import (
     ETAG_HEADER,
     PageQuery,
     SortKey,
+    check_if_match,
     json_body,
     json_response,
     keyset,
-    require_if_match,
     sort_pattern,
     split_page,
 )
@@ -353,6 +353,29 @@ async def add_driver(request: web.Request, conn: asyncpg.Connection, body: Drive
 async def patch_driver(request: web.Request) -> web.Response:
     driver_id = path_uuid(request, "driver_id")
     body: DriverPatch = await json_body(request, DriverPatch)
+    async with tenant_transaction(request) as conn:
+        after = await change_driver(
+            request, conn, driver_id, body, request.headers.get("If-Match", "")
+        )
+    return json_response(after, version=after.version)
+
+
+async def change_driver(
+    request: web.Request,
+    conn: asyncpg.Connection,
+    driver_id: uuid.UUID,
+    body: DriverPatch,
+    if_match: str,
+) -> Driver:
+    """Apply the fields set in ``body`` to the tenant's driver if ``if_match`` (an If-Match
+    value) names its current version; audit the change (without personal fields) and return
+    the driver.
+
+    Raises ProblemError 422 (a name, status or tags set to null; an unknown fleet), 403 (a
+    licence number or phone without drivers:personal), 404 (no such driver), 428 (empty
+    ``if_match``), 412 (the driver changed since that version) or 409 (an erased driver; the
+    employee number is another driver's).
+    """
     changes = {k: getattr(body, k) for k in body.model_fields_set}
     for required in ("name", "status", "tags"):
         if required in changes and changes[required] is None:
@@ -363,38 +386,37 @@ async def patch_driver(request: web.Request) -> web.Response:
             )
     _require_personal(request, set(changes))
     principal = principal_of(request)
-    async with tenant_transaction(request) as conn:
-        before = await _fetch(request, conn, driver_id)
-        require_if_match(request, before.version)
-        if before.erased_at is not None:
-            raise ProblemError(409, "an erased driver cannot be changed")
-        if "fleet_id" in changes:
-            await require_fleet(conn, principal.tenant_id, changes["fleet_id"])
-        columns = _columns(request, driver_id, changes)
-        if columns:
-            sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=3))
-            try:
-                await conn.execute(
-                    f"UPDATE drivers SET {sets}, version = version + 1, updated_at = now() "
-                    "WHERE tenant_id = $1 AND id = $2",
-                    principal.tenant_id,
-                    driver_id,
-                    *columns.values(),
-                )
-            except asyncpg.UniqueViolationError:
-                raise _employee_taken() from None
-        after = await _fetch(request, conn, driver_id)
-        if columns:
-            await record_change(
-                request,
-                conn,
-                "update",
-                "driver",
+    before = await _fetch(request, conn, driver_id)
+    check_if_match(if_match, before.version)
+    if before.erased_at is not None:
+        raise ProblemError(409, "an erased driver cannot be changed")
+    if "fleet_id" in changes:
+        await require_fleet(conn, principal.tenant_id, changes["fleet_id"])
+    columns = _columns(request, driver_id, changes)
+    if columns:
+        sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=3))
+        try:
+            await conn.execute(
+                f"UPDATE drivers SET {sets}, version = version + 1, updated_at = now() "
+                "WHERE tenant_id = $1 AND id = $2",
+                principal.tenant_id,
                 driver_id,
-                before=_snapshot(before),
-                after=_snapshot(after),
+                *columns.values(),
             )
-    return json_response(after, version=after.version)
+        except asyncpg.UniqueViolationError:
+            raise _employee_taken() from None
+    after = await _fetch(request, conn, driver_id)
+    if columns:
+        await record_change(
+            request,
+            conn,
+            "update",
+            "driver",
+            driver_id,
+            before=_snapshot(before),
+            after=_snapshot(after),
+        )
+    return after
 
 
 @api.delete(

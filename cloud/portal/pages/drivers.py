@@ -1,11 +1,13 @@
 """The drivers (``/portal/drivers``), one driver's scorecard and badges
 (``/portal/drivers/{driver_id}``) and the leaderboard (``/portal/leaderboard``). Roles that
 may change drivers add one on the list (the API's add_driver) and put a driver in a vehicle on
-the driver's page (the API's assign_vehicle); licence numbers and phones are shown and asked
-for only with drivers:personal."""
+the driver's page (the API's assign_vehicle) and edit their profile there (the API's
+change_driver, with the version the form was shown with as its If-Match); licence numbers
+and phones are shown and asked for only with drivers:personal."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import asyncpg
@@ -20,15 +22,17 @@ from fleetlink.cloud.api.drivers import (
     DriverAssignmentRequest,
     DriverCreate,
     DriverList,
+    DriverPatch,
     DriverQuery,
     add_driver,
     assign_vehicle,
+    change_driver,
     driver_by_id,
     driver_list,
 )
 from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.request_parsing import path_uuid
-from fleetlink.cloud.api.rest import MAX_PAGE
+from fleetlink.cloud.api.rest import MAX_PAGE, etag
 from fleetlink.cloud.api.scores import (
     BadgeList,
     Leaderboard,
@@ -52,6 +56,10 @@ from fleetlink.cloud.scoring.scorecard import Scorecard
 PATH = "/portal/drivers"
 DRIVER_PATH = PATH + "/{driver_id}"
 NEW_DRIVER_FIELDS = ("name", "employee_number", *PERSONAL, "tags")
+STALE = (
+    "Someone else changed this driver after this form was shown, so nothing was saved. "
+    "Reload the page to see their change, then make yours again."
+)
 
 
 class DriversPage(BaseModel):
@@ -65,6 +73,7 @@ class DriverPage(BaseModel):
     driver: Driver
     scorecard: Scorecard | None = None
     badges: BadgeList | None = None
+    personal: bool = False
     vehicles: list[Vehicle] | None = Field(
         None, description="The vehicles a driver may be put in, for roles that may change drivers"
     )
@@ -109,10 +118,11 @@ async def load_driver(request: web.Request, conn: asyncpg.Connection) -> DriverP
         listed = await vehicle_list(conn, principal.tenant_id, VehicleQuery(limit=MAX_PAGE))
         vehicles = [v for v in listed.items if v.status != "retired"]
     if not principal.can(Permission.SCORES_READ):
-        return DriverPage(driver=driver, vehicles=vehicles)
+        return DriverPage(driver=driver, vehicles=vehicles, personal=_personal(request))
     first, last = form_query(request, DayRange).days()
     return DriverPage(
         driver=driver,
+        personal=_personal(request),
         vehicles=vehicles,
         scorecard=await driver_scorecard_of(conn, principal.tenant_id, driver_id, first, last),
         badges=await driver_badges_of(conn, principal.tenant_id, driver_id),
@@ -152,18 +162,34 @@ leaderboard_page = Page(
 )
 
 
+def _invalid(exc: ValidationError) -> dict[str, str]:
+    """The model's complaints by field, a phone that does not match the API's pattern told
+    in words rather than as the pattern."""
+    errors = invalid_fields(exc)
+    if "pattern" in errors.get("phone", ""):
+        errors["phone"] = "Use digits, spaces and + ( ) . / - only, 3 to 32 characters."
+    return errors
+
+
+def _form_fields(request: web.Request) -> tuple[str, ...]:
+    """The driver form's fields the caller may fill: licence number and phone only with
+    drivers:personal."""
+    if _personal(request):
+        return NEW_DRIVER_FIELDS
+    return tuple(n for n in NEW_DRIVER_FIELDS if n not in PERSONAL)
+
+
 async def _add(request: web.Request) -> web.StreamResponse:
     """Add the form's driver through the API's add_driver (licence number and phone
     encrypted, audited); show the list with a link to them (201), or the errors next to their
     fields with nothing stored (422; 409 for an employee number in use)."""
     form = await posted_fields(request)
-    names = NEW_DRIVER_FIELDS if _personal(request) else ("name", "employee_number", "tags")
-    fields = profile_fields(form, names)
+    fields = profile_fields(form, _form_fields(request))
     try:
         body = DriverCreate.model_validate({k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
         async with tenant_transaction(request) as conn:
-            errors = invalid_fields(exc)
+            errors = _invalid(exc)
             return await page_after_form(request, conn, page, 422, errors=errors, form=form)
     try:
         async with tenant_transaction(request) as conn:
@@ -191,7 +217,7 @@ async def _assign(request: web.Request) -> web.StreamResponse:
             )
         except ValidationError as exc:
             async with tenant_transaction(request) as conn:
-                errors = invalid_fields(exc)
+                errors = _invalid(exc)
                 return await page_after_form(
                     request, conn, driver_page, 422, errors=errors, form=form, json_url=json_url
                 )
@@ -217,6 +243,69 @@ async def _assign(request: web.Request) -> web.StreamResponse:
         return render_error(request, problem.status, problem.detail, driver_page.name)
 
 
+async def _edit(request: web.Request) -> web.StreamResponse:
+    """Change the driver's name, employee number, licence number, phone and tags to the
+    form's through the API's change_driver, if the driver is still at the form's ``version``;
+    show the page with a notice, or the errors next to their fields with nothing changed
+    (422; 409 for an employee number in use or a driver changed since the form was shown)."""
+    form = await posted_fields(request)
+    try:
+        driver_id = path_uuid(request, "driver_id")
+        json_url = twin_of(DRIVER_PATH.format(driver_id=driver_id))
+        try:
+            body = DriverPatch.model_validate(profile_fields(form, _form_fields(request)))
+        except ValidationError as exc:
+            async with tenant_transaction(request) as conn:
+                errors = _invalid(exc)
+                return await page_after_form(
+                    request, conn, driver_page, 422, errors=errors, form=form, json_url=json_url
+                )
+        try:
+            async with tenant_transaction(request) as conn:
+                driver = await _apply(request, conn, driver_id, body, form.get("version", ""))
+        except ProblemError as refused:
+            if refused.status == 404:
+                raise
+            stale = refused.status in (412, 428)
+            errors = {"form": STALE} if stale else refusal_errors(refused)
+            status = 409 if stale or refused.status == 409 else 422
+            async with tenant_transaction(request) as conn:
+                return await page_after_form(
+                    request, conn, driver_page, status, errors=errors, form=form, json_url=json_url
+                )
+        notice = f"The profile of {driver.name} is saved."
+        async with tenant_transaction(request) as conn:
+            return await page_after_form(
+                request, conn, driver_page, notice=notice, json_url=json_url
+            )
+    except ProblemError as problem:
+        return render_error(request, problem.status, problem.detail, driver_page.name)
+
+
+async def _apply(
+    request: web.Request,
+    conn: asyncpg.Connection,
+    driver_id: uuid.UUID,
+    body: DriverPatch,
+    version: str,
+) -> Driver:
+    """Pass change_driver only the fields that differ from the stored driver, so saving an
+    unchanged form neither bumps the version nor writes an audit entry."""
+    tenant = principal_of(request).tenant_id
+    cipher = request.app[FIELD_CIPHER]
+    current = await driver_by_id(conn, tenant, driver_id, cipher, _personal(request))
+    changed = {
+        k: getattr(body, k)
+        for k in body.model_fields_set
+        if getattr(body, k) != getattr(current, k)
+    }
+    if_match = etag(int(version)) if version.isdigit() else ""
+    return await change_driver(
+        request, conn, driver_id, DriverPatch.model_validate(changed), if_match
+    )
+
+
 routes = web.RouteTableDef()
 routes.post(PATH)(portal_guard(_add, Permission.DRIVERS_WRITE))
 routes.post(DRIVER_PATH + "/assignment")(portal_guard(_assign, Permission.DRIVERS_WRITE))
+routes.post(DRIVER_PATH + "/profile")(portal_guard(_edit, Permission.DRIVERS_WRITE))

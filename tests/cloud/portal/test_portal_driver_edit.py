@@ -1,7 +1,8 @@
-"""Adding a driver and putting a driver in a vehicle in the portal, through the API's own
-logic: the add form on the drivers list (licence number and phone stored encrypted, audited;
-bad fields shown beside them with nothing stored), the assignment form on a driver's page (the
-vehicle's assignment in the database, audited), axe with zero violations on both pages with the
+"""Adding a driver, putting a driver in a vehicle and editing their profile in the portal,
+through the API's own logic: the add form on the drivers list (licence number and phone stored
+encrypted, audited; bad fields shown beside them with nothing stored), the assignment form on a
+driver's page (the vehicle's assignment in the database, audited), the profile form there (a
+form shown before someone else's change is refused), axe with zero violations on both pages with the
 forms visible, and a viewer sees no form, no personal field, and gets 403 on a post."""
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ class DriverFleet:
 def _api(
     server: PortalServer, token: str, path: str, method: str = "GET", **kwargs: Any
 ) -> dict[str, Any]:
-    """Call the REST API with a bearer token (``body`` as JSON)."""
-    headers = {"Authorization": f"Bearer {token}"}
+    """Call the REST API with a bearer token (``body`` as JSON, extra ``headers``)."""
+    headers = {"Authorization": f"Bearer {token}", **kwargs.get("headers", {})}
     data = None
     if "body" in kwargs:
         data = json.dumps(kwargs["body"]).encode()
@@ -151,7 +152,9 @@ def test_bad_fields_are_shown_beside_them_and_nothing_is_stored(
     expect(name_error).to_be_visible()
     assert page.get_attribute("#new-name", "aria-describedby") == "new-name-error"
     assert page.get_attribute("#new-name", "aria-invalid") == "true"
-    expect(page.locator("#new-phone-error")).to_contain_text("String should match pattern")
+    expect(page.locator("#new-phone-error")).to_have_text(
+        "Use digits, spaces and + ( ) . / - only, 3 to 32 characters."
+    )
     assert page.input_value("#new-phone") == "call me"
     assert _driver_count(portal_server, fleet.tenant) == before
     check_page(page, "drivers-add-error")
@@ -218,6 +221,75 @@ def test_fleet_manager_assigns_a_driver_to_a_vehicle_and_back_to_none(
     assert _audited(portal_server, fleet.tenant, "assign", fleet.driver_id) == 2
 
 
+def test_fleet_manager_edits_a_profile_and_a_stale_form_is_refused(
+    page: Page, portal_server: PortalServer, fleet: DriverFleet
+) -> None:
+    driver = _api(
+        portal_server,
+        fleet.api_token,
+        "/api/v1/drivers",
+        "POST",
+        body={"name": "Lin Okafor", "employee_number": "E-77", "phone": "+44 20 7946 0000"},
+    )
+    driver_id = uuid.UUID(driver["id"])
+    path = f"/portal/drivers/{driver_id}"
+    log_in(page, portal_server, fleet.portal.members["fleet_manager"], path)
+    check_page(page, "driver-edit-form")
+    assert page.input_value("#edit-phone") == "+44 20 7946 0000"
+    page.fill("#edit-phone", "nope")
+    page.get_by_role("button", name="Save profile").click()
+    expect(page.locator("#edit-phone-error")).to_have_text(
+        "Use digits, spaces and + ( ) . / - only, 3 to 32 characters."
+    )
+    assert page.get_attribute("#edit-phone", "aria-describedby") == "edit-phone-error"
+    check_page(page, "driver-edit-error")
+    version = _row(portal_server, "SELECT version FROM drivers WHERE id = $1", driver_id)[0]
+    assert version == driver["version"]
+    page.fill("#edit-phone", PHONE)
+    page.fill("#edit-licence_number", LICENCE)
+    page.fill("#edit-tags", "days, trainer")
+    page.focus("#edit-tags")
+    tab_to(page, "Save profile")
+    page.keyboard.press("Enter")
+    notice = page.locator("[role=status].notice")
+    expect(notice).to_have_text("The profile of Lin Okafor is saved.")
+    row = _row(
+        portal_server,
+        "SELECT licence_number_enc, phone_enc, tags, version FROM drivers WHERE id = $1",
+        driver_id,
+    )
+    assert list(row["tags"]) == ["days", "trainer"] and row["version"] == version + 1
+    assert PHONE not in row["phone_enc"] and LICENCE not in row["licence_number_enc"]
+    stored = _api(portal_server, fleet.api_token, f"/api/v1/drivers/{driver_id}")
+    assert (stored["phone"], stored["licence_number"]) == (PHONE, LICENCE)
+    assert _audited(portal_server, fleet.tenant, "update", str(driver_id)) == 1
+    # Saving the unchanged form changes nothing: no new version, no audit entry.
+    with page.expect_response(f"{portal_server.base_url}{path}/profile") as answer:
+        page.get_by_role("button", name="Save profile").click()
+    assert answer.value.status == 200
+    expect(notice).to_have_text("The profile of Lin Okafor is saved.")
+    again = _api(portal_server, fleet.api_token, f"/api/v1/drivers/{driver_id}")
+    assert again["version"] == version + 1
+    assert _audited(portal_server, fleet.tenant, "update", str(driver_id)) == 1
+    # A change through the API after the form was shown makes the form stale: refused.
+    _api(
+        portal_server,
+        fleet.api_token,
+        f"/api/v1/drivers/{driver_id}",
+        "PATCH",
+        body={"name": "Lin Okafor-Reyes"},
+        headers={"If-Match": f'"{version + 1}"'},
+    )
+    page.fill("#edit-employee_number", "E-78")
+    with page.expect_response(f"{portal_server.base_url}{path}/profile") as answer:
+        page.get_by_role("button", name="Save profile").click()
+    assert answer.value.status == 409
+    alert = page.locator("form[aria-labelledby=edit-heading] [role=alert]")
+    expect(alert).to_contain_text("Someone else changed this driver")
+    row = _row(portal_server, "SELECT name, employee_number FROM drivers WHERE id = $1", driver_id)
+    assert (row["name"], row["employee_number"]) == ("Lin Okafor-Reyes", "E-77")
+
+
 def test_a_viewer_sees_no_forms_nor_personal_fields_and_a_forged_post_gets_403(
     page: Page, portal_server: PortalServer, fleet: DriverFleet
 ) -> None:
@@ -227,7 +299,8 @@ def test_a_viewer_sees_no_forms_nor_personal_fields_and_a_forged_post_gets_403(
     path = f"/portal/drivers/{fleet.driver_id}"
     page.goto(f"{portal_server.base_url}{path}")
     assert page.locator(f"form[action='{path}/assignment']").count() == 0
-    assert page.locator("#assign-heading").count() == 0
+    assert page.locator(f"form[action='{path}/profile']").count() == 0
+    assert page.locator("#assign-heading, #edit-heading").count() == 0
     assert "L-ADA-1" not in page.content()
     assert page.get_by_text("Licence number").count() == 0
     csrf = _csrf(page)
@@ -236,6 +309,7 @@ def test_a_viewer_sees_no_forms_nor_personal_fields_and_a_forged_post_gets_403(
     for target, form in (
         ("/portal/drivers", {"name": "Sneaky Driver"}),
         (f"{path}/assignment", {"vehicle_id": str(fleet.vehicles[0])}),
+        (f"{path}/profile", {"name": "Renamed", "version": "1"}),
     ):
         posted = page.request.post(
             f"{portal_server.base_url}{target}", form={"csrf_token": csrf, **form}
@@ -244,3 +318,5 @@ def test_a_viewer_sees_no_forms_nor_personal_fields_and_a_forged_post_gets_403(
         assert "Not allowed" in posted.text()
     assert _driver_count(portal_server, fleet.tenant) == count
     assert _audited(portal_server, fleet.tenant, "assign", fleet.driver_id) == audited
+    shown = _api(portal_server, fleet.api_token, f"/api/v1/drivers/{fleet.driver_id}")
+    assert shown["name"] == "Ada Wheeler"
