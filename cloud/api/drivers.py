@@ -23,10 +23,10 @@ from fleetlink.cloud.api.rest import (
     ETAG_HEADER,
     PageQuery,
     SortKey,
+    check_if_match,
     json_body,
     json_response,
     keyset,
-    require_if_match,
     sort_pattern,
     split_page,
 )
@@ -302,6 +302,20 @@ async def get_driver(request: web.Request) -> web.Response:
 )
 async def create_driver(request: web.Request) -> web.Response:
     body: DriverCreate = await json_body(request, DriverCreate)
+    async with tenant_transaction(request) as conn:
+        driver = await add_driver(request, conn, body)
+    response = json_response(driver, status=201, version=driver.version)
+    response.headers["Location"] = f"/api/v1/drivers/{driver.id}"
+    return response
+
+
+async def add_driver(request: web.Request, conn: asyncpg.Connection, body: DriverCreate) -> Driver:
+    """Store ``body`` as a new driver of the caller's tenant (licence number and phone
+    encrypted), audit it without its personal fields and return it.
+
+    Raises ProblemError 403 (a licence number or phone without drivers:personal), 422 (an
+    unknown fleet) or 409 (the employee number is another driver's, ``errors`` naming it).
+    """
     fields = body.model_dump(exclude_none=True)
     _require_personal(request, set(fields))
     principal = principal_of(request)
@@ -312,27 +326,17 @@ async def create_driver(request: web.Request) -> web.Response:
         **_columns(request, driver_id, fields),
     }
     placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    async with tenant_transaction(request) as conn:
-        await require_fleet(conn, principal.tenant_id, body.fleet_id)
-        try:
-            await conn.execute(
-                f"INSERT INTO drivers ({', '.join(columns)}) VALUES ({placeholders})",
-                *columns.values(),
-            )
-        except asyncpg.UniqueViolationError:
-            raise _employee_taken() from None
-        driver = await _fetch(request, conn, driver_id)
-        await record_change(
-            request,
-            conn,
-            "create",
-            "driver",
-            driver_id,
-            after=_snapshot(driver),
+    await require_fleet(conn, principal.tenant_id, body.fleet_id)
+    try:
+        await conn.execute(
+            f"INSERT INTO drivers ({', '.join(columns)}) VALUES ({placeholders})",
+            *columns.values(),
         )
-    response = json_response(driver, status=201, version=driver.version)
-    response.headers["Location"] = f"/api/v1/drivers/{driver_id}"
-    return response
+    except asyncpg.UniqueViolationError:
+        raise _employee_taken() from None
+    driver = await _fetch(request, conn, driver_id)
+    await record_change(request, conn, "create", "driver", driver_id, after=_snapshot(driver))
+    return driver
 
 
 @api.patch(
@@ -349,6 +353,29 @@ async def create_driver(request: web.Request) -> web.Response:
 async def patch_driver(request: web.Request) -> web.Response:
     driver_id = path_uuid(request, "driver_id")
     body: DriverPatch = await json_body(request, DriverPatch)
+    async with tenant_transaction(request) as conn:
+        after = await change_driver(
+            request, conn, driver_id, body, request.headers.get("If-Match", "")
+        )
+    return json_response(after, version=after.version)
+
+
+async def change_driver(
+    request: web.Request,
+    conn: asyncpg.Connection,
+    driver_id: uuid.UUID,
+    body: DriverPatch,
+    if_match: str,
+) -> Driver:
+    """Apply the fields set in ``body`` to the tenant's driver if ``if_match`` (an If-Match
+    value) names its current version; audit the change (without personal fields) and return
+    the driver.
+
+    Raises ProblemError 422 (a name, status or tags set to null; an unknown fleet), 403 (a
+    licence number or phone without drivers:personal), 404 (no such driver), 428 (empty
+    ``if_match``), 412 (the driver changed since that version) or 409 (an erased driver; the
+    employee number is another driver's).
+    """
     changes = {k: getattr(body, k) for k in body.model_fields_set}
     for required in ("name", "status", "tags"):
         if required in changes and changes[required] is None:
@@ -359,38 +386,37 @@ async def patch_driver(request: web.Request) -> web.Response:
             )
     _require_personal(request, set(changes))
     principal = principal_of(request)
-    async with tenant_transaction(request) as conn:
-        before = await _fetch(request, conn, driver_id)
-        require_if_match(request, before.version)
-        if before.erased_at is not None:
-            raise ProblemError(409, "an erased driver cannot be changed")
-        if "fleet_id" in changes:
-            await require_fleet(conn, principal.tenant_id, changes["fleet_id"])
-        columns = _columns(request, driver_id, changes)
-        if columns:
-            sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=3))
-            try:
-                await conn.execute(
-                    f"UPDATE drivers SET {sets}, version = version + 1, updated_at = now() "
-                    "WHERE tenant_id = $1 AND id = $2",
-                    principal.tenant_id,
-                    driver_id,
-                    *columns.values(),
-                )
-            except asyncpg.UniqueViolationError:
-                raise _employee_taken() from None
-        after = await _fetch(request, conn, driver_id)
-        if columns:
-            await record_change(
-                request,
-                conn,
-                "update",
-                "driver",
+    before = await _fetch(request, conn, driver_id)
+    check_if_match(if_match, before.version)
+    if before.erased_at is not None:
+        raise ProblemError(409, "an erased driver cannot be changed")
+    if "fleet_id" in changes:
+        await require_fleet(conn, principal.tenant_id, changes["fleet_id"])
+    columns = _columns(request, driver_id, changes)
+    if columns:
+        sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=3))
+        try:
+            await conn.execute(
+                f"UPDATE drivers SET {sets}, version = version + 1, updated_at = now() "
+                "WHERE tenant_id = $1 AND id = $2",
+                principal.tenant_id,
                 driver_id,
-                before=_snapshot(before),
-                after=_snapshot(after),
+                *columns.values(),
             )
-    return json_response(after, version=after.version)
+        except asyncpg.UniqueViolationError:
+            raise _employee_taken() from None
+    after = await _fetch(request, conn, driver_id)
+    if columns:
+        await record_change(
+            request,
+            conn,
+            "update",
+            "driver",
+            driver_id,
+            before=_snapshot(before),
+            after=_snapshot(after),
+        )
+    return after
 
 
 @api.delete(
@@ -461,42 +487,58 @@ async def _end_assignment(
 async def assign_driver(request: web.Request) -> web.Response:
     driver_id = path_uuid(request, "driver_id")
     body: DriverAssignmentRequest = await json_body(request, DriverAssignmentRequest)
-    principal = principal_of(request)
     async with tenant_transaction(request) as conn:
-        before = await _fetch(request, conn, driver_id)
-        if before.status != "active":
-            raise ProblemError(409, "a retired driver cannot be assigned")
-        if body.vehicle_id is not None and not await conn.fetchval(
-            "SELECT 1 FROM vehicles WHERE tenant_id = $1 AND id = $2 AND status <> 'retired'",
-            principal.tenant_id,
-            body.vehicle_id,
-        ):
-            raise ProblemError(
-                422,
-                f"no active vehicle {body.vehicle_id}",
-                errors=[{"field": "vehicle_id", "message": "unknown or retired"}],
-            )
-        await _end_assignment(conn, principal.tenant_id, driver_id, body.at)
-        if body.vehicle_id is not None:
-            await conn.execute(
-                "INSERT INTO driver_assignments (tenant_id, driver_id, vehicle_id, valid_from) "
-                "VALUES ($1, $2, $3, coalesce($4, now()))",
-                principal.tenant_id,
-                driver_id,
-                body.vehicle_id,
-                body.at,
-            )
-        after = await _fetch(request, conn, driver_id)
-        await record_change(
-            request,
-            conn,
-            "assign",
-            "driver",
-            driver_id,
-            before={"vehicle_id": str(before.vehicle_id) if before.vehicle_id else None},
-            after={"vehicle_id": str(after.vehicle_id) if after.vehicle_id else None},
-        )
+        after = await assign_vehicle(request, conn, driver_id, body)
     return json_response(after, version=after.version)
+
+
+async def assign_vehicle(
+    request: web.Request,
+    conn: asyncpg.Connection,
+    driver_id: uuid.UUID,
+    body: DriverAssignmentRequest,
+) -> Driver:
+    """Put the tenant's driver in ``body.vehicle_id`` (None: out of any vehicle) from
+    ``body.at`` (default now), ending the current assignment; audit it and return the driver.
+
+    Raises ProblemError 404 (no such driver), 409 (a retired driver; an assignment starting
+    after ``body.at``) or 422 (no such active vehicle, ``errors`` naming ``vehicle_id``).
+    """
+    principal = principal_of(request)
+    before = await _fetch(request, conn, driver_id)
+    if before.status != "active":
+        raise ProblemError(409, "a retired driver cannot be assigned")
+    if body.vehicle_id is not None and not await conn.fetchval(
+        "SELECT 1 FROM vehicles WHERE tenant_id = $1 AND id = $2 AND status <> 'retired'",
+        principal.tenant_id,
+        body.vehicle_id,
+    ):
+        raise ProblemError(
+            422,
+            f"no active vehicle {body.vehicle_id}",
+            errors=[{"field": "vehicle_id", "message": "unknown or retired"}],
+        )
+    await _end_assignment(conn, principal.tenant_id, driver_id, body.at)
+    if body.vehicle_id is not None:
+        await conn.execute(
+            "INSERT INTO driver_assignments (tenant_id, driver_id, vehicle_id, valid_from) "
+            "VALUES ($1, $2, $3, coalesce($4, now()))",
+            principal.tenant_id,
+            driver_id,
+            body.vehicle_id,
+            body.at,
+        )
+    after = await _fetch(request, conn, driver_id)
+    await record_change(
+        request,
+        conn,
+        "assign",
+        "driver",
+        driver_id,
+        before={"vehicle_id": str(before.vehicle_id) if before.vehicle_id else None},
+        after={"vehicle_id": str(after.vehicle_id) if after.vehicle_id else None},
+    )
+    return after
 
 
 @api.get(

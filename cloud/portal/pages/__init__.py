@@ -42,6 +42,7 @@ PAGES: tuple[Page, ...] = (
 ACTIONS: tuple[web.RouteTableDef, ...] = (
     vehicles.routes,
     vehicle.routes,
+    drivers.routes,
     inbox.routes,
     maintenance.routes,
     devices.routes,

@@ -1,18 +1,38 @@
 """The drivers (``/portal/drivers``), one driver's scorecard and badges
-(``/portal/drivers/{driver_id}``) and the leaderboard (``/portal/leaderboard``)."""
+(``/portal/drivers/{driver_id}``) and the leaderboard (``/portal/leaderboard``). Roles that
+may change drivers add one on the list (the API's add_driver) and put a driver in a vehicle on
+the driver's page (the API's assign_vehicle) and edit their profile there (the API's
+change_driver, with the version the form was shown with as its If-Match); licence numbers
+and phones are shown and asked for only with drivers:personal."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import asyncpg
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, ValidationError
 
-from fleetlink.cloud.api.access import principal_of
+from fleetlink.cloud.api.access import principal_of, tenant_transaction
 from fleetlink.cloud.api.day_range import DayRange
-from fleetlink.cloud.api.drivers import Driver, DriverList, DriverQuery, driver_by_id, driver_list
+from fleetlink.cloud.api.drivers import (
+    PERSONAL,
+    Driver,
+    DriverAssignmentRequest,
+    DriverCreate,
+    DriverList,
+    DriverPatch,
+    DriverQuery,
+    add_driver,
+    assign_vehicle,
+    change_driver,
+    driver_by_id,
+    driver_list,
+)
+from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.request_parsing import path_uuid
+from fleetlink.cloud.api.rest import MAX_PAGE, etag
 from fleetlink.cloud.api.scores import (
     BadgeList,
     Leaderboard,
@@ -22,22 +42,41 @@ from fleetlink.cloud.api.scores import (
     leaderboard,
     period_of,
 )
+from fleetlink.cloud.api.vehicles import Vehicle, VehicleQuery, vehicle_list
 from fleetlink.cloud.app_keys import FIELD_CIPHER
 from fleetlink.cloud.auth.permissions import Permission
+from fleetlink.cloud.portal.form_page import page_after_form, posted_fields
 from fleetlink.cloud.portal.form_query import form_query
-from fleetlink.cloud.portal.page import Page
+from fleetlink.cloud.portal.guard import portal_guard
+from fleetlink.cloud.portal.page import Page, twin_of
+from fleetlink.cloud.portal.render import render_error
+from fleetlink.cloud.portal.vehicle_form import invalid_fields, profile_fields, refusal_errors
 from fleetlink.cloud.scoring.scorecard import Scorecard
+
+PATH = "/portal/drivers"
+DRIVER_PATH = PATH + "/{driver_id}"
+NEW_DRIVER_FIELDS = ("name", "employee_number", *PERSONAL, "tags")
+STALE = (
+    "Someone else changed this driver after this form was shown, so nothing was saved. "
+    "Reload the page to see their change, then make yours again."
+)
 
 
 class DriversPage(BaseModel):
     query: DriverQuery
     drivers: DriverList
+    may_change: bool = False
+    personal: bool = False
 
 
 class DriverPage(BaseModel):
     driver: Driver
     scorecard: Scorecard | None = None
     badges: BadgeList | None = None
+    personal: bool = False
+    vehicles: list[Vehicle] | None = Field(
+        None, description="The vehicles a driver may be put in, for roles that may change drivers"
+    )
 
 
 class LeaderboardPage(BaseModel):
@@ -55,12 +94,16 @@ async def load_list(request: web.Request, conn: asyncpg.Connection) -> DriversPa
     tenant = principal_of(request).tenant_id
     cipher = request.app[FIELD_CIPHER]
     return DriversPage(
-        query=query, drivers=await driver_list(conn, tenant, query, cipher, _personal(request))
+        query=query,
+        drivers=await driver_list(conn, tenant, query, cipher, _personal(request)),
+        may_change=principal_of(request).can(Permission.DRIVERS_WRITE),
+        personal=_personal(request),
     )
 
 
 async def load_driver(request: web.Request, conn: asyncpg.Connection) -> DriverPage:
-    """Return the driver with, for roles that may read scores, the scorecard over the days
+    """Return the driver with, for roles that may change drivers, the vehicles to put them
+    in, and, for roles that may read scores, the scorecard over the days
     the query string asks for (``from``, ``to``; default: the last 7) and the badges.
 
     Raises ProblemError(404) for a driver the caller's tenant does not have.
@@ -70,11 +113,17 @@ async def load_driver(request: web.Request, conn: asyncpg.Connection) -> DriverP
     driver = await driver_by_id(
         conn, principal.tenant_id, driver_id, request.app[FIELD_CIPHER], _personal(request)
     )
+    vehicles = None
+    if principal.can(Permission.DRIVERS_WRITE):
+        listed = await vehicle_list(conn, principal.tenant_id, VehicleQuery(limit=MAX_PAGE))
+        vehicles = [v for v in listed.items if v.status != "retired"]
     if not principal.can(Permission.SCORES_READ):
-        return DriverPage(driver=driver)
+        return DriverPage(driver=driver, vehicles=vehicles, personal=_personal(request))
     first, last = form_query(request, DayRange).days()
     return DriverPage(
         driver=driver,
+        personal=_personal(request),
+        vehicles=vehicles,
         scorecard=await driver_scorecard_of(conn, principal.tenant_id, driver_id, first, last),
         badges=await driver_badges_of(conn, principal.tenant_id, driver_id),
     )
@@ -90,7 +139,7 @@ async def load_leaderboard(request: web.Request, conn: asyncpg.Connection) -> Le
 
 page = Page(
     name="drivers",
-    path="/portal/drivers",
+    path=PATH,
     title="Drivers",
     permission=Permission.DRIVERS_READ,
     load=load_list,
@@ -98,7 +147,7 @@ page = Page(
 )
 driver_page = Page(
     name="driver",
-    path="/portal/drivers/{driver_id}",
+    path=DRIVER_PATH,
     title="Driver",
     permission=Permission.DRIVERS_READ,
     load=load_driver,
@@ -111,3 +160,152 @@ leaderboard_page = Page(
     load=load_leaderboard,
     nav="Leaderboard",
 )
+
+
+def _invalid(exc: ValidationError) -> dict[str, str]:
+    """The model's complaints by field, a phone that does not match the API's pattern told
+    in words rather than as the pattern."""
+    errors = invalid_fields(exc)
+    if "pattern" in errors.get("phone", ""):
+        errors["phone"] = "Use digits, spaces and + ( ) . / - only, 3 to 32 characters."
+    return errors
+
+
+def _form_fields(request: web.Request) -> tuple[str, ...]:
+    """The driver form's fields the caller may fill: licence number and phone only with
+    drivers:personal."""
+    if _personal(request):
+        return NEW_DRIVER_FIELDS
+    return tuple(n for n in NEW_DRIVER_FIELDS if n not in PERSONAL)
+
+
+async def _add(request: web.Request) -> web.StreamResponse:
+    """Add the form's driver through the API's add_driver (licence number and phone
+    encrypted, audited); show the list with a link to them (201), or the errors next to their
+    fields with nothing stored (422; 409 for an employee number in use)."""
+    form = await posted_fields(request)
+    fields = profile_fields(form, _form_fields(request))
+    try:
+        body = DriverCreate.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        async with tenant_transaction(request) as conn:
+            errors = _invalid(exc)
+            return await page_after_form(request, conn, page, 422, errors=errors, form=form)
+    try:
+        async with tenant_transaction(request) as conn:
+            driver = await add_driver(request, conn, body)
+    except ProblemError as refused:
+        status = refused.status if refused.status in (409, 422) else 422
+        async with tenant_transaction(request) as conn:
+            errors = refusal_errors(refused)
+            return await page_after_form(request, conn, page, status, errors=errors, form=form)
+    async with tenant_transaction(request) as conn:
+        return await page_after_form(request, conn, page, 201, created=driver)
+
+
+async def _assign(request: web.Request) -> web.StreamResponse:
+    """Put the driver in the form's vehicle (empty: no vehicle) through the API's
+    assign_vehicle (audited); show the page with a notice, or the refusal next to the choice
+    with nothing changed (422; 409 for a retired driver)."""
+    form = await posted_fields(request)
+    try:
+        driver_id = path_uuid(request, "driver_id")
+        json_url = twin_of(DRIVER_PATH.format(driver_id=driver_id))
+        try:
+            body = DriverAssignmentRequest.model_validate(
+                {"vehicle_id": form.get("vehicle_id", "").strip() or None}
+            )
+        except ValidationError as exc:
+            async with tenant_transaction(request) as conn:
+                errors = _invalid(exc)
+                return await page_after_form(
+                    request, conn, driver_page, 422, errors=errors, form=form, json_url=json_url
+                )
+        try:
+            async with tenant_transaction(request) as conn:
+                driver = await assign_vehicle(request, conn, driver_id, body)
+        except ProblemError as refused:
+            if refused.status == 404:
+                raise
+            status = 409 if refused.status == 409 else 422
+            async with tenant_transaction(request) as conn:
+                errors = refusal_errors(refused)
+                return await page_after_form(
+                    request, conn, driver_page, status, errors=errors, form=form, json_url=json_url
+                )
+        where = "in a vehicle" if driver.vehicle_id else "in no vehicle"
+        notice = f"{driver.name} is now {where}."
+        async with tenant_transaction(request) as conn:
+            return await page_after_form(
+                request, conn, driver_page, notice=notice, json_url=json_url
+            )
+    except ProblemError as problem:
+        return render_error(request, problem.status, problem.detail, driver_page.name)
+
+
+async def _edit(request: web.Request) -> web.StreamResponse:
+    """Change the driver's name, employee number, licence number, phone and tags to the
+    form's through the API's change_driver, if the driver is still at the form's ``version``;
+    show the page with a notice, or the errors next to their fields with nothing changed
+    (422; 409 for an employee number in use or a driver changed since the form was shown)."""
+    form = await posted_fields(request)
+    try:
+        driver_id = path_uuid(request, "driver_id")
+        json_url = twin_of(DRIVER_PATH.format(driver_id=driver_id))
+        try:
+            body = DriverPatch.model_validate(profile_fields(form, _form_fields(request)))
+        except ValidationError as exc:
+            async with tenant_transaction(request) as conn:
+                errors = _invalid(exc)
+                return await page_after_form(
+                    request, conn, driver_page, 422, errors=errors, form=form, json_url=json_url
+                )
+        try:
+            async with tenant_transaction(request) as conn:
+                driver = await _apply(request, conn, driver_id, body, form.get("version", ""))
+        except ProblemError as refused:
+            if refused.status == 404:
+                raise
+            stale = refused.status in (412, 428)
+            errors = {"form": STALE} if stale else refusal_errors(refused)
+            status = 409 if stale or refused.status == 409 else 422
+            async with tenant_transaction(request) as conn:
+                return await page_after_form(
+                    request, conn, driver_page, status, errors=errors, form=form, json_url=json_url
+                )
+        notice = f"The profile of {driver.name} is saved."
+        async with tenant_transaction(request) as conn:
+            return await page_after_form(
+                request, conn, driver_page, notice=notice, json_url=json_url
+            )
+    except ProblemError as problem:
+        return render_error(request, problem.status, problem.detail, driver_page.name)
+
+
+async def _apply(
+    request: web.Request,
+    conn: asyncpg.Connection,
+    driver_id: uuid.UUID,
+    body: DriverPatch,
+    version: str,
+) -> Driver:
+    """Pass change_driver only the fields that differ from the stored driver, so saving an
+    unchanged form neither bumps the version nor writes an audit entry."""
+    tenant = principal_of(request).tenant_id
+    cipher = request.app[FIELD_CIPHER]
+    current = await driver_by_id(conn, tenant, driver_id, cipher, _personal(request))
+    changed = {
+        k: getattr(body, k)
+        for k in body.model_fields_set
+        if getattr(body, k) != getattr(current, k)
+    }
+    if_match = etag(int(version)) if version.isdigit() else ""
+    return await change_driver(
+        request, conn, driver_id, DriverPatch.model_validate(changed), if_match
+    )
+
+
+routes = web.RouteTableDef()
+routes.post(PATH)(portal_guard(_add, Permission.DRIVERS_WRITE))
+routes.post(DRIVER_PATH + "/assignment")(portal_guard(_assign, Permission.DRIVERS_WRITE))
+routes.post(DRIVER_PATH + "/profile")(portal_guard(_edit, Permission.DRIVERS_WRITE))
