@@ -5,6 +5,7 @@ installed binary with the per-client windows docs/observability.md recommends, a
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import shutil
 import signal
@@ -62,10 +63,16 @@ def children(parent: int) -> list[int]:
 
 
 def ready(port: int) -> bool:
+    """Return True if the process on ``port`` answers ``/readyz`` with 200.
+
+    A probe of a port nobody listens on yet can connect to itself (Linux allows it when the
+    kernel happens to pick that very port as the probe's source) and then reads its own request
+    back: that, like a refused connection, means "not ready".
+    """
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
             return bool(r.status == 200)
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return False
 
 

@@ -23,6 +23,7 @@ from fleetlink.cloud.app_keys import LIVE_HUB, LIVE_LISTENER
 from fleetlink.shared.codec import encode
 from fleetlink.shared.topics import Kind, topic
 from fleetlink.simulator.bench.ingest import make_batch
+from fleetlink.simulator.bench.services import ready
 from tests.cloud.conftest import (
     bearer,
     ingest_settings,
@@ -43,14 +44,6 @@ def _scrape(port: int) -> str:
 def _messages(text: str) -> float:
     found = re.findall(r"^fleetlink_ingest_messages_total\{[^}]*\} ([0-9.e+]+)$", text, re.M)
     return sum(float(v) for v in found)
-
-
-def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 async def test_two_ingest_processes_split_the_load_and_store_each_batch_once(
@@ -87,7 +80,7 @@ async def test_two_ingest_processes_split_the_load_and_store_each_batch_once(
     publisher = mqtt_client(mqtt_broker)
     try:
         deadline = time.monotonic() + 60
-        while not (_ready(port) and _ready(port + 1)):
+        while not (ready(port) and ready(port + 1)):
             assert parent.poll() is None, "the ingest supervisor exited"
             assert time.monotonic() < deadline, "the ingest processes did not become ready"
             await asyncio.sleep(0.2)
