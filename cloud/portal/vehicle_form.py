@@ -37,6 +37,21 @@ def refusal_errors(refused: ProblemError) -> dict[str, str]:
     return {field: _sentence(refused.detail) for field in fields or ["form"]}
 
 
+def edit_refusal(refused: ProblemError, what: str) -> tuple[int, dict[str, str]]:
+    """Return the status and errors of an edit form the API refused: a stale form (412, 428:
+    someone changed ``what`` after the form was shown) and a conflict are 409, the rest 422.
+    A 404 is raised again, for the page's own 404."""
+    if refused.status == 404:
+        raise refused
+    if refused.status in (412, 428):
+        stale = (
+            f"Someone else changed this {what} after this form was shown, so nothing was saved. "
+            "Reload the page to see their change, then make yours again."
+        )
+        return 409, {"form": stale}
+    return (409 if refused.status == 409 else 422), refusal_errors(refused)
+
+
 def _sentence(text: str) -> str:
     text = text.strip()
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")

@@ -50,16 +50,17 @@ from fleetlink.cloud.portal.form_query import form_query
 from fleetlink.cloud.portal.guard import portal_guard
 from fleetlink.cloud.portal.page import Page, twin_of
 from fleetlink.cloud.portal.render import render_error
-from fleetlink.cloud.portal.vehicle_form import invalid_fields, profile_fields, refusal_errors
+from fleetlink.cloud.portal.vehicle_form import (
+    edit_refusal,
+    invalid_fields,
+    profile_fields,
+    refusal_errors,
+)
 from fleetlink.cloud.scoring.scorecard import Scorecard
 
 PATH = "/portal/drivers"
 DRIVER_PATH = PATH + "/{driver_id}"
 NEW_DRIVER_FIELDS = ("name", "employee_number", *PERSONAL, "tags")
-STALE = (
-    "Someone else changed this driver after this form was shown, so nothing was saved. "
-    "Reload the page to see their change, then make yours again."
-)
 
 
 class DriversPage(BaseModel):
@@ -264,11 +265,7 @@ async def _edit(request: web.Request) -> web.StreamResponse:
             async with tenant_transaction(request) as conn:
                 driver = await _apply(request, conn, driver_id, body, form.get("version", ""))
         except ProblemError as refused:
-            if refused.status == 404:
-                raise
-            stale = refused.status in (412, 428)
-            errors = {"form": STALE} if stale else refusal_errors(refused)
-            status = 409 if stale or refused.status == 409 else 422
+            status, errors = edit_refusal(refused, "driver")
             async with tenant_transaction(request) as conn:
                 return await page_after_form(
                     request, conn, driver_page, status, errors=errors, form=form, json_url=json_url

@@ -49,17 +49,17 @@ from fleetlink.cloud.portal.form_page import page_after_form, posted_fields
 from fleetlink.cloud.portal.guard import portal_guard
 from fleetlink.cloud.portal.page import Page, twin_of
 from fleetlink.cloud.portal.render import render_error
-from fleetlink.cloud.portal.vehicle_form import invalid_fields, profile_fields, refusal_errors
+from fleetlink.cloud.portal.vehicle_form import (
+    edit_refusal,
+    invalid_fields,
+    profile_fields,
+)
 from fleetlink.cloud.records.vehicle_profile import FuelType, VehicleStatus
 
 DAYS = 30
 RECENT = 10
 PATH = "/portal/vehicles/{vehicle_id}"
 PROFILE_FIELDS = ("plate", "name", "fuel_type", "tank_capacity_l", "status", "tags")
-STALE = (
-    "Someone else changed this vehicle after this form was shown, so nothing was saved. "
-    "Reload the page to see their change, then make yours again."
-)
 
 
 class VehicleView(BaseModel):
@@ -176,11 +176,7 @@ async def edit_profile(request: web.Request) -> web.StreamResponse:
             async with tenant_transaction(request) as conn:
                 vehicle = await _apply(request, conn, vehicle_id, body, version)
         except ProblemError as refused:
-            if refused.status == 404:
-                raise
-            stale = refused.status in (412, 428)
-            errors = {"form": STALE} if stale else refusal_errors(refused)
-            status = 409 if stale or refused.status == 409 else 422
+            status, errors = edit_refusal(refused, "vehicle")
             async with tenant_transaction(request) as conn:
                 return await page_after_form(
                     request, conn, page, status, errors=errors, form=form, json_url=json_url
