@@ -86,19 +86,23 @@ _HIGH_WATER_SQL = """
     FROM unnest($1::text[]) AS d"""
 
 
-# Per device: tenant, high-water mark (as _HIGH_WATER_SQL) and assignments oldest first.
+# Per device: tenant, high-water mark (as _HIGH_WATER_SQL) and assignments oldest first. One
+# index probe per device and table: the devices by unnest (not a scan filtered by ANY, which
+# the planner picks for a chunk of a small fleet), the assignments in one aggregate.
 _DEVICES_SQL = """
     SELECT d.id, d.tenant_id,
         greatest(
             (SELECT max(seq) FROM ingested_batches WHERE device_id = d.id),
             (SELECT max(seq) FROM dead_letters WHERE device_id = d.id AND quarantined)) AS hw,
-        array(SELECT vehicle_id FROM device_assignments a WHERE a.device_id = d.id
-              ORDER BY valid_from) AS vehicles,
-        array(SELECT valid_from FROM device_assignments a WHERE a.device_id = d.id
-              ORDER BY valid_from) AS valid_from,
-        array(SELECT valid_to FROM device_assignments a WHERE a.device_id = d.id
-              ORDER BY valid_from) AS valid_to
-    FROM devices d WHERE d.id = ANY($1::text[])"""
+        coalesce(a.vehicles, '{}') AS vehicles, coalesce(a.valid_from, '{}') AS valid_from,
+        coalesce(a.valid_to, '{}') AS valid_to
+    FROM unnest($1::text[]) AS u(id)
+    JOIN devices d ON d.id = u.id
+    LEFT JOIN LATERAL (
+        SELECT array_agg(vehicle_id ORDER BY valid_from) AS vehicles,
+               array_agg(valid_from ORDER BY valid_from) AS valid_from,
+               array_agg(valid_to ORDER BY valid_from) AS valid_to
+        FROM device_assignments WHERE device_id = d.id) a ON true"""
 
 
 async def high_water_marks(conn: asyncpg.Connection, devices: Sequence[str]) -> dict[str, int]:
@@ -205,9 +209,7 @@ class ChunkStore:
             else:
                 accepted.append(item)
 
-        sequenced = [i for i in accepted if isinstance(i, TelemetryIn | EventsIn | Quarantined)]
-        wanted = {i.device for i in sequenced}
-        marks = {r["id"]: min(r["hw"] or 0, MAX_SEQ) for r in known if r["id"] in wanted}
+        marks = {r["id"]: min(r["hw"] or 0, MAX_SEQ) for r in known}
         batches: dict[tuple[str, int], TelemetryIn | EventsIn] = {}
         quarantined: dict[tuple[str, int], Quarantined] = {}
         statuses: list[StatusIn] = []
@@ -361,8 +363,13 @@ class ChunkStore:
                 result.counters["hellos"] += 1
             if result.acks:
                 devices = sorted(result.acks)
-                for device, hw in (await high_water_marks(conn, devices)).items():
-                    result.acks[device].high_water = hw
+                self._set_high_water(result.acks, marks, held)
+                if hellos:
+                    # A hello's answer is what the device renumbers by: read the mark as
+                    # committed now, not as it was when the chunk began.
+                    asked = sorted({h.device for h in hellos})
+                    for device, hw in (await high_water_marks(conn, asked)).items():
+                        result.acks[device].high_water = hw
                 # Every message to a device takes the next value of its counter.
                 for r in await conn.fetch(
                     """UPDATE device_keys k SET counter = k.counter + u.n
@@ -387,6 +394,19 @@ class ChunkStore:
                 )
         self.series.remember_committed(created)
         return result
+
+    @staticmethod
+    def _set_high_water(
+        acks: dict[str, DeviceAcks], marks: dict[str, int], held: dict[tuple[str, int], str]
+    ) -> None:
+        """Set each ack's high-water mark: the mark read at the chunk's start, raised by the
+        seqs the cloud now holds. A batch another writer committed meanwhile may be missing
+        from it; a device only raises its next seq by an ack's mark, so a low one is harmless."""
+        for acked in acks.values():
+            acked.high_water = marks.get(acked.device, 0)
+        for device, seq in held:
+            if seq > acks[device].high_water:
+                acks[device].high_water = seq
 
     @staticmethod
     def _refuse(result: ChunkResult, item: FromDevice, reason: str, counter: str) -> None:

@@ -64,6 +64,18 @@ async def test_redelivered_batch_is_stored_once_and_acked_again(
     assert await counter(pool, "duplicates") == before + 1
 
 
+async def test_every_ack_carries_the_largest_seq_the_cloud_holds(
+    fleet: Fleet, ingest, publisher, ack_listener: AckListener
+):
+    device = fleet.devices[0]
+    for seq in (4, 2, 4):  # a later seq, then a lower one, then a repeat
+        publisher.publish(telemetry_topic(fleet.tenant, device), telemetry(device, seq), qos=1)
+        count = len(ack_listener.seqs(device)) + 1
+        await ack_listener.wait_for(lambda n=count: len(ack_listener.seqs(device)) == n)
+    assert ack_listener.seqs(device) == [4, 2, 4]
+    assert [a.high_water for a in ack_listener.acks if a.device_id == device] == [4, 4, 4]
+
+
 async def test_two_workers_on_a_shared_subscription_store_every_seq_exactly_once(
     pool, migrated_db, mqtt_broker, publisher, ack_listener: AckListener, fleet: Fleet
 ):
