@@ -94,6 +94,16 @@ def encode_raw(body: dict[str, Any], fmt: Format = Format.MSGPACK, compress: boo
 
 def decode_raw(payload: bytes) -> Any:
     """Return the body of a frame as plain Python data; raise CodecError if it is not one."""
+    fmt, body = frame_body(payload)
+    try:
+        return _loads(body, fmt)
+    except Exception as exc:  # every library raises its own type for garbage
+        raise CodecError(f"{fmt.name.lower()} body does not decode: {exc}") from exc
+
+
+def frame_body(payload: bytes) -> tuple[Format, bytes]:
+    """Return a frame's body format and its body, decompressed; raise CodecError if the
+    header is not one this build reads or the body exceeds ``MAX_BODY_BYTES``."""
     if len(payload) < 3:
         raise CodecError(f"payload of {len(payload)} bytes is too short to be a frame")
     version, flags = payload[0], payload[1]
@@ -110,10 +120,7 @@ def decode_raw(payload: bytes) -> Any:
         raise CodecError(f"body of {len(body)} bytes exceeds the {MAX_BODY_BYTES}-byte limit")
     if flags & _ZSTD_FLAG:
         body = _decompress(body)
-    try:
-        return _loads(body, fmt)
-    except Exception as exc:  # every library raises its own type for garbage
-        raise CodecError(f"{fmt.name.lower()} body does not decode: {exc}") from exc
+    return fmt, body
 
 
 _local = threading.local()

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from math import isfinite
 from typing import Any
 
+from fleetlink.cloud.ingest.telemetry_wire import WireBatch, decode_telemetry
 from fleetlink.shared.codec import CodecError, decode, decode_raw
 from fleetlink.shared.messages import MAX_SEQ, EventBatch, Hello, Status, TelemetryBatch
 from fleetlink.shared.signals import BY_ID
@@ -180,7 +181,11 @@ def _readable_seq(payload: bytes, device: str) -> int | None:
 
 
 def _telemetry(
-    delivery: Delivery, topic: Topic, batch: TelemetryBatch, now: datetime, rules: IngestRules
+    delivery: Delivery,
+    topic: Topic,
+    batch: TelemetryBatch | WireBatch,
+    now: datetime,
+    rules: IngestRules,
 ) -> TelemetryIn | Quarantined | DeadLetter:
     base = EPOCH + timedelta(milliseconds=batch.base_time_ms)
     kept: list[SignalSamples] = []
@@ -309,8 +314,11 @@ def _classify(delivery: Delivery, now: datetime, rules: IngestRules) -> Inbound:
         return DeadLetter(
             delivery, f"the cloud does not ingest {topic.kind.value!r} messages", topic
         )
+    # Telemetry goes through the fast decoder first; what it does not accept, the model
+    # decodes (and explains).
+    fast = decode_telemetry(delivery.payload) if topic.kind is Kind.TELEMETRY else None
     try:
-        message = decode(delivery.payload, model)
+        message = fast if fast is not None else decode(delivery.payload, model)
     except CodecError as exc:
         seq = None
         if topic.kind in (Kind.TELEMETRY, Kind.EVENTS):
@@ -323,7 +331,7 @@ def _classify(delivery: Delivery, now: datetime, rules: IngestRules) -> Inbound:
             "refused",
             topic.device,
         )
-    if isinstance(message, TelemetryBatch):
+    if isinstance(message, TelemetryBatch | WireBatch):
         return _telemetry(delivery, topic, message, now, rules)
     if isinstance(message, EventBatch):
         return _events(delivery, topic, message, now, rules)
