@@ -92,7 +92,7 @@ anything = st.one_of(
 )
 bounds = st.sampled_from(
     [-1, 0, 1, 2**15 - 1, 2**15, MAX_OFFSET_MS, MAX_OFFSET_MS + 1, MAX_SEQ, MAX_SEQ + 1, True]
-)
+) | st.sampled_from([MAX_TIME_MS - 1, MAX_TIME_MS, False])
 odd = st.one_of(anything, bounds)
 
 
