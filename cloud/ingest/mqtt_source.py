@@ -172,8 +172,8 @@ class MqttSource:
     def release(self, count: int = 1) -> None:
         with self._held_lock:
             self._held -= count
-        for _ in range(count):
-            self._slots.release()
+        if count:
+            self._slots.release(count)
 
     @property
     def held(self) -> int:

@@ -23,8 +23,9 @@ _MARK_SQL = """
 
 async def mark_dirty(conn: asyncpg.Connection, days: Iterable[DirtyDay]) -> int:
     """Mark ``days`` for recomputation (in the caller's transaction); return how many."""
-    # Sorted, so that two writers marking the same days lock them in the same order.
-    unique = sorted(set(days), key=lambda d: (str(d[1]), d[2]))
+    # Sorted, so that two writers marking the same days lock them in the same order (UUIDs
+    # compare as their text does, without making it).
+    unique = sorted(set(days), key=lambda d: (d[1], d[2]))
     if unique:
         await conn.execute(
             _MARK_SQL, [d[0] for d in unique], [d[1] for d in unique], [d[2] for d in unique]
