@@ -140,7 +140,7 @@ def ingest(
     if count > 1:
         raise typer.Exit(supervise(settings, count))
     ingesting = create_ingest_app(settings)
-    gc_tuning.tune(settings.gc_young_threshold)
+    gc_tuning.tune(settings.ingest_gc_young_threshold)
     web.run_app(
         ingesting,
         host=settings.http_host,

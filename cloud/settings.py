@@ -164,8 +164,10 @@ class CloudSettings(BaseSettings):
     # resume) this long; then nothing is made for it until a client comes (D104).
     live_idle_grace_s: float = Field(60.0, ge=0, le=86_400)
     # Young-generation threshold of the garbage collector once the process has started
-    # (D105); 0 keeps CPython's defaults.
+    # (D105): `cloud serve`'s, and `cloud ingest`'s, which holds a whole in-flight window of
+    # messages and so needs a higher one (D106); 0 keeps CPython's defaults.
     gc_young_threshold: int = Field(50_000, ge=0, le=10_000_000)
+    ingest_gc_young_threshold: int = Field(500_000, ge=0, le=10_000_000)
     live_ping_s: float = Field(15.0, gt=0, le=3600)
     # What a live client's socket has not taken yet; beyond this the client is dropped.
     live_client_buffer_bytes: int = Field(1024 * 1024, ge=4096, le=256 * 1024 * 1024)
