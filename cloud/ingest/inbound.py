@@ -87,10 +87,9 @@ class TelemetryIn(_FromDevice):
     first_ts: datetime
     last_ts: datetime
     not_finite: int = 0
-
-    @property
-    def sample_count(self) -> int:
-        return sum(len(values) for _, _, values in self.series)
+    # Worked out once by the classifier; the writer reads both more than once per batch.
+    sample_count: int = 0
+    days: frozenset[date] = frozenset()
 
     @property
     def rows(self) -> list[tuple[int, datetime, float]]:
@@ -100,14 +99,6 @@ class TelemetryIn(_FromDevice):
             for sid, stamps, values in self.series
             for ts, v in zip(stamps, values, strict=True)
         ]
-
-    @property
-    def days(self) -> set[date]:
-        """Return the UTC days this batch's samples fall on (none for an empty batch)."""
-        if not self.series:
-            return set()
-        first, last = self.first_ts.date(), self.last_ts.date()
-        return {first + timedelta(days=n) for n in range((last - first).days + 1)}
 
 
 @dataclass(slots=True)
@@ -240,7 +231,24 @@ def _telemetry(
             )
     else:
         first = last = base
-    return TelemetryIn(delivery, topic, batch.seq, kept, latest, first, last, not_finite)
+    return TelemetryIn(
+        delivery,
+        topic,
+        batch.seq,
+        kept,
+        latest,
+        first,
+        last,
+        not_finite,
+        sum(len(values) for _, _, values in kept),
+        _days(first, last) if kept else frozenset(),
+    )
+
+
+def _days(first: datetime, last: datetime) -> frozenset[date]:
+    """Return the UTC days from ``first`` to ``last``, both included."""
+    start, end = first.date(), last.date()
+    return frozenset(start + timedelta(days=n) for n in range((end - start).days + 1))
 
 
 def _events(
