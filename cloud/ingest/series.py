@@ -5,12 +5,13 @@ chunk's transaction."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 import asyncpg
 
 SeriesKey = tuple[str, uuid.UUID | None, str, int]
+_NONE: Mapping[int, int] = {}
 
 # One statement that always goes through the unique index: ON CONFLICT finds an existing
 # series by the constraint (a join on ``vehicle_id IS NOT DISTINCT FROM`` cannot hash and,
@@ -60,6 +61,11 @@ class SeriesIds:
         if key[3] not in ids:
             self._cached += 1
         ids[key[3]] = series_id
+
+    def known(self, prefix: tuple[str, uuid.UUID | None, str]) -> Mapping[int, int]:
+        """Return the cached ids of one (tenant, vehicle, device)'s series by signal id
+        (read-only; empty when none is cached)."""
+        return self._known.get(prefix, _NONE)
 
     def remember_committed(self, created: dict[SeriesKey, int]) -> None:
         """Cache the ids ``resolve`` created, once their transaction has committed."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from itertools import repeat
@@ -496,23 +496,34 @@ class ChunkStore:
                     (item, batch_vehicle if isinstance(batch_vehicle, uuid.UUID) else None)
                 )
                 result.counters["event_batches"] += 1
-        # Every signal of a batch's rows has a latest value (both hold the finite samples only).
-        series_keys: set[SeriesKey] = {
-            (tenant, vehicle, device, sid)
-            for item, tenant, vehicle, device in telemetry
-            for sid in item.latest
-        }
-        if series_keys:
-            ids = await self.series.resolve(conn, series_keys, created)
+        if telemetry:
+            # Series ids per (tenant, vehicle, device), from the cache; only the series it
+            # lacks are resolved in the database. Every signal of a batch's rows has a latest
+            # value (both hold the finite samples only).
+            ids_of: dict[tuple[str, uuid.UUID | None, str], Mapping[int, int]] = {}
+            missing: set[SeriesKey] = set()
+            for item, tenant, vehicle, device in telemetry:
+                prefix = (tenant, vehicle, device)
+                ids = ids_of.get(prefix)
+                if ids is None:
+                    ids = ids_of[prefix] = self.series.known(prefix)
+                missing.update((*prefix, sid) for sid in item.latest if sid not in ids)
+            if missing:
+                added: dict[tuple[str, uuid.UUID | None, str], dict[int, int]] = defaultdict(dict)
+                for key, series_id in (await self.series.resolve(conn, missing, created)).items():
+                    added[key[:3]][key[3]] = series_id
+                for prefix, ids in added.items():
+                    ids_of[prefix] = {**ids_of[prefix], **ids}
             records: list[tuple[int, datetime, float]] = []
             # zip builds the record tuples in C, a series at a time.
             for item, tenant, vehicle, device in telemetry:
+                ids = ids_of[(tenant, vehicle, device)]
                 for sid, stamps, values in item.series:
-                    series_id = ids[(tenant, vehicle, device, sid)]
-                    records += zip(repeat(series_id, len(values)), stamps, values, strict=True)
-            await conn.copy_records_to_table(
-                "sample_points", records=records, columns=POINT_COLUMNS
-            )
+                    records += zip(repeat(ids[sid], len(values)), stamps, values, strict=True)
+            if records:
+                await conn.copy_records_to_table(
+                    "sample_points", records=records, columns=POINT_COLUMNS
+                )
             result.samples = len(records)
             result.counters["samples"] += len(records)
         if latest:

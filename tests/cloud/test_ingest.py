@@ -76,6 +76,30 @@ async def test_every_ack_carries_the_largest_seq_the_cloud_holds(
     assert [a.high_water for a in ack_listener.acks if a.device_id == device] == [4, 4, 4]
 
 
+async def test_a_batch_with_a_signal_new_beside_known_ones_stores_each_under_its_own_series(
+    pool, fleet: Fleet, ingest, publisher, ack_listener: AckListener
+):
+    device = fleet.devices[0]
+    coolant = by_name("Vehicle.Powertrain.CombustionEngine.ECT").id
+    sent = [
+        {SPEED: [10.0], RPM: [800.0]},
+        {SPEED: [20.0], RPM: [900.0], coolant: [90.0]},  # SPEED, RPM cached; coolant new
+    ]
+    for seq, values in enumerate(sent, start=1):
+        payload = telemetry(device, seq, now_ms() - 60_000 + seq * 10_000, values)
+        publisher.publish(telemetry_topic(fleet.tenant, device), payload, qos=1)
+        await ack_listener.wait_for(lambda n=seq: len(ack_listener.seqs(device)) == n)
+    rows = await pool.fetch(
+        "SELECT signal_id, value FROM samples WHERE device_id = $1 ORDER BY ts", device
+    )
+    stored: dict[int, list[float]] = {}
+    for r in rows:
+        stored.setdefault(r["signal_id"], []).append(r["value"])
+    assert stored == {SPEED: [10.0, 20.0], RPM: [800.0, 900.0], coolant: [90.0]}
+    series = await pool.fetchval("SELECT count(*) FROM sample_series WHERE device_id = $1", device)
+    assert series == 3
+
+
 async def test_two_workers_on_a_shared_subscription_store_every_seq_exactly_once(
     pool, migrated_db, mqtt_broker, publisher, ack_listener: AckListener, fleet: Fleet
 ):
