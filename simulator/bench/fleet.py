@@ -91,11 +91,14 @@ def run_steps(
                 {"FLEETLINK_INGEST_MAX_BATCHES": "1000", "FLEETLINK_INGEST_QUEUE_SIZE": "4000"},
             ) as ingest_pids,
         ):
-            components = {
-                "ingest": ingest_pids,
-                "broker": [broker_pid],
-                "postgres (all on this machine)": pids_named("postgres"),
-            }
+
+            def components() -> dict[str, list[int]]:
+                return {
+                    "ingest": ingest_pids,
+                    "broker": [broker_pid],
+                    "postgres (all on this machine)": pids_named("postgres"),
+                }
+
             for vehicles in steps:
                 asyncio.run(_provision(dsn, vehicles))
                 plan = LoadPlan(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing as mp
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from multiprocessing.synchronize import Event as MpEvent
 from queue import Empty
@@ -97,12 +98,14 @@ def _child(plan: LoadPlan, window: MpEvent, results: Any) -> None:
 def run_fleet(
     plan: LoadPlan,
     processes: int = 1,
-    components: dict[str, list[int]] | None = None,
+    components: Callable[[], dict[str, list[int]]] | None = None,
 ) -> FleetReport:
     """Run ``plan``'s devices split over ``processes`` and return the merged report.
 
-    ``components``: pids per component to measure CPU of; by default the ingest (command
-    lines with ``cloud ingest`` or ``cloud serve``), mosquitto and PostgreSQL.
+    ``components``: returns the pids per component to measure CPU of, asked when the
+    measured window opens (so PostgreSQL backends started during the warm-up count); by
+    default the ingest (command lines with ``cloud ingest`` or ``cloud serve``), mosquitto
+    and PostgreSQL.
     """
     ctx = mp.get_context("spawn")
     window = ctx.Event()
@@ -118,14 +121,14 @@ def run_fleet(
     ]
     for child in children:
         child.start()
-    measured = dict(components or default_components())
-    measured["load generator"] = [c.pid for c in children if c.pid is not None]
     report = FleetReport(len(plan.device_ids), plan.period_s, LoadStats())
     limit = plan.hello_timeout_s + plan.warmup_s + plan.duration_s + 120
     began = time.monotonic()
     while not window.wait(0.2):
         if time.monotonic() - began > limit or not any(c.is_alive() for c in children):
             break
+    measured = (components or default_components)()
+    measured["load generator"] = [c.pid for c in children if c.pid is not None]
     before, opened_at = snapshot(measured), time.monotonic()
     collected = 0
     after: dict[str, float] | None = None
