@@ -73,23 +73,28 @@ def encode(
     compress_above: int | None = COMPRESS_ABOVE_BYTES,
 ) -> bytes:
     """Return the framed bytes of ``message``; ``compress_above=None`` never compresses."""
-    body = _dumps(message.model_dump(mode="json"), fmt)
+    return encode_body(message.model_dump(mode="json"), fmt, compress_above)
+
+
+def encode_body(
+    body: dict[str, Any],
+    fmt: Format = Format.MSGPACK,
+    compress_above: int | None = COMPRESS_ABOVE_BYTES,
+) -> bytes:
+    """Return the framed bytes of a message already in its wire form (a model's
+    ``model_dump(mode="json")``), unvalidated, compressed as ``encode`` does."""
+    data = _dumps(body, fmt)
     flags = int(fmt)
-    if compress_above is not None and len(body) > compress_above:
-        body = zstandard.ZstdCompressor(level=3).compress(body)
+    if compress_above is not None and len(data) > compress_above:
+        data = zstandard.ZstdCompressor(level=3).compress(data)
         flags |= _ZSTD_FLAG
-    return bytes((CODEC_VERSION, flags)) + body
+    return bytes((CODEC_VERSION, flags)) + data
 
 
 def encode_raw(body: dict[str, Any], fmt: Format = Format.MSGPACK, compress: bool = False) -> bytes:
     """Return a frame holding ``body`` as is, unvalidated (for tests and tools that must
     produce what a model would refuse)."""
-    data = _dumps(body, fmt)
-    flags = int(fmt)
-    if compress:
-        data = zstandard.ZstdCompressor(level=3).compress(data)
-        flags |= _ZSTD_FLAG
-    return bytes((CODEC_VERSION, flags)) + data
+    return encode_body(body, fmt, 0 if compress else None)
 
 
 def decode_raw(payload: bytes) -> Any:

@@ -12,7 +12,8 @@ import hashlib
 import hmac
 import json
 import secrets
-from typing import TypeVar
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -46,14 +47,16 @@ def parse_key(text: str) -> bytes:
     return key
 
 
-def _signed_bytes(message: BaseModel) -> bytes:
-    body = message.model_dump(mode="json", exclude={"mac"})
-    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-
-
 def mac_of(key: bytes, message: BaseModel) -> str:
     """Return the hex HMAC-SHA256 of ``message`` (all fields but ``mac``) under ``key``."""
-    return hmac.new(key, _signed_bytes(message), hashlib.sha256).hexdigest()
+    return mac_of_fields(key, message.model_dump(mode="json", exclude={"mac"}))
+
+
+def mac_of_fields(key: bytes, fields: Mapping[str, Any]) -> str:
+    """Return the hex HMAC-SHA256 under ``key`` of a message's fields in their wire form
+    (``model_dump(mode="json")``), ``mac`` left out."""
+    signed = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(key, signed, hashlib.sha256).hexdigest()
 
 
 def sign(key: bytes, message: M) -> M:

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import asyncpg
@@ -38,10 +39,10 @@ from fleetlink.cloud.ingest.source import IngestSource
 from fleetlink.cloud.ingest.store import ChunkResult, ChunkStore, DeviceAcks
 from fleetlink.cloud.ingest.supervision import SupervisedTask
 from fleetlink.cloud.settings import CloudSettings
-from fleetlink.shared.codec import encode
+from fleetlink.shared.codec import encode_body
 from fleetlink.shared.logs import log_context
-from fleetlink.shared.messages import Ack
-from fleetlink.shared.signing import sign
+from fleetlink.shared.messages import SCHEMA_VERSION
+from fleetlink.shared.signing import mac_of_fields
 from fleetlink.shared.topics import Kind, topic
 
 log = logging.getLogger(__name__)
@@ -279,11 +280,9 @@ class IngestWorker:
         for item in items:
             self.source.ack(item.delivery.mid, item.delivery.qos)
         for acks in result.acks.values():
-            for message in ack_messages(acks):
+            for payload in ack_payloads(acks):
                 self.source.publish(
-                    topic(acks.tenant, acks.device, Kind.ACK),
-                    encode(message),
-                    qos=self._limits.ack_qos,
+                    topic(acks.tenant, acks.device, Kind.ACK), payload, qos=self._limits.ack_qos
                 )
         for refused in result.refused:
             with log_context(device_id=refused.device or "?"):
@@ -295,21 +294,39 @@ class IngestWorker:
                 )
 
 
-def ack_messages(acks: DeviceAcks) -> list[Ack]:
-    """Return the messages that tell one device what a chunk did: one Ack for its seqs, one
-    per hello it asked; each signed with the device's key when it has one."""
-    messages: list[Ack] = []
+def ack_payloads(acks: DeviceAcks) -> list[bytes]:
+    """Return the framed ``Ack`` messages that tell one device what a chunk did: one for its
+    seqs, one per hello it asked; each signed with the device's key when it has one.
+
+    Built as the model's wire form directly (its fields, in its order), not through the model,
+    whose validation and dumps cost more than the rest of an ack on this hot path (D106);
+    tests/cloud/test_ack_payloads.py checks that these are the model's bytes exactly.
+    """
+    bodies: list[dict[str, Any]] = []
     counter = acks.first_counter
-    common = {"device_id": acks.device, "high_water": acks.high_water}
     if acks.seqs:
-        messages.append(Ack(**common, seqs=acks.seqs, digests=acks.digests, counter=counter))
+        bodies.append(_ack_fields(acks, acks.seqs, acks.digests, counter, ""))
         counter += 1
     for nonce in acks.nonces:
-        messages.append(Ack(**common, seqs=[], nonce=nonce, counter=counter))
+        bodies.append(_ack_fields(acks, [], [], counter, nonce))
         counter += 1
-    if acks.key is not None:
-        messages = [sign(acks.key, m) for m in messages]
-    return messages
+    for body in bodies:
+        body["mac"] = "" if acks.key is None else mac_of_fields(acks.key, body)
+    return [encode_body(body) for body in bodies]
+
+
+def _ack_fields(
+    acks: DeviceAcks, seqs: list[int], digests: list[str], counter: int, nonce: str
+) -> dict[str, Any]:
+    return {
+        "v": SCHEMA_VERSION,
+        "device_id": acks.device,
+        "seqs": seqs,
+        "high_water": acks.high_water,
+        "digests": digests,
+        "counter": counter,
+        "nonce": nonce,
+    }
 
 
 def ingest_rules(settings: CloudSettings) -> IngestRules:
