@@ -13,3 +13,9 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
         name = str(error["loc"][0]) if error["loc"] else "form"
         errors.setdefault(name, error["msg"].removeprefix("Value error, "))
     return errors
+
+
+def sentence(text: str) -> str:
+    """Return ``text`` as a sentence: trimmed, capitalised, ending in a full stop."""
+    text = text.strip()
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")

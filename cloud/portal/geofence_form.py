@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from fleetlink.cloud.api.geofences import GeofenceIn
+from fleetlink.cloud.portal.form_errors import sentence
 
 FIELDS = ("name", "latitude", "longitude", "radius_m", "speed_limit_kmh", "dwell_s")
 _OPTIONAL = ("speed_limit_kmh", "dwell_s")
@@ -63,13 +64,8 @@ def circle_from_form(form: dict[str, str]) -> GeofenceIn:
             loc = [str(p) for p in error["loc"]]
             field = loc[1] if loc[:1] == ["properties"] and len(loc) > 1 else "form"
             if field not in errors:
-                errors[field] = _sentence(error["msg"])
+                errors[field] = sentence(error["msg"])
         raise GeofenceFormError(errors) from None
     if errors:
         raise GeofenceFormError(errors)
     return body
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")

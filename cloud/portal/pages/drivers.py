@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
-from fleetlink.cloud.api.access import principal_of, tenant_transaction
+from fleetlink.cloud.api.access import principal_of
 from fleetlink.cloud.api.day_range import DayRange
 from fleetlink.cloud.api.drivers import (
     PERSONAL,
@@ -45,14 +46,16 @@ from fleetlink.cloud.api.scores import (
 from fleetlink.cloud.api.vehicles import Vehicle, VehicleQuery, vehicle_list
 from fleetlink.cloud.app_keys import FIELD_CIPHER
 from fleetlink.cloud.auth.permissions import Permission
-from fleetlink.cloud.portal.form_page import page_after_form, posted_fields
+from fleetlink.cloud.portal.form_page import FormRefused, answer_form, posted_fields
 from fleetlink.cloud.portal.form_query import form_query
 from fleetlink.cloud.portal.guard import portal_guard
 from fleetlink.cloud.portal.page import Page, twin_of
 from fleetlink.cloud.portal.render import render_error
 from fleetlink.cloud.portal.vehicle_form import (
+    add_refusal,
     edit_refusal,
     invalid_fields,
+    parsed,
     profile_fields,
     refusal_errors,
 )
@@ -185,23 +188,17 @@ async def _add(request: web.Request) -> web.StreamResponse:
     encrypted, audited); show the list with a link to them (201), or the errors next to their
     fields with nothing stored (422; 409 for an employee number in use)."""
     form = await posted_fields(request)
-    fields = profile_fields(form, _form_fields(request))
-    try:
-        body = DriverCreate.model_validate({k: v for k, v in fields.items() if v is not None})
-    except ValidationError as exc:
-        async with tenant_transaction(request) as conn:
-            errors = _invalid(exc)
-            return await page_after_form(request, conn, page, 422, errors=errors, form=form)
-    try:
-        async with tenant_transaction(request) as conn:
-            driver = await add_driver(request, conn, body)
-    except ProblemError as refused:
-        status = refused.status if refused.status in (409, 422) else 422
-        async with tenant_transaction(request) as conn:
-            errors = refusal_errors(refused)
-            return await page_after_form(request, conn, page, status, errors=errors, form=form)
-    async with tenant_transaction(request) as conn:
-        return await page_after_form(request, conn, page, 201, created=driver)
+
+    async def add(conn: asyncpg.Connection) -> dict[str, Any]:
+        fields = profile_fields(form, _form_fields(request))
+        present = {k: v for k, v in fields.items() if v is not None}
+        body = parsed(DriverCreate, present, _invalid)
+        try:
+            return {"created": await add_driver(request, conn, body)}
+        except ProblemError as refused:
+            raise add_refusal(refused) from None
+
+    return await answer_form(request, page, form, add, status=201)
 
 
 async def _assign(request: web.Request) -> web.StreamResponse:
@@ -211,35 +208,22 @@ async def _assign(request: web.Request) -> web.StreamResponse:
     form = await posted_fields(request)
     try:
         driver_id = path_uuid(request, "driver_id")
-        json_url = twin_of(DRIVER_PATH.format(driver_id=driver_id))
-        try:
-            body = DriverAssignmentRequest.model_validate(
-                {"vehicle_id": form.get("vehicle_id", "").strip() or None}
-            )
-        except ValidationError as exc:
-            async with tenant_transaction(request) as conn:
-                errors = _invalid(exc)
-                return await page_after_form(
-                    request, conn, driver_page, 422, errors=errors, form=form, json_url=json_url
-                )
-        try:
-            async with tenant_transaction(request) as conn:
+
+        async def assign(conn: asyncpg.Connection) -> dict[str, Any]:
+            chosen = {"vehicle_id": form.get("vehicle_id", "").strip() or None}
+            body = parsed(DriverAssignmentRequest, chosen, _invalid)
+            try:
                 driver = await assign_vehicle(request, conn, driver_id, body)
-        except ProblemError as refused:
-            if refused.status == 404:
-                raise
-            status = 409 if refused.status == 409 else 422
-            async with tenant_transaction(request) as conn:
-                errors = refusal_errors(refused)
-                return await page_after_form(
-                    request, conn, driver_page, status, errors=errors, form=form, json_url=json_url
-                )
-        where = "in a vehicle" if driver.vehicle_id else "in no vehicle"
-        notice = f"{driver.name} is now {where}."
-        async with tenant_transaction(request) as conn:
-            return await page_after_form(
-                request, conn, driver_page, notice=notice, json_url=json_url
-            )
+            except ProblemError as refused:
+                if refused.status == 404:
+                    raise
+                status = 409 if refused.status == 409 else 422
+                raise FormRefused(status, refusal_errors(refused)) from None
+            where = "in a vehicle" if driver.vehicle_id else "in no vehicle"
+            return {"notice": f"{driver.name} is now {where}."}
+
+        json_url = twin_of(DRIVER_PATH.format(driver_id=driver_id))
+        return await answer_form(request, driver_page, form, assign, json_url=json_url)
     except ProblemError as problem:
         return render_error(request, problem.status, problem.detail, driver_page.name)
 
@@ -252,29 +236,17 @@ async def _edit(request: web.Request) -> web.StreamResponse:
     form = await posted_fields(request)
     try:
         driver_id = path_uuid(request, "driver_id")
-        json_url = twin_of(DRIVER_PATH.format(driver_id=driver_id))
-        try:
-            body = DriverPatch.model_validate(profile_fields(form, _form_fields(request)))
-        except ValidationError as exc:
-            async with tenant_transaction(request) as conn:
-                errors = _invalid(exc)
-                return await page_after_form(
-                    request, conn, driver_page, 422, errors=errors, form=form, json_url=json_url
-                )
-        try:
-            async with tenant_transaction(request) as conn:
+
+        async def save(conn: asyncpg.Connection) -> dict[str, Any]:
+            body = parsed(DriverPatch, profile_fields(form, _form_fields(request)), _invalid)
+            try:
                 driver = await _apply(request, conn, driver_id, body, form.get("version", ""))
-        except ProblemError as refused:
-            status, errors = edit_refusal(refused, "driver")
-            async with tenant_transaction(request) as conn:
-                return await page_after_form(
-                    request, conn, driver_page, status, errors=errors, form=form, json_url=json_url
-                )
-        notice = f"The profile of {driver.name} is saved."
-        async with tenant_transaction(request) as conn:
-            return await page_after_form(
-                request, conn, driver_page, notice=notice, json_url=json_url
-            )
+            except ProblemError as refused:
+                raise edit_refusal(refused, "driver") from None
+            return {"notice": f"The profile of {driver.name} is saved."}
+
+        json_url = twin_of(DRIVER_PATH.format(driver_id=driver_id))
+        return await answer_form(request, driver_page, form, save, json_url=json_url)
     except ProblemError as problem:
         return render_error(request, problem.status, problem.detail, driver_page.name)
 

@@ -12,7 +12,7 @@ import asyncpg
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
-from fleetlink.cloud.api.access import principal_of, tenant_transaction
+from fleetlink.cloud.api.access import principal_of
 from fleetlink.cloud.api.fleets import fleet_list
 from fleetlink.cloud.api.maintenance import (
     DueEntry,
@@ -32,8 +32,8 @@ from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.rest import MAX_PAGE
 from fleetlink.cloud.api.vehicles import VehicleQuery, vehicle_list
 from fleetlink.cloud.auth.permissions import Permission
-from fleetlink.cloud.portal.form_errors import field_errors
-from fleetlink.cloud.portal.form_page import page_after_form, posted_fields
+from fleetlink.cloud.portal.form_errors import field_errors, sentence
+from fleetlink.cloud.portal.form_page import FormRefused, answer_form, posted_fields
 from fleetlink.cloud.portal.form_query import form_query
 from fleetlink.cloud.portal.guard import portal_guard
 from fleetlink.cloud.portal.page import Page
@@ -108,12 +108,11 @@ page = Page(
 )
 
 
-class MaintenanceFormError(ValueError):
-    """A maintenance form's fields that do not fit, as ``{field name: message}``."""
+class MaintenanceFormError(FormRefused):
+    """A maintenance form's fields that do not fit, as ``{field name: message}`` (422)."""
 
     def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
+        super().__init__(422, errors)
 
 
 _NUMBERS = ("odometer_km", "engine_hours", "labour_cost")
@@ -166,21 +165,18 @@ async def record_work(request: web.Request) -> web.StreamResponse:
     next to their fields with nothing stored (422)."""
     form = await posted_fields(request)
     tenant = principal_of(request).tenant_id
-    async with tenant_transaction(request) as conn:
+
+    async def record(conn: asyncpg.Connection) -> dict[str, Any]:
+        body = work_record_from_form(form)
+        entry = await _work_item(conn, tenant, body)
         try:
-            body = work_record_from_form(form)
-            entry = await _work_item(conn, tenant, body)
             await add_work_record(request, conn, body)
-        except MaintenanceFormError as refused:
-            return await page_after_form(request, conn, page, 422, errors=refused.errors, form=form)
         except ProblemError as refused:
-            errors = {"item": refused.detail[:1].upper() + refused.detail[1:] + "."}
-            return await page_after_form(request, conn, page, 422, errors=errors, form=form)
-        notice = (
-            f"Work recorded: {entry.plan} on {entry.vehicle}, "
-            f"{body.performed_at.date().isoformat()}."
-        )
-        return await page_after_form(request, conn, page, 201, notice=notice)
+            raise MaintenanceFormError({"item": sentence(refused.detail)}) from None
+        day = body.performed_at.date().isoformat()
+        return {"notice": f"Work recorded: {entry.plan} on {entry.vehicle}, {day}."}
+
+    return await answer_form(request, page, form, record, status=201)
 
 
 async def _work_item(conn: asyncpg.Connection, tenant: str, body: WorkRecordCreate) -> DueEntry:
@@ -241,16 +237,16 @@ async def create_plan(request: web.Request) -> web.StreamResponse:
     """Add the form's maintenance plan through the API's logic (audited); show the page with
     a notice (201), or the errors next to their fields with nothing stored (422)."""
     form = await posted_fields(request)
-    async with tenant_transaction(request) as conn:
+
+    async def create(conn: asyncpg.Connection) -> dict[str, Any]:
+        body = plan_from_form(form)
         try:
-            plan = await add_plan(request, conn, plan_from_form(form))
-        except MaintenanceFormError as refused:
-            return await page_after_form(request, conn, page, 422, errors=refused.errors, form=form)
+            plan = await add_plan(request, conn, body)
         except ProblemError as refused:
-            errors = {"plan_target": refused.detail[:1].upper() + refused.detail[1:] + "."}
-            return await page_after_form(request, conn, page, 422, errors=errors, form=form)
-        notice = f"The plan {plan.name} is added."
-        return await page_after_form(request, conn, page, 201, notice=notice)
+            raise MaintenanceFormError({"plan_target": sentence(refused.detail)}) from None
+        return {"notice": f"The plan {plan.name} is added."}
+
+    return await answer_form(request, page, form, create, status=201)
 
 
 routes = web.RouteTableDef()

@@ -20,7 +20,7 @@ from fleetlink.cloud.api.accounts import (
 from fleetlink.cloud.api.problems import ProblemError
 from fleetlink.cloud.api.request_parsing import path_uuid
 from fleetlink.cloud.auth.permissions import Permission, Role
-from fleetlink.cloud.portal.form_errors import field_errors
+from fleetlink.cloud.portal.form_errors import field_errors, sentence
 from fleetlink.cloud.portal.form_page import page_after_form, posted_fields
 from fleetlink.cloud.portal.form_query import form_query
 from fleetlink.cloud.portal.guard import portal_guard
@@ -78,10 +78,6 @@ async def change_role(request: web.Request) -> web.StreamResponse:
         return await page_after_form(request, conn, page, notice=notice)
 
 
-def _sentence(detail: str) -> str:
-    return detail[:1].upper() + detail[1:] + "."
-
-
 async def add_member(request: web.Request) -> web.StreamResponse:
     """Make the form's e-mail (a new user, or an existing one) a member with the form's role
     and, if given, initial password; show the page with a notice, or the errors next to their
@@ -110,7 +106,7 @@ async def add_member(request: web.Request) -> web.StreamResponse:
             field = "new_password"
         status = refused.status if refused.status in (403, 409) else 422
         async with tenant_transaction(request) as conn:
-            errors = {field: _sentence(refused.detail)}
+            errors = {field: sentence(refused.detail)}
             return await page_after_form(request, conn, page, status, errors=errors, form=kept)
     notice = f"{member.email} is now a member ({member.role.value.replace('_', ' ')})."
     async with tenant_transaction(request) as conn:
@@ -131,7 +127,7 @@ async def remove_member(request: web.Request) -> web.StreamResponse:
         except ProblemError as refused:
             if refused.status == 404:
                 return render_error(request, 404, refused.detail, page.name)
-            errors = {f"remove-{user_id}": _sentence(refused.detail)}
+            errors = {f"remove-{user_id}": sentence(refused.detail)}
             return await page_after_form(request, conn, page, 422, errors=errors)
         return await page_after_form(request, conn, page, notice=f"{gone.email} is removed.")
 

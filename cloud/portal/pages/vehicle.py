@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import get_args
+from typing import Any, get_args
 
 import asyncpg
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from fleetlink.cloud.api.access import principal_of, tenant_transaction
+from fleetlink.cloud.api.access import principal_of
 from fleetlink.cloud.api.devices import Device, fetch_device
 from fleetlink.cloud.api.diagnostics import ReportPage, report_page
 from fleetlink.cloud.api.inbox import InboxPage, InboxQuery, inbox_page
@@ -45,15 +45,11 @@ from fleetlink.cloud.api.vehicles import Vehicle, VehiclePatch, change_vehicle, 
 from fleetlink.cloud.app_keys import SETTINGS
 from fleetlink.cloud.auth.permissions import Permission
 from fleetlink.cloud.portal.charts import BarChart, bar_chart
-from fleetlink.cloud.portal.form_page import page_after_form, posted_fields
+from fleetlink.cloud.portal.form_page import answer_form, posted_fields
 from fleetlink.cloud.portal.guard import portal_guard
 from fleetlink.cloud.portal.page import Page, twin_of
 from fleetlink.cloud.portal.render import render_error
-from fleetlink.cloud.portal.vehicle_form import (
-    edit_refusal,
-    invalid_fields,
-    profile_fields,
-)
+from fleetlink.cloud.portal.vehicle_form import edit_refusal, parsed, profile_fields
 from fleetlink.cloud.records.vehicle_profile import FuelType, VehicleStatus
 
 DAYS = 30
@@ -162,28 +158,17 @@ async def edit_profile(request: web.Request) -> web.StreamResponse:
     form = await posted_fields(request)
     try:
         vehicle_id = path_uuid(request, "vehicle_id")
+
+        async def save(conn: asyncpg.Connection) -> dict[str, Any]:
+            body = parsed(VehiclePatch, profile_fields(form, PROFILE_FIELDS))
+            try:
+                vehicle = await _apply(request, conn, vehicle_id, body, form.get("version", ""))
+            except ProblemError as refused:
+                raise edit_refusal(refused, "vehicle") from None
+            return {"notice": f"The profile of {vehicle.name} is saved."}
+
         json_url = twin_of(PATH.format(vehicle_id=vehicle_id))
-        try:
-            body = VehiclePatch.model_validate(profile_fields(form, PROFILE_FIELDS))
-        except ValidationError as exc:
-            async with tenant_transaction(request) as conn:
-                errors = invalid_fields(exc)
-                return await page_after_form(
-                    request, conn, page, 422, errors=errors, form=form, json_url=json_url
-                )
-        version = form.get("version", "")
-        try:
-            async with tenant_transaction(request) as conn:
-                vehicle = await _apply(request, conn, vehicle_id, body, version)
-        except ProblemError as refused:
-            status, errors = edit_refusal(refused, "vehicle")
-            async with tenant_transaction(request) as conn:
-                return await page_after_form(
-                    request, conn, page, status, errors=errors, form=form, json_url=json_url
-                )
-        notice = f"The profile of {vehicle.name} is saved."
-        async with tenant_transaction(request) as conn:
-            return await page_after_form(request, conn, page, notice=notice, json_url=json_url)
+        return await answer_form(request, page, form, save, json_url=json_url)
     except ProblemError as problem:
         return render_error(request, problem.status, problem.detail, page.name)
 

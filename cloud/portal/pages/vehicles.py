@@ -4,7 +4,7 @@ for roles that may change vehicles, a form that adds one (the API's add_vehicle)
 
 from __future__ import annotations
 
-from typing import get_args
+from typing import Any, get_args
 from urllib.parse import urlencode
 
 import asyncpg
@@ -31,12 +31,12 @@ from fleetlink.cloud.api.vehicles import (
 )
 from fleetlink.cloud.app_keys import WEBHOOK_DISPATCHER
 from fleetlink.cloud.auth.permissions import Permission
-from fleetlink.cloud.portal.form_page import page_after_form, posted_fields
+from fleetlink.cloud.portal.form_page import answer_form, posted_fields
 from fleetlink.cloud.portal.form_query import form_query
 from fleetlink.cloud.portal.guard import portal_guard
 from fleetlink.cloud.portal.page import Page
 from fleetlink.cloud.portal.render import render_error
-from fleetlink.cloud.portal.vehicle_form import invalid_fields, profile_fields, refusal_errors
+from fleetlink.cloud.portal.vehicle_form import add_refusal, parsed, profile_fields
 from fleetlink.cloud.records.vehicle_profile import FuelType
 
 PATH = "/portal/vehicles"
@@ -128,24 +128,19 @@ async def _add(request: web.Request) -> web.StreamResponse:
     defaulted, audited, its webhooks queued); show the list with a link to it (201), or the
     errors next to their fields with nothing stored (422; 409 for a plate or VIN in use)."""
     form = await posted_fields(request)
-    fields = profile_fields(form, NEW_VEHICLE_FIELDS)
-    try:
-        body = VehicleCreate.model_validate({k: v for k, v in fields.items() if v is not None})
-    except ValidationError as exc:
-        async with tenant_transaction(request) as conn:
-            errors = invalid_fields(exc)
-            return await page_after_form(request, conn, page, 422, errors=errors, form=form)
-    try:
-        async with tenant_transaction(request) as conn:
-            vehicle = await add_vehicle(request, conn, body)
-    except ProblemError as refused:
-        status = refused.status if refused.status in (409, 422) else 422
-        async with tenant_transaction(request) as conn:
-            errors = refusal_errors(refused)
-            return await page_after_form(request, conn, page, status, errors=errors, form=form)
-    request.app[WEBHOOK_DISPATCHER].wake()
-    async with tenant_transaction(request) as conn:
-        return await page_after_form(request, conn, page, 201, created=vehicle)
+
+    async def add(conn: asyncpg.Connection) -> dict[str, Any]:
+        fields = profile_fields(form, NEW_VEHICLE_FIELDS)
+        body = parsed(VehicleCreate, {k: v for k, v in fields.items() if v is not None})
+        try:
+            return {"created": await add_vehicle(request, conn, body)}
+        except ProblemError as refused:
+            raise add_refusal(refused) from None
+
+    answer = await answer_form(request, page, form, add, status=201)
+    if answer.status == 201:  # committed: its vehicle.registered webhooks wait
+        request.app[WEBHOOK_DISPATCHER].wake()
+    return answer
 
 
 routes.post(PATH)(portal_guard(_add, Permission.VEHICLES_WRITE))

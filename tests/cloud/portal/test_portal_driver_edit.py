@@ -7,17 +7,15 @@ forms visible, and a viewer sees no form, no personal field, and gets 403 on a p
 
 from __future__ import annotations
 
-import json
-import urllib.request
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from fleetlink.cloud.app_keys import FIELD_CIPHER
 from tests.cloud.conftest import member_token
+from tests.cloud.portal.api_calls import api_json, audit_count, csrf_token, fetch_row
 from tests.cloud.portal.browser_checks import check_page, tab_to
 from tests.cloud.portal.conftest import PortalFleet, PortalServer, log_in, make_portal_fleet
 
@@ -43,62 +41,22 @@ class DriverFleet:
         return list(self.portal.fleet.vehicles.values())
 
 
-def _api(
-    server: PortalServer, token: str, path: str, method: str = "GET", **kwargs: Any
-) -> dict[str, Any]:
-    """Call the REST API with a bearer token (``body`` as JSON, extra ``headers``)."""
-    headers = {"Authorization": f"Bearer {token}", **kwargs.get("headers", {})}
-    data = None
-    if "body" in kwargs:
-        data = json.dumps(kwargs["body"]).encode()
-        headers["Content-Type"] = "application/json"
-    request = urllib.request.Request(
-        f"{server.base_url}{path}", data=data, method=method, headers=headers
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        result: dict[str, Any] = json.loads(answer.read())
-        return result
-
-
 @pytest.fixture(scope="module")
 def fleet(portal_server: PortalServer) -> DriverFleet:
     portal = make_portal_fleet(portal_server, roles=("fleet_manager", "viewer"), devices=2)
     token = portal_server.call(lambda: member_token(portal_server.pool, portal.tenant, "admin"))
-    driver = _api(
+    driver = api_json(
         portal_server,
         token,
-        "/api/v1/drivers",
         "POST",
+        "/api/v1/drivers",
         body={"name": "Ada Wheeler", "employee_number": "E-1", "licence_number": "L-ADA-1"},
     )
     return DriverFleet(portal, token, driver["id"])
 
 
-def _row(server: PortalServer, sql: str, *args: Any) -> Any:
-    return server.call(lambda: server.pool.fetchrow(sql, *args))
-
-
 def _driver_count(server: PortalServer, tenant: str) -> int:
-    return int(_row(server, "SELECT count(*) FROM drivers WHERE tenant_id = $1", tenant)[0])
-
-
-def _audited(server: PortalServer, tenant: str, action: str, driver_id: str) -> int:
-    row = _row(
-        server,
-        "SELECT count(*) FROM audit_log WHERE tenant_id = $1 AND action = $2 "
-        "AND resource = 'driver' AND resource_id = $3",
-        tenant,
-        action,
-        driver_id,
-    )
-    return int(row[0])
-
-
-def _csrf(page: Page) -> str:
-    value: str = page.eval_on_selector(
-        "form[action='/portal/logout'] input[name=csrf_token]", "el => el.value"
-    )
-    return value
+    return int(fetch_row(server, "SELECT count(*) FROM drivers WHERE tenant_id = $1", tenant)[0])
 
 
 def test_fleet_manager_adds_a_driver_by_keyboard_with_personal_fields_encrypted(
@@ -116,7 +74,7 @@ def test_fleet_manager_adds_a_driver_by_keyboard_with_personal_fields_encrypted(
     page.keyboard.press("Enter")
     notice = page.locator("[role=status].notice")
     expect(notice).to_have_text(f"The driver {name} is added.")
-    row = _row(
+    row = fetch_row(
         portal_server,
         "SELECT id, employee_number, licence_number_enc, phone_enc, tags FROM drivers "
         "WHERE tenant_id = $1 AND name = $2",
@@ -132,7 +90,7 @@ def test_fleet_manager_adds_a_driver_by_keyboard_with_personal_fields_encrypted(
         LICENCE
     )
     assert cipher.decrypt(row["phone_enc"], f"drivers.phone:{context}") == PHONE
-    assert _audited(portal_server, fleet.tenant, "create", str(row["id"])) == 1
+    assert audit_count(portal_server, fleet.tenant, "create", "driver", str(row["id"])) == 1
     assert page.input_value("#new-name") == ""  # the form is empty for the next one
     notice.get_by_role("link", name=name).click()
     page.wait_for_url(f"{portal_server.base_url}/portal/drivers/{row['id']}")
@@ -184,7 +142,7 @@ def test_fleet_manager_assigns_a_driver_to_a_vehicle_and_back_to_none(
     tab_to(page, "Assign")
     page.keyboard.press("Enter")
     expect(page.locator("[role=status].notice")).to_have_text("Ada Wheeler is now in a vehicle.")
-    current = _row(
+    current = fetch_row(
         portal_server,
         "SELECT vehicle_id FROM driver_assignments WHERE tenant_id = $1 AND driver_id = $2 "
         "AND valid_to IS NULL",
@@ -192,15 +150,15 @@ def test_fleet_manager_assigns_a_driver_to_a_vehicle_and_back_to_none(
         uuid.UUID(fleet.driver_id),
     )
     assert current["vehicle_id"] == vehicle_id
-    assert _audited(portal_server, fleet.tenant, "assign", fleet.driver_id) == 1
-    assert _api(portal_server, fleet.api_token, f"/api/v1/drivers/{fleet.driver_id}")[
+    assert audit_count(portal_server, fleet.tenant, "assign", "driver", fleet.driver_id) == 1
+    assert api_json(portal_server, fleet.api_token, "GET", f"/api/v1/drivers/{fleet.driver_id}")[
         "vehicle_id"
     ] == str(vehicle_id)
     assert page.input_value("#assign-vehicle_id") == str(vehicle_id)
     expect(page.locator("dl.facts")).to_contain_text("Vehicle now")
     check_page(page, "driver-assigned")
     # An unknown vehicle is refused beside the choice, and the assignment stays.
-    csrf = _csrf(page)
+    csrf = csrf_token(page)
     posted = page.request.post(
         f"{portal_server.base_url}{path}/assignment",
         form={"csrf_token": csrf, "vehicle_id": str(uuid.uuid4())},
@@ -210,7 +168,7 @@ def test_fleet_manager_assigns_a_driver_to_a_vehicle_and_back_to_none(
     page.select_option("#assign-vehicle_id", "")
     page.get_by_role("button", name="Assign").click()
     expect(page.locator("[role=status].notice")).to_have_text("Ada Wheeler is now in no vehicle.")
-    open_rows = _row(
+    open_rows = fetch_row(
         portal_server,
         "SELECT count(*) FROM driver_assignments WHERE tenant_id = $1 AND driver_id = $2 "
         "AND valid_to IS NULL",
@@ -218,17 +176,17 @@ def test_fleet_manager_assigns_a_driver_to_a_vehicle_and_back_to_none(
         uuid.UUID(fleet.driver_id),
     )
     assert open_rows[0] == 0
-    assert _audited(portal_server, fleet.tenant, "assign", fleet.driver_id) == 2
+    assert audit_count(portal_server, fleet.tenant, "assign", "driver", fleet.driver_id) == 2
 
 
 def test_fleet_manager_edits_a_profile_and_a_stale_form_is_refused(
     page: Page, portal_server: PortalServer, fleet: DriverFleet
 ) -> None:
-    driver = _api(
+    driver = api_json(
         portal_server,
         fleet.api_token,
-        "/api/v1/drivers",
         "POST",
+        "/api/v1/drivers",
         body={"name": "Lin Okafor", "employee_number": "E-77", "phone": "+44 20 7946 0000"},
     )
     driver_id = uuid.UUID(driver["id"])
@@ -243,7 +201,7 @@ def test_fleet_manager_edits_a_profile_and_a_stale_form_is_refused(
     )
     assert page.get_attribute("#edit-phone", "aria-describedby") == "edit-phone-error"
     check_page(page, "driver-edit-error")
-    version = _row(portal_server, "SELECT version FROM drivers WHERE id = $1", driver_id)[0]
+    version = fetch_row(portal_server, "SELECT version FROM drivers WHERE id = $1", driver_id)[0]
     assert version == driver["version"]
     page.fill("#edit-phone", PHONE)
     page.fill("#edit-licence_number", LICENCE)
@@ -253,30 +211,30 @@ def test_fleet_manager_edits_a_profile_and_a_stale_form_is_refused(
     page.keyboard.press("Enter")
     notice = page.locator("[role=status].notice")
     expect(notice).to_have_text("The profile of Lin Okafor is saved.")
-    row = _row(
+    row = fetch_row(
         portal_server,
         "SELECT licence_number_enc, phone_enc, tags, version FROM drivers WHERE id = $1",
         driver_id,
     )
     assert list(row["tags"]) == ["days", "trainer"] and row["version"] == version + 1
     assert PHONE not in row["phone_enc"] and LICENCE not in row["licence_number_enc"]
-    stored = _api(portal_server, fleet.api_token, f"/api/v1/drivers/{driver_id}")
+    stored = api_json(portal_server, fleet.api_token, "GET", f"/api/v1/drivers/{driver_id}")
     assert (stored["phone"], stored["licence_number"]) == (PHONE, LICENCE)
-    assert _audited(portal_server, fleet.tenant, "update", str(driver_id)) == 1
+    assert audit_count(portal_server, fleet.tenant, "update", "driver", str(driver_id)) == 1
     # Saving the unchanged form changes nothing: no new version, no audit entry.
     with page.expect_response(f"{portal_server.base_url}{path}/profile") as answer:
         page.get_by_role("button", name="Save profile").click()
     assert answer.value.status == 200
     expect(notice).to_have_text("The profile of Lin Okafor is saved.")
-    again = _api(portal_server, fleet.api_token, f"/api/v1/drivers/{driver_id}")
+    again = api_json(portal_server, fleet.api_token, "GET", f"/api/v1/drivers/{driver_id}")
     assert again["version"] == version + 1
-    assert _audited(portal_server, fleet.tenant, "update", str(driver_id)) == 1
+    assert audit_count(portal_server, fleet.tenant, "update", "driver", str(driver_id)) == 1
     # A change through the API after the form was shown makes the form stale: refused.
-    _api(
+    api_json(
         portal_server,
         fleet.api_token,
-        f"/api/v1/drivers/{driver_id}",
         "PATCH",
+        f"/api/v1/drivers/{driver_id}",
         body={"name": "Lin Okafor-Reyes"},
         headers={"If-Match": f'"{version + 1}"'},
     )
@@ -286,7 +244,9 @@ def test_fleet_manager_edits_a_profile_and_a_stale_form_is_refused(
     assert answer.value.status == 409
     alert = page.locator("form[aria-labelledby=edit-heading] [role=alert]")
     expect(alert).to_contain_text("Someone else changed this driver")
-    row = _row(portal_server, "SELECT name, employee_number FROM drivers WHERE id = $1", driver_id)
+    row = fetch_row(
+        portal_server, "SELECT name, employee_number FROM drivers WHERE id = $1", driver_id
+    )
     assert (row["name"], row["employee_number"]) == ("Lin Okafor-Reyes", "E-77")
 
 
@@ -303,9 +263,9 @@ def test_a_viewer_sees_no_forms_nor_personal_fields_and_a_forged_post_gets_403(
     assert page.locator("#assign-heading, #edit-heading").count() == 0
     assert "L-ADA-1" not in page.content()
     assert page.get_by_text("Licence number").count() == 0
-    csrf = _csrf(page)
+    csrf = csrf_token(page)
     count = _driver_count(portal_server, fleet.tenant)
-    audited = _audited(portal_server, fleet.tenant, "assign", fleet.driver_id)
+    audited = audit_count(portal_server, fleet.tenant, "assign", "driver", fleet.driver_id)
     for target, form in (
         ("/portal/drivers", {"name": "Sneaky Driver"}),
         (f"{path}/assignment", {"vehicle_id": str(fleet.vehicles[0])}),
@@ -317,6 +277,6 @@ def test_a_viewer_sees_no_forms_nor_personal_fields_and_a_forged_post_gets_403(
         assert posted.status == 403, target
         assert "Not allowed" in posted.text()
     assert _driver_count(portal_server, fleet.tenant) == count
-    assert _audited(portal_server, fleet.tenant, "assign", fleet.driver_id) == audited
-    shown = _api(portal_server, fleet.api_token, f"/api/v1/drivers/{fleet.driver_id}")
+    assert audit_count(portal_server, fleet.tenant, "assign", "driver", fleet.driver_id) == audited
+    shown = api_json(portal_server, fleet.api_token, "GET", f"/api/v1/drivers/{fleet.driver_id}")
     assert shown["name"] == "Ada Wheeler"

@@ -7,8 +7,6 @@ cannot post one."""
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 import uuid
 from typing import Any
 
@@ -16,25 +14,11 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.cloud.conftest import member_token
+from tests.cloud.portal.api_calls import api_call, csrf_token
 from tests.cloud.portal.browser_checks import check_page, focus_state, tab_to
 from tests.cloud.portal.conftest import PortalFleet, PortalServer, log_in
 
 MAP_PATH = "/portal/map"
-
-
-def _api(server: PortalServer, token: str, method: str, path: str, body: object = None) -> Any:
-    """Call the REST API with a bearer token; return the status and the JSON answer."""
-    request = urllib.request.Request(
-        f"{server.base_url}{path}",
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as refused:
-        return refused.code, json.loads(refused.read())
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +29,13 @@ def api_token(portal_server: PortalServer, portal_fleet: PortalFleet) -> str:
 
 
 def _fences_named(server: PortalServer, token: str, name: str) -> list[dict[str, Any]]:
-    status, collection = _api(server, token, "GET", "/api/v1/geofences")
+    status, collection = api_call(server, token, "GET", "/api/v1/geofences")
     assert status == 200
     return [f for f in collection["features"] if f["properties"]["name"] == name]
 
 
 def _fence_set_version(server: PortalServer, token: str) -> int:
-    version: int = _api(server, token, "GET", "/api/v1/geofences")[1]["version"]
+    version: int = api_call(server, token, "GET", "/api/v1/geofences")[1]["version"]
     return version
 
 
@@ -124,7 +108,7 @@ def test_fleet_manager_adds_a_circle_by_keyboard_and_the_api_sees_it(
     )
     expect(page.locator("#live-map .fence-label", has_text=name)).to_have_count(1)
     assert page.locator("#live-map g.fence circle").count() >= 1
-    _api(portal_server, api_token, "DELETE", f"/api/v1/geofences/{fence['id']}")
+    api_call(portal_server, api_token, "DELETE", f"/api/v1/geofences/{fence['id']}")
 
 
 def test_input_that_does_not_fit_shows_labelled_errors_and_stores_nothing(
@@ -169,7 +153,7 @@ def test_a_taken_name_is_refused_beside_the_name_field(
     page: Page, portal_server: PortalServer, portal_fleet: PortalFleet, api_token: str
 ) -> None:
     name = f"Gate {uuid.uuid4().hex[:4]}"
-    status, fence = _api(
+    status, fence = api_call(
         portal_server,
         api_token,
         "POST",
@@ -190,14 +174,14 @@ def test_a_taken_name_is_refused_beside_the_name_field(
     expect(page.locator("#fence-name-error")).to_have_text("A geofence of that name exists.")
     [kept] = _fences_named(portal_server, api_token, name)
     assert kept["id"] == fence["id"] and kept["properties"]["radius_m"] == 100
-    _api(portal_server, api_token, "DELETE", f"/api/v1/geofences/{fence['id']}")
+    api_call(portal_server, api_token, "DELETE", f"/api/v1/geofences/{fence['id']}")
 
 
 def test_fleet_manager_deletes_a_fence_by_keyboard(
     page: Page, portal_server: PortalServer, portal_fleet: PortalFleet, api_token: str
 ) -> None:
     name = f"Old yard {uuid.uuid4().hex[:4]}"
-    status, fence = _api(
+    status, fence = api_call(
         portal_server,
         api_token,
         "POST",
@@ -220,25 +204,18 @@ def test_fleet_manager_deletes_a_fence_by_keyboard(
 
     expect(row).to_have_count(0)
     expect(page.locator("#live-map .fence-label", has_text=name)).to_have_count(0)
-    assert _api(portal_server, api_token, "GET", f"/api/v1/geofences/{fence['id']}")[0] == 404
+    assert api_call(portal_server, api_token, "GET", f"/api/v1/geofences/{fence['id']}")[0] == 404
     assert _fence_set_version(portal_server, api_token) == version_before + 1
     [entry] = _audit(portal_server, portal_fleet.tenant, "delete", fence["id"])
     assert entry["actor"] == f"{manager.email} (session)"
     assert entry["before"]["properties"]["name"] == name
 
 
-def _csrf(page: Page) -> str:
-    value: str = page.eval_on_selector(
-        "form[action='/portal/logout'] input[name=csrf_token]", "el => el.value"
-    )
-    return value
-
-
 def test_a_viewer_sees_no_form_and_cannot_post_one(
     page: Page, portal_server: PortalServer, portal_fleet: PortalFleet, api_token: str
 ) -> None:
     name = f"Kept {uuid.uuid4().hex[:4]}"
-    status, fence = _api(
+    status, fence = api_call(
         portal_server,
         api_token,
         "POST",
@@ -257,12 +234,14 @@ def test_a_viewer_sees_no_form_and_cannot_post_one(
 
     base = f"{portal_server.base_url}{MAP_PATH}/geofences"
     fields = {"name": "Sneaky", "latitude": "52", "longitude": "13", "radius_m": "50"}
-    posted = page.request.post(base, form={"csrf_token": _csrf(page), **fields})
+    posted = page.request.post(base, form={"csrf_token": csrf_token(page), **fields})
     assert posted.status == 403
     assert "geofences:write" in posted.text()
-    posted = page.request.post(f"{base}/{fence['id']}/delete", form={"csrf_token": _csrf(page)})
+    posted = page.request.post(
+        f"{base}/{fence['id']}/delete", form={"csrf_token": csrf_token(page)}
+    )
     assert posted.status == 403
 
     assert _fences_named(portal_server, api_token, "Sneaky") == []
     assert len(_fences_named(portal_server, api_token, name)) == 1
-    _api(portal_server, api_token, "DELETE", f"/api/v1/geofences/{fence['id']}")
+    api_call(portal_server, api_token, "DELETE", f"/api/v1/geofences/{fence['id']}")

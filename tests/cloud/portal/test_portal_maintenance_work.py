@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.cloud.conftest import member_token
+from tests.cloud.portal.api_calls import audit_count, csrf_token
 from tests.cloud.portal.browser_checks import check_page, tab_to
 from tests.cloud.portal.conftest import PortalFleet, PortalServer, log_in, make_portal_fleet
 
@@ -93,26 +94,6 @@ def _records(server: PortalServer, tenant: str, plan: uuid.UUID) -> list[dict[st
     return server.call(fetch)
 
 
-def _audited(server: PortalServer, tenant: str) -> int:
-    async def count() -> int:
-        return int(
-            await server.pool.fetchval(
-                "SELECT count(*) FROM audit_log WHERE tenant_id = $1 AND action = 'create' "
-                "AND resource = 'work_record'",
-                tenant,
-            )
-        )
-
-    return server.call(count)
-
-
-def _csrf(page: Page) -> str:
-    value: str = page.eval_on_selector(
-        "form[action='/portal/logout'] input[name=csrf_token]", "el => el.value"
-    )
-    return value
-
-
 def test_fleet_manager_records_work_by_keyboard_and_the_plan_leaves_the_due_list(
     page: Page, portal_server: PortalServer, fleet: WorkFleet
 ) -> None:
@@ -140,7 +121,7 @@ def test_fleet_manager_records_work_by_keyboard_and_the_plan_leaves_the_due_list
     assert (record["odometer_km"], record["engine_hours"]) == (16400, 250.5)
     assert (record["labour_cost"], record["description"]) == (80, "oil and filter")
     assert record["performed_at"].astimezone(UTC).date() == datetime.now(UTC).date()
-    assert _audited(portal_server, tenant) == 1
+    assert audit_count(portal_server, tenant, "create", "work_record") == 1
     # The plan's interval restarts from the record: it is no longer due, the other still is.
     due = page.locator(DUE).inner_text()
     assert "Oil change" not in due and "Brake check" in due
@@ -153,7 +134,7 @@ def test_an_entry_that_does_not_fit_shows_errors_beside_fields_and_stores_nothin
     page: Page, portal_server: PortalServer, fleet: WorkFleet
 ) -> None:
     tenant = fleet.portal.tenant
-    before = _audited(portal_server, tenant)
+    before = audit_count(portal_server, tenant, "create", "work_record")
     log_in(page, portal_server, fleet.portal.members["fleet_manager"], PATH)
     page.select_option("#work-item", fleet.item(fleet.brake_plan, fleet.brake_vehicle))
     page.fill("#work-odometer-km", "-5")
@@ -181,7 +162,7 @@ def test_an_entry_that_does_not_fit_shows_errors_beside_fields_and_stores_nothin
     mismatched = page.request.post(
         f"{portal_server.base_url}{PATH}/work-records",
         form={
-            "csrf_token": _csrf(page),
+            "csrf_token": csrf_token(page),
             "item": fleet.item(fleet.oil_plan, fleet.brake_vehicle),
             "performed_at": date.today().isoformat(),
         },
@@ -190,7 +171,7 @@ def test_an_entry_that_does_not_fit_shows_errors_beside_fields_and_stores_nothin
     assert "That plan does not apply to that vehicle." in mismatched.text()
 
     assert _records(portal_server, tenant, fleet.brake_plan) == []
-    assert _audited(portal_server, tenant) == before
+    assert audit_count(portal_server, tenant, "create", "work_record") == before
     page.goto(f"{portal_server.base_url}{PATH}")
     assert "Brake check" in page.locator(DUE).inner_text()
 
@@ -285,7 +266,7 @@ def test_viewer_sees_no_form_and_a_forged_post_is_refused(
     page: Page, portal_server: PortalServer, fleet: WorkFleet
 ) -> None:
     tenant = fleet.portal.tenant
-    before = _audited(portal_server, tenant)
+    before = audit_count(portal_server, tenant, "create", "work_record")
     log_in(page, portal_server, fleet.portal.members["viewer"], PATH)
     assert page.locator(DUE).count() == 1
     assert page.locator("form[method=post][action^='/portal/maintenance']").count() == 0
@@ -297,12 +278,12 @@ def test_viewer_sees_no_form_and_a_forged_post_is_refused(
         "odometer_km": "1",
     }
     plan_form = {"plan_name": "Sneaky", "plan_interval_days": "10"}
-    for csrf in (_csrf(page), "forged"):
+    for csrf in (csrf_token(page), "forged"):
         for action, fields in (("work-records", form), ("plans", plan_form)):
             posted = page.request.post(
                 f"{portal_server.base_url}{PATH}/{action}", form={"csrf_token": csrf, **fields}
             )
             assert posted.status == 403, action
-    assert _audited(portal_server, tenant) == before
+    assert audit_count(portal_server, tenant, "create", "work_record") == before
     assert all(r["odometer_km"] != 1 for r in _records(portal_server, tenant, fleet.oil_plan))
     assert _plans(portal_server, tenant, "Sneaky") == []

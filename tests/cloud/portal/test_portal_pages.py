@@ -5,8 +5,6 @@ service worker showing a visited page offline."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -15,6 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.cloud.conftest import member_token
+from tests.cloud.portal.api_calls import api_json, audit_count, csrf_token
 from tests.cloud.portal.browser_checks import check_page, focus_state, tab_to
 from tests.cloud.portal.conftest import PortalFleet, PortalServer, log_in, make_portal_fleet
 
@@ -31,24 +30,11 @@ class PagesFleet:
     api_token: str
 
 
-def _api(server: PortalServer, token: str, method: str, path: str, body: object) -> dict:
-    """Call the REST API with a bearer token; return the JSON answer."""
-    request = urllib.request.Request(
-        f"{server.base_url}{path}",
-        data=json.dumps(body).encode(),
-        method=method,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        result: dict = json.loads(answer.read())
-        return result
-
-
 @pytest.fixture(scope="module")
 def fleet(portal_server: PortalServer) -> PagesFleet:
     portal = make_portal_fleet(portal_server, roles=ROLES, devices=2)
     token = portal_server.call(lambda: member_token(portal_server.pool, portal.tenant, "admin"))
-    driver = _api(
+    driver = api_json(
         portal_server,
         token,
         "POST",
@@ -56,7 +42,7 @@ def fleet(portal_server: PortalServer) -> PagesFleet:
         {"name": "Dana Driver", "employee_number": "E-17", "tags": ["night"]},
     )
     vehicle = next(iter(portal.fleet.vehicles.values()))
-    _api(
+    api_json(
         portal_server,
         token,
         "POST",
@@ -201,10 +187,7 @@ def test_viewer_sees_no_admin_pages_or_forms(
 
 def _csrf(page: Page) -> str:
     page.goto(page.url)
-    value: str = page.eval_on_selector(
-        "form[action='/portal/logout'] input[name=csrf_token]", "el => el.value"
-    )
-    return value
+    return csrf_token(page)
 
 
 def test_users_page_is_for_admins_and_lists_every_role(
@@ -229,21 +212,6 @@ def test_users_page_is_for_admins_and_lists_every_role(
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
     assert page.locator("[role=status].notice").inner_text() == f"{technician.email} is now driver."
-
-
-def _audited(server: PortalServer, tenant: str, action: str, resource: str) -> int:
-    async def count() -> int:
-        return int(
-            await server.pool.fetchval(
-                "SELECT count(*) FROM audit_log WHERE tenant_id = $1 AND action = $2 "
-                "AND resource = $3",
-                tenant,
-                action,
-                resource,
-            )
-        )
-
-    return server.call(count)
 
 
 def test_admin_adds_and_removes_a_member_by_keyboard_with_errors_beside_fields(
@@ -279,16 +247,16 @@ def test_admin_adds_and_removes_a_member_by_keyboard_with_errors_beside_fields(
     tab_to(page, "Add member")
     page.keyboard.press("Enter")
     assert page.locator("[role=status].notice").inner_text() == f"{email} is now a member (viewer)."
-    assert _audited(portal_server, fleet.portal.tenant, "add_member", "user") == 1
-    members = _api_get(portal_server, fleet.api_token, "/api/v1/users?limit=200")["items"]
+    assert audit_count(portal_server, fleet.portal.tenant, "add_member", "user") == 1
+    members = api_json(portal_server, fleet.api_token, "GET", "/api/v1/users?limit=200")["items"]
     assert {"email": email, "role": "viewer"}.items() <= next(
         m for m in members if m["email"] == email
     ).items()
     page.get_by_role("button", name=f"Remove {email} from this organisation").focus()
     page.keyboard.press("Enter")
     expect(page.locator("[role=status].notice")).to_have_text(f"{email} is removed.")
-    assert _audited(portal_server, fleet.portal.tenant, "remove_member", "user") == 1
-    members = _api_get(portal_server, fleet.api_token, "/api/v1/users?limit=200")["items"]
+    assert audit_count(portal_server, fleet.portal.tenant, "remove_member", "user") == 1
+    members = api_json(portal_server, fleet.api_token, "GET", "/api/v1/users?limit=200")["items"]
     assert email not in {m["email"] for m in members}
 
 
@@ -319,11 +287,11 @@ def test_fleet_manager_adds_a_webhook_by_keyboard_sees_its_secret_once_and_delet
     page.keyboard.press("Enter")
     secret = page.locator("#new-webhook-secret").input_value()
     assert len(secret) >= 32
-    hooks = _api_get(portal_server, fleet.api_token, "/api/v1/webhooks")["items"]
+    hooks = api_json(portal_server, fleet.api_token, "GET", "/api/v1/webhooks")["items"]
     night = next(h for h in hooks if h["description"] == "Night desk")
     assert night["url"] == "https://hooks.example/night" and night["event_types"] == ["*"]
     assert "secret" not in night
-    assert _audited(portal_server, fleet.portal.tenant, "create", "webhook") == 1
+    assert audit_count(portal_server, fleet.portal.tenant, "create", "webhook") == 1
     page.goto(f"{portal_server.base_url}/portal/settings")
     assert page.locator("#new-webhook-secret").count() == 0  # shown once
     name = "Delete the webhook Night desk and its deliveries"
@@ -331,8 +299,8 @@ def test_fleet_manager_adds_a_webhook_by_keyboard_sees_its_secret_once_and_delet
     page.keyboard.press("Enter")
     notice = page.locator("[role=status].notice").inner_text()
     assert notice == "The webhook to https://hooks.example/night is deleted."
-    assert _audited(portal_server, fleet.portal.tenant, "delete", "webhook") == 1
-    hooks = _api_get(portal_server, fleet.api_token, "/api/v1/webhooks")["items"]
+    assert audit_count(portal_server, fleet.portal.tenant, "delete", "webhook") == 1
+    hooks = api_json(portal_server, fleet.api_token, "GET", "/api/v1/webhooks")["items"]
     assert [h["id"] for h in hooks] == [str(fleet.webhook_id)]
 
 
@@ -353,17 +321,8 @@ def test_fleet_manager_edits_scoring_and_sees_errors_beside_fields(
     field.fill("4.5")
     field.press("Enter")
     assert "version 1" in page.locator("[role=status].notice").inner_text()
-    rules = _api_get(portal_server, fleet.api_token, "/api/v1/scoring/rules")
+    rules = api_json(portal_server, fleet.api_token, "GET", "/api/v1/scoring/rules")
     assert rules["rules"]["detection"]["harsh_braking_ms2"] == 4.5
-
-
-def _api_get(server: PortalServer, token: str, path: str) -> dict:
-    request = urllib.request.Request(
-        f"{server.base_url}{path}", headers={"Authorization": f"Bearer {token}"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        result: dict = json.loads(answer.read())
-        return result
 
 
 def test_webhook_test_delivery_and_replay_from_the_settings_page(
@@ -386,13 +345,17 @@ def test_webhook_test_delivery_and_replay_from_the_settings_page(
     expect(page.locator("article.panel").first).to_contain_text(", paused, events:")
     hook_id = fleet.webhook_id
     assert (
-        _api_get(portal_server, fleet.api_token, f"/api/v1/webhooks/{hook_id}")["active"] is False
+        api_json(portal_server, fleet.api_token, "GET", f"/api/v1/webhooks/{hook_id}")["active"]
+        is False
     )
     check_page(page, "settings-webhook-paused")
     tab_to(page, "Resume")
     page.keyboard.press("Enter")
     expect(page.locator("[role=status].notice")).to_contain_text("is active.")
-    assert _api_get(portal_server, fleet.api_token, f"/api/v1/webhooks/{hook_id}")["active"] is True
+    assert (
+        api_json(portal_server, fleet.api_token, "GET", f"/api/v1/webhooks/{hook_id}")["active"]
+        is True
+    )
 
 
 def test_email_rules_are_added_with_errors_beside_fields_and_stopped(
@@ -434,7 +397,7 @@ def test_another_tenants_ids_get_the_404_page(
     twin = page.request.get(f"{portal_server.base_url}/portal/drivers/{fleet.driver_id}.json")
     assert twin.status == 404
     csrf = _csrf(page)
-    token = _api(portal_server, fleet.api_token, "POST", "/api/v1/enrollment-tokens", {})
+    token = api_json(portal_server, fleet.api_token, "POST", "/api/v1/enrollment-tokens", {})
     technician = fleet.portal.members["technician"].user_id
     for path, form in (
         (f"/portal/settings/webhooks/{fleet.webhook_id}/test", {}),

@@ -6,16 +6,14 @@ with the forms visible, and roles that may not change vehicles see no form and g
 
 from __future__ import annotations
 
-import json
-import urllib.request
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.cloud.conftest import member_token
+from tests.cloud.portal.api_calls import api_json, audit_count, csrf_token, fetch_row
 from tests.cloud.portal.browser_checks import check_page, tab_to
 from tests.cloud.portal.conftest import PortalFleet, PortalServer, log_in, make_portal_fleet
 
@@ -56,48 +54,8 @@ def fleet(portal_server: PortalServer) -> EditFleet:
     return EditFleet(portal, token)
 
 
-def _api(
-    server: PortalServer, token: str, path: str, method: str = "GET", **kwargs: Any
-) -> dict[str, Any]:
-    """Call the REST API with a bearer token (``body`` as JSON, extra ``headers``)."""
-    headers = {"Authorization": f"Bearer {token}", **kwargs.get("headers", {})}
-    data = None
-    if "body" in kwargs:
-        data = json.dumps(kwargs["body"]).encode()
-        headers["Content-Type"] = "application/json"
-    request = urllib.request.Request(
-        f"{server.base_url}{path}", data=data, method=method, headers=headers
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        result: dict[str, Any] = json.loads(answer.read())
-        return result
-
-
-def _row(server: PortalServer, sql: str, *args: Any) -> Any:
-    return server.call(lambda: server.pool.fetchrow(sql, *args))
-
-
 def _vehicle_count(server: PortalServer, tenant: str) -> int:
-    return int(_row(server, "SELECT count(*) FROM vehicles WHERE tenant_id = $1", tenant)[0])
-
-
-def _audited(server: PortalServer, tenant: str, action: str, vehicle_id: str) -> int:
-    row = _row(
-        server,
-        "SELECT count(*) FROM audit_log WHERE tenant_id = $1 AND action = $2 "
-        "AND resource = 'vehicle' AND resource_id = $3",
-        tenant,
-        action,
-        vehicle_id,
-    )
-    return int(row[0])
-
-
-def _csrf(page: Page) -> str:
-    value: str = page.eval_on_selector(
-        "form[action='/portal/logout'] input[name=csrf_token]", "el => el.value"
-    )
-    return value
+    return int(fetch_row(server, "SELECT count(*) FROM vehicles WHERE tenant_id = $1", tenant)[0])
 
 
 def test_fleet_manager_adds_a_vehicle_by_keyboard_and_the_api_finds_it(
@@ -119,7 +77,7 @@ def test_fleet_manager_adds_a_vehicle_by_keyboard_and_the_api_finds_it(
     page.keyboard.press("Enter")
     notice = page.locator("[role=status].notice")
     expect(notice).to_have_text(f"The vehicle {plate} is added.")
-    listed = _api(portal_server, fleet.api_token, "/api/v1/vehicles?limit=200")["items"]
+    listed = api_json(portal_server, fleet.api_token, "GET", "/api/v1/vehicles?limit=200")["items"]
     found = [v for v in listed if v["plate"] == plate]
     assert len(found) == 1
     vehicle = found[0]
@@ -127,8 +85,8 @@ def test_fleet_manager_adds_a_vehicle_by_keyboard_and_the_api_finds_it(
     assert (vehicle["vin"], vehicle["make"], vehicle["year"]) == (VIN, "Honda", 2003)
     assert vehicle["fuel_type"] == "diesel" and vehicle["tank_capacity_l"] == 62.5
     assert vehicle["odometer_km"] == 120400 and vehicle["tags"] == ["night", "reefer"]
-    assert _audited(portal_server, fleet.tenant, "create", vehicle["id"]) == 1
-    queued = _row(
+    assert audit_count(portal_server, fleet.tenant, "create", "vehicle", vehicle["id"]) == 1
+    queued = fetch_row(
         portal_server,
         "SELECT payload->'data'->>'id' FROM webhook_deliveries WHERE tenant_id = $1 "
         "AND event_type = 'vehicle.registered'",
@@ -161,13 +119,13 @@ def test_a_bad_vin_and_a_negative_tank_are_shown_beside_their_fields_and_nothing
     assert _vehicle_count(portal_server, fleet.tenant) == before
     check_page(page, "vehicles-add-error")
     # A plate another vehicle has is refused by the API's logic, also beside its field.
-    taken = _api(portal_server, fleet.api_token, f"/api/v1/vehicles/{fleet.vehicles[1]}")
+    taken = api_json(portal_server, fleet.api_token, "GET", f"/api/v1/vehicles/{fleet.vehicles[1]}")
     if taken["plate"] is None:
-        _api(
+        api_json(
             portal_server,
             fleet.api_token,
-            f"/api/v1/vehicles/{fleet.vehicles[1]}",
             "PATCH",
+            f"/api/v1/vehicles/{fleet.vehicles[1]}",
             body={"plate": "TAKEN-1"},
             headers={"If-Match": f'"{taken["version"]}"'},
         )
@@ -186,7 +144,7 @@ def test_fleet_manager_edits_a_plate_and_tags_and_the_database_has_them(
 ) -> None:
     vehicle_id = fleet.vehicles[0]
     path = f"/portal/vehicles/{vehicle_id}"
-    before = _row(portal_server, "SELECT version FROM vehicles WHERE id = $1", vehicle_id)
+    before = fetch_row(portal_server, "SELECT version FROM vehicles WHERE id = $1", vehicle_id)
     log_in(page, portal_server, fleet.portal.members["fleet_manager"], path)
     check_page(page, "vehicle-edit-form")
     page.fill("#edit-plate", "ed 204 x")
@@ -200,7 +158,9 @@ def test_fleet_manager_edits_a_plate_and_tags_and_the_database_has_them(
         "edit-tank_capacity_l-error"
     )
     check_page(page, "vehicle-edit-error")
-    stored = _row(portal_server, "SELECT version, plate FROM vehicles WHERE id = $1", vehicle_id)
+    stored = fetch_row(
+        portal_server, "SELECT version, plate FROM vehicles WHERE id = $1", vehicle_id
+    )
     assert stored["version"] == before["version"]
     page.fill("#edit-tank_capacity_l", "80")
     page.focus("#edit-tags")
@@ -208,14 +168,14 @@ def test_fleet_manager_edits_a_plate_and_tags_and_the_database_has_them(
     page.keyboard.press("Enter")
     notice = page.locator("[role=status].notice")
     expect(notice).to_have_text("The profile of truck 0 is saved.")
-    row = _row(
+    row = fetch_row(
         portal_server,
         "SELECT plate, tags, tank_capacity_l, version FROM vehicles WHERE id = $1",
         vehicle_id,
     )
     assert row["plate"] == "ED 204 X" and list(row["tags"]) == ["yard", "cold chain"]
     assert row["tank_capacity_l"] == 80 and row["version"] == before["version"] + 1
-    assert _audited(portal_server, fleet.tenant, "update", str(vehicle_id)) == 1
+    assert audit_count(portal_server, fleet.tenant, "update", "vehicle", str(vehicle_id)) == 1
     assert page.input_value("#edit-plate") == "ED 204 X"
     assert page.input_value("#edit-tags") == "yard, cold chain"
     # Saving the unchanged form changes nothing: no new version, no audit entry.
@@ -223,9 +183,9 @@ def test_fleet_manager_edits_a_plate_and_tags_and_the_database_has_them(
         page.get_by_role("button", name="Save profile").click()
     assert answer.value.status == 200
     expect(notice).to_have_text("The profile of truck 0 is saved.")
-    again = _row(portal_server, "SELECT version FROM vehicles WHERE id = $1", vehicle_id)
+    again = fetch_row(portal_server, "SELECT version FROM vehicles WHERE id = $1", vehicle_id)
     assert again["version"] == row["version"]
-    assert _audited(portal_server, fleet.tenant, "update", str(vehicle_id)) == 1
+    assert audit_count(portal_server, fleet.tenant, "update", "vehicle", str(vehicle_id)) == 1
 
 
 def test_a_form_shown_before_someone_elses_change_is_refused_and_changes_nothing(
@@ -235,12 +195,12 @@ def test_a_form_shown_before_someone_elses_change_is_refused_and_changes_nothing
     path = f"/portal/vehicles/{vehicle_id}"
     log_in(page, portal_server, fleet.portal.members["fleet_manager"], path)
     page.fill("#edit-plate", "STALE-1")
-    current = _api(portal_server, fleet.api_token, f"/api/v1/vehicles/{vehicle_id}")
-    _api(
+    current = api_json(portal_server, fleet.api_token, "GET", f"/api/v1/vehicles/{vehicle_id}")
+    api_json(
         portal_server,
         fleet.api_token,
-        f"/api/v1/vehicles/{vehicle_id}",
         "PATCH",
+        f"/api/v1/vehicles/{vehicle_id}",
         body={"name": "renamed elsewhere"},
         headers={"If-Match": f'"{current["version"]}"'},
     )
@@ -250,7 +210,9 @@ def test_a_form_shown_before_someone_elses_change_is_refused_and_changes_nothing
     alert = page.locator("form[aria-labelledby=edit-heading] [role=alert]")
     expect(alert).to_contain_text("Someone else changed this vehicle")
     expect(alert).to_contain_text("Reload the page")
-    row = _row(portal_server, "SELECT name, plate, version FROM vehicles WHERE id = $1", vehicle_id)
+    row = fetch_row(
+        portal_server, "SELECT name, plate, version FROM vehicles WHERE id = $1", vehicle_id
+    )
     assert row["name"] == "renamed elsewhere" and row["plate"] != "STALE-1"
     assert row["version"] == current["version"] + 1
     # Sent again, the stale form is still refused; after a reload it saves.
@@ -266,7 +228,7 @@ def test_a_form_shown_before_someone_elses_change_is_refused_and_changes_nothing
     expect(page.locator("[role=status].notice")).to_have_text(
         "The profile of renamed elsewhere is saved."
     )
-    row = _row(portal_server, "SELECT plate FROM vehicles WHERE id = $1", vehicle_id)
+    row = fetch_row(portal_server, "SELECT plate FROM vehicles WHERE id = $1", vehicle_id)
     assert row["plate"] == "STALE-1"
 
 
@@ -280,8 +242,10 @@ def test_a_viewer_sees_no_vehicle_forms_and_a_forged_post_gets_403(
     page.goto(f"{portal_server.base_url}/portal/vehicles/{vehicle_id}")
     assert page.locator(f"form[action='/portal/vehicles/{vehicle_id}/profile']").count() == 0
     assert page.locator("#edit-heading").count() == 0
-    csrf = _csrf(page)
-    before = _row(portal_server, "SELECT plate, version FROM vehicles WHERE id = $1", vehicle_id)
+    csrf = csrf_token(page)
+    before = fetch_row(
+        portal_server, "SELECT plate, version FROM vehicles WHERE id = $1", vehicle_id
+    )
     count = _vehicle_count(portal_server, fleet.tenant)
     for path, form in (
         ("/portal/vehicles", {"plate": "SNEAKY-1"}),
@@ -295,6 +259,8 @@ def test_a_viewer_sees_no_vehicle_forms_and_a_forged_post_gets_403(
         )
         assert posted.status == 403, path
         assert "Not allowed" in posted.text()
-    after = _row(portal_server, "SELECT plate, version FROM vehicles WHERE id = $1", vehicle_id)
+    after = fetch_row(
+        portal_server, "SELECT plate, version FROM vehicles WHERE id = $1", vehicle_id
+    )
     assert tuple(after) == tuple(before)
     assert _vehicle_count(portal_server, fleet.tenant) == count

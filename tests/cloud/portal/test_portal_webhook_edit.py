@@ -7,8 +7,6 @@ tenant cannot post the form."""
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -18,25 +16,11 @@ from playwright.sync_api import Locator, Page, expect
 
 from fleetlink.cloud.app_keys import SETTINGS
 from tests.cloud.conftest import member_token
+from tests.cloud.portal.api_calls import api_call, csrf_token
 from tests.cloud.portal.browser_checks import axe_violations, check_page, save_screenshot, tab_to
 from tests.cloud.portal.conftest import PortalFleet, PortalServer, log_in, make_portal_fleet
 
 SETTINGS_PATH = "/portal/settings"
-
-
-def _api(server: PortalServer, token: str, method: str, path: str, body: object = None) -> Any:
-    """Call the REST API with a bearer token; return the status and the JSON answer."""
-    request = urllib.request.Request(
-        f"{server.base_url}{path}",
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as refused:
-        return refused.code, json.loads(refused.read())
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +33,7 @@ def api_token(portal_server: PortalServer, portal_fleet: PortalFleet) -> str:
 @pytest.fixture
 def hook(portal_server: PortalServer, api_token: str) -> Iterator[dict[str, Any]]:
     """A webhook made through the API (deleted afterwards)."""
-    status, created = _api(
+    status, created = api_call(
         portal_server,
         api_token,
         "POST",
@@ -62,7 +46,7 @@ def hook(portal_server: PortalServer, api_token: str) -> Iterator[dict[str, Any]
     )
     assert status == 201, created
     yield created
-    _api(portal_server, api_token, "DELETE", f"/api/v1/webhooks/{created['id']}")
+    api_call(portal_server, api_token, "DELETE", f"/api/v1/webhooks/{created['id']}")
 
 
 def _updates(server: PortalServer, tenant: str, webhook_id: str) -> list[dict[str, Any]]:
@@ -128,7 +112,7 @@ def test_fleet_manager_edits_a_webhooks_url_and_events_and_the_api_sees_it(
     expect(page.locator("[role=status].notice")).to_have_text(
         "The webhook to https://hooks.example/yard-2 is changed."
     )
-    status, seen = _api(portal_server, api_token, "GET", f"/api/v1/webhooks/{hook_id}")
+    status, seen = api_call(portal_server, api_token, "GET", f"/api/v1/webhooks/{hook_id}")
     assert status == 200
     assert seen["url"] == "https://hooks.example/yard-2"
     assert seen["event_types"] == ["geofence.dwell", "geofence.exit"]
@@ -145,9 +129,9 @@ def test_fleet_manager_edits_a_webhooks_url_and_events_and_the_api_sees_it(
     expect(page.locator("[role=status].notice")).to_have_text(
         "The webhook to https://hooks.example/yard-2 is unchanged."
     )
-    assert _api(portal_server, api_token, "GET", f"/api/v1/webhooks/{hook_id}")[1]["version"] == (
-        hook["version"] + 1
-    )
+    assert api_call(portal_server, api_token, "GET", f"/api/v1/webhooks/{hook_id}")[1][
+        "version"
+    ] == (hook["version"] + 1)
     assert len(_updates(portal_server, portal_fleet.tenant, hook_id)) == 1
 
 
@@ -189,7 +173,7 @@ def test_an_edit_that_does_not_fit_shows_errors_beside_its_fields_and_changes_no
     )
     check_page(page, "settings-webhook-edit-error")
 
-    status, seen = _api(portal_server, api_token, "GET", f"/api/v1/webhooks/{hook_id}")
+    status, seen = api_call(portal_server, api_token, "GET", f"/api/v1/webhooks/{hook_id}")
     assert status == 200
     assert {k: seen[k] for k in ("url", "description", "event_types", "version")} == {
         k: hook[k] for k in ("url", "description", "event_types", "version")
@@ -197,7 +181,7 @@ def test_an_edit_that_does_not_fit_shows_errors_beside_its_fields_and_changes_no
     assert _updates(portal_server, portal_fleet.tenant, hook_id) == []
 
 
-def test_production_mode_refuses_a_private_address_on_the_page_as_in_the_api(
+def test_production_mode_refuses_a_private_address_on_the_page_as_in_theapi_call(
     page: Page,
     portal_server: PortalServer,
     portal_fleet: PortalFleet,
@@ -214,7 +198,7 @@ def test_production_mode_refuses_a_private_address_on_the_page_as_in_the_api(
         form.get_by_role("button", name="Save webhook").click()
         error = page.locator(f"#edit-{hook_id}-url-error")
         expect(error).to_contain_text("production mode does not call such addresses")
-        status, problem = _api(
+        status, problem = api_call(
             portal_server,
             api_token,
             "PATCH",
@@ -225,16 +209,9 @@ def test_production_mode_refuses_a_private_address_on_the_page_as_in_the_api(
         settings.webhook_allow_private = None
     assert status == 422
     assert error.inner_text() == problem["detail"][:1].upper() + problem["detail"][1:] + "."
-    status, seen = _api(portal_server, api_token, "GET", f"/api/v1/webhooks/{hook_id}")
+    status, seen = api_call(portal_server, api_token, "GET", f"/api/v1/webhooks/{hook_id}")
     assert status == 200
     assert seen["url"] == "https://hooks.example/yard" and seen["version"] == hook["version"]
-
-
-def _csrf(page: Page) -> str:
-    value: str = page.eval_on_selector(
-        "form[action='/portal/logout'] input[name=csrf_token]", "el => el.value"
-    )
-    return value
 
 
 def test_a_viewer_or_another_tenant_cannot_post_the_edit(
@@ -247,18 +224,18 @@ def test_a_viewer_or_another_tenant_cannot_post_the_edit(
     edit = f"{portal_server.base_url}{SETTINGS_PATH}/webhooks/{hook['id']}/edit"
     form = {"url": "https://hooks.example/sneaky", "event_types": "*"}
     log_in(page, portal_server, portal_fleet.members["viewer"], "/portal/")
-    posted = page.request.post(edit, form={"csrf_token": _csrf(page), **form})
+    posted = page.request.post(edit, form={"csrf_token": csrf_token(page), **form})
     assert posted.status == 403
     assert "notifications:manage" in posted.text()
 
     page.context.clear_cookies()
     other = make_portal_fleet(portal_server, roles=("fleet_manager",), devices=1)
     log_in(page, portal_server, other.members["fleet_manager"], "/portal/")
-    posted = page.request.post(edit, form={"csrf_token": _csrf(page), **form})
+    posted = page.request.post(edit, form={"csrf_token": csrf_token(page), **form})
     assert posted.status == 404
     assert "Not found" in posted.text()
 
-    status, seen = _api(portal_server, api_token, "GET", f"/api/v1/webhooks/{hook['id']}")
+    status, seen = api_call(portal_server, api_token, "GET", f"/api/v1/webhooks/{hook['id']}")
     assert status == 200
     assert seen["url"] == "https://hooks.example/yard" and seen["version"] == hook["version"]
     assert _updates(portal_server, portal_fleet.tenant, hook["id"]) == []
