@@ -358,6 +358,7 @@ def dataset(
     )
 
 
+@app.command()
 def fleet(
     vehicles: Annotated[int, typer.Option(min=1, help="Virtual vehicles (devices)")] = 1000,
     rate: Annotated[

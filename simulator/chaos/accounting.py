@@ -22,7 +22,8 @@ class OutboxLedger:
     dropped_seqs: list[int] = field(default_factory=list)
     # Batches a re-install discarded unsent: (seq, digest, samples).
     discarded: list[tuple[int, str, int]] = field(default_factory=list)
-    left_at_end: int = 0  # telemetry samples still in the outbox after the final drain
+    # Telemetry batches still in the outbox after the final drain: (seq, digest, samples).
+    left: list[tuple[int, str, int]] = field(default_factory=list)
 
     def read(self, path: Path, wiped: bool) -> None:
         """Add what the outbox file at ``path`` holds (``wiped``: it is about to be deleted)."""
@@ -38,11 +39,8 @@ class OutboxLedger:
             for seq, payload in db.execute(
                 "SELECT seq, payload FROM batches WHERE kind = 'telemetry'"
             ):
-                samples = _samples(bytes(payload))
-                if wiped:
-                    self.discarded.append((int(seq), payload_digest(bytes(payload)), samples))
-                else:
-                    self.left_at_end += samples
+                batch = (int(seq), payload_digest(bytes(payload)), _samples(bytes(payload)))
+                (self.discarded if wiped else self.left).append(batch)
         finally:
             db.close()
 
@@ -103,7 +101,6 @@ async def tally(conn: asyncpg.Connection, tenant: str, ledgers: dict[str, Outbox
     """Count what the cloud holds for ``tenant`` against what the devices' outboxes said."""
     t = Tally()
     t.produced = sum(ledger.samples_added for ledger in ledgers.values())
-    t.left_in_outboxes = sum(ledger.left_at_end for ledger in ledgers.values())
     row = await conn.fetchrow(
         "SELECT count(*) AS n, count(DISTINCT (device_id, signal_id, value)) AS d "
         "FROM samples WHERE tenant_id = $1",
@@ -133,6 +130,8 @@ async def tally(conn: asyncpg.Connection, tenant: str, ledgers: dict[str, Outbox
             device,
             ledger.dropped_seqs,
         )
+        # A batch the cloud holds is counted as stored (or quarantined), not as discarded or
+        # left: one whose ack did not reach the device before it stopped stays in its outbox.
         held = {
             (r["seq"], r["digest"])
             for r in await conn.fetch(
@@ -140,11 +139,14 @@ async def tally(conn: asyncpg.Connection, tenant: str, ledgers: dict[str, Outbox
                 "AND seq = ANY($2::bigint[]) UNION ALL SELECT seq, digest FROM dead_letters "
                 "WHERE quarantined AND device_id = $1 AND seq = ANY($2::bigint[])",
                 device,
-                [seq for seq, _, _ in ledger.discarded],
+                [seq for seq, _, _ in ledger.discarded + ledger.left],
             )
         }
         t.discarded_by_reinstall += sum(
             samples for seq, digest, samples in ledger.discarded if (seq, digest) not in held
+        )
+        t.left_in_outboxes += sum(
+            samples for seq, digest, samples in ledger.left if (seq, digest) not in held
         )
     t.duplicate_deliveries_absorbed = (
         await conn.fetchval("SELECT count FROM ingest_counters WHERE name = 'duplicates'") or 0

@@ -206,7 +206,7 @@ class Summary:
             f"  in gaps the devices reported (cap):       {t.cap_gap_samples:,} "
             f"({t.cap_gaps} gap records)",
             f"  discarded unsent by re-installs:          {t.discarded_by_reinstall:,}",
-            f"  left in outboxes at the end:              {t.left_in_outboxes:,}",
+            f"  left in outboxes at the end, not stored:  {t.left_in_outboxes:,}",
             f"  duplicated:                               {t.duplicated:,}",
             f"  lost:                                     {t.lost:,}",
             f"  memory-overflow gap samples (never stored on a device): {t.memory_gap_samples:,}",

@@ -3,6 +3,10 @@ and the report's rates and latency; the device state machine on its own."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+import sys
+
 import asyncpg
 import pytest
 
@@ -67,3 +71,35 @@ async def test_a_load_fleet_is_answered_and_every_batch_acked_by_the_real_ingest
     assert stats.samples_acked == stats.acked * 5
     assert stats.percentile_ms(99) < 5000
     assert stored >= stats.acked
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_the_sim_fleet_command_registers_its_devices_and_reports_what_was_acked(
+    migrated_db: str, mqtt_broker
+) -> None:  # type: ignore[no-untyped-def]
+    tenant = "fleetcli-test"
+    pool = await asyncpg.create_pool(migrated_db, min_size=1, max_size=4)
+    service = IngestService(ingest_settings(migrated_db, mqtt_broker.url), pool)
+    await service.start()
+    try:
+        command = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "fleetlink", "sim", "fleet",
+            "--vehicles", "20", "--rate", "1", "--duration", "3", "--warmup", "1",
+            "--signals", "4", "--tenant", tenant, "--prefix", "fl-cli-",
+            "--mqtt-url", mqtt_broker.url, "--provision-url", migrated_db,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        output = (await asyncio.wait_for(command.communicate(), 120))[0].decode()
+    finally:
+        await service.stop()
+    stored = await pool.fetchval(
+        "SELECT count(*) FROM ingested_batches WHERE tenant_id = $1", tenant
+    )
+    await pool.close()
+    assert command.returncode == 0, output
+    assert "registered 20 new devices" in output
+    acked = re.search(r"acked ([\d,]+) msg/s, ([\d,]+) samples/s", output)
+    assert acked is not None, output
+    assert int(acked[1].replace(",", "")) >= 15  # 20 devices, one batch a second each
+    assert "devices without hello answer 0" in output
+    assert stored >= 40
